@@ -1,0 +1,1 @@
+"""Built-in conditions (placeholder, filled in by the conditions work)."""

@@ -1,0 +1,1 @@
+"""Built-in templates (placeholder, filled in by the templates work)."""

@@ -1,0 +1,26 @@
+"""A human's (or a handler's) answer to an approval request.
+
+Handlers may return ``True`` or an ``ApprovalDecision``; the runtime turns every other value,
+exception and timeout into a denial (see ``aegis.runtime.approval.normalise``).
+"""
+
+from __future__ import annotations
+
+import attrs
+
+
+@attrs.frozen
+class ApprovalDecision:
+    approved: bool = attrs.field(validator=attrs.validators.instance_of(bool))
+    approver: str | None = None
+    reason: str | None = None
+    handler: str | None = None
+    timed_out: bool = False
+
+    @classmethod
+    def approve(cls, approver: str | None = None, reason: str | None = None) -> ApprovalDecision:
+        return cls(True, approver=approver, reason=reason)
+
+    @classmethod
+    def deny(cls, approver: str | None = None, reason: str | None = None) -> ApprovalDecision:
+        return cls(False, approver=approver, reason=reason)

@@ -1,0 +1,1 @@
+"""The pipeline engine, approval handlers, audit store, sinks and the policy watcher."""
