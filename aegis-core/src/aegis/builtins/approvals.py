@@ -1,1 +1,13 @@
-"""Built-in approvals (placeholder, filled in by the approvals work)."""
+"""The approval handlers that ship with the core, registered like any plugin's."""
+
+from __future__ import annotations
+
+from aegis.hookspecs import Register, hookimpl
+from aegis.runtime.approval import AutoApprovalHandler, CallbackApprovalHandler, CLIApprovalHandler
+
+
+@hookimpl
+def aegis_register_approval_handlers(register: Register) -> None:
+    register("cli", CLIApprovalHandler, description="Ask at the terminal; no TTY or EOF denies")
+    register("auto", AutoApprovalHandler, description="Approve everything (tests, policy-only)")
+    register("callback", CallbackApprovalHandler, description="Delegate to a Python callable")

@@ -1,0 +1,476 @@
+"""The pipeline: EVALUATE -> APPROVE -> EXECUTE -> VERIFY -> AUDIT, failing closed at each step.
+
+Invariants this module exists to keep:
+
+* An action runs only if the policy in force *now* allows it, a handler explicitly approved it
+  when approval is required, every pre-execution hook succeeded, and the audit store has
+  written its record. Any error, timeout or cancellation before that point means "not executed".
+* Every action ends with exactly one audit record (a rollback action gets its own, linked to the
+  step it compensates). Outcomes that never reach the executor are recorded in one write;
+  executed ones are written before execution and completed after. If the store cannot write,
+  ``AuditError`` is raised and nothing runs; the record is committed before ``run_one`` returns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
+
+import attrs
+
+from aegis import plugins
+from aegis.adapters.base import BaseExecutor
+from aegis.core.action import Action
+from aegis.core.approval import ApprovalDecision
+from aegis.core.decision import PolicyDecision
+from aegis.core.plan import ExecutionPlan, PlanStep
+from aegis.core.result import Result, ResultStatus
+from aegis.core.retry import NO_RETRY, RetryPolicy
+from aegis.core.risk import Approval, RiskLevel
+from aegis.errors import AuditError, ExecutorError
+from aegis.runtime.approval import (
+    DEFAULT_APPROVAL_TIMEOUT,
+    ApprovalHandler,
+    CLIApprovalHandler,
+    decide,
+)
+from aegis.runtime.hooks import RuntimeHooks, fire
+
+if TYPE_CHECKING:
+    from aegis.runtime.audit import AuditStore
+
+DEFAULT_AUDIT_URL = "sqlite:///aegis_audit.db"
+
+log = logging.getLogger("aegis.runtime")
+
+
+class PolicySource(Protocol):
+    """Anything that decides: a Policy, a PolicyHierarchy, a PolicyWatcher."""
+
+    def evaluate(self, action: Action) -> PolicyDecision: ...
+
+
+class Runtime:
+    """Connects a policy, an approval handler, an executor and the audit store.
+
+    ``executor`` and ``approval_handler`` may be given by registered name (``"cli"``,
+    ``"auto"``, or one a plugin registered). ``audit`` may be an ``AuditStore`` or a SQLAlchemy
+    URL; by default ``sqlite:///aegis_audit.db`` in the working directory. The runtime closes
+    only a store it created.
+    """
+
+    def __init__(
+        self,
+        *,
+        executor: BaseExecutor | str,
+        policy: PolicySource,
+        approval_handler: ApprovalHandler | str | None = None,
+        audit: AuditStore | str | None = None,
+        hooks: RuntimeHooks | None = None,
+        retry: RetryPolicy | None = None,
+        session_id: str | None = None,
+        agent_id: str | None = None,
+        dry_run: bool = False,
+        approval_timeout: float | None = DEFAULT_APPROVAL_TIMEOUT,
+        execution_timeout: float | None = None,
+    ) -> None:
+        self.executor: BaseExecutor = _resolve(executor, "executors", BaseExecutor)
+        self._policy = policy
+        self.approval_handler: ApprovalHandler = (
+            CLIApprovalHandler()
+            if approval_handler is None
+            else _resolve(approval_handler, "approval_handlers", ApprovalHandler)
+        )
+        self._owns_audit = not _is_store(audit)
+        self.audit: AuditStore = _make_store(audit)
+        self.hooks = hooks
+        self.retry = retry or NO_RETRY
+        self.session_id = session_id or uuid.uuid4().hex
+        self.agent_id = agent_id
+        self.dry_run = dry_run
+        self.approval_timeout = approval_timeout
+        self.execution_timeout = execution_timeout
+        self._open_lock = asyncio.Lock()
+        self._opened = False
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    async def __aenter__(self) -> Runtime:
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    async def open(self) -> None:
+        """Open the audit store and set up the executor (done lazily by ``run_one`` too)."""
+        if self._opened:
+            return
+        async with self._open_lock:
+            if self._opened:
+                return
+            await self.audit.open()
+            await self.executor.setup()
+            self._opened = True
+
+    async def close(self) -> None:
+        if not self._opened:
+            return
+        self._opened = False
+        try:
+            await self.executor.teardown()
+        finally:
+            if self._owns_audit:
+                await self.audit.close()
+
+    # -- policy -----------------------------------------------------------------------------
+
+    @property
+    def policy(self) -> PolicySource:
+        return self._policy
+
+    def update_policy(self, policy: PolicySource) -> None:
+        """Swap the policy; actions evaluated from now on (and plans executed) use it."""
+        self._policy = policy
+
+    def evaluate(self, action: Action) -> PolicyDecision:
+        """The current policy's decision for ``action``; a policy that raises blocks."""
+        action = self._bind(action)
+        try:
+            decision = self._policy.evaluate(action)
+        except Exception as exc:
+            return _blocked_decision(action, f"policy evaluation failed: {type(exc).__name__}: {exc}")
+        if not isinstance(decision, PolicyDecision):
+            return _blocked_decision(
+                action, f"policy returned {type(decision).__name__}, not a PolicyDecision"
+            )
+        return decision
+
+    def plan(self, actions: Iterable[Action]) -> ExecutionPlan:
+        """Evaluate a batch without running anything. See ``ExecutionPlan``: advice, not permission."""
+        steps = tuple(PlanStep(i, a, self.evaluate(a)) for i, a in enumerate(actions))
+        fingerprint = getattr(self._policy, "fingerprint", None)
+        return ExecutionPlan(steps, fingerprint if isinstance(fingerprint, str) else None)
+
+    # -- running ----------------------------------------------------------------------------
+
+    async def run_one(self, action: Action, *, dry_run: bool | None = None) -> Result:
+        """Take one action through the whole pipeline and return its audited result."""
+        return await self._run(action, dry_run=self.dry_run if dry_run is None else dry_run)
+
+    async def execute(
+        self,
+        plan: ExecutionPlan | Iterable[Action],
+        *,
+        stop_on_failure: bool = True,
+        rollback: bool = True,
+    ) -> list[Result]:
+        """Run a plan's actions in order, each re-evaluated against the current policy.
+
+        When a step fails (the executor ran and failed), later steps are recorded as skipped
+        and, with ``rollback``, the executor is asked for compensating actions for the failed
+        step and the earlier successful ones (newest first); each goes through the full
+        pipeline and is linked to the step it undoes.
+        """
+        steps: Sequence[PlanStep | Action] = (
+            plan.steps if isinstance(plan, ExecutionPlan) else list(plan)
+        )
+        results: list[Result] = []
+        failed_at: int | None = None
+        for index, step in enumerate(steps):
+            action = step.action if isinstance(step, PlanStep) else step
+            if failed_at is not None and stop_on_failure:
+                results.append(
+                    await self._record_stop(
+                        self._bind(action),
+                        self.evaluate(action),
+                        ResultStatus.SKIPPED,
+                        f"not attempted: plan step {failed_at + 1} failed",
+                    )
+                )
+                continue
+            note = None
+            if isinstance(step, PlanStep):
+                note = _plan_drift(step.decision, self.evaluate(action))
+            result = await self._run(action, dry_run=self.dry_run, note=note)
+            results.append(result)
+            if result.status is ResultStatus.FAILED and failed_at is None:
+                failed_at = index
+                if rollback:
+                    await self._roll_back(results)
+        return results
+
+    async def _roll_back(self, results: list[Result]) -> None:
+        for position in range(len(results) - 1, -1, -1):
+            original = results[position]
+            if not original.executed:
+                continue
+            try:
+                compensation = await self.executor.rollback(original.action, original)
+            except Exception as exc:
+                results[position] = attrs.evolve(
+                    original,
+                    reason=_join(original.reason, f"rollback() raised {type(exc).__name__}: {exc}"),
+                )
+                continue
+            if compensation is None:
+                continue
+            if not isinstance(compensation, Action):
+                results[position] = attrs.evolve(
+                    original,
+                    reason=_join(original.reason, "rollback() returned something other than an Action"),
+                )
+                continue
+            undo = await self._run(
+                compensation,
+                dry_run=self.dry_run,
+                parent_id=original.audit_id,
+                note=f"rollback of audit record {original.audit_id}",
+            )
+            results[position] = attrs.evolve(original, rollback=undo)
+
+    async def _run(
+        self,
+        action: Action,
+        *,
+        dry_run: bool,
+        parent_id: int | None = None,
+        note: str | None = None,
+    ) -> Result:
+        await self.open()
+        action = self._bind(action)
+        decision = self.evaluate(action)
+
+        failure = await fire(self.hooks, "on_decision", decision=decision)
+        if failure:
+            return await self._record_stop(action, decision, ResultStatus.BLOCKED, failure, parent_id=parent_id, note=note)
+        if not decision.is_allowed:
+            reason = decision.reason or f"blocked by rule {decision.matched_rule or '(defaults)'}"
+            return await self._record_stop(action, decision, ResultStatus.BLOCKED, reason, parent_id=parent_id, note=note)
+        if dry_run:
+            return await self._record_stop(
+                action, decision, ResultStatus.SKIPPED,
+                f"dry run: would be {decision.approval.value}", parent_id=parent_id, note=note,
+            )
+
+        approval: ApprovalDecision | None = None
+        if decision.requires_approval:
+            try:
+                approval = await decide(
+                    self.approval_handler, action, decision, timeout=self.approval_timeout
+                )
+            except asyncio.CancelledError:
+                await _shielded(self._record_stop(
+                    action, decision, ResultStatus.DENIED, "cancelled while awaiting approval",
+                    parent_id=parent_id, note=note,
+                ))
+                raise
+            failure = await fire(self.hooks, "on_approval", action=action, decision=decision, approval=approval)
+            if failure:
+                return await self._record_stop(action, decision, ResultStatus.DENIED, failure, approval=approval, parent_id=parent_id, note=note)
+            if not approval.approved:
+                reason = "approval timed out" if approval.timed_out else "denied"
+                if approval.reason:
+                    reason = f"{reason}: {approval.reason}"
+                return await self._record_stop(action, decision, ResultStatus.DENIED, reason, approval=approval, parent_id=parent_id, note=note)
+
+        failure = await fire(self.hooks, "before_execute", action=action, decision=decision)
+        if failure:
+            return await self._record_stop(action, decision, ResultStatus.BLOCKED, failure, approval=approval, parent_id=parent_id, note=note)
+
+        # Write-ahead: the record exists before anything happens in the world.
+        audit_id = await self.audit.begin(action, decision, approval, parent_id=parent_id)
+        try:
+            result = await self._execute_and_verify(action, decision)
+            result = attrs.evolve(
+                result, decision=decision, approval=approval, audit_id=audit_id,
+                reason=_join(note, result.reason),
+            )
+            failure = await fire(self.hooks, "after_execute", action=action, result=result)
+            if failure:
+                result = attrs.evolve(result, reason=_join(result.reason, failure))
+        except asyncio.CancelledError:
+            cancelled = Result(
+                action, ResultStatus.FAILED, error="cancelled during execution",
+                decision=decision, approval=approval, audit_id=audit_id,
+                reason="the task running the action was cancelled; the action may have partly run",
+                attempts=1,
+            )
+            await _shielded(self.audit.finish(audit_id, cancelled))
+            raise
+        await self.audit.finish(audit_id, result)
+        return result
+
+    async def _execute_and_verify(self, action: Action, decision: PolicyDecision) -> Result:
+        started = time.perf_counter()
+        attempt = 0
+        while True:
+            attempt += 1
+            error: BaseException | None = None
+            try:
+                raw = await self._call_executor(action)
+                result = _normalise(raw, action)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                error = exc
+                result = Result(action, ResultStatus.FAILED, error=_describe(exc), reason="executor raised")
+            if result.status is ResultStatus.SUCCESS:
+                break
+            if attempt >= self.retry.max_attempts:
+                break
+            retryable = (
+                self.retry.retries_exception(error)
+                if error is not None
+                else result.status is ResultStatus.FAILED and self.retry.retry_failed_results
+            )
+            if not retryable:
+                break
+            await asyncio.sleep(self.retry.delay(attempt))
+            fresh = self.evaluate(action)
+            if fresh.approval.strictness > decision.approval.strictness:
+                result = attrs.evolve(
+                    result,
+                    reason=_join(
+                        result.reason,
+                        f"retries stopped: the policy now says {fresh.approval.value} "
+                        f"(rule {fresh.matched_rule or '(defaults)'})",
+                    ),
+                )
+                break
+
+        if result.status is ResultStatus.SUCCESS:
+            try:
+                verified = await self.executor.verify(action, result)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                result = attrs.evolve(
+                    result, status=ResultStatus.FAILED, verified=False,
+                    error=f"verify() raised {_describe(exc)}",
+                )
+            else:
+                if verified is True:
+                    result = attrs.evolve(result, verified=True)
+                else:
+                    result = attrs.evolve(
+                        result, status=ResultStatus.FAILED, verified=False,
+                        error="verification failed", reason="verify() did not return True",
+                    )
+        return attrs.evolve(
+            result, attempts=attempt, duration_ms=(time.perf_counter() - started) * 1000.0
+        )
+
+    async def _call_executor(self, action: Action) -> Any:
+        if self.execution_timeout is None:
+            return await self.executor.execute(action)
+        try:
+            return await asyncio.wait_for(self.executor.execute(action), self.execution_timeout)
+        except TimeoutError:
+            raise TimeoutError(f"executor did not finish within {self.execution_timeout:g} s") from None
+
+    async def _record_stop(
+        self,
+        action: Action,
+        decision: PolicyDecision,
+        status: ResultStatus,
+        reason: str,
+        *,
+        approval: ApprovalDecision | None = None,
+        parent_id: int | None = None,
+        note: str | None = None,
+    ) -> Result:
+        await self.open()
+        result = Result(
+            action, status, decision=decision, approval=approval, reason=_join(note, reason)
+        )
+        audit_id = await self.audit.record(result, parent_id=parent_id)
+        return attrs.evolve(result, audit_id=audit_id)
+
+    def _bind(self, action: Action) -> Action:
+        """Stamp the runtime's identity on the action; an agent cannot claim another's rules."""
+        agent = self.agent_id if self.agent_id is not None else action.agent_id
+        session = action.session_id or self.session_id
+        if agent == action.agent_id and session == action.session_id:
+            return action
+        return attrs.evolve(action, agent_id=agent, session_id=session)
+
+
+def _resolve(value: Any, kind: str, base: type) -> Any:
+    if isinstance(value, str):
+        registration = plugins.get_registry().get(kind, value)
+        if registration is None:
+            known = ", ".join(plugins.get_registry().names(kind)) or "none"
+            raise ExecutorError(f"no {kind[:-1].replace('_', ' ')} named {value!r} (registered: {known})")
+        value = registration.obj()
+    if not isinstance(value, base):
+        raise ExecutorError(f"expected a {base.__name__}, got {type(value).__name__}")
+    return value
+
+
+def _is_store(value: object) -> bool:
+    from aegis.runtime.audit import AuditStore
+
+    return isinstance(value, AuditStore)
+
+
+def _make_store(value: AuditStore | str | None) -> AuditStore:
+    from aegis.runtime.audit import AuditStore
+
+    if isinstance(value, AuditStore):
+        return value
+    if value is None:
+        return AuditStore(DEFAULT_AUDIT_URL)
+    if isinstance(value, str):
+        return AuditStore(value)
+    raise AuditError(f"audit must be an AuditStore or a SQLAlchemy URL, got {type(value).__name__}")
+
+
+def _blocked_decision(action: Action, reason: str) -> PolicyDecision:
+    return PolicyDecision(action, RiskLevel.CRITICAL, Approval.BLOCK, None, reason=reason)
+
+
+def _normalise(raw: object, action: Action) -> Result:
+    if not isinstance(raw, Result):
+        return Result(
+            action, ResultStatus.FAILED,
+            error=f"executor returned {type(raw).__name__}, not a Result",
+        )
+    if raw.status not in (ResultStatus.SUCCESS, ResultStatus.FAILED):
+        return attrs.evolve(raw, action=action, status=ResultStatus.FAILED,
+                            error=raw.error or f"executor reported {raw.status.value}")
+    if raw.action is not action:
+        return attrs.evolve(raw, action=action)
+    return raw
+
+
+def _plan_drift(planned: PolicyDecision, current: PolicyDecision) -> str | None:
+    if (planned.approval, planned.risk_level, planned.matched_rule) == (
+        current.approval, current.risk_level, current.matched_rule
+    ):
+        return None
+    return (
+        f"plan said {planned.approval.value}/{planned.risk_level} "
+        f"({planned.matched_rule or 'defaults'}); the current policy decided"
+    )
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _join(*parts: str | None) -> str | None:
+    kept = [p for p in parts if p]
+    return "; ".join(kept) if kept else None
+
+
+async def _shielded(awaitable: Any) -> None:
+    """Finish an audit write even though our task is being cancelled."""
+    try:
+        await asyncio.shield(asyncio.ensure_future(awaitable))
+    except Exception:
+        log.exception("could not record the outcome of a cancelled action")

@@ -1,0 +1,69 @@
+"""In-process lifecycle callbacks, for users who want a hook without writing a plugin.
+
+``RuntimeHooks`` mirrors the lifecycle hookspecs (``aegis_on_decision`` ...); each callback may
+be sync or async. Both kinds run; the same error rules apply (see ``aegis.hookspecs``).
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+import attrs
+
+from aegis import plugins
+
+Callback = Callable[..., Any]
+
+_PLUGIN_HOOKS = {
+    "on_decision": "aegis_on_decision",
+    "on_approval": "aegis_on_approval",
+    "before_execute": "aegis_before_execute",
+    "after_execute": "aegis_after_execute",
+}
+
+
+@attrs.frozen
+class RuntimeHooks:
+    on_decision: Callback | None = None
+    on_approval: Callback | None = None
+    before_execute: Callback | None = None
+    after_execute: Callback | None = None
+
+
+async def maybe_await(value: Any) -> Any:
+    """Hooks may return a value or an awaitable; resolve both the same way."""
+    if inspect.isawaitable(value):
+        return await value
+    return value
+
+
+async def fire(hooks: RuntimeHooks | None, event: str, **kwargs: Any) -> str | None:
+    """Run the user's callback and every plugin's hook for ``event``.
+
+    Returns None when all succeeded, else a description of the first failure; the caller
+    decides what a failure means at that point of the pipeline.
+    """
+    failure: str | None = None
+    callback = getattr(hooks, event) if hooks is not None else None
+    if callback is not None:
+        try:
+            await maybe_await(callback(*kwargs.values()))
+        except Exception as exc:
+            failure = f"{event} callback raised {type(exc).__name__}: {exc}"
+    hook = getattr(plugins.get_plugin_manager().hook, _PLUGIN_HOOKS[event])
+    if not hook.get_hookimpls():
+        return failure
+    try:
+        values = hook(**kwargs)
+    except Exception as exc:
+        return failure or f"plugin hook {_PLUGIN_HOOKS[event]} raised {type(exc).__name__}: {exc}"
+    for value in values:  # await every awaitable, even after one failed
+        try:
+            await maybe_await(value)
+        except Exception as exc:
+            failure = failure or (
+                f"plugin hook {_PLUGIN_HOOKS[event]} raised {type(exc).__name__}: {exc}"
+            )
+    return failure
