@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from aegis.runtime.audit import AuditStore
     from aegis.runtime.engine import Runtime
     from aegis.runtime.hooks import RuntimeHooks
+    from aegis.runtime.watcher import PolicyWatcher
 
 __version__ = "0.1.0"
 
@@ -51,6 +52,7 @@ _LAZY: dict[str, str] = {
     "RetryPolicy": "aegis.core.retry",
     "Runtime": "aegis.runtime.engine",
     "RuntimeHooks": "aegis.runtime.hooks",
+    "PolicyWatcher": "aegis.runtime.watcher",
     "AuditStore": "aegis.runtime.audit",
     "ApprovalHandler": "aegis.runtime.approval",
     "AutoApprovalHandler": "aegis.runtime.approval",
@@ -88,6 +90,7 @@ __all__ = [
     "PolicyDecision",
     "PolicyError",
     "PolicyHierarchy",
+    "PolicyWatcher",
     "Result",
     "ResultStatus",
     "RetryPolicy",

@@ -154,9 +154,7 @@ def get_plugin_manager() -> pluggy.PluginManager:
         return _state.pm
 
 
-def _make_register(
-    staged: list[Registration], kind: str, plugin_name: str
-) -> Callable[..., None]:
+def _make_register(staged: list[Registration], kind: str, plugin_name: str) -> Callable[..., None]:
     def register(name: str, obj: Any, /, **options: Any) -> None:
         if not isinstance(name, str) or not name:
             raise PluginError(f"{kind} names must be non-empty strings, got {name!r}")

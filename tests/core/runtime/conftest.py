@@ -5,12 +5,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aegis.runtime.audit import AuditStore
 
 from aegis import Action, Policy, Runtime
 from aegis.adapters.base import BaseExecutor
 from aegis.core.result import Result, ResultStatus
 from aegis.runtime.approval import AutoApprovalHandler
-from aegis.runtime.audit import AuditStore
 
 QUICKSTART_POLICY = """
 version: "1"

@@ -12,6 +12,7 @@ from typing import Any
 
 import attrs
 import pytest
+from aegis.runtime.audit import AuditStore
 
 from aegis import Action, ApprovalDecision, Policy, Runtime, RuntimeHooks
 from aegis.core.decision import PolicyDecision
@@ -24,7 +25,6 @@ from aegis.runtime.approval import (
     CallbackApprovalHandler,
     CLIApprovalHandler,
 )
-from aegis.runtime.audit import AuditStore
 
 from .conftest import RecordingExecutor, rows
 
@@ -35,8 +35,9 @@ def make(policy: Policy, executor: RecordingExecutor, store: AuditStore, **kw: A
     return Runtime(executor=executor, policy=policy, audit=store, **kw)
 
 
-async def test_blocked_rule_never_runs(runtime: Runtime, executor: RecordingExecutor,
-                                       store: AuditStore) -> None:
+async def test_blocked_rule_never_runs(
+    runtime: Runtime, executor: RecordingExecutor, store: AuditStore
+) -> None:
     result = await runtime.run_one(Action("DELETE_user", "crm"))  # case-insensitive glob
     assert executor.ran == []
     assert result.status is ResultStatus.BLOCKED
@@ -64,7 +65,9 @@ class WrongTypePolicy:
         return {"approval": "auto"}
 
 
-async def test_policy_returning_garbage_blocks(executor: RecordingExecutor, store: AuditStore) -> None:
+async def test_policy_returning_garbage_blocks(
+    executor: RecordingExecutor, store: AuditStore
+) -> None:
     async with Runtime(executor=executor, policy=WrongTypePolicy(), audit=store) as rt:
         result = await rt.run_one(Action("read", "crm"))
     assert executor.ran == [] and result.status is ResultStatus.BLOCKED
@@ -83,8 +86,9 @@ async def test_only_true_or_explicit_approval_approves(
     assert rec.result == "denied"
 
 
-async def test_explicit_approval_records_identity(policy: Policy, executor: RecordingExecutor,
-                                                  store: AuditStore) -> None:
+async def test_explicit_approval_records_identity(
+    policy: Policy, executor: RecordingExecutor, store: AuditStore
+) -> None:
     handler = CallbackApprovalHandler(
         lambda a, d: ApprovalDecision.approve(approver="alice@example.com", reason="ticket 42")
     )
@@ -96,17 +100,22 @@ async def test_explicit_approval_records_identity(policy: Policy, executor: Reco
     assert rec.result == "success" and rec.decision == "approved"
 
 
-async def test_async_true_approves(policy: Policy, executor: RecordingExecutor, store: AuditStore) -> None:
+async def test_async_true_approves(
+    policy: Policy, executor: RecordingExecutor, store: AuditStore
+) -> None:
     async def approve(a: Action, d: PolicyDecision) -> bool:
         return True
 
-    async with make(policy, executor, store, approval_handler=CallbackApprovalHandler(approve)) as rt:
+    async with make(
+        policy, executor, store, approval_handler=CallbackApprovalHandler(approve)
+    ) as rt:
         assert (await rt.run_one(BULK)).ok
     assert len(executor.ran) == 1
 
 
-async def test_handler_exception_denies(policy: Policy, executor: RecordingExecutor,
-                                        store: AuditStore) -> None:
+async def test_handler_exception_denies(
+    policy: Policy, executor: RecordingExecutor, store: AuditStore
+) -> None:
     def boom(a: Action, d: PolicyDecision) -> bool:
         raise ConnectionError("slack unreachable")
 
@@ -118,8 +127,9 @@ async def test_handler_exception_denies(policy: Policy, executor: RecordingExecu
     assert rec.result == "denied" and "slack unreachable" in rec.reason
 
 
-async def test_handler_timeout_denies(policy: Policy, executor: RecordingExecutor,
-                                      store: AuditStore) -> None:
+async def test_handler_timeout_denies(
+    policy: Policy, executor: RecordingExecutor, store: AuditStore
+) -> None:
     async def never(a: Action, d: PolicyDecision) -> bool:
         await asyncio.sleep(3600)
         return True
@@ -149,8 +159,9 @@ async def test_handler_timeout_attribute_overrides_runtime(
     assert executor.ran == [] and result.status is ResultStatus.DENIED
 
 
-async def test_cli_handler_without_tty_denies(policy: Policy, executor: RecordingExecutor,
-                                              store: AuditStore) -> None:
+async def test_cli_handler_without_tty_denies(
+    policy: Policy, executor: RecordingExecutor, store: AuditStore
+) -> None:
     handler = CLIApprovalHandler(input_stream=io.StringIO("y\n"), output_stream=io.StringIO())
     async with make(policy, executor, store, approval_handler=handler) as rt:
         result = await rt.run_one(BULK)
@@ -163,10 +174,13 @@ class FakeTTY(io.StringIO):
         return True
 
 
-@pytest.mark.parametrize(("typed", "runs"), [("y\n", True), ("yes\n", True), ("n\n", False),
-                                             ("\n", False), ("", False), ("yess\n", False)])
-async def test_cli_handler_answers(typed: str, runs: bool, policy: Policy,
-                                   executor: RecordingExecutor, store: AuditStore) -> None:
+@pytest.mark.parametrize(
+    ("typed", "runs"),
+    [("y\n", True), ("yes\n", True), ("n\n", False), ("\n", False), ("", False), ("yess\n", False)],
+)
+async def test_cli_handler_answers(
+    typed: str, runs: bool, policy: Policy, executor: RecordingExecutor, store: AuditStore
+) -> None:
     out = io.StringIO()
     handler = CLIApprovalHandler(input_stream=FakeTTY(typed), output_stream=out)
     async with make(policy, executor, store, approval_handler=handler) as rt:
@@ -235,8 +249,12 @@ async def test_store_that_cannot_write_stops_the_action(
         con.execute(f'drop table "{name}"')
     con.commit()
     con.close()
-    rt = Runtime(executor=executor, policy=policy, audit=store,
-                 approval_handler=CallbackApprovalHandler(lambda a, d: True))
+    rt = Runtime(
+        executor=executor,
+        policy=policy,
+        audit=store,
+        approval_handler=CallbackApprovalHandler(lambda a, d: True),
+    )
     with pytest.raises(AuditError):
         await rt.run_one(Action("read", "crm"))
     assert executor.ran == []
@@ -249,8 +267,12 @@ async def test_forged_plan_cannot_run_a_blocked_action(
     plan = runtime.plan([Action("delete", "crm")])
     forged_step = attrs.evolve(
         plan.steps[0],
-        decision=attrs.evolve(plan.steps[0].decision, approval=Approval.AUTO,
-                              risk_level=RiskLevel.LOW, matched_rule="read_safe"),
+        decision=attrs.evolve(
+            plan.steps[0].decision,
+            approval=Approval.AUTO,
+            risk_level=RiskLevel.LOW,
+            matched_rule="read_safe",
+        ),
     )
     forged = ExecutionPlan((forged_step,), plan.policy_fingerprint)
     (result,) = await runtime.execute(forged)
@@ -264,10 +286,21 @@ async def test_stale_plan_uses_the_current_policy(
 ) -> None:
     plan = runtime.plan([Action("read", "crm")])
     assert plan.steps[0].decision.approval is Approval.AUTO
-    runtime.update_policy(Policy.from_dict(
-        {"version": "1", "rules": [{"name": "lockdown", "match": {"type": "*"},
-                                    "risk_level": "critical", "approval": "block"}]}
-    ))
+    runtime.update_policy(
+        Policy.from_dict(
+            {
+                "version": "1",
+                "rules": [
+                    {
+                        "name": "lockdown",
+                        "match": {"type": "*"},
+                        "risk_level": "critical",
+                        "approval": "block",
+                    }
+                ],
+            }
+        )
+    )
     (result,) = await runtime.execute(plan)
     assert executor.ran == [] and result.status is ResultStatus.BLOCKED
 
@@ -293,14 +326,23 @@ async def test_cancelled_during_approval_is_recorded_and_not_run(
     assert rec.result == "denied" and "cancelled" in rec.reason
 
 
-async def test_agent_cannot_claim_another_identity(policy: Policy, executor: RecordingExecutor,
-                                                   store: AuditStore) -> None:
-    strict = Policy.from_dict({
-        "version": "1",
-        "defaults": {"risk_level": "high", "approval": "block"},
-        "rules": [{"name": "admin_reads", "match": {"type": "read*", "agent": "admin"},
-                   "risk_level": "low", "approval": "auto"}],
-    })
+async def test_agent_cannot_claim_another_identity(
+    policy: Policy, executor: RecordingExecutor, store: AuditStore
+) -> None:
+    strict = Policy.from_dict(
+        {
+            "version": "1",
+            "defaults": {"risk_level": "high", "approval": "block"},
+            "rules": [
+                {
+                    "name": "admin_reads",
+                    "match": {"type": "read*", "agent": "admin"},
+                    "risk_level": "low",
+                    "approval": "auto",
+                }
+            ],
+        }
+    )
     async with Runtime(executor=executor, policy=strict, audit=store, agent_id="intern") as rt:
         result = await rt.run_one(Action("read", "crm", agent_id="admin"))
     assert executor.ran == [] and result.status is ResultStatus.BLOCKED

@@ -4,36 +4,46 @@ import asyncio
 from typing import Any
 
 import pytest
+from aegis.runtime.audit import AuditStore
 
 from aegis import Action, Policy, Result, ResultStatus, RetryPolicy, Runtime
 from aegis.adapters.base import BaseExecutor
 from aegis.runtime.approval import AutoApprovalHandler, CallbackApprovalHandler
-from aegis.runtime.audit import AuditStore
 
 from .conftest import RecordingExecutor, rows
 
 
-async def test_quickstart_scenario(policy: Policy, executor: RecordingExecutor,
-                                   store: AuditStore) -> None:
+async def test_quickstart_scenario(
+    policy: Policy, executor: RecordingExecutor, store: AuditStore
+) -> None:
     asked: list[str] = []
 
     def human(action: Action, decision: Any) -> bool:
         asked.append(action.type)
         return True
 
-    async with Runtime(executor=executor, policy=policy, audit=store,
-                       approval_handler=CallbackApprovalHandler(human)) as rt:
-        plan = rt.plan([
-            Action("read", "crm", description="Fetch contacts"),
-            Action("bulk_update", "crm", params={"count": 150}),
-            Action("delete", "crm", description="Drop table"),
-        ])
+    async with Runtime(
+        executor=executor,
+        policy=policy,
+        audit=store,
+        approval_handler=CallbackApprovalHandler(human),
+    ) as rt:
+        plan = rt.plan(
+            [
+                Action("read", "crm", description="Fetch contacts"),
+                Action("bulk_update", "crm", params={"count": 150}),
+                Action("delete", "crm", description="Drop table"),
+            ]
+        )
         summary = plan.summary()
         results = await rt.execute(plan)
         one = await rt.run_one(Action("read", "crm"))
     assert "read_safe" in summary and "no_deletes" in summary and "1 blocked" in summary
-    assert [r.status for r in results] == [ResultStatus.SUCCESS, ResultStatus.SUCCESS,
-                                           ResultStatus.BLOCKED]
+    assert [r.status for r in results] == [
+        ResultStatus.SUCCESS,
+        ResultStatus.SUCCESS,
+        ResultStatus.BLOCKED,
+    ]
     assert asked == ["bulk_update"]
     assert [a.type for a in executor.ran] == ["read", "bulk_update", "read"]
     assert one.ok and one.audit_id is not None
@@ -54,8 +64,9 @@ async def test_results_carry_decision_and_audit_id(runtime: Runtime) -> None:
     assert result.audit_id is not None and result.duration_ms is not None
 
 
-async def test_dry_run_records_without_executing(policy: Policy, executor: RecordingExecutor,
-                                                 store: AuditStore) -> None:
+async def test_dry_run_records_without_executing(
+    policy: Policy, executor: RecordingExecutor, store: AuditStore
+) -> None:
     async with Runtime(executor=executor, policy=policy, audit=store, dry_run=True) as rt:
         result = await rt.run_one(Action("read", "crm"))
         blocked = await rt.run_one(Action("delete", "crm"))
@@ -141,9 +152,19 @@ def test_backoff_is_exponential_and_capped() -> None:
 
 
 async def test_retry_stops_when_policy_tightens(policy: Policy, store: AuditStore) -> None:
-    lockdown = Policy.from_dict({"version": "1", "rules": [
-        {"name": "lockdown", "match": {"type": "*"}, "risk_level": "critical", "approval": "block"}
-    ]})
+    lockdown = Policy.from_dict(
+        {
+            "version": "1",
+            "rules": [
+                {
+                    "name": "lockdown",
+                    "match": {"type": "*"},
+                    "risk_level": "critical",
+                    "approval": "block",
+                }
+            ],
+        }
+    )
 
     class TighteningExecutor(FlakyExecutor):
         async def execute(self, action: Action) -> Result:
@@ -151,8 +172,9 @@ async def test_retry_stops_when_policy_tightens(policy: Policy, store: AuditStor
             return await super().execute(action)
 
     ex = TighteningExecutor(failures=5)
-    rt = Runtime(executor=ex, policy=policy, audit=store,
-                 retry=RetryPolicy(max_attempts=5, base_delay=0.001))
+    rt = Runtime(
+        executor=ex, policy=policy, audit=store, retry=RetryPolicy(max_attempts=5, base_delay=0.001)
+    )
     result = await rt.run_one(Action("read", "crm"))
     assert ex.calls == 1 and result.status is ResultStatus.FAILED
     assert "retries stopped" in (result.reason or "")
@@ -175,22 +197,32 @@ class UndoExecutor(RecordingExecutor):
         return None
 
 
-async def test_failure_skips_rest_and_rollback_is_governed(policy: Policy, store: AuditStore) -> None:
+async def test_failure_skips_rest_and_rollback_is_governed(
+    policy: Policy, store: AuditStore
+) -> None:
     ex = UndoExecutor()
     async with Runtime(executor=ex, policy=policy, audit=store) as rt:
-        results = await rt.execute([
-            Action("read_more", "a"), Action("read_write", "b"), Action("read_x", "bad"),
-            Action("read_y", "never"),
-        ])
-    assert [r.status for r in results] == [ResultStatus.SUCCESS, ResultStatus.SUCCESS,
-                                           ResultStatus.FAILED, ResultStatus.SKIPPED]
+        results = await rt.execute(
+            [
+                Action("read_more", "a"),
+                Action("read_write", "b"),
+                Action("read_x", "bad"),
+                Action("read_y", "never"),
+            ]
+        )
+    assert [r.status for r in results] == [
+        ResultStatus.SUCCESS,
+        ResultStatus.SUCCESS,
+        ResultStatus.FAILED,
+        ResultStatus.SKIPPED,
+    ]
     assert [a.type for a in ex.ran] == ["read_more", "read_write", "read_x", "read_undo"]
     # The compensating delete was evaluated and blocked, not trusted.
     assert results[1].rollback is not None
     assert results[1].rollback.status is ResultStatus.BLOCKED
     assert results[0].rollback is not None and results[0].rollback.ok
     recs = {r.id: r for r in rows(store)}
-    undo = [r for r in recs.values() if r.action_type == "read_undo"][0]
+    undo = next(r for r in recs.values() if r.action_type == "read_undo")
     assert undo.parent_id == results[0].audit_id
     assert len(recs) == 6  # 4 steps + 2 rollback actions, one record each
 
@@ -204,8 +236,9 @@ async def test_concurrent_run_one_one_record_each(policy: Policy, store: AuditSt
             out.append(await rt.run_one(Action("read" if i % 3 else "delete", f"t{n}")))
         return out
 
-    async with Runtime(executor=ex, policy=policy, audit=store,
-                       approval_handler=AutoApprovalHandler()) as rt:
+    async with Runtime(
+        executor=ex, policy=policy, audit=store, approval_handler=AutoApprovalHandler()
+    ) as rt:
         batches = await asyncio.gather(*(agent(n) for n in range(30)))
     ids = [r.audit_id for batch in batches for r in batch]
     assert len(ids) == 600 and len(set(ids)) == 600
@@ -214,8 +247,9 @@ async def test_concurrent_run_one_one_record_each(policy: Policy, store: AuditSt
     assert store.verify().ok
 
 
-async def test_runtime_without_context_manager(policy: Policy, executor: RecordingExecutor,
-                                               audit_url: str) -> None:
+async def test_runtime_without_context_manager(
+    policy: Policy, executor: RecordingExecutor, audit_url: str
+) -> None:
     rt = Runtime(executor=executor, policy=policy, audit=audit_url)
     result = await rt.run_one(Action("read", "crm"))
     assert result.ok
@@ -223,6 +257,7 @@ async def test_runtime_without_context_manager(policy: Policy, executor: Recordi
 
 
 async def test_executor_and_handler_by_registered_name(policy: Policy, store: AuditStore) -> None:
-    async with Runtime(executor=RecordingExecutor(), policy=policy, audit=store,
-                       approval_handler="auto") as rt:
+    async with Runtime(
+        executor=RecordingExecutor(), policy=policy, audit=store, approval_handler="auto"
+    ) as rt:
         assert (await rt.run_one(Action("bulk_update", "crm", params={"count": 500}))).ok

@@ -30,7 +30,7 @@ Tristate = bool | None
 class CompileContext:
     """Policy-wide settings a condition factory may need."""
 
-    timezone: dt.tzinfo = ZoneInfo("UTC")
+    timezone: dt.tzinfo = attrs.field(factory=lambda: ZoneInfo("UTC"))
     case_sensitive: bool = False
 
 

@@ -64,13 +64,18 @@ class ExecutionPlan:
                 str(s.decision.risk_level),
                 str(s.decision.approval),
                 (s.decision.matched_rule or "(defaults)")
-                + (" [unknown: " + ", ".join(s.decision.unknown_conditions) + "]"
-                   if s.decision.unknown_conditions else ""),
+                + (
+                    " [unknown: " + ", ".join(s.decision.unknown_conditions) + "]"
+                    if s.decision.unknown_conditions
+                    else ""
+                ),
             )
             for s in self.steps
         ]
-        widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h)
-                  for i, h in enumerate(headers)]
+        widths = [
+            max(len(h), *(len(r[i]) for r in rows)) if rows else len(h)
+            for i, h in enumerate(headers)
+        ]
         lines = [f"Execution plan ({len(self.steps)} actions)"]
         lines.append("  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip())
         lines.extend(

@@ -12,7 +12,7 @@ from aegis.core.approval import ApprovalDecision
 from aegis.core.decision import PolicyDecision
 
 
-class ResultStatus(str, enum.Enum):
+class ResultStatus(enum.StrEnum):
     SUCCESS = "success"
     FAILED = "failed"  # the executor ran and failed, raised, or verify() said no
     BLOCKED = "blocked"  # the policy (or a fail-closed path before approval) stopped it

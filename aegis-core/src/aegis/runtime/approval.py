@@ -10,6 +10,7 @@ cannot approve by accident.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import getpass
 import inspect
 import sys
@@ -95,7 +96,9 @@ class CLIApprovalHandler(ApprovalHandler):
         stream_in = self._in if self._in is not None else sys.stdin
         stream_out = self._out if self._out is not None else sys.stderr
         if self._require_tty and not _isatty(stream_in):
-            return ApprovalDecision.deny(approver=None, reason="no terminal to ask on (stdin is not a TTY)")
+            return ApprovalDecision.deny(
+                approver=None, reason="no terminal to ask on (stdin is not a TTY)"
+            )
         if self._lock is None:
             self._lock = asyncio.Lock()
         async with self._lock:
@@ -152,10 +155,9 @@ async def _read_line_on_daemon_thread(stream: IO[str]) -> str | None:
             value = line if line else None  # "" is EOF
             loop.call_soon_threadsafe(deliver, value, None)
         except BaseException as exc:  # delivered to the awaiting task, which denies
-            try:
+            # A closed loop means nobody is waiting any more.
+            with contextlib.suppress(RuntimeError):
                 loop.call_soon_threadsafe(deliver, None, exc)
-            except RuntimeError:
-                pass  # loop already closed: nobody is waiting any more
 
     threading.Thread(target=read, name="aegis-cli-approval", daemon=True).start()
     return await future

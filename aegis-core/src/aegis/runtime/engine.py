@@ -143,7 +143,9 @@ class Runtime:
         try:
             decision = self._policy.evaluate(action)
         except Exception as exc:
-            return _blocked_decision(action, f"policy evaluation failed: {type(exc).__name__}: {exc}")
+            return _blocked_decision(
+                action, f"policy evaluation failed: {type(exc).__name__}: {exc}"
+            )
         if not isinstance(decision, PolicyDecision):
             return _blocked_decision(
                 action, f"policy returned {type(decision).__name__}, not a PolicyDecision"
@@ -151,7 +153,7 @@ class Runtime:
         return decision
 
     def plan(self, actions: Iterable[Action]) -> ExecutionPlan:
-        """Evaluate a batch without running anything. See ``ExecutionPlan``: advice, not permission."""
+        """Evaluate a batch without running anything (advice, not permission)."""
         steps = tuple(PlanStep(i, a, self.evaluate(a)) for i, a in enumerate(actions))
         fingerprint = getattr(self._policy, "fingerprint", None)
         return ExecutionPlan(steps, fingerprint if isinstance(fingerprint, str) else None)
@@ -222,7 +224,9 @@ class Runtime:
             if not isinstance(compensation, Action):
                 results[position] = attrs.evolve(
                     original,
-                    reason=_join(original.reason, "rollback() returned something other than an Action"),
+                    reason=_join(
+                        original.reason, "rollback() returned something other than an Action"
+                    ),
                 )
                 continue
             undo = await self._run(
@@ -247,14 +251,22 @@ class Runtime:
 
         failure = await fire(self.hooks, "on_decision", decision=decision)
         if failure:
-            return await self._record_stop(action, decision, ResultStatus.BLOCKED, failure, parent_id=parent_id, note=note)
+            return await self._record_stop(
+                action, decision, ResultStatus.BLOCKED, failure, parent_id=parent_id, note=note
+            )
         if not decision.is_allowed:
             reason = decision.reason or f"blocked by rule {decision.matched_rule or '(defaults)'}"
-            return await self._record_stop(action, decision, ResultStatus.BLOCKED, reason, parent_id=parent_id, note=note)
+            return await self._record_stop(
+                action, decision, ResultStatus.BLOCKED, reason, parent_id=parent_id, note=note
+            )
         if dry_run:
             return await self._record_stop(
-                action, decision, ResultStatus.SKIPPED,
-                f"dry run: would be {decision.approval.value}", parent_id=parent_id, note=note,
+                action,
+                decision,
+                ResultStatus.SKIPPED,
+                f"dry run: would be {decision.approval.value}",
+                parent_id=parent_id,
+                note=note,
             )
 
         approval: ApprovalDecision | None = None
@@ -264,30 +276,65 @@ class Runtime:
                     self.approval_handler, action, decision, timeout=self.approval_timeout
                 )
             except asyncio.CancelledError:
-                await _shielded(self._record_stop(
-                    action, decision, ResultStatus.DENIED, "cancelled while awaiting approval",
-                    parent_id=parent_id, note=note,
-                ))
+                await _shielded(
+                    self._record_stop(
+                        action,
+                        decision,
+                        ResultStatus.DENIED,
+                        "cancelled while awaiting approval",
+                        parent_id=parent_id,
+                        note=note,
+                    )
+                )
                 raise
-            failure = await fire(self.hooks, "on_approval", action=action, decision=decision, approval=approval)
+            failure = await fire(
+                self.hooks, "on_approval", action=action, decision=decision, approval=approval
+            )
             if failure:
-                return await self._record_stop(action, decision, ResultStatus.DENIED, failure, approval=approval, parent_id=parent_id, note=note)
+                return await self._record_stop(
+                    action,
+                    decision,
+                    ResultStatus.DENIED,
+                    failure,
+                    approval=approval,
+                    parent_id=parent_id,
+                    note=note,
+                )
             if not approval.approved:
                 reason = "approval timed out" if approval.timed_out else "denied"
                 if approval.reason:
                     reason = f"{reason}: {approval.reason}"
-                return await self._record_stop(action, decision, ResultStatus.DENIED, reason, approval=approval, parent_id=parent_id, note=note)
+                return await self._record_stop(
+                    action,
+                    decision,
+                    ResultStatus.DENIED,
+                    reason,
+                    approval=approval,
+                    parent_id=parent_id,
+                    note=note,
+                )
 
         failure = await fire(self.hooks, "before_execute", action=action, decision=decision)
         if failure:
-            return await self._record_stop(action, decision, ResultStatus.BLOCKED, failure, approval=approval, parent_id=parent_id, note=note)
+            return await self._record_stop(
+                action,
+                decision,
+                ResultStatus.BLOCKED,
+                failure,
+                approval=approval,
+                parent_id=parent_id,
+                note=note,
+            )
 
         # Write-ahead: the record exists before anything happens in the world.
         audit_id = await self.audit.begin(action, decision, approval, parent_id=parent_id)
         try:
             result = await self._execute_and_verify(action, decision)
             result = attrs.evolve(
-                result, decision=decision, approval=approval, audit_id=audit_id,
+                result,
+                decision=decision,
+                approval=approval,
+                audit_id=audit_id,
                 reason=_join(note, result.reason),
             )
             failure = await fire(self.hooks, "after_execute", action=action, result=result)
@@ -295,8 +342,12 @@ class Runtime:
                 result = attrs.evolve(result, reason=_join(result.reason, failure))
         except asyncio.CancelledError:
             cancelled = Result(
-                action, ResultStatus.FAILED, error="cancelled during execution",
-                decision=decision, approval=approval, audit_id=audit_id,
+                action,
+                ResultStatus.FAILED,
+                error="cancelled during execution",
+                decision=decision,
+                approval=approval,
+                audit_id=audit_id,
                 reason="the task running the action was cancelled; the action may have partly run",
                 attempts=1,
             )
@@ -318,7 +369,9 @@ class Runtime:
                 raise
             except Exception as exc:
                 error = exc
-                result = Result(action, ResultStatus.FAILED, error=_describe(exc), reason="executor raised")
+                result = Result(
+                    action, ResultStatus.FAILED, error=_describe(exc), reason="executor raised"
+                )
             if result.status is ResultStatus.SUCCESS:
                 break
             if attempt >= self.retry.max_attempts:
@@ -350,7 +403,9 @@ class Runtime:
                 raise
             except Exception as exc:
                 result = attrs.evolve(
-                    result, status=ResultStatus.FAILED, verified=False,
+                    result,
+                    status=ResultStatus.FAILED,
+                    verified=False,
                     error=f"verify() raised {_describe(exc)}",
                 )
             else:
@@ -358,8 +413,11 @@ class Runtime:
                     result = attrs.evolve(result, verified=True)
                 else:
                     result = attrs.evolve(
-                        result, status=ResultStatus.FAILED, verified=False,
-                        error="verification failed", reason="verify() did not return True",
+                        result,
+                        status=ResultStatus.FAILED,
+                        verified=False,
+                        error="verification failed",
+                        reason="verify() did not return True",
                     )
         return attrs.evolve(
             result, attempts=attempt, duration_ms=(time.perf_counter() - started) * 1000.0
@@ -371,7 +429,9 @@ class Runtime:
         try:
             return await asyncio.wait_for(self.executor.execute(action), self.execution_timeout)
         except TimeoutError:
-            raise TimeoutError(f"executor did not finish within {self.execution_timeout:g} s") from None
+            raise TimeoutError(
+                f"executor did not finish within {self.execution_timeout:g} s"
+            ) from None
 
     async def _record_stop(
         self,
@@ -405,7 +465,9 @@ def _resolve(value: Any, kind: str, base: type) -> Any:
         registration = plugins.get_registry().get(kind, value)
         if registration is None:
             known = ", ".join(plugins.get_registry().names(kind)) or "none"
-            raise ExecutorError(f"no {kind[:-1].replace('_', ' ')} named {value!r} (registered: {known})")
+            raise ExecutorError(
+                f"no {kind[:-1].replace('_', ' ')} named {value!r} (registered: {known})"
+            )
         value = registration.obj()
     if not isinstance(value, base):
         raise ExecutorError(f"expected a {base.__name__}, got {type(value).__name__}")
@@ -437,12 +499,17 @@ def _blocked_decision(action: Action, reason: str) -> PolicyDecision:
 def _normalise(raw: object, action: Action) -> Result:
     if not isinstance(raw, Result):
         return Result(
-            action, ResultStatus.FAILED,
+            action,
+            ResultStatus.FAILED,
             error=f"executor returned {type(raw).__name__}, not a Result",
         )
     if raw.status not in (ResultStatus.SUCCESS, ResultStatus.FAILED):
-        return attrs.evolve(raw, action=action, status=ResultStatus.FAILED,
-                            error=raw.error or f"executor reported {raw.status.value}")
+        return attrs.evolve(
+            raw,
+            action=action,
+            status=ResultStatus.FAILED,
+            error=raw.error or f"executor reported {raw.status.value}",
+        )
     if raw.action is not action:
         return attrs.evolve(raw, action=action)
     return raw
@@ -450,7 +517,9 @@ def _normalise(raw: object, action: Action) -> Result:
 
 def _plan_drift(planned: PolicyDecision, current: PolicyDecision) -> str | None:
     if (planned.approval, planned.risk_level, planned.matched_rule) == (
-        current.approval, current.risk_level, current.matched_rule
+        current.approval,
+        current.risk_level,
+        current.matched_rule,
     ):
         return None
     return (

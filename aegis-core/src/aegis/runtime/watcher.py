@@ -73,7 +73,9 @@ class PolicyWatcher:
         try:
             data = self.path.read_bytes()
         except OSError as exc:
-            self._fail(f"{self.path}: cannot read ({exc.strerror or exc}); keeping the previous policy")
+            self._fail(
+                f"{self.path}: cannot read ({exc.strerror or exc}); keeping the previous policy"
+            )
             return False
         digest = hashlib.sha256(data).hexdigest()
         if digest == self._digest:
