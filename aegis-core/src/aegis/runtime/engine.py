@@ -329,13 +329,13 @@ class Runtime:
         # Write-ahead: the record exists before anything happens in the world.
         audit_id = await self.audit.begin(action, decision, approval, parent_id=parent_id)
         try:
-            result = await self._execute_and_verify(action, decision)
+            raw, updates = await self._execute_and_verify(action, decision)
             result = attrs.evolve(
-                result,
+                raw,
                 decision=decision,
                 approval=approval,
                 audit_id=audit_id,
-                reason=_join(note, result.reason),
+                **{**updates, "reason": _join(note, raw.reason, updates.get("reason"))},
             )
             failure = await fire(self.hooks, "after_execute", action=action, result=result)
             if failure:
@@ -356,7 +356,10 @@ class Runtime:
         await self.audit.finish(audit_id, result)
         return result
 
-    async def _execute_and_verify(self, action: Action, decision: PolicyDecision) -> Result:
+    async def _execute_and_verify(
+        self, action: Action, decision: PolicyDecision
+    ) -> tuple[Result, dict[str, Any]]:
+        """Run (with retries) and verify; returns the result and the fields to stamp on it."""
         started = time.perf_counter()
         attempt = 0
         while True:
@@ -396,32 +399,30 @@ class Runtime:
                 )
                 break
 
+        updates: dict[str, Any] = {"attempts": attempt}
         if result.status is ResultStatus.SUCCESS:
             try:
                 verified = await self.executor.verify(action, result)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                result = attrs.evolve(
-                    result,
+                updates.update(
                     status=ResultStatus.FAILED,
                     verified=False,
                     error=f"verify() raised {_describe(exc)}",
                 )
             else:
                 if verified is True:
-                    result = attrs.evolve(result, verified=True)
+                    updates["verified"] = True
                 else:
-                    result = attrs.evolve(
-                        result,
+                    updates.update(
                         status=ResultStatus.FAILED,
                         verified=False,
                         error="verification failed",
                         reason="verify() did not return True",
                     )
-        return attrs.evolve(
-            result, attempts=attempt, duration_ms=(time.perf_counter() - started) * 1000.0
-        )
+        updates["duration_ms"] = (time.perf_counter() - started) * 1000.0
+        return result, updates
 
     async def _call_executor(self, action: Action) -> Any:
         if self.execution_timeout is None:
