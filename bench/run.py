@@ -1,0 +1,163 @@
+"""``nox -s bench``: run the workload on both sides, print the comparison, keep the results.
+
+Each side runs in its own interpreter (ours: this one; the peer: ``--peer-python``), one after
+the other so they never compete for the two cores. Results go to ``bench-results/`` as
+``latest.json`` and ``latest.md`` (``smoke.*`` for ``--smoke`` runs, whose figures are only a
+proof that the harness works).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+
+
+@dataclass(frozen=True)
+class Target:
+    figure: str
+    what: str
+    kind: str  # "time": ratio = peer/ours; "rate": ours/peer; "memory": ours/peer
+    need: float | None  # the ratio the target asks for (None: reported only)
+    at_most: bool = False  # memory: the ratio must stay at or below ``need``
+    peer_figure: str | None = None  # compare with another peer figure (b1_normal vs b1)
+
+    def describe(self) -> str:
+        if self.need is None:
+            return "(reported)"
+        if self.at_most:
+            return f"<= {self.need:g}x peer"
+        return "no slower" if self.need == 1 else f">= {self.need:g}x"
+
+
+TARGETS = (
+    Target("a1", "evaluate, 3 rules, last rule matches", "time", 1.0),
+    Target("a2", "evaluate, 3 rules, no match", "time", 1.0),
+    Target("a3", "evaluate, 1,000 rules, last rule matches", "time", 20.0),
+    Target("a4", "evaluate, 1,000 rules, no match", "time", 20.0),
+    Target("b1", "run_one sequential, auto, file SQLite, full durability", "time", 1.2),
+    Target("b2", "run_one sequential, approve (auto-approved) + block", "time", None),
+    Target("c1", "100 tasks x 100 run_one, one runtime, full durability", "rate", 10.0),
+    Target("d1", "load + validate + compile 1,000 rules", "time", 4.0),
+    Target("e1", "peak RSS at the end", "memory", 1.2, at_most=True),
+    Target(
+        "b1_normal",
+        "b1 with AuditStore(durability='normal') [synchronous=NORMAL] vs peer b1",
+        "time",
+        None,
+        peer_figure="b1",
+    ),
+)
+
+
+def run_side(python: str, side: str, smoke: bool) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix=f"aegis-bench-{side}-") as tmp:
+        out = Path(tmp) / "figures.json"
+        command = [python, str(HERE / "driver.py"), "--side", side, "--out", str(out)]
+        if smoke:
+            command.append("--smoke")
+        print("+", " ".join(command), flush=True)
+        # The side runs from an empty directory so only its installed package is importable.
+        subprocess.run(command, check=True, cwd=tmp, env={**os.environ, "PYTHONPATH": ""})
+        report: dict[str, Any] = json.loads(out.read_text())
+        return report
+
+
+def compare(ours: dict[str, Any], peer: dict[str, Any]) -> list[dict[str, Any]]:
+    rows = []
+    for target in TARGETS:
+        mine = ours["figures"].get(target.figure)
+        theirs = peer["figures"].get(target.peer_figure or target.figure)
+        if mine is None or theirs is None:
+            continue
+        if target.kind == "time":
+            ratio = theirs["value"] / mine["value"]
+        else:
+            ratio = mine["value"] / theirs["value"]
+        met: bool | None = None
+        if target.need is not None:
+            met = ratio <= target.need if target.at_most else ratio >= target.need
+        rows.append(
+            {
+                "figure": target.figure,
+                "what": target.what,
+                "unit": mine["unit"],
+                "ours": mine["value"],
+                "peer": theirs["value"],
+                "ratio": ratio,
+                "target": target.describe(),
+                "met": met,
+            }
+        )
+    return rows
+
+
+def _fmt(value: float) -> str:
+    if value >= 100:
+        return f"{value:,.0f}"
+    if value >= 10:
+        return f"{value:.1f}"
+    return f"{value:.2f}"
+
+
+def markdown(rows: list[dict[str, Any]], ours: dict[str, Any], peer: dict[str, Any]) -> str:
+    met_text = {True: "yes", False: "**no**", None: "-"}
+    lines = [
+        "| figure | what | unit | ours | peer | ratio | target | met? |",
+        "|---|---|---|---:|---:|---:|---|---|",
+    ]
+    for row in rows:
+        lines.append(
+            f"| {row['figure']} | {row['what']} | {row['unit']} | {_fmt(row['ours'])} | "
+            f"{_fmt(row['peer'])} | {row['ratio']:.2f}x | {row['target']} | "
+            f"{met_text[row['met']]} |"
+        )
+    lines += [
+        "",
+        f"ours: aegis-core {ours['version']}; peer: agent-aegis {peer['version']}; "
+        f"CPython {ours['python']}, SQLite {ours['sqlite']}, {os.cpu_count()} CPUs. "
+        "Ratio: peer/ours for times (higher is better), ours/peer for c1 throughput "
+        "(higher is better) and e1 memory (lower is better). Medians; only ratios from the "
+        "same run count.",
+    ]
+    if ours["smoke"]:
+        lines.append("\nSMOKE RUN: reduced workload, figures not comparable to the targets.")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--peer-python", required=True)
+    parser.add_argument("--ours-python", default=sys.executable)
+    parser.add_argument("--out", type=Path, default=Path("bench-results"))
+    parser.add_argument("--smoke", action="store_true", help="tiny workload: harness check only")
+    args = parser.parse_args()
+
+    ours = run_side(args.ours_python, "ours", args.smoke)
+    peer = run_side(args.peer_python, "peer", args.smoke)
+    rows = compare(ours, peer)
+    table = markdown(rows, ours, peer)
+    print()
+    print(table)
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    stem = "smoke" if args.smoke else "latest"
+    stamp = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    payload = {"when": stamp, "ours": ours, "peer": peer, "comparison": rows}
+    (args.out / f"{stem}.json").write_text(json.dumps(payload, indent=2))
+    (args.out / f"{stem}.md").write_text(f"Benchmark run {stamp}\n\n{table}")
+    print(f"written: {args.out / (stem + '.json')}, {args.out / (stem + '.md')}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,229 @@
+"""The one place that knows how to test, lint, type-check, build, benchmark and demo Aegis.
+
+``nox`` alone runs tests, lint and typecheck. Every session gets a fresh Python 3.11 venv;
+uv creates and fills it when uv is installed next to nox (much faster on CI), else the
+standard ``venv`` + pip. The README and ``.ci/run`` call these sessions and nothing else.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import nox
+
+PYTHON = "3.11"
+ROOT = Path(__file__).resolve().parent
+CORE = ROOT / "aegis-core"
+EXAMPLE_PLUGIN = ROOT / "tests" / "plugins" / "aegis-example-plugin"
+DIST = ROOT / "dist"
+TEST_DEPS = ["pytest>=8", "pytest-asyncio>=0.23", "hypothesis>=6.100", "psycopg[binary]>=3.1"]
+
+nox.options.default_venv_backend = "uv|venv"
+nox.options.sessions = ["tests", "lint", "typecheck"]
+nox.options.error_on_missing_interpreters = True
+# uv must use the machine's Python, never fetch one (CI reaches package registries only).
+os.environ.setdefault("UV_PYTHON_DOWNLOADS", "never")
+
+
+def plugin_dists() -> list[Path]:
+    """Every plugin distribution in the workspace (a directory with its own pyproject.toml)."""
+    found: list[Path] = []
+    for group in ("aegis-adapters", "aegis-approvals"):
+        found += sorted(p.parent for p in (ROOT / group).glob("*/pyproject.toml"))
+    if (ROOT / "aegis-server" / "pyproject.toml").exists():
+        found.append(ROOT / "aegis-server")
+    return found
+
+
+def all_dists() -> list[Path]:
+    """Every distribution this repository publishes: core, plugins, and the root meta-package."""
+    return [CORE, *plugin_dists(), ROOT]
+
+
+def _editable(paths: list[Path]) -> list[str]:
+    args: list[str] = []
+    for path in paths:
+        args += ["-e", str(path)]
+    return args
+
+
+def _wheel_for(directory: Path, dist_name: str) -> Path:
+    normalised = dist_name.replace("-", "_")
+    wheels = sorted(directory.glob(f"{normalised}-*.whl"))
+    if len(wheels) != 1:
+        raise RuntimeError(f"expected one wheel of {dist_name} in {directory}, found {wheels}")
+    return wheels[0]
+
+
+@nox.session(python=PYTHON)
+def tests(session: nox.Session) -> None:
+    """The default suite (excludes the ``postgres`` and ``slow`` markers; see pyproject addopts)."""
+    session.install(*_editable([CORE, *plugin_dists()]), *TEST_DEPS)
+    session.run("pytest", *(session.posargs or ["-q"]))
+
+
+@nox.session(python=PYTHON)
+def lint(session: nox.Session) -> None:
+    session.install("ruff")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session(python=PYTHON)
+def typecheck(session: nox.Session) -> None:
+    """mypy --strict over the core and each plugin distribution's sources, one run each.
+
+    Separate runs because every distribution is type-checked as its users see it: the core
+    alone, and a plugin against the installed core.
+    """
+    session.install(*_editable([CORE, *plugin_dists(), EXAMPLE_PLUGIN]), "mypy>=1.10", *TEST_DEPS)
+    session.run("mypy", "--strict", str(CORE / "src"))
+    for dist in [*plugin_dists(), EXAMPLE_PLUGIN]:
+        # The plugin's own src first: its `aegis/adapters/<name>.py` is a portion of the core's
+        # package, which mypy must find in the core's src.
+        mypy_path = os.pathsep.join([str(dist / "src"), str(CORE / "src")])
+        session.run("mypy", "--strict", str(dist / "src"), env={"MYPYPATH": mypy_path})
+
+
+@nox.session(python=PYTHON)
+def build(session: nox.Session) -> None:
+    """Wheels and sdists of every distribution into dist/."""
+    DIST.mkdir(exist_ok=True)
+    for dist in all_dists():
+        _build(session, dist, DIST, wheel_only=False)
+    session.log("built: " + ", ".join(sorted(p.name for p in DIST.iterdir())))
+
+
+@nox.session(python=PYTHON)
+def demo(session: nox.Session) -> None:
+    """Install aegis-core as a user would (not editable) and run the quick-start scenario."""
+    session.install(str(CORE))
+    workdir = session.create_tmp()
+    session.chdir(workdir)
+    session.run("aegis", "demo", *session.posargs)
+
+
+def _postgres_available() -> str | None:
+    """Where Debian's PostgreSQL server binaries are, if installed."""
+    candidates = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+    if candidates:
+        return str(candidates[-1].parent)
+    initdb = shutil.which("initdb")
+    return str(Path(initdb).parent) if initdb else None
+
+
+@nox.session(python=PYTHON)
+def postgres(session: nox.Session) -> None:
+    """The audit store against a real PostgreSQL (the fixture starts Debian's server locally).
+
+    On CI (``CI=true``) a missing server is a failure, here as well as in the fixture: a run that
+    skipped every PostgreSQL test must not look green.
+    """
+    bindir = _postgres_available()
+    if bindir is None:
+        message = "PostgreSQL server binaries not found (apt-get install postgresql)"
+        if os.environ.get("CI", "").lower() == "true":
+            session.error(message)
+        session.skip(message)
+    session.log(f"PostgreSQL binaries: {bindir}")
+    session.install(*_editable([CORE, *plugin_dists()]), *TEST_DEPS)
+    session.run("pytest", "-m", "postgres", "-q", "-rs", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+@nox.parametrize("install", ["wheel", "editable"])
+def plugin_wheel(session: nox.Session, install: str) -> None:
+    """A third-party plugin, installed like a user would, extends the CLI and the Runtime.
+
+    ``wheel``: aegis-core and tests/plugins/aegis-example-plugin are built as wheels and installed
+    (no editable, no source tree on the path) into this session's fresh venv. ``editable``: both
+    installed editable, which exercises the other half of the namespace-portion recipe.
+    """
+    if install == "wheel":
+        wheelhouse = Path(session.create_tmp()) / "wheelhouse"
+        shutil.rmtree(wheelhouse, ignore_errors=True)
+        for dist in (CORE, EXAMPLE_PLUGIN):
+            _build(session, dist, wheelhouse, wheel_only=True)
+        core_wheel = _wheel_for(wheelhouse, "aegis-core")
+        plugin_wheel_file = _wheel_for(wheelhouse, "aegis-example-plugin")
+        session.install(str(core_wheel), str(plugin_wheel_file), *TEST_DEPS)
+        env = {"AEGIS_EXPECT_INSTALL": "wheel", "AEGIS_WHEELHOUSE": str(wheelhouse)}
+    else:
+        session.install(*_editable([CORE, EXAMPLE_PLUGIN]), *TEST_DEPS)
+        env = {"AEGIS_EXPECT_INSTALL": "editable"}
+    env["AEGIS_REQUIRE_EXAMPLE_PLUGIN"] = "1"
+    # Run from a scratch directory so that nothing in the repository is importable by accident.
+    workdir = session.create_tmp()
+    session.chdir(workdir)
+    session.run(
+        "pytest",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "--rootdir",
+        str(ROOT),
+        "-c",
+        str(ROOT / "pyproject.toml"),
+        str(ROOT / "tests" / "plugins"),
+        str(ROOT / "tests" / "packaging"),
+        *session.posargs,
+        env=env,
+    )
+
+
+@nox.session(python=PYTHON)
+def bench(session: nox.Session) -> None:
+    """BENCH.md's workload against this project and against agent-aegis==1.0.0, side by side.
+
+    Each side runs in its own venv and process (both import as ``aegis``). ``nox -s bench --
+    --smoke`` runs a reduced workload to prove the harness works; its figures mean little.
+    """
+    session.install(str(CORE))
+    peer_dir = Path(session.create_tmp()) / "peer-venv"
+    shutil.rmtree(peer_dir, ignore_errors=True)
+    peer_python = _fresh_venv(session, peer_dir, ["agent-aegis==1.0.0"])
+    session.run(
+        "python",
+        str(ROOT / "bench" / "run.py"),
+        "--peer-python",
+        str(peer_python),
+        "--out",
+        str(ROOT / "bench-results"),
+        *session.posargs,
+    )
+
+
+def _uv() -> str | None:
+    """The uv executable nox itself would use, if any."""
+    try:
+        from nox.virtualenv import find_uv
+    except ImportError:  # an older nox without uv support
+        return shutil.which("uv")
+    has_uv, uv, _version = find_uv()
+    return uv if has_uv else None
+
+
+def _build(session: nox.Session, dist: Path, outdir: Path, *, wheel_only: bool) -> None:
+    kind = ["--wheel"] if wheel_only else []
+    uv = _uv()
+    if uv:
+        out = ["--out-dir", str(outdir)]
+        session.run(uv, "build", "--quiet", *kind, *out, str(dist), external=True)
+    else:
+        session.install("build")
+        session.run("python", "-m", "build", *kind, "--outdir", str(outdir), str(dist))
+
+
+def _fresh_venv(session: nox.Session, path: Path, requirements: list[str]) -> Path:
+    """A venv outside nox's management (for the peer), filled with uv when there is one."""
+    uv = _uv()
+    python = path / "bin" / "python"
+    if uv:
+        session.run(uv, "venv", "--quiet", "--python", PYTHON, str(path), external=True)
+        session.run(uv, "pip", "install", "--python", str(python), *requirements, external=True)
+    else:
+        session.run(f"python{PYTHON}", "-m", "venv", str(path), external=True)
+        session.run(str(python), "-m", "pip", "install", "-q", *requirements, external=True)
+    return python
