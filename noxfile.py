@@ -142,7 +142,7 @@ def plugin_wheel(session: nox.Session, install: str) -> None:
     installed editable, which exercises the other half of the namespace-portion recipe.
     """
     if install == "wheel":
-        wheelhouse = Path(session.create_tmp()) / "wheelhouse"
+        wheelhouse = Path(session.create_tmp()).resolve() / "wheelhouse"
         shutil.rmtree(wheelhouse, ignore_errors=True)
         for dist in (CORE, EXAMPLE_PLUGIN):
             _build(session, dist, wheelhouse, wheel_only=True)
@@ -181,7 +181,7 @@ def bench(session: nox.Session) -> None:
     --smoke`` runs a reduced workload to prove the harness works; its figures mean little.
     """
     session.install(str(CORE))
-    peer_dir = Path(session.create_tmp()) / "peer-venv"
+    peer_dir = Path(session.create_tmp()).resolve() / "peer-venv"
     shutil.rmtree(peer_dir, ignore_errors=True)
     peer_python = _fresh_venv(session, peer_dir, ["agent-aegis==1.0.0"])
     session.run(

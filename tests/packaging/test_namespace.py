@@ -70,7 +70,7 @@ def test_wheel_install_uses_site_packages_not_the_source_tree() -> None:
     for module in (aegis.adapters.base, aegis.adapters.example):
         path = Path(module.__file__ or "").resolve()
         assert site in path.parents, f"{module.__name__} imported from {path}"
-        assert REPO not in path.parents
+        assert CORE_SRC not in path.parents and PLUGIN_SRC not in path.parents
 
 
 @pytest.mark.skipif(EXPECT != "editable", reason="checks an editable install")
