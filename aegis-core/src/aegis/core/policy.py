@@ -1,0 +1,306 @@
+"""``Policy``: load a policy, evaluate actions against it.
+
+Evaluation (first match wins, with the decided semantics of ARCHITECTURE.md):
+
+* The matcher yields only rules whose globs fit the action (see ``aegis.core.matcher``).
+* A rule whose conditions hold decides.
+* A rule whose conditions are *unknown* (a param missing, mistyped, NaN, too large …):
+  on an ``auto`` rule it does not match — evaluation falls through; on a ``block`` rule it
+  matches; on an ``approve`` rule it matches, but the fall-through (later rules, then the
+  defaults) is evaluated as well and the stricter of the two applies, so a later ``block`` rule
+  still blocks. Unknown conditions are named in ``PolicyDecision.unknown_conditions`` and in
+  the reason.
+* Otherwise the policy defaults apply (``medium``/``approve`` when the policy has none).
+
+A rule that names agents (``match.agent``) and an action without ``agent_id`` is treated like
+an unknown condition (named ``match.agent``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from aegis.core import policy_model as pm
+from aegis.core.action import Action
+from aegis.core.condition import EvalContext
+from aegis.core.decision import PolicyDecision
+from aegis.core.matcher import CompiledRule, RuleMatcher
+from aegis.core.policy_loader import Problem, load, locate
+from aegis.core.policy_yaml import parse
+from aegis.core.risk import Approval, RiskLevel
+from aegis.errors import PolicyError, PolicyIssue
+
+_AUTO, _APPROVE, _BLOCK = Approval.AUTO, Approval.APPROVE, Approval.BLOCK
+_NO_MATCH = "no rule matched; policy defaults apply"
+
+
+@attrs.frozen
+class _Part:
+    """One source a policy was built from (for error positions after a merge)."""
+
+    source: str
+    text: str | None
+    rule_count: int
+
+
+def _fingerprint(data: Mapping[str, Any]) -> str:
+    canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                           default=repr)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+class Policy:
+    """A loaded, validated, compiled policy. Immutable; ``merge`` returns a new one."""
+
+    __slots__ = ("_always_now", "_default_decision_parts", "_defaults", "_fingerprint",
+                 "_matcher", "_model", "_parts", "_rules", "_tz")
+
+    def __init__(self, model: pm.PolicyModel, rules: tuple[CompiledRule, ...],
+                 parts: tuple[_Part, ...], tz: dt.tzinfo) -> None:
+        """Internal: use the ``from_*`` constructors."""
+        self._model = model
+        self._rules = rules
+        self._parts = parts
+        self._tz = tz
+        self._defaults = model.effective_defaults
+        self._matcher = RuleMatcher(rules, bool(model.case_sensitive))
+        self._fingerprint = _fingerprint(pm.to_dict(model))
+
+    # --- construction -------------------------------------------------------------------------
+
+    @classmethod
+    def from_yaml(cls, path: str | os.PathLike[str]) -> Policy:
+        source = os.fspath(path)
+        try:
+            text = Path(source).read_text(encoding="utf-8")
+        except UnicodeDecodeError as exc:
+            raise PolicyError(PolicyIssue(f"not UTF-8 text: {exc.reason}", source)) from None
+        except OSError as exc:
+            raise PolicyError(PolicyIssue(f"cannot read policy: {exc.strerror or exc}",
+                                          source)) from None
+        return cls.from_yaml_string(text, source=source)
+
+    @classmethod
+    def from_yaml_string(cls, text: str, source: str = "<string>") -> Policy:
+        data, issues, _ = parse(text, source)
+        return cls._build(data, _Part(source, text, 0), issues)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], source: str = "<dict>") -> Policy:
+        return cls._build(data, _Part(source, None, 0), [])
+
+    @classmethod
+    def from_yaml_files(cls, *paths: str | os.PathLike[str]) -> Policy:
+        """Load each file and merge them in order (see ``merge``)."""
+        if not paths:
+            raise PolicyError("from_yaml_files needs at least one file")
+        policy = cls.from_yaml(paths[0])
+        for path in paths[1:]:
+            policy = policy.merge(cls.from_yaml(path))
+        return policy
+
+    @classmethod
+    def _build(cls, data: Any, part: _Part, issues: list[PolicyIssue]) -> Policy:
+        loaded, problems = load(data)
+        if loaded is None or problems or issues:
+            located = locate(problems, _positions(part), part.source)
+            raise PolicyError(sorted(issues + located, key=_issue_order))
+        model = loaded.model
+        part = attrs.evolve(part, rule_count=len(model.rules))
+        return cls(model, loaded.rules, (part,), _tz_of(loaded.rules, model))
+
+    def merge(self, other: Policy) -> Policy:
+        """Rules of ``self`` then ``other``; ``other``'s settings override only those it sets.
+
+        ``defaults.risk_level``, ``defaults.approval``, ``timezone`` and ``case_sensitive`` are
+        taken from ``other`` when it sets them, else kept. A rule name defined in both is an
+        error naming both places.
+        """
+        model = self._model.merged_with(other._model)
+        problems: list[PolicyIssue] = []
+        mine = {rule.name: i for i, rule in enumerate(self._model.rules)}
+        for j, rule in enumerate(other._model.rules):
+            if rule.name in mine:
+                first = self._rule_position(mine[rule.name])
+                here = other._rule_position(j)
+                problems.append(attrs.evolve(
+                    here, message=f"duplicate rule name {rule.name!r} (first defined at"
+                    f" {first.file}{_at(first)})"))
+        if problems:
+            raise PolicyError(problems)
+        return self._rebuilt(model, self._parts + other._parts)
+
+    def _rebuilt(self, model: pm.PolicyModel, parts: tuple[_Part, ...]) -> Policy:
+        loaded, problems = load(pm.to_dict(model))
+        if loaded is None or problems:
+            raise PolicyError(locate(problems, {}, " + ".join(p.source for p in parts)))
+        return Policy(loaded.model, loaded.rules, parts, _tz_of(loaded.rules, loaded.model))
+
+    def _rule_position(self, index: int) -> PolicyIssue:
+        offset = 0
+        for part in self._parts:
+            if index < offset + part.rule_count:
+                path = ("rules", index - offset, "name")
+                return locate([(path, "", False)], _positions(part), part.source)[0]
+            offset += part.rule_count
+        return PolicyIssue("", self.source)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild, (pm.to_dict(self._model), self.source))
+
+    # --- properties ---------------------------------------------------------------------------
+
+    @property
+    def version(self) -> str:
+        return self._model.version
+
+    @property
+    def rules(self) -> tuple[pm.Rule, ...]:
+        return self._model.rules
+
+    @property
+    def defaults(self) -> pm.Defaults:
+        return self._defaults
+
+    @property
+    def timezone(self) -> str:
+        return self._model.effective_timezone
+
+    @property
+    def case_sensitive(self) -> bool:
+        return bool(self._model.case_sensitive)
+
+    @property
+    def fingerprint(self) -> str:
+        """SHA-256 of the canonical policy content (same rules and settings, same hash)."""
+        return self._fingerprint
+
+    @property
+    def model(self) -> pm.PolicyModel:
+        return self._model
+
+    @property
+    def source(self) -> str:
+        """Where the policy came from (several sources joined by `` + `` after a merge)."""
+        return " + ".join(part.source for part in self._parts)
+
+    @property
+    def sources(self) -> tuple[str, ...]:
+        return tuple(part.source for part in self._parts)
+
+    def to_dict(self) -> dict[str, Any]:
+        return pm.to_dict(self._model)
+
+    def __repr__(self) -> str:
+        return f"<Policy {self.source} rules={len(self._rules)} {self._fingerprint[:12]}>"
+
+    # --- evaluation ---------------------------------------------------------------------------
+
+    def evaluate(self, action: Action, *, now: dt.datetime | None = None) -> PolicyDecision:
+        """Decide ``action``. ``now`` (default: the current time) drives time conditions."""
+        ctx: EvalContext | None = None
+        unknown: list[str] | None = None
+        notes: list[str] | None = None
+        pending: tuple[CompiledRule, list[str]] | None = None
+        for rule, agent_unknown in self._matcher.candidates(
+            action.type, action.target, action.agent_id
+        ):
+            node = rule.cond
+            if node is None:
+                outcome: bool | None = None if agent_unknown else True
+            else:
+                if ctx is None:
+                    ctx = EvalContext(now if now is not None else dt.datetime.now(self._tz))
+                outcome = node.eval(action, ctx)
+                if outcome is True and agent_unknown:
+                    outcome = None
+            if outcome is True:
+                if pending is None and unknown is None:
+                    return PolicyDecision(action, rule.risk, rule.approval, rule.name,
+                                          rule.reason, (), self._fingerprint)
+                return self._settle(action, pending, rule, unknown or [], notes or [])
+            if outcome is False:
+                continue
+            names: list[str] = ["match.agent"] if agent_unknown else []
+            if node is not None and ctx is not None and node.eval(action, ctx) is None:
+                node.unknown_names(action, ctx, names)
+            unknown = unknown or []
+            notes = notes or []
+            unknown.extend(n for n in names if n not in unknown)
+            what = ", ".join(names)
+            if rule.approval is _AUTO:
+                notes.append(f"auto rule {rule.name!r} skipped: {what} unknown")
+                continue
+            notes.append(f"rule {rule.name!r} ({rule.approval}) applies: {what} unknown,"
+                         " treated as a match")
+            if rule.approval is _BLOCK:
+                return self._settle(action, pending, rule, unknown, notes)
+            if pending is None:
+                pending = (rule, names)
+            else:  # a second approve-through-unknown: keep the first, take the higher risk
+                notes.append(f"rule {rule.name!r} also requires approval")
+                pending = (pending[0] if pending[0].risk >= rule.risk else rule, names)
+        return self._settle(action, pending, None, unknown or [], notes or [])
+
+    def _settle(self, action: Action, pending: tuple[CompiledRule, list[str]] | None,
+                rule: CompiledRule | None, unknown: list[str], notes: list[str]) -> PolicyDecision:
+        """The decision once a rule (or the defaults, ``rule=None``) decided."""
+        if rule is not None:
+            risk, approval, name, reason = rule.risk, rule.approval, rule.name, rule.reason
+        else:
+            risk, approval = self._defaults.risk_level, self._defaults.approval
+            name, reason = None, _NO_MATCH
+        if pending is not None and pending[0] is not rule:
+            held = pending[0]
+            if held.approval.strictness >= approval.strictness:
+                notes.append(f"the fall-through ({name or 'defaults'}: {approval}) is not"
+                             " stricter")
+                name, reason = held.name, held.reason
+                approval = held.approval
+            else:
+                notes.append(f"the fall-through ({name or 'defaults'}: {approval}) is stricter"
+                             f" than {held.name!r}")
+            risk = RiskLevel(max(risk, held.risk))
+        full = "; ".join([reason, *notes])
+        return PolicyDecision(action, risk, approval, name, full, tuple(unknown),
+                              self._fingerprint)
+
+
+def _at(issue: PolicyIssue) -> str:
+    if issue.line is None:
+        return f" ({issue.key})" if issue.key else ""
+    return f":{issue.line}:{issue.column}"
+
+
+def _issue_order(issue: PolicyIssue) -> tuple[int, int]:
+    return (issue.line or 0, issue.column or 0)
+
+
+def _positions(part: _Part) -> dict[Any, tuple[int, int]]:
+    if part.text is None:
+        return {}
+    try:
+        return parse(part.text, part.source, track=True)[2]
+    except PolicyError:
+        return {}
+
+
+def _tz_of(rules: tuple[CompiledRule, ...], model: pm.PolicyModel) -> dt.tzinfo:
+    from zoneinfo import ZoneInfo
+
+    return ZoneInfo(model.effective_timezone)
+
+
+def _rebuild(data: dict[str, Any], source: str) -> Policy:
+    return Policy.from_dict(data, source=source)
+
+
+__all__ = ["Policy", "PolicyDecision", "Problem"]

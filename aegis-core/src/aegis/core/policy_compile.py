@@ -1,0 +1,191 @@
+"""Compiling a rule's ``conditions`` into a tri-state tree.
+
+Every leaf is a registered condition's check, built once by its factory (so a bad regex or time
+fails at load). Nodes combine results the Kleene way: AND is False if any child is False, else
+unknown if any child is unknown; OR is True if any child is True, else unknown if any is; NOT
+keeps unknown unknown. A check that raises, or returns anything but ``True``/``False``, is
+unknown — a broken plugin can make a rule stricter, never laxer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from aegis.core.action import Action
+from aegis.core.condition import (
+    CompileContext,
+    ConditionCheck,
+    ConditionCompileError,
+    ConditionDef,
+    EvalContext,
+    Tristate,
+)
+from aegis.core.conditions_time import parse_time, time_window
+
+Path = tuple[str | int, ...]
+Problem = tuple[Path, str]
+
+#: Conditions from this plugin get the overnight-window pairing of time_after/time_before.
+BUILTIN_PLUGIN = "aegis.builtins.conditions"
+
+
+class Node:
+    """A compiled condition (sub)tree."""
+
+    __slots__ = ()
+
+    def eval(self, action: Action, ctx: EvalContext) -> Tristate:
+        raise NotImplementedError
+
+    def unknown_names(self, action: Action, ctx: EvalContext, out: list[str]) -> None:
+        """Append the leaves that made this node unknown (called only when it is unknown)."""
+        raise NotImplementedError
+
+
+class Leaf(Node):
+    __slots__ = ("check", "name")
+
+    def __init__(self, name: str, check: ConditionCheck) -> None:
+        self.name = name
+        self.check = check
+
+    def eval(self, action: Action, ctx: EvalContext) -> Tristate:
+        try:
+            result = self.check(action, ctx)
+        except Exception:
+            return None
+        if result is True or result is False:
+            return result
+        return None
+
+    def unknown_names(self, action: Action, ctx: EvalContext, out: list[str]) -> None:
+        if self.name not in out:
+            out.append(self.name)
+
+
+class AllOf(Node):
+    __slots__ = ("children",)
+
+    def __init__(self, children: list[Node]) -> None:
+        self.children = tuple(children)
+
+    def eval(self, action: Action, ctx: EvalContext) -> Tristate:
+        result: Tristate = True
+        for child in self.children:
+            outcome = child.eval(action, ctx)
+            if outcome is False:
+                return False
+            if outcome is None:
+                result = None
+        return result
+
+    def unknown_names(self, action: Action, ctx: EvalContext, out: list[str]) -> None:
+        for child in self.children:
+            if child.eval(action, ctx) is None:
+                child.unknown_names(action, ctx, out)
+
+
+class AnyOf(AllOf):
+    __slots__ = ()
+
+    def eval(self, action: Action, ctx: EvalContext) -> Tristate:
+        result: Tristate = False
+        for child in self.children:
+            outcome = child.eval(action, ctx)
+            if outcome is True:
+                return True
+            if outcome is None:
+                result = None
+        return result
+
+
+class NotOf(Node):
+    __slots__ = ("child",)
+
+    def __init__(self, child: Node) -> None:
+        self.child = child
+
+    def eval(self, action: Action, ctx: EvalContext) -> Tristate:
+        outcome = self.child.eval(action, ctx)
+        return None if outcome is None else not outcome
+
+    def unknown_names(self, action: Action, ctx: EvalContext, out: list[str]) -> None:
+        self.child.unknown_names(action, ctx, out)
+
+
+def _leaf(
+    name: str, argument: Any, cdef: ConditionDef, cc: CompileContext, path: Path,
+    problems: list[Problem],
+) -> Node | None:
+    try:
+        check = cdef.factory(argument, cc)
+    except Exception as exc:  # a plugin factory may raise anything: it is a load error
+        message = str(exc) or type(exc).__name__
+        where = (*path, name)
+        if isinstance(argument, Mapping):
+            for key in argument:
+                if isinstance(key, str) and message.startswith(f"{key}: "):
+                    where, message = (*where, key), message[len(key) + 2:]
+                    break
+        problems.append((where, message))
+        return None
+    if not callable(check):
+        problems.append(((*path, name), f"condition {name!r} did not return a check"))
+        return None
+    return Leaf(name, check)
+
+
+def compile_conditions(
+    mapping: Mapping[str, Any],
+    defs: Mapping[str, ConditionDef],
+    cc: CompileContext,
+    path: Path,
+    problems: list[Problem],
+) -> Node:
+    """Compile one conditions mapping (keys ANDed); problems are appended, not raised."""
+    nodes: list[Node] = []
+    keys = list(mapping)
+    after, before = defs.get("time_after"), defs.get("time_before")
+    if (
+        "time_after" in mapping
+        and "time_before" in mapping
+        and after is not None
+        and before is not None
+        and after.plugin == before.plugin == BUILTIN_PLUGIN
+    ):
+        keys = [k for k in keys if k not in ("time_after", "time_before")]
+        bad = False
+        for key in ("time_after", "time_before"):
+            try:
+                parse_time(mapping[key])
+            except ConditionCompileError as exc:
+                problems.append(((*path, key), str(exc)))
+                bad = True
+        if not bad:
+            try:
+                window = time_window(mapping["time_after"], mapping["time_before"], cc)
+                nodes.append(Leaf("time_window", window))
+            except ConditionCompileError as exc:
+                problems.append(((*path, "time_before"), str(exc)))
+    for key in keys:
+        argument = mapping[key]
+        if key in ("all", "any"):
+            children = [
+                compile_conditions(item, defs, cc, (*path, key, i), problems)
+                for i, item in enumerate(argument)
+            ]
+            nodes.append(AllOf(children) if key == "all" else AnyOf(children))
+        elif key == "not":
+            nodes.append(NotOf(compile_conditions(argument, defs, cc, (*path, key), problems)))
+        else:
+            cdef = defs.get(key)
+            if cdef is None:  # validation rejects these first; kept as a fail-closed guard
+                problems.append(((*path, key), f"unknown condition {key!r}"))
+                continue
+            leaf = _leaf(key, argument, cdef, cc, path, problems)
+            if leaf is not None:
+                nodes.append(leaf)
+    if len(nodes) == 1:
+        return nodes[0]
+    return AllOf(nodes)

@@ -1,0 +1,222 @@
+"""Plain data -> validated, structured and compiled policy, or every problem found.
+
+Validation is JSON Schema (``aegis.core.schema``): the document is checked with its rules left
+open, then each rule on its own against the rule schema — same schema, but a rule's errors come
+with the rule's index, and valid rules go on to compilation so that a bad regex in rule 7 is
+reported together with an unknown key in rule 3. Problems are collected as ``(path, message)``
+and only located (``file:line:col``) when there are any, see ``locate``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import attrs
+import jsonschema
+
+from aegis import plugins
+from aegis.core import policy_model as pm
+from aegis.core.condition import CompileContext, ConditionDef
+from aegis.core.matcher import CompiledRule, Glob
+from aegis.core.policy_compile import Node, Path, compile_conditions
+from aegis.core.policy_yaml import Locations, render_path
+from aegis.core.schema import CONDITIONS_TITLE, SchemaBundle, bundle
+from aegis.errors import PolicyIssue
+
+#: (path, message, located at the key rather than the value)
+Problem = tuple[Path, str, bool]
+
+_JSON_TYPES = ((bool, "boolean"), (int, "integer"), (float, "number"), (str, "string"),
+               (list, "array"), (dict, "object"), (type(None), "null"))
+
+
+def _json_type(value: Any) -> str:
+    for cls, name in _JSON_TYPES:
+        if isinstance(value, cls):
+            return name
+    return type(value).__name__
+
+
+def _failed_plugins_note() -> str:
+    failures = plugins.get_registry().failures
+    if not failures:
+        return ""
+    names = ", ".join(sorted({f.plugin for f in failures}))
+    return f"; plugins that failed to load: {names} (see `aegis plugins`)"
+
+
+def _problems(error: jsonschema.ValidationError, prefix: Path) -> Iterable[Problem]:
+    if error.validator in ("anyOf", "oneOf") and error.context:
+        error = jsonschema.exceptions.best_match(error.context)
+    path: Path = (*prefix, *error.absolute_path)
+    kind, instance, schema = error.validator, error.instance, error.schema
+    schema = schema if isinstance(schema, Mapping) else {}
+    if kind == "additionalProperties" and isinstance(instance, Mapping):
+        allowed = list(schema.get("properties", {}))
+        for key in instance:
+            if key in allowed:
+                continue
+            if schema.get("title") == CONDITIONS_TITLE:
+                known = ", ".join(sorted(k for k in allowed if k not in ("all", "any", "not")))
+                message = (f"unknown condition {key!r} (known: {known}; combinators: all, any,"
+                           f" not{_failed_plugins_note()})")
+            else:
+                message = f"unknown key {key!r} (expected one of: {', '.join(allowed)})"
+            yield (*path, key), message, True
+        return
+    if kind == "required" and isinstance(instance, Mapping):
+        for key in error.validator_value:
+            if key not in instance:
+                yield path, f"missing required key {key!r}", False
+        return
+    if kind == "type":
+        expected = error.validator_value
+        expected = " or ".join(expected) if isinstance(expected, list) else expected
+        message = f"expected {expected}, got {_json_type(instance)} {instance!r}"
+    elif kind == "enum":
+        choices = ", ".join(str(v) for v in error.validator_value)
+        message = f"must be one of: {choices} (got {instance!r})"
+    elif kind == "pattern":
+        description = schema.get("description", "")
+        message = f"invalid value {instance!r}" + (f": {description}" if description else "")
+    elif kind in ("minItems", "minProperties", "minLength"):
+        message = "must not be empty"
+    else:
+        message = error.message
+    yield path, message, False
+
+
+def _validate(validator: Any, instance: Any, prefix: Path, out: list[Problem]) -> bool:
+    before = len(out)
+    for error in validator.iter_errors(instance):
+        out.extend(_problems(error, prefix))
+    return len(out) == before
+
+
+@attrs.frozen
+class Loaded:
+    model: pm.PolicyModel
+    rules: tuple[CompiledRule, ...]
+
+
+def _globs(values: tuple[str, ...] | None, cs: bool) -> tuple[Glob, ...] | None:
+    return None if values is None else tuple(Glob(v, cs) for v in values)
+
+
+def compile_rules(
+    model: pm.PolicyModel,
+    defs: Mapping[str, ConditionDef],
+    cc: CompileContext,
+    problems: list[Problem],
+    skip: frozenset[int] = frozenset(),
+) -> tuple[CompiledRule, ...]:
+    defaults = model.effective_defaults
+    cs = cc.case_sensitive
+    compiled: list[CompiledRule] = []
+    for i, rule in enumerate(model.rules):
+        if i in skip:
+            continue
+        node: Node | None = None
+        if rule.conditions:
+            node = compile_conditions(rule.conditions, defs, cc, ("rules", i, "conditions"),
+                                      plist := [])
+            problems.extend((path, message, False) for path, message in plist)
+        globs = (_globs(rule.match.type, cs), _globs(rule.match.target, cs),
+                 _globs(rule.match.agent, cs))
+        compiled.append(CompiledRule(
+            i, rule.name, globs, node,
+            rule.risk_level or defaults.risk_level, rule.approval or defaults.approval,
+        ))
+    return tuple(compiled)
+
+
+def compile_context(model: pm.PolicyModel, problems: list[Problem]) -> CompileContext:
+    try:
+        tz = ZoneInfo(model.effective_timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        problems.append((("timezone",), f"unknown time zone {model.effective_timezone!r}"
+                         " (expected an IANA name such as Europe/Berlin)", False))
+        tz = ZoneInfo("UTC")
+    return CompileContext(timezone=tz, case_sensitive=bool(model.case_sensitive))
+
+
+def duplicate_names(names: Iterable[tuple[int, Any]], problems: list[Problem]) -> None:
+    first: dict[str, int] = {}
+    for i, name in names:
+        if not isinstance(name, str):
+            continue
+        if name in first:
+            problems.append((("rules", i, "name"),
+                             f"duplicate rule name {name!r} (also rules[{first[name]}])", False))
+        else:
+            first[name] = i
+
+
+def load(data: Any, schemas: SchemaBundle | None = None) -> tuple[Loaded | None, list[Problem]]:
+    """Validate, structure and compile ``data``; on any problem the policy is None."""
+    schemas = schemas or bundle()
+    problems: list[Problem] = []
+    if not isinstance(data, Mapping):
+        what = "empty" if data is None else f"a {_json_type(data)}"
+        return None, [((), f"a policy must be a mapping with rules, got {what}", False)]
+    _validate(schemas.document, data, (), problems)
+    raw_rules = data.get("rules")
+    rules = raw_rules if isinstance(raw_rules, list) else []
+    invalid: set[int] = set()
+    for i, rule in enumerate(rules):
+        if not _validate(schemas.rule, rule, ("rules", i), problems):
+            invalid.add(i)
+    duplicate_names(((i, r.get("name")) for i, r in enumerate(rules) if isinstance(r, Mapping)),
+                    problems)
+    if problems and len(invalid) == len(rules):
+        return None, problems
+    try:
+        if problems:  # structure what is valid, to report compile problems of valid rules too
+            valid = {k: v for k, v in data.items() if k != "rules"}
+            valid["rules"] = [r for i, r in enumerate(rules) if i not in invalid]
+            model = pm.structure(valid) if not _has_top_level(problems) else None
+        else:
+            model = pm.structure(data)
+    except Exception as exc:  # schema and model disagree: report, never a traceback
+        problems.append(((), f"invalid policy: {exc}", False))
+        return None, problems
+    if model is None:
+        return None, problems
+    cc = compile_context(model, problems)
+    if invalid:  # indexes in the reduced model differ; remap problem paths back
+        kept = [i for i in range(len(rules)) if i not in invalid]
+        sub: list[Problem] = []
+        compile_rules(model, schemas.defs, cc, sub)
+        for path, message, at_key in sub:
+            if len(path) > 1 and path[0] == "rules" and isinstance(path[1], int):
+                path = ("rules", kept[path[1]], *path[2:])
+            problems.append((path, message, at_key))
+        return None, problems
+    compiled = compile_rules(model, schemas.defs, cc, problems)
+    if problems:
+        return None, problems
+    return Loaded(model, compiled), problems
+
+
+def _has_top_level(problems: list[Problem]) -> bool:
+    return any(not path or path[0] != "rules" or len(path) < 2 for path, _, _ in problems)
+
+
+def locate(problems: Iterable[Problem], locs: Locations, file: str) -> list[PolicyIssue]:
+    """Turn problems into issues at the nearest known position, ordered by position."""
+    issues: list[tuple[tuple[int, int], PolicyIssue]] = []
+    for path, message, at_key in problems:
+        position = locs.get(("k" if at_key else "v", path))
+        probe = path
+        while position is None and probe:
+            position = locs.get(("k", probe)) or locs.get(("v", probe))
+            probe = probe[:-1]
+        if position is None:
+            position = locs.get(("v", ()))
+        line, col = position if position else (None, None)
+        issue = PolicyIssue(message, file, line, col, render_path(path) or None)
+        issues.append(((line or 0, col or 0), issue))
+    issues.sort(key=lambda item: item[0])
+    return [issue for _, issue in issues]
