@@ -78,7 +78,9 @@ def typecheck(session: nox.Session) -> None:
     Separate runs because every distribution is type-checked as its users see it: the core
     alone, and a plugin against the installed core.
     """
-    session.install(*_editable([CORE, *plugin_dists(), EXAMPLE_PLUGIN]), "mypy>=1.10", *TEST_DEPS)
+    stubs = ["types-jsonschema"]
+    session.install(*_editable([CORE, *plugin_dists(), EXAMPLE_PLUGIN]), "mypy>=1.10", *stubs)
+    session.install(*TEST_DEPS)
     session.run("mypy", "--strict", str(CORE / "src"))
     for dist in [*plugin_dists(), EXAMPLE_PLUGIN]:
         # The plugin's own src first: its `aegis/adapters/<name>.py` is a portion of the core's
