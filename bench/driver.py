@@ -150,16 +150,21 @@ def main() -> None:
     parser.add_argument("--side", choices=["ours", "peer"], required=True)
     parser.add_argument("--smoke", action="store_true")
     parser.add_argument("--out", type=Path, required=True, help="where to write the JSON figures")
+    parser.add_argument("--groups", default="abcde", help="figure groups to run, e.g. 'ad'")
     args = parser.parse_args()
     sizes = Sizes.smoke_sizes() if args.smoke else Sizes()
     side = load_side(args.side)
     with tempfile.TemporaryDirectory(prefix=f"aegis-bench-{side.name}-") as tmp:
         root = Path(tmp)
         three, thousand = write_policies(root)
-        figures: dict[str, Figure] = {"d1": bench_load(side, thousand, sizes)}
+        figures: dict[str, Figure] = {}
+        if "d" in args.groups:
+            figures["d1"] = bench_load(side, thousand, sizes)
         policies = {"3": side.load(three), "1000": side.load(thousand)}
-        figures.update(bench_eval(side, policies, sizes))
-        figures.update(bench_runs(side, policies["3"], root, sizes))
+        if "a" in args.groups:
+            figures.update(bench_eval(side, policies, sizes))
+        if "b" in args.groups or "c" in args.groups:
+            figures.update(bench_runs(side, policies["3"], root, sizes))
         os.chdir(root.parent)
         rss_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         figures["e1"] = Figure(rss_kib / 1024, "MiB")

@@ -59,10 +59,11 @@ TARGETS = (
 )
 
 
-def run_side(python: str, side: str, smoke: bool) -> dict[str, Any]:
+def run_side(python: str, side: str, smoke: bool, groups: str) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix=f"aegis-bench-{side}-") as tmp:
         out = Path(tmp) / "figures.json"
         command = [python, str(HERE / "driver.py"), "--side", side, "--out", str(out)]
+        command += ["--groups", groups]
         if smoke:
             command.append("--smoke")
         print("+", " ".join(command), flush=True)
@@ -140,10 +141,11 @@ def main() -> int:
     parser.add_argument("--ours-python", default=sys.executable)
     parser.add_argument("--out", type=Path, default=Path("bench-results"))
     parser.add_argument("--smoke", action="store_true", help="tiny workload: harness check only")
+    parser.add_argument("--groups", default="abcde", help="figure groups (a-e) to run")
     args = parser.parse_args()
 
-    ours = run_side(args.ours_python, "ours", args.smoke)
-    peer = run_side(args.peer_python, "peer", args.smoke)
+    ours = run_side(args.ours_python, "ours", args.smoke, args.groups)
+    peer = run_side(args.peer_python, "peer", args.smoke, args.groups)
     rows = compare(ours, peer)
     table = markdown(rows, ours, peer)
     print()
