@@ -1,0 +1,394 @@
+"""The audit store: one row per action, hash-chained, written before the action runs.
+
+::
+
+    async with AuditStore("sqlite:///aegis_audit.db") as store:     # any SQLAlchemy URL
+        audit_id = await store.begin(action, decision, approval)     # row says 'pending'
+        ...                                                           # the executor runs
+        await store.finish(audit_id, result)                          # durable before return
+        await store.record(blocked_result)                            # nothing ran: one shot
+        store.query(session="s1", result="failed", limit=20)          # sync, for the CLI
+        store.verify().ok                                             # tamper check
+
+Contract the runtime relies on: ``begin`` has *written* the row when it returns and raises
+``AuditError`` when it cannot (so the action does not run); ``finish`` and ``record`` return
+only once the row is committed and, at ``durability="full"``, fsynced. Concurrent calls share
+transactions (``audit_writer``); params are redacted before anything is stored or hashed
+(``aegis.core.redact``); sinks are fed from committed rows by background shippers
+(``audit_ship``), so they can neither slow nor lose an action's record.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Literal
+
+from sqlalchemy import Engine, create_engine, event, insert, inspect, make_url, select
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.pool import StaticPool
+
+from aegis.core.action import Action
+from aegis.core.approval import ApprovalDecision
+from aegis.core.decision import PolicyDecision
+from aegis.core.redact import DEFAULT_REDACTOR, Redactor
+from aegis.core.result import Result
+from aegis.errors import AuditError
+from aegis.runtime import audit_query
+from aegis.runtime.audit_chain import VerifyReport, canonical
+from aegis.runtime.audit_query import AuditFilter, Order, RuleStats, Since
+from aegis.runtime.audit_record import (
+    AuditRecord,
+    derive_decision,
+    intent_values,
+    now_iso,
+    outcome_values,
+)
+from aegis.runtime.audit_schema import GENESIS_HASH, chain_head, metadata
+from aegis.runtime.audit_ship import AuditSink, Shipper
+from aegis.runtime.audit_writer import FINAL, INTENT, RECORD, GroupCommitWriter, Statements, WriteOp
+
+__all__ = ["AuditRecord", "AuditSink", "AuditStore", "RuleStats", "VerifyReport"]
+
+Durability = Literal["full", "normal"]
+DEFAULT_URL = "sqlite:///aegis_audit.db"
+
+
+class AuditStore:
+    """Hash-chained audit trail on any SQLAlchemy database (SQLite file by default).
+
+    ``durability="full"`` (default): every final record is fsynced before the call returns.
+    ``durability="normal"``: commits without waiting for the disk — faster, and a power cut may
+    lose the last moments (a process crash does not). ``redactor=None`` means the default
+    redaction; pass ``Redactor.disabled()`` to store params verbatim. ``sinks`` receive every
+    final record after it is committed (see ``AuditSink``).
+    """
+
+    def __init__(
+        self,
+        url: str | Path = DEFAULT_URL,
+        *,
+        durability: Durability = "full",
+        redactor: Redactor | None = None,
+        sinks: Sequence[AuditSink] = (),
+        busy_timeout: float = 10.0,
+        close_timeout: float = 5.0,
+    ) -> None:
+        if durability not in ("full", "normal"):
+            raise ValueError(f"durability must be 'full' or 'normal', not {durability!r}")
+        self.url = f"sqlite:///{url}" if isinstance(url, Path) else str(url)
+        self.durability: Durability = durability
+        self.redactor = redactor if redactor is not None else DEFAULT_REDACTOR
+        self.sinks: tuple[AuditSink, ...] = tuple(sinks)
+        self.busy_timeout = busy_timeout
+        self.close_timeout = close_timeout
+        self._engine: Engine | None = None
+        self._memory = False
+        self._writer: GroupCommitWriter | None = None
+        self._shippers: list[Shipper] = []
+        self._open_hashes: dict[int, str] = {}
+        self._lifecycle = threading.Lock()
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        """Create tables if needed and start the writer (and sink shippers). Idempotent."""
+        if self._writer is not None and not self._writer.closed:
+            return
+        await asyncio.to_thread(self.open_sync)
+
+    async def close(self) -> None:
+        """Write everything queued, ship what the sinks can take, stop threads. Idempotent."""
+        await asyncio.to_thread(self.close_sync)
+
+    async def __aenter__(self) -> AuditStore:
+        await self.open()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    def open_sync(self) -> None:
+        with self._lifecycle:
+            if self._writer is not None and not self._writer.closed:
+                return
+            engine = self._get_engine()
+            try:
+                metadata.create_all(engine)
+                _ensure_head(engine)
+                writer = GroupCommitWriter(
+                    lambda: _write_connection(engine),
+                    Statements(engine.dialect.name, engine.dialect.paramstyle),
+                    full=self.durability == "full",
+                    on_final=self._wake_shippers,
+                )
+                writer.start()
+            except SQLAlchemyError as exc:
+                raise AuditError(
+                    f"cannot open the audit store at {self._safe_url()}: {exc}"
+                ) from exc
+            self._writer = writer
+            self._shippers = [
+                Shipper(sink, engine, writer, read_lock=self._read_lock) for sink in self.sinks
+            ]
+            for shipper in self._shippers:
+                shipper.start()
+
+    def close_sync(self) -> None:
+        with self._lifecycle:
+            writer = self._writer
+            if writer is None or writer.closed:
+                return
+            for shipper in self._shippers:
+                shipper.stop(deadline=self.close_timeout)
+            writer.stop()
+            self._shippers = []
+            self._open_hashes.clear()
+            if self._engine is not None:
+                self._engine.dispose()
+                self._engine = None
+
+    @property
+    def is_open(self) -> bool:
+        return self._writer is not None and not self._writer.closed
+
+    # -- the write path ------------------------------------------------------------------------
+
+    async def begin(
+        self,
+        action: Action,
+        decision: PolicyDecision | None,
+        approval: ApprovalDecision | None = None,
+        *,
+        parent_id: int | None = None,
+    ) -> int:
+        """Write the 'pending' row for an action about to run; returns its id.
+
+        Raises ``AuditError`` when the row cannot be written: the caller must not run the action.
+        """
+        writer = self._live_writer()
+        try:
+            values = intent_values(
+                action,
+                decision,
+                approval,
+                derive_decision(decision, approval),
+                parent_id,
+                self.redactor,
+                now_iso(),
+            )
+            op = WriteOp(INTENT, (canonical(values), values, None))
+        except Exception as exc:  # a value we cannot store must not let the action run
+            raise AuditError(f"cannot build the audit record: {exc}") from exc
+        audit_id, row_hash = await writer.submit(op)
+        self._open_hashes[audit_id] = row_hash
+        return int(audit_id)
+
+    async def finish(self, audit_id: int, result: Result) -> None:
+        """Store the outcome of a begun action; committed (and fsynced at full) on return."""
+        writer = self._live_writer()
+        known = self._open_hashes.pop(audit_id, None)
+        try:
+            rest = outcome_values(result, self.redactor, now_iso())
+            await writer.submit(WriteOp(FINAL, (audit_id, known, rest)))
+        except BaseException:
+            if known is not None:
+                self._open_hashes[audit_id] = known
+            raise
+
+    async def record(
+        self, result: Result, *, parent_id: int | None = None, dry_run: bool | None = None
+    ) -> int:
+        """One-shot record for an outcome where nothing executed; returns its id.
+
+        ``result.decision`` / ``result.approval`` say what was decided. ``dry_run`` labels the
+        decision ``dry_run`` (without it, a skipped result whose reason starts "dry run" is).
+        """
+        writer = self._live_writer()
+        try:
+            label = derive_decision(
+                result.decision, result.approval, result.status, result.reason, dry_run=dry_run
+            )
+            stamp = now_iso()
+            values = intent_values(
+                result.action,
+                result.decision,
+                result.approval,
+                label,
+                parent_id,
+                self.redactor,
+                stamp,
+            )
+            rest = outcome_values(result, self.redactor, stamp)
+            op = WriteOp(RECORD, (canonical(values), values, rest))
+        except Exception as exc:
+            raise AuditError(f"cannot build the audit record: {exc}") from exc
+        audit_id, _ = await writer.submit(op)
+        return int(audit_id)
+
+    def _live_writer(self) -> GroupCommitWriter:
+        writer = self._writer
+        if writer is None or writer.closed:
+            raise AuditError(
+                "the audit store is not open (use 'async with AuditStore(...)' or await open())"
+            )
+        return writer
+
+    def _wake_shippers(self) -> None:
+        for shipper in self._shippers:
+            shipper.wake()
+
+    # -- the read side (sync, for the CLI) -----------------------------------------------------
+
+    def query(
+        self,
+        *,
+        session: str | None = None,
+        action_type: str | None = None,
+        risk_level: Any = None,
+        result: Any = None,
+        agent: str | None = None,
+        decision: Any = None,
+        matched_rule: str | None = None,
+        since: Since | None = None,
+        until: Since | None = None,
+        after_id: int | None = None,
+        limit: int | None = 100,
+        order: Order = "asc",
+    ) -> list[AuditRecord]:
+        """Records matching every given filter, by id (``order="desc"`` for newest first).
+
+        ``action_type`` accepts globs (``delete*``); ``since``/``until`` accept a datetime, a
+        date, an ISO string or a timedelta (that long ago); ``after_id`` is for tailing.
+        """
+        flt = AuditFilter(
+            session,
+            action_type,
+            risk_level,
+            result,
+            agent,
+            decision,
+            matched_rule,
+            since,
+            until,
+            after_id,
+        )
+        with self._reading():
+            return audit_query.query(self._get_engine(), flt, limit=limit, order=order)
+
+    def count(self, **filters: Any) -> int:
+        """Number of records matching the same filters as ``query``."""
+        with self._reading():
+            return audit_query.count(self._get_engine(), AuditFilter(**_filter_names(filters)))
+
+    def stats(self, **filters: Any) -> list[RuleStats]:
+        """Per matched rule: total, counts by result and by decision (busiest rule first)."""
+        with self._reading():
+            return audit_query.stats(self._get_engine(), AuditFilter(**_filter_names(filters)))
+
+    def get(self, audit_id: int) -> AuditRecord | None:
+        found = self.query(after_id=audit_id - 1, limit=1)
+        return found[0] if found and found[0].id == audit_id else None
+
+    def verify(self) -> VerifyReport:
+        """Check the hash chain; the report names every edited, deleted or inserted row."""
+        with self._reading():
+            return audit_query.verify(self._get_engine())
+
+    # -- plumbing ------------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _reading(self) -> Iterator[None]:
+        try:
+            with self._read_lock():
+                engine = self._get_engine()
+                if not inspect(engine).has_table("aegis_audit"):
+                    raise AuditError(f"no audit trail at {self._safe_url()}")
+                yield
+        except SQLAlchemyError as exc:
+            raise AuditError(f"cannot read the audit store at {self._safe_url()}: {exc}") from exc
+
+    def _read_lock(self) -> contextlib.AbstractContextManager[Any]:
+        # An in-memory SQLite database is one connection shared with the writer.
+        if self._memory and self._writer is not None:
+            return self._writer.connection_lock
+        return contextlib.nullcontext()
+
+    def _get_engine(self) -> Engine:
+        if self._engine is None:
+            self._engine, self._memory = _make_engine(self.url, self.busy_timeout, self.durability)
+        return self._engine
+
+    def _safe_url(self) -> str:
+        return make_url(self.url).render_as_string(hide_password=True)
+
+    def __repr__(self) -> str:
+        return f"AuditStore({self._safe_url()!r}, durability={self.durability!r})"
+
+
+_FILTER_ALIASES = {"session_id": "session", "agent_id": "agent"}
+
+
+def _filter_names(filters: dict[str, Any]) -> dict[str, Any]:
+    return {_FILTER_ALIASES.get(k, k): v for k, v in filters.items()}
+
+
+def _make_engine(url: str, busy_timeout: float, durability: str) -> tuple[Engine, bool]:
+    try:
+        parsed = make_url(url)
+    except Exception as exc:
+        raise AuditError(f"not a database URL: {url!r} ({exc})") from exc
+    if parsed.get_backend_name() != "sqlite":
+        return create_engine(parsed, pool_pre_ping=True), False
+    database = parsed.database or ""
+    memory = database in ("", ":memory:") or "mode=memory" in str(parsed)
+    options: dict[str, Any] = {
+        "connect_args": {"check_same_thread": False, "timeout": busy_timeout}
+    }
+    if memory:
+        options["poolclass"] = StaticPool
+    engine = create_engine(parsed, **options)
+    sync = "FULL" if durability == "full" else "NORMAL"
+
+    @event.listens_for(engine, "connect")
+    def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+        cur = dbapi_conn.cursor()
+        try:
+            cur.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
+            if not memory:
+                with contextlib.suppress(Exception):  # a read-only file can still be read
+                    cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute(f"PRAGMA synchronous={sync}")
+        finally:
+            cur.close()
+
+    return engine, memory
+
+
+def _ensure_head(engine: Engine) -> None:
+    with engine.connect() as conn:
+        if conn.execute(select(chain_head.c.id).where(chain_head.c.id == 1)).first() is not None:
+            return
+        try:
+            conn.execute(
+                insert(chain_head).values(id=1, last_id=0, last_hash=GENESIS_HASH, last_final=0)
+            )
+            conn.commit()
+        except IntegrityError:  # another process created it first
+            conn.rollback()
+
+
+def _write_connection(engine: Engine) -> Any:
+    raw = engine.raw_connection()
+    if engine.dialect.name == "sqlite":
+        raw.driver_connection.isolation_level = None  # type: ignore[union-attr]
+    return raw

@@ -1,0 +1,196 @@
+"""The tamper-evident hash chain: what is hashed, and how a stored trail is checked.
+
+Every row carries ``row_hash = sha256(prev_hash "\\n" id "\\n" intent-json)`` where ``prev_hash``
+is the previous row's ``row_hash``; when the outcome is known, ``result_hash = sha256(row_hash
+"\\n" outcome-json)`` seals it, so an edited result is caught as surely as an edited intent. Ids
+are gapless (assigned from the chain head), so a missing id is a deleted row, and a row beyond
+the head is an inserted one.
+
+What the chain does *not* give: someone with write access who recomputes every hash after an
+edit (and the head) produces a consistent chain. Ship records to a sink you do not control, or
+compare ``VerifyReport.last_hash`` with a copy kept elsewhere, to close that gap.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import attrs
+
+from aegis.runtime.audit_schema import GENESIS_HASH, INTENT_COLUMNS, RESULT_COLUMNS
+
+_dumps = json.JSONEncoder(separators=(",", ":"), allow_nan=True).encode
+
+
+def canonical(values: Sequence[Any]) -> str:
+    """The exact text hashed for a tuple of column values (stable across dialects)."""
+    return _dumps(list(values))
+
+
+def row_hash(prev_hash: str, row_id: int, intent_json: str) -> str:
+    return hashlib.sha256(f"{prev_hash}\n{row_id}\n{intent_json}".encode()).hexdigest()
+
+
+def result_hash(row_hash_: str, result_json: str) -> str:
+    return hashlib.sha256(f"{row_hash_}\n{result_json}".encode()).hexdigest()
+
+
+@attrs.frozen
+class ChainProblem:
+    """One finding. ``kind``: edited, deleted, inserted, broken_link or head."""
+
+    kind: str
+    first_id: int
+    last_id: int
+    detail: str
+
+    @property
+    def ids(self) -> range:
+        return range(self.first_id, self.last_id + 1)
+
+    def __str__(self) -> str:
+        where = (
+            f"row {self.first_id}"
+            if self.first_id == self.last_id
+            else f"rows {self.first_id}-{self.last_id}"
+        )
+        return f"{self.kind}: {where}: {self.detail}"
+
+
+@attrs.frozen
+class VerifyReport:
+    """The result of ``AuditStore.verify()``: ``ok`` is False when any problem was found.
+
+    ``pending`` lists rows whose action began but never recorded an outcome (in flight, or the
+    process died while the action ran); they are not tampering, but an auditor should see them.
+    """
+
+    checked: int
+    last_id: int
+    last_hash: str
+    problems: tuple[ChainProblem, ...] = ()
+    pending: tuple[int, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def ids_of(self, kind: str) -> list[int]:
+        return sorted({i for p in self.problems if p.kind == kind for i in p.ids})
+
+    @property
+    def edited(self) -> list[int]:
+        return self.ids_of("edited")
+
+    @property
+    def deleted(self) -> list[int]:
+        return self.ids_of("deleted")
+
+    @property
+    def inserted(self) -> list[int]:
+        return self.ids_of("inserted")
+
+    def summary(self) -> str:
+        head = f"{self.checked} records checked, chain head at id {self.last_id}"
+        if self.ok:
+            lines = [f"OK: {head}"]
+        else:
+            lines = [f"TAMPERED: {head}, {len(self.problems)} problem(s)"]
+            lines += [f"  {p}" for p in self.problems]
+        if self.pending:
+            shown = ", ".join(str(i) for i in self.pending[:20])
+            more = "" if len(self.pending) <= 20 else f" (+{len(self.pending) - 20} more)"
+            lines.append(f"  {len(self.pending)} record(s) without an outcome: {shown}{more}")
+        return "\n".join(lines)
+
+
+_INTENT_IDX = tuple(range(2, 2 + len(INTENT_COLUMNS)))
+_RESULT_IDX = tuple(range(2 + len(INTENT_COLUMNS), 2 + len(INTENT_COLUMNS) + len(RESULT_COLUMNS)))
+
+#: Columns ``verify`` reads, in this order: id, prev_hash, intent..., result..., row/result hash.
+VERIFY_COLUMNS: tuple[str, ...] = (
+    "id",
+    "prev_hash",
+    *INTENT_COLUMNS,
+    *RESULT_COLUMNS,
+    "row_hash",
+    "result_hash",
+)
+
+
+def verify_rows(
+    rows: Iterator[Sequence[Any]], head_last_id: int | None, head_last_hash: str | None
+) -> VerifyReport:
+    """Walk rows (``VERIFY_COLUMNS``, ascending id) and name every edited/deleted/inserted row."""
+    problems: list[ChainProblem] = []
+    pending: list[int] = []
+    prev_id = 0
+    prev_hash = GENESIS_HASH
+    checked = 0
+    hash_at_head: str | None = None
+    limit = head_last_id if head_last_id is not None else None
+    for row in rows:
+        row_id = int(row[0])
+        stored_prev = row[1]
+        stored_hash = row[-2]
+        stored_result_hash = row[-1]
+        checked += 1
+        if limit is not None and row_id > limit:
+            problems.append(
+                ChainProblem("inserted", row_id, row_id, "not part of the chain (beyond its head)")
+            )
+            continue
+        if row_id > prev_id + 1:
+            problems.append(
+                ChainProblem("deleted", prev_id + 1, row_id - 1, "missing from the chain")
+            )
+        elif stored_prev != prev_hash:
+            problems.append(
+                ChainProblem(
+                    "broken_link",
+                    prev_id,
+                    row_id,
+                    "this row does not follow the stored hash of the row before it "
+                    "(one of them was edited and re-hashed)",
+                )
+            )
+        intent = canonical([row[i] for i in _INTENT_IDX])
+        if row_hash(stored_prev, row_id, intent) != stored_hash:
+            problems.append(ChainProblem("edited", row_id, row_id, "content does not match hash"))
+        outcome = [row[i] for i in _RESULT_IDX]
+        status = outcome[2]
+        if status == "pending":
+            if stored_result_hash is not None or outcome[0] is not None:
+                problems.append(
+                    ChainProblem("edited", row_id, row_id, "outcome removed (row set to pending)")
+                )
+            else:
+                pending.append(row_id)
+        elif stored_result_hash is None or (
+            result_hash(stored_hash, canonical(outcome)) != stored_result_hash
+        ):
+            problems.append(
+                ChainProblem("edited", row_id, row_id, "outcome does not match its hash")
+            )
+        prev_id = row_id
+        prev_hash = stored_hash
+        if row_id == head_last_id:
+            hash_at_head = stored_hash
+    if head_last_id is not None and prev_id < head_last_id:
+        problems.append(
+            ChainProblem("deleted", prev_id + 1, head_last_id, "missing from the end of the chain")
+        )
+    elif head_last_id is not None and head_last_id > 0 and hash_at_head != head_last_hash:
+        problems.append(
+            ChainProblem("head", head_last_id, head_last_id, "last row does not match chain head")
+        )
+    return VerifyReport(
+        checked=checked,
+        last_id=head_last_id or 0,
+        last_hash=head_last_hash or GENESIS_HASH,
+        problems=tuple(problems),
+        pending=tuple(pending),
+    )

@@ -1,0 +1,194 @@
+"""Reading the trail: filters for ``aegis audit``, per-rule stats, and chain verification.
+
+Everything here is synchronous and uses ordinary SQLAlchemy connections from the store's engine,
+separate from the writer's connection; in WAL mode readers never block the writer, so the CLI can
+query (or ``--tail``) a trail that another process is writing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any, Literal
+
+import attrs
+from sqlalchemy import Engine, and_, func, select
+from sqlalchemy.sql.elements import ColumnElement
+
+from aegis.core.result import ResultStatus
+from aegis.core.risk import RiskLevel
+from aegis.runtime.audit_chain import VERIFY_COLUMNS, VerifyReport, verify_rows
+from aegis.runtime.audit_record import AuditRecord
+from aegis.runtime.audit_schema import audit_log, chain_head
+
+Order = Literal["asc", "desc"]
+Since = dt.datetime | dt.date | dt.timedelta | str
+
+
+@attrs.frozen
+class AuditFilter:
+    """The filters shared by ``query``, ``count`` and ``stats``. ``None`` means "any"."""
+
+    session: str | None = None
+    action_type: str | None = None
+    risk_level: str | RiskLevel | Sequence[str | RiskLevel] | None = None
+    result: str | ResultStatus | Sequence[str | ResultStatus] | None = None
+    agent: str | None = None
+    decision: str | Sequence[str] | None = None
+    matched_rule: str | None = None
+    since: Since | None = None
+    until: Since | None = None
+    after_id: int | None = None
+
+    def clauses(self) -> list[ColumnElement[bool]]:
+        c = audit_log.c
+        out: list[ColumnElement[bool]] = []
+        if self.session is not None:
+            out.append(c.session_id == self.session)
+        if self.agent is not None:
+            out.append(c.agent_id == self.agent)
+        if self.action_type is not None:
+            out.append(c.action_type.ilike(_glob_to_like(self.action_type), escape="\\"))
+        if self.risk_level is not None:
+            out.append(c.risk_level.in_([RiskLevel.parse(r).name for r in _many(self.risk_level)]))
+        if self.result is not None:
+            out.append(c.result.in_([_result_name(r) for r in _many(self.result)]))
+        if self.decision is not None:
+            out.append(c.decision.in_([str(d).lower() for d in _many(self.decision)]))
+        if self.matched_rule is not None:
+            out.append(c.matched_rule == self.matched_rule)
+        if self.since is not None:
+            out.append(c.created_at >= _timestamp(self.since))
+        if self.until is not None:
+            out.append(c.created_at < _timestamp(self.until))
+        if self.after_id is not None:
+            out.append(c.id > int(self.after_id))
+        return out
+
+
+def _many(value: Any) -> Iterable[Any]:
+    if isinstance(value, str | RiskLevel | ResultStatus):
+        return [value]
+    return list(value)
+
+
+def _result_name(value: str | ResultStatus) -> str:
+    if isinstance(value, ResultStatus):
+        return value.value
+    return str(value).strip().lower()
+
+
+def _glob_to_like(pattern: str) -> str:
+    escaped = pattern.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return escaped.replace("*", "%").replace("?", "_")
+
+
+def _timestamp(value: Since) -> str:
+    """Any accepted ``since`` form as the stored text format (UTC ISO-8601, microseconds)."""
+    if isinstance(value, dt.timedelta):
+        moment = dt.datetime.now(dt.UTC) - value
+    elif isinstance(value, dt.datetime):
+        moment = value
+    elif isinstance(value, dt.date):
+        moment = dt.datetime(value.year, value.month, value.day)
+    else:
+        moment = dt.datetime.fromisoformat(value.strip())
+    if moment.tzinfo is None:
+        moment = moment.astimezone()  # naive means local time, as a user typing a date means
+    return moment.astimezone(dt.UTC).isoformat(timespec="microseconds")
+
+
+def query(
+    engine: Engine, flt: AuditFilter, *, limit: int | None = 100, order: Order = "asc"
+) -> list[AuditRecord]:
+    stmt = select(audit_log)
+    clauses = flt.clauses()
+    if clauses:
+        stmt = stmt.where(and_(*clauses))
+    if order not in ("asc", "desc"):
+        raise ValueError(f"order must be 'asc' or 'desc', not {order!r}")
+    stmt = stmt.order_by(audit_log.c.id.asc() if order == "asc" else audit_log.c.id.desc())
+    if limit is not None:
+        stmt = stmt.limit(int(limit))
+    with engine.connect() as conn:
+        return [AuditRecord.from_mapping(row) for row in conn.execute(stmt).mappings()]
+
+
+def count(engine: Engine, flt: AuditFilter) -> int:
+    stmt = select(func.count()).select_from(audit_log)
+    clauses = flt.clauses()
+    if clauses:
+        stmt = stmt.where(and_(*clauses))
+    with engine.connect() as conn:
+        return int(conn.execute(stmt).scalar_one())
+
+
+@attrs.frozen
+class RuleStats:
+    """How often one rule decided, and how those actions ended."""
+
+    rule: str | None
+    total: int
+    by_result: dict[str, int]
+    by_decision: dict[str, int]
+
+    def to_dict(self) -> dict[str, Any]:
+        return attrs.asdict(self)
+
+
+def stats(engine: Engine, flt: AuditFilter) -> list[RuleStats]:
+    """Per matched rule (``None`` = the policy defaults or no policy), busiest first."""
+    c = audit_log.c
+    clauses = flt.clauses()
+    where = and_(*clauses) if clauses else None
+    by_result: dict[str | None, dict[str, int]] = {}
+    by_decision: dict[str | None, dict[str, int]] = {}
+    with engine.connect() as conn:
+        for column, target in ((c.result, by_result), (c.decision, by_decision)):
+            stmt = select(c.matched_rule, column, func.count()).group_by(c.matched_rule, column)
+            if where is not None:
+                stmt = stmt.where(where)
+            for rule, key, n in conn.execute(stmt):
+                target.setdefault(rule, {})[key] = int(n)
+    out = [
+        RuleStats(
+            rule=rule,
+            total=sum(results.values()),
+            by_result=dict(sorted(results.items())),
+            by_decision=dict(sorted(by_decision.get(rule, {}).items())),
+        )
+        for rule, results in by_result.items()
+    ]
+    out.sort(key=lambda s: (-s.total, s.rule or ""))
+    return out
+
+
+def verify(engine: Engine, *, chunk: int = 5000) -> VerifyReport:
+    """Check the whole chain inside one read snapshot (concurrent writers are not "inserts")."""
+    with engine.connect() as conn:
+        if engine.dialect.name == "sqlite":
+            conn.exec_driver_sql("BEGIN")  # pysqlite would not start a read transaction itself
+        else:
+            conn = conn.execution_options(isolation_level="REPEATABLE READ")
+        head = conn.execute(
+            select(chain_head.c.last_id, chain_head.c.last_hash).where(chain_head.c.id == 1)
+        ).first()
+        cols = [audit_log.c[name] for name in VERIFY_COLUMNS]
+
+        def rows() -> Iterator[Sequence[Any]]:
+            last = None
+            while True:
+                stmt = select(*cols).order_by(audit_log.c.id).limit(chunk)
+                if last is not None:
+                    stmt = stmt.where(audit_log.c.id > last)
+                batch = conn.execute(stmt).all()
+                yield from batch
+                if len(batch) < chunk:
+                    return
+                last = batch[-1][0]
+
+        head_id = int(head[0]) if head is not None else None
+        head_hash = head[1] if head is not None else None
+        report = verify_rows(rows(), head_id, head_hash)
+        conn.rollback()
+        return report

@@ -1,0 +1,126 @@
+"""The audit tables, portable across SQLAlchemy dialects.
+
+Types are deliberately plain (text, integers, one float) so the hot write path can use the
+driver directly with pre-built SQL, and so the canonical content that is hashed reads back
+byte-for-byte identical on SQLite and PostgreSQL. Timestamps are fixed-width ISO-8601 UTC text,
+which sorts chronologically as text.
+
+* ``aegis_audit`` — one row per action. ``id`` is assigned from the chain head inside the write
+  transaction, so ids are gapless and in chain order: a missing id *is* a deleted row.
+* ``aegis_audit_head`` — one row: the last id, the last row hash and the last final sequence
+  number. Every write transaction reads and updates it under a lock, which is what keeps two
+  processes (or replicas) from forking the chain.
+* ``aegis_audit_sink_cursor`` — how far each sink has shipped (``final_seq``) and the lowest id
+  that may still need shipping (``scan_from``), so a restarted sink resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    SmallInteger,
+    String,
+    Table,
+    Text,
+)
+
+metadata = MetaData()
+
+# SQLite only aliases the rowid for a column typed exactly INTEGER.
+_Id = BigInteger().with_variant(Integer(), "sqlite")
+
+audit_log = Table(
+    "aegis_audit",
+    metadata,
+    Column("id", _Id, primary_key=True, autoincrement=False),
+    Column("created_at", String(32), nullable=False),
+    Column("finished_at", String(32)),
+    Column("session_id", String(255)),
+    Column("agent_id", String(255)),
+    Column("action_type", Text, nullable=False),
+    Column("target", Text, nullable=False),
+    Column("params", Text, nullable=False),
+    Column("description", Text, nullable=False),
+    Column("risk_level", String(16)),
+    Column("approval", String(16)),
+    Column("matched_rule", Text),
+    Column("decision", String(16), nullable=False),
+    Column("approver", Text),
+    Column("approval_reason", Text),
+    Column("unknown_conditions", Text),
+    Column("policy_fingerprint", String(128)),
+    Column("parent_id", BigInteger),
+    Column("result", String(16), nullable=False),
+    Column("error", Text),
+    Column("reason", Text),
+    Column("duration_ms", Float),
+    Column("attempts", Integer),
+    Column("verified", SmallInteger),
+    Column("final_seq", BigInteger),
+    Column("prev_hash", String(64), nullable=False),
+    Column("row_hash", String(64), nullable=False),
+    Column("result_hash", String(64)),
+)
+# Only the session index: each index costs a page write on the per-action path; time filters
+# use the primary key order (ids are chronological) and the CLI's default is "the last N".
+Index("ix_aegis_audit_session", audit_log.c.session_id)
+
+chain_head = Table(
+    "aegis_audit_head",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("last_id", BigInteger, nullable=False),
+    Column("last_hash", String(64), nullable=False),
+    Column("last_final", BigInteger, nullable=False),
+)
+
+sink_cursor = Table(
+    "aegis_audit_sink_cursor",
+    metadata,
+    Column("sink", String(255), primary_key=True),
+    Column("final_seq", BigInteger, nullable=False),
+    Column("scan_from", BigInteger, nullable=False),
+    Column("updated_at", String(32), nullable=False),
+)
+
+#: Hash of "nothing before": the prev_hash of row 1.
+GENESIS_HASH = "0" * 64
+
+#: Intent columns in canonical order (what ``row_hash`` covers, after ``id``).
+INTENT_COLUMNS: tuple[str, ...] = (
+    "created_at",
+    "session_id",
+    "agent_id",
+    "action_type",
+    "target",
+    "params",
+    "description",
+    "risk_level",
+    "approval",
+    "matched_rule",
+    "decision",
+    "approver",
+    "approval_reason",
+    "unknown_conditions",
+    "policy_fingerprint",
+    "parent_id",
+)
+
+#: Outcome columns in canonical order (what ``result_hash`` covers).
+RESULT_COLUMNS: tuple[str, ...] = (
+    "final_seq",
+    "finished_at",
+    "result",
+    "error",
+    "reason",
+    "duration_ms",
+    "attempts",
+    "verified",
+)
+
+ALL_COLUMNS: tuple[str, ...] = tuple(c.name for c in audit_log.columns)

@@ -1,0 +1,376 @@
+"""Group commit: many concurrent audit writes share one transaction and one fsync.
+
+One writer thread owns a driver connection taken from the SQLAlchemy engine and drains a queue:
+everything waiting when it wakes goes into one transaction, and each waiting event loop gets one
+``call_soon_threadsafe`` per batch to resolve its futures. So 100 concurrent actions cost about
+one fsync, not 100, and no caller is serialised behind another's fsync.
+
+Durability per transaction (``durability="full"``): a batch holding only intents (``begin``)
+commits without an fsync (SQLite ``synchronous=NORMAL`` in WAL mode; PostgreSQL ``SET LOCAL
+synchronous_commit = off``), a batch holding any final record commits with one (``FULL`` /
+``on``). WAL order makes that final fsync cover every intent written before it, so an intent is
+durable no later than the outcome of the same action. ``durability="normal"`` never waits for
+an fsync (a labelled faster mode: a power cut may lose the last commits, a crash of the process
+does not).
+
+Single-caller fast path: when the writer is idle and the calling task is the only task in its
+event loop, the write runs right there, with no thread hop (a sequential agent pays for its
+fsync and nothing else). With any other task around, the write is queued so it can be batched.
+
+The chain head (last id, last hash, last final sequence) is read and written inside every
+transaction under the database's write lock (SQLite ``BEGIN IMMEDIATE``, elsewhere ``SELECT ...
+FOR UPDATE``), so several processes or replicas extend one chain and never fork it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import concurrent.futures
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from aegis.errors import AuditError
+from aegis.runtime.audit_chain import canonical, result_hash, row_hash
+from aegis.runtime.audit_schema import INTENT_COLUMNS, RESULT_COLUMNS
+
+log = logging.getLogger("aegis.audit")
+
+INTENT, FINAL, RECORD, CURSOR = 0, 1, 2, 3
+
+_INSERT_COLUMNS = ("id", *INTENT_COLUMNS, *RESULT_COLUMNS, "prev_hash", "row_hash", "result_hash")
+_PENDING_OUTCOME = (None, None, "pending", None, None, None, None, None)
+_FINAL_SET = ", ".join(f"{c} = ?" for c in RESULT_COLUMNS)
+
+
+class WriteOp:
+    """One queued write. ``payload`` depends on ``kind``; ``value``/``error`` are the answer."""
+
+    __slots__ = ("error", "future", "kind", "loop", "payload", "value")
+
+    def __init__(self, kind: int, payload: Any) -> None:
+        self.kind = kind
+        self.payload = payload
+        self.value: Any = None
+        self.error: BaseException | None = None
+        self.future: asyncio.Future[Any] | concurrent.futures.Future[Any] | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
+
+
+class Statements:
+    """SQL for one driver, written once with ``?`` and converted to the driver's paramstyle."""
+
+    def __init__(self, dialect_name: str, paramstyle: str) -> None:
+        self.sqlite = dialect_name == "sqlite"
+        self.postgres = dialect_name == "postgresql"
+        lock = "" if self.sqlite else " FOR UPDATE"
+        cols = ", ".join(_INSERT_COLUMNS)
+        marks = ", ".join("?" for _ in _INSERT_COLUMNS)
+        raw = {
+            "head": "SELECT last_id, last_hash, last_final FROM aegis_audit_head "
+            f"WHERE id = 1{lock}",
+            "set_head": "UPDATE aegis_audit_head SET last_id = ?, last_hash = ?, last_final = ? "
+            "WHERE id = 1",
+            "insert": f"INSERT INTO aegis_audit ({cols}) VALUES ({marks})",
+            "final": f"UPDATE aegis_audit SET {_FINAL_SET}, result_hash = ? "
+            "WHERE id = ? AND result = 'pending'",
+            "row": "SELECT row_hash, result FROM aegis_audit WHERE id = ?",
+            "cursor_update": "UPDATE aegis_audit_sink_cursor SET final_seq = ?, scan_from = ?, "
+            "updated_at = ? WHERE sink = ?",
+            "cursor_insert": "INSERT INTO aegis_audit_sink_cursor "
+            "(final_seq, scan_from, updated_at, sink) VALUES (?, ?, ?, ?)",
+        }
+        self.sql = {name: _convert(text, paramstyle) for name, text in raw.items()}
+
+
+def _convert(sql: str, paramstyle: str) -> str:
+    if paramstyle == "qmark":
+        return sql
+    if paramstyle in ("format", "pyformat"):
+        return sql.replace("?", "%s")
+    raise AuditError(f"unsupported database driver paramstyle {paramstyle!r}")
+
+
+class GroupCommitWriter:
+    """Owns the write connection and the writer thread. Thread-safe ``submit``."""
+
+    def __init__(
+        self,
+        connect: Callable[[], Any],
+        statements: Statements,
+        *,
+        full: bool,
+        max_batch: int = 512,
+        on_final: Callable[[], None] | None = None,
+    ) -> None:
+        self._connect = connect
+        self._st = statements
+        self._full = full
+        self._max_batch = max_batch
+        self._on_final = on_final
+        self._queue: collections.deque[WriteOp] = collections.deque()
+        self._cv = threading.Condition(threading.Lock())
+        self._conn_lock = threading.Lock()
+        self._busy = False
+        self._stopping = False
+        self._closed = True
+        self._thread: threading.Thread | None = None
+        self._conn: Any = None
+        self._sync_full: bool | None = None
+        self.inline = True
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._conn = self._connect()
+        self._closed = False
+        self._stopping = False
+        self._thread = threading.Thread(target=self._run, name="aegis-audit-writer", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Write everything queued, then stop the thread and release the connection."""
+        with self._cv:
+            if self._closed:
+                return
+            self._closed = True
+            self._stopping = True
+            self._cv.notify_all()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        with self._conn_lock:
+            conn, self._conn = self._conn, None
+            if conn is not None:
+                try:
+                    conn.close()
+                except Exception:  # pragma: no cover - closing a broken connection
+                    log.debug("closing the audit write connection failed", exc_info=True)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    @property
+    def connection_lock(self) -> threading.Lock:
+        """Held while the write connection is in use (shared with readers of a memory DB)."""
+        return self._conn_lock
+
+    # -- submission ----------------------------------------------------------------------------
+
+    async def submit(self, op: WriteOp) -> Any:
+        """Write ``op``; returns its value once committed, or raises ``AuditError``."""
+        if self._closed:
+            raise AuditError("the audit store is closed")
+        if (
+            self.inline
+            and not self._queue
+            and not self._busy
+            and self._conn_lock.acquire(blocking=False)
+        ):
+            try:
+                if not self._queue and len(asyncio.all_tasks()) <= 1:
+                    self._write([op])
+                    if op.error is not None:
+                        raise op.error
+                    return op.value
+            finally:
+                self._conn_lock.release()
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[Any] = loop.create_future()
+        op.future = fut
+        op.loop = loop
+        self._enqueue(op)
+        return await fut
+
+    def submit_nowait(self, op: WriteOp) -> concurrent.futures.Future[Any]:
+        """Queue ``op`` from any thread; the returned future resolves after the commit."""
+        fut: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        op.future = fut
+        self._enqueue(op)
+        return fut
+
+    def _enqueue(self, op: WriteOp) -> None:
+        with self._cv:
+            if self._closed and not self._stopping:
+                raise AuditError("the audit store is closed")
+            if self._thread is None:
+                raise AuditError("the audit store is closed")
+            self._queue.append(op)
+            self._cv.notify()
+
+    # -- the writer thread ---------------------------------------------------------------------
+
+    def _run(self) -> None:
+        queue = self._queue
+        while True:
+            with self._cv:
+                while not queue and not self._stopping:
+                    self._cv.wait()
+                if not queue:
+                    return
+                n = min(len(queue), self._max_batch)
+                batch = [queue.popleft() for _ in range(n)]
+                self._busy = True
+            try:
+                with self._conn_lock:
+                    self._write(batch)
+            finally:
+                self._busy = False
+            _dispatch(batch)
+
+    def _write(self, ops: Sequence[WriteOp]) -> None:
+        """Commit ``ops`` in one transaction; on failure retry them one by one."""
+        try:
+            self._transaction(ops)
+        except Exception as exc:
+            if len(ops) > 1:
+                for op in ops:
+                    self._write([op])
+                return
+            ops[0].error = exc if isinstance(exc, AuditError) else _audit_error(exc)
+            return
+        if self._on_final is not None and any(op.kind in (FINAL, RECORD) for op in ops):
+            self._on_final()
+
+    def _transaction(self, ops: Sequence[WriteOp]) -> None:
+        conn = self._conn
+        if conn is None:
+            raise AuditError("the audit store is closed")
+        st = self._st
+        sql = st.sql
+        full = self._full and any(op.kind in (FINAL, RECORD) for op in ops)
+        cur = conn.cursor()
+        try:
+            if st.sqlite:
+                if full is not self._sync_full:
+                    cur.execute("PRAGMA synchronous=FULL" if full else "PRAGMA synchronous=NORMAL")
+                    self._sync_full = full
+                cur.execute("BEGIN IMMEDIATE")
+            elif st.postgres and not full:
+                cur.execute("SET LOCAL synchronous_commit TO off")
+            try:
+                self._apply(cur, ops, sql)
+            except BaseException:
+                if st.sqlite:
+                    cur.execute("ROLLBACK")
+                else:
+                    conn.rollback()
+                raise
+            try:
+                if st.sqlite:
+                    cur.execute("COMMIT")
+                else:
+                    conn.commit()
+            except BaseException:
+                _quietly(cur.execute, "ROLLBACK") if st.sqlite else _quietly(conn.rollback)
+                raise
+        finally:
+            cur.close()
+
+    def _apply(self, cur: Any, ops: Sequence[WriteOp], sql: dict[str, str]) -> None:
+        cur.execute(sql["head"])
+        head = cur.fetchone()
+        if head is None:
+            raise AuditError("the audit chain head is missing (table aegis_audit_head is empty)")
+        last_id, last_hash, last_final = int(head[0]), head[1], int(head[2])
+        start = (last_id, last_hash, last_final)
+        inserts: list[tuple[Any, ...]] = []
+        finals: list[tuple[Any, ...]] = []
+        cursors: list[tuple[Any, ...]] = []
+        for op in ops:
+            kind = op.kind
+            if kind == FINAL:
+                audit_id, known_hash, rest = op.payload
+                if known_hash is None:
+                    cur.execute(sql["row"], (audit_id,))
+                    found = cur.fetchone()
+                    if found is None or found[1] != "pending":
+                        raise AuditError(f"audit record {audit_id} does not exist or is final")
+                    known_hash = found[0]
+                last_final += 1
+                outcome = (last_final, *rest)
+                finals.append((*outcome, result_hash(known_hash, canonical(outcome)), audit_id))
+            elif kind == CURSOR:
+                cursors.append(op.payload)
+            else:
+                intent_json, values, rest = op.payload
+                last_id += 1
+                new_hash = row_hash(last_hash, last_id, intent_json)
+                if kind == RECORD:
+                    last_final += 1
+                    outcome = (last_final, *rest)
+                    inserts.append(
+                        (
+                            last_id,
+                            *values,
+                            *outcome,
+                            last_hash,
+                            new_hash,
+                            result_hash(new_hash, canonical(outcome)),
+                        )
+                    )
+                else:
+                    inserts.append((last_id, *values, *_PENDING_OUTCOME, last_hash, new_hash, None))
+                op.value = (last_id, new_hash)
+                last_hash = new_hash
+        if inserts:
+            cur.executemany(sql["insert"], inserts)
+        if finals:
+            if len(finals) == 1:
+                cur.execute(sql["final"], finals[0])
+            else:
+                cur.executemany(sql["final"], finals)
+            if cur.rowcount != len(finals):
+                raise AuditError("an audit record to finish was not pending any more")
+        for payload in cursors:
+            cur.execute(sql["cursor_update"], payload)
+            if cur.rowcount == 0:
+                cur.execute(sql["cursor_insert"], payload)
+        if (last_id, last_hash, last_final) != start:
+            cur.execute(sql["set_head"], (last_id, last_hash, last_final))
+
+
+def _quietly(fn: Callable[..., Any], *args: Any) -> None:
+    try:
+        fn(*args)
+    except Exception:
+        log.debug("rollback after a failed commit failed too", exc_info=True)
+
+
+def _audit_error(exc: BaseException) -> AuditError:
+    err = AuditError(f"the audit store could not write: {type(exc).__name__}: {exc}")
+    err.__cause__ = exc
+    return err
+
+
+def _dispatch(batch: Sequence[WriteOp]) -> None:
+    """Hand results back: one call_soon_threadsafe per event loop per batch."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[WriteOp]] = {}
+    for op in batch:
+        fut = op.future
+        if op.loop is not None:
+            by_loop.setdefault(op.loop, []).append(op)
+        elif isinstance(fut, concurrent.futures.Future):
+            if op.error is not None:
+                fut.set_exception(op.error)
+            else:
+                fut.set_result(op.value)
+    for loop, ops in by_loop.items():
+        try:
+            loop.call_soon_threadsafe(_resolve, ops)
+        except RuntimeError:  # the loop is closed; nobody is waiting any more
+            log.warning("audit results for %d writes had no event loop to return to", len(ops))
+
+
+def _resolve(ops: Sequence[WriteOp]) -> None:
+    for op in ops:
+        fut = op.future
+        if fut is None or fut.done():
+            continue
+        if op.error is not None:
+            fut.set_exception(op.error)
+        else:
+            fut.set_result(op.value)
