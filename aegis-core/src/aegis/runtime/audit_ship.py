@@ -32,6 +32,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from sqlalchemy import Engine, and_, case, func, or_, select
 
+from aegis.errors import AuditError
 from aegis.runtime.audit_record import AuditRecord, now_iso
 from aegis.runtime.audit_schema import audit_log, sink_cursor
 from aegis.runtime.audit_writer import CURSOR, GroupCommitWriter, WriteOp
@@ -44,6 +45,23 @@ class AuditSink(Protocol):
     """Receives committed final audit records; see the module docstring for the contract."""
 
     def emit(self, records: Sequence[AuditRecord]) -> Awaitable[None] | None: ...
+
+
+def build_sink(name: str, /, **options: Any) -> AuditSink:
+    """A sink from the plugin registry: ``build_sink("jsonl", path="audit.jsonl")``."""
+    from aegis.plugins import get_registry
+
+    registration = get_registry().get("audit_sinks", name)
+    if registration is None:
+        known = ", ".join(get_registry().names("audit_sinks")) or "none"
+        raise AuditError(f"unknown audit sink {name!r} (registered: {known})")
+    try:
+        sink = registration.obj(**options)
+    except (TypeError, ValueError) as exc:
+        raise AuditError(f"audit sink {name!r}: {exc}") from exc
+    if not isinstance(sink, AuditSink):
+        raise AuditError(f"audit sink {name!r} built {type(sink).__name__}, which has no emit()")
+    return sink
 
 
 def sink_name(sink: AuditSink) -> str:

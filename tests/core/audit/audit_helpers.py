@@ -1,0 +1,69 @@
+"""Builders shared by the audit tests: real value objects, raw SQL for tampering."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import create_engine, text
+
+from aegis import Action, Approval, ApprovalDecision, PolicyDecision, Result, ResultStatus, RiskLevel
+from aegis.runtime.audit import AuditStore
+
+
+def action(kind: str = "read_contact", target: str = "crm_prod", **kw: Any) -> Action:
+    params = kw.pop("params", {"id": 1})
+    return Action(kind, target, params=params, **kw)
+
+
+def decide(
+    act: Action,
+    approval: Approval = Approval.AUTO,
+    risk: RiskLevel = RiskLevel.LOW,
+    rule: str | None = "read_safe",
+    **kw: Any,
+) -> PolicyDecision:
+    return PolicyDecision(act, risk, approval, matched_rule=rule, **kw)
+
+
+async def run_action(
+    store: AuditStore,
+    act: Action | None = None,
+    status: ResultStatus = ResultStatus.SUCCESS,
+    approval: ApprovalDecision | None = None,
+    **result_kw: Any,
+) -> int:
+    """What the runtime does for an action that executes: begin, then finish."""
+    act = act or action()
+    dec = decide(act, Approval.APPROVE if approval else Approval.AUTO)
+    audit_id = await store.begin(act, dec, approval)
+    result_kw.setdefault("attempts", 1)
+    await store.finish(
+        audit_id, Result(act, status, decision=dec, approval=approval, **result_kw)
+    )
+    return audit_id
+
+
+def raw(url: str, sql: str, **params: Any) -> list[Any]:
+    """Run SQL behind the store's back (the tamperer's view)."""
+    engine = create_engine(url)
+    try:
+        with engine.begin() as conn:
+            result = conn.execute(text(sql), params)
+            return list(result) if result.returns_rows else []
+    finally:
+        engine.dispose()
+
+
+__all__ = [
+    "Action",
+    "Approval",
+    "ApprovalDecision",
+    "PolicyDecision",
+    "Result",
+    "ResultStatus",
+    "RiskLevel",
+    "action",
+    "decide",
+    "raw",
+    "run_action",
+]
