@@ -7,9 +7,7 @@ from typing import Any
 from aegis.core import conditions, conditions_time
 from aegis.hookspecs import Register, hookimpl
 
-_JSON_VALUE: dict[str, Any] = {
-    "type": ["string", "number", "boolean", "null", "array", "object"]
-}
+_JSON_VALUE: dict[str, Any] = {"type": ["string", "number", "boolean", "null", "array", "object"]}
 
 
 def _param_map(value_schema: dict[str, Any], what: str) -> dict[str, Any]:
@@ -36,8 +34,11 @@ BUILTINS: list[tuple[str, Any, dict[str, Any], str]] = [
     (
         "time_before",
         conditions_time.time_before,
-        {**_TIME, "description": "Holds from midnight until this local time (exclusive)."
-         " With time_after later than time_before, the two form an overnight window."},
+        {
+            **_TIME,
+            "description": "Holds from midnight until this local time (exclusive)."
+            " With time_after later than time_before, the two form an overnight window.",
+        },
         "local time is before HH:MM",
     ),
     (
@@ -58,27 +59,46 @@ BUILTINS: list[tuple[str, Any, dict[str, Any], str]] = [
         _param_map(_JSON_VALUE, "Param equals the value (same type: 1 is not true, '5' not 5)."),
         "param equals a value",
     ),
-    ("param_gt", conditions.param_gt, _param_map({"type": "number"}, "Param > number."),
-     "param is greater than a number"),
-    ("param_lt", conditions.param_lt, _param_map({"type": "number"}, "Param < number."),
-     "param is less than a number"),
-    ("param_gte", conditions.param_gte, _param_map({"type": "number"}, "Param >= number."),
-     "param is at least a number"),
-    ("param_lte", conditions.param_lte, _param_map({"type": "number"}, "Param <= number."),
-     "param is at most a number"),
+    (
+        "param_gt",
+        conditions.param_gt,
+        _param_map({"type": "number"}, "Param > number."),
+        "param is greater than a number",
+    ),
+    (
+        "param_lt",
+        conditions.param_lt,
+        _param_map({"type": "number"}, "Param < number."),
+        "param is less than a number",
+    ),
+    (
+        "param_gte",
+        conditions.param_gte,
+        _param_map({"type": "number"}, "Param >= number."),
+        "param is at least a number",
+    ),
+    (
+        "param_lte",
+        conditions.param_lte,
+        _param_map({"type": "number"}, "Param <= number."),
+        "param is at most a number",
+    ),
     (
         "param_contains",
         conditions.param_contains,
-        _param_map(_JSON_VALUE, "String param contains the substring, or list param contains"
-                   " the item."),
+        _param_map(
+            _JSON_VALUE, "String param contains the substring, or list param contains the item."
+        ),
         "string param contains a substring, or list param an item",
     ),
     (
         "param_matches",
         conditions.param_matches,
-        _param_map({"type": "string", "format": "regex"},
-                   "String param matches the regular expression (Python re.search; longer"
-                   f" than {conditions.MAX_MATCH_INPUT} characters is unknown)."),
+        _param_map(
+            {"type": "string", "format": "regex"},
+            "String param matches the regular expression (Python re.search; longer"
+            f" than {conditions.MAX_MATCH_INPUT} characters is unknown).",
+        ),
         "string param matches a regular expression",
     ),
 ]

@@ -45,7 +45,7 @@ class Glob:
         literal = pattern if wildcard is None else pattern[: wildcard.start()]
         if wildcard is None:
             self.kind = "exact"
-        elif pattern[wildcard.start():] == "*":
+        elif pattern[wildcard.start() :] == "*":
             self.kind = "prefix"
         else:
             self.kind = "regex"

@@ -25,6 +25,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import attrs
 
@@ -52,19 +53,34 @@ class _Part:
 
 
 def _fingerprint(data: Mapping[str, Any]) -> str:
-    canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                           default=repr)
+    canonical = json.dumps(
+        data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=repr
+    )
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
 class Policy:
     """A loaded, validated, compiled policy. Immutable; ``merge`` returns a new one."""
 
-    __slots__ = ("_always_now", "_default_decision_parts", "_defaults", "_fingerprint",
-                 "_matcher", "_model", "_parts", "_rules", "_tz")
+    __slots__ = (
+        "_always_now",
+        "_default_decision_parts",
+        "_defaults",
+        "_fingerprint",
+        "_matcher",
+        "_model",
+        "_parts",
+        "_rules",
+        "_tz",
+    )
 
-    def __init__(self, model: pm.PolicyModel, rules: tuple[CompiledRule, ...],
-                 parts: tuple[_Part, ...], tz: dt.tzinfo) -> None:
+    def __init__(
+        self,
+        model: pm.PolicyModel,
+        rules: tuple[CompiledRule, ...],
+        parts: tuple[_Part, ...],
+        tz: dt.tzinfo,
+    ) -> None:
         """Internal: use the ``from_*`` constructors."""
         self._model = model
         self._rules = rules
@@ -84,8 +100,9 @@ class Policy:
         except UnicodeDecodeError as exc:
             raise PolicyError(PolicyIssue(f"not UTF-8 text: {exc.reason}", source)) from None
         except OSError as exc:
-            raise PolicyError(PolicyIssue(f"cannot read policy: {exc.strerror or exc}",
-                                          source)) from None
+            raise PolicyError(
+                PolicyIssue(f"cannot read policy: {exc.strerror or exc}", source)
+            ) from None
         return cls.from_yaml_string(text, source=source)
 
     @classmethod
@@ -115,7 +132,7 @@ class Policy:
             raise PolicyError(sorted(issues + located, key=_issue_order))
         model = loaded.model
         part = attrs.evolve(part, rule_count=len(model.rules))
-        return cls(model, loaded.rules, (part,), _tz_of(loaded.rules, model))
+        return cls(model, loaded.rules, (part,), _tz_of(model))
 
     def merge(self, other: Policy) -> Policy:
         """Rules of ``self`` then ``other``; ``other``'s settings override only those it sets.
@@ -131,9 +148,13 @@ class Policy:
             if rule.name in mine:
                 first = self._rule_position(mine[rule.name])
                 here = other._rule_position(j)
-                problems.append(attrs.evolve(
-                    here, message=f"duplicate rule name {rule.name!r} (first defined at"
-                    f" {first.file}{_at(first)})"))
+                problems.append(
+                    attrs.evolve(
+                        here,
+                        message=f"duplicate rule name {rule.name!r} (first defined at"
+                        f" {first.file}{_at(first)})",
+                    )
+                )
         if problems:
             raise PolicyError(problems)
         return self._rebuilt(model, self._parts + other._parts)
@@ -142,7 +163,7 @@ class Policy:
         loaded, problems = load(pm.to_dict(model))
         if loaded is None or problems:
             raise PolicyError(locate(problems, {}, " + ".join(p.source for p in parts)))
-        return Policy(loaded.model, loaded.rules, parts, _tz_of(loaded.rules, loaded.model))
+        return Policy(loaded.model, loaded.rules, parts, _tz_of(loaded.model))
 
     def _rule_position(self, index: int) -> PolicyIssue:
         offset = 0
@@ -224,8 +245,15 @@ class Policy:
                     outcome = None
             if outcome is True:
                 if pending is None and unknown is None:
-                    return PolicyDecision(action, rule.risk, rule.approval, rule.name,
-                                          rule.reason, (), self._fingerprint)
+                    return PolicyDecision(
+                        action,
+                        rule.risk,
+                        rule.approval,
+                        rule.name,
+                        rule.reason,
+                        (),
+                        self._fingerprint,
+                    )
                 return self._settle(action, pending, rule, unknown or [], notes or [])
             if outcome is False:
                 continue
@@ -239,8 +267,9 @@ class Policy:
             if rule.approval is _AUTO:
                 notes.append(f"auto rule {rule.name!r} skipped: {what} unknown")
                 continue
-            notes.append(f"rule {rule.name!r} ({rule.approval}) applies: {what} unknown,"
-                         " treated as a match")
+            notes.append(
+                f"rule {rule.name!r} ({rule.approval}) applies: {what} unknown, treated as a match"
+            )
             if rule.approval is _BLOCK:
                 return self._settle(action, pending, rule, unknown, notes)
             if pending is None:
@@ -250,8 +279,14 @@ class Policy:
                 pending = (pending[0] if pending[0].risk >= rule.risk else rule, names)
         return self._settle(action, pending, None, unknown or [], notes or [])
 
-    def _settle(self, action: Action, pending: tuple[CompiledRule, list[str]] | None,
-                rule: CompiledRule | None, unknown: list[str], notes: list[str]) -> PolicyDecision:
+    def _settle(
+        self,
+        action: Action,
+        pending: tuple[CompiledRule, list[str]] | None,
+        rule: CompiledRule | None,
+        unknown: list[str],
+        notes: list[str],
+    ) -> PolicyDecision:
         """The decision once a rule (or the defaults, ``rule=None``) decided."""
         if rule is not None:
             risk, approval, name, reason = rule.risk, rule.approval, rule.name, rule.reason
@@ -261,17 +296,17 @@ class Policy:
         if pending is not None and pending[0] is not rule:
             held = pending[0]
             if held.approval.strictness >= approval.strictness:
-                notes.append(f"the fall-through ({name or 'defaults'}: {approval}) is not"
-                             " stricter")
+                notes.append(f"the fall-through ({name or 'defaults'}: {approval}) is not stricter")
                 name, reason = held.name, held.reason
                 approval = held.approval
             else:
-                notes.append(f"the fall-through ({name or 'defaults'}: {approval}) is stricter"
-                             f" than {held.name!r}")
+                notes.append(
+                    f"the fall-through ({name or 'defaults'}: {approval}) is stricter"
+                    f" than {held.name!r}"
+                )
             risk = RiskLevel(max(risk, held.risk))
         full = "; ".join([reason, *notes])
-        return PolicyDecision(action, risk, approval, name, full, tuple(unknown),
-                              self._fingerprint)
+        return PolicyDecision(action, risk, approval, name, full, tuple(unknown), self._fingerprint)
 
 
 def _at(issue: PolicyIssue) -> str:
@@ -293,9 +328,7 @@ def _positions(part: _Part) -> dict[Any, tuple[int, int]]:
         return {}
 
 
-def _tz_of(rules: tuple[CompiledRule, ...], model: pm.PolicyModel) -> dt.tzinfo:
-    from zoneinfo import ZoneInfo
-
+def _tz_of(model: pm.PolicyModel) -> dt.tzinfo:
     return ZoneInfo(model.effective_timezone)
 
 

@@ -115,7 +115,11 @@ class NotOf(Node):
 
 
 def _leaf(
-    name: str, argument: Any, cdef: ConditionDef, cc: CompileContext, path: Path,
+    name: str,
+    argument: Any,
+    cdef: ConditionDef,
+    cc: CompileContext,
+    path: Path,
     problems: list[Problem],
 ) -> Node | None:
     try:
@@ -126,7 +130,7 @@ def _leaf(
         if isinstance(argument, Mapping):
             for key in argument:
                 if isinstance(key, str) and message.startswith(f"{key}: "):
-                    where, message = (*where, key), message[len(key) + 2:]
+                    where, message = (*where, key), message[len(key) + 2 :]
                     break
         problems.append((where, message))
         return None

@@ -14,7 +14,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import attrs
-import jsonschema
+import jsonschema  # type: ignore[import-untyped,unused-ignore]
 
 from aegis import plugins
 from aegis.core import policy_model as pm
@@ -28,8 +28,15 @@ from aegis.errors import PolicyIssue
 #: (path, message, located at the key rather than the value)
 Problem = tuple[Path, str, bool]
 
-_JSON_TYPES = ((bool, "boolean"), (int, "integer"), (float, "number"), (str, "string"),
-               (list, "array"), (dict, "object"), (type(None), "null"))
+_JSON_TYPES = (
+    (bool, "boolean"),
+    (int, "integer"),
+    (float, "number"),
+    (str, "string"),
+    (list, "array"),
+    (dict, "object"),
+    (type(None), "null"),
+)
 
 
 def _json_type(value: Any) -> str:
@@ -60,8 +67,10 @@ def _problems(error: jsonschema.ValidationError, prefix: Path) -> Iterable[Probl
                 continue
             if schema.get("title") == CONDITIONS_TITLE:
                 known = ", ".join(sorted(k for k in allowed if k not in ("all", "any", "not")))
-                message = (f"unknown condition {key!r} (known: {known}; combinators: all, any,"
-                           f" not{_failed_plugins_note()})")
+                message = (
+                    f"unknown condition {key!r} (known: {known}; combinators: all, any,"
+                    f" not{_failed_plugins_note()})"
+                )
             else:
                 message = f"unknown key {key!r} (expected one of: {', '.join(allowed)})"
             yield (*path, key), message, True
@@ -88,7 +97,11 @@ def _problems(error: jsonschema.ValidationError, prefix: Path) -> Iterable[Probl
     yield path, message, False
 
 
-def _validate(validator: Any, instance: Any, prefix: Path, out: list[Problem]) -> bool:
+def _validate(
+    validator: Any, certainly_valid: Any, instance: Any, prefix: Path, out: list[Problem]
+) -> bool:
+    if certainly_valid(instance):
+        return True
     before = len(out)
     for error in validator.iter_errors(instance):
         out.extend(_problems(error, prefix))
@@ -120,15 +133,24 @@ def compile_rules(
             continue
         node: Node | None = None
         if rule.conditions:
-            node = compile_conditions(rule.conditions, defs, cc, ("rules", i, "conditions"),
-                                      plist := [])
+            plist: list[tuple[Path, str]] = []
+            node = compile_conditions(rule.conditions, defs, cc, ("rules", i, "conditions"), plist)
             problems.extend((path, message, False) for path, message in plist)
-        globs = (_globs(rule.match.type, cs), _globs(rule.match.target, cs),
-                 _globs(rule.match.agent, cs))
-        compiled.append(CompiledRule(
-            i, rule.name, globs, node,
-            rule.risk_level or defaults.risk_level, rule.approval or defaults.approval,
-        ))
+        globs = (
+            _globs(rule.match.type, cs),
+            _globs(rule.match.target, cs),
+            _globs(rule.match.agent, cs),
+        )
+        compiled.append(
+            CompiledRule(
+                i,
+                rule.name,
+                globs,
+                node,
+                rule.risk_level or defaults.risk_level,
+                rule.approval or defaults.approval,
+            )
+        )
     return tuple(compiled)
 
 
@@ -136,8 +158,14 @@ def compile_context(model: pm.PolicyModel, problems: list[Problem]) -> CompileCo
     try:
         tz = ZoneInfo(model.effective_timezone)
     except (ZoneInfoNotFoundError, ValueError):
-        problems.append((("timezone",), f"unknown time zone {model.effective_timezone!r}"
-                         " (expected an IANA name such as Europe/Berlin)", False))
+        problems.append(
+            (
+                ("timezone",),
+                f"unknown time zone {model.effective_timezone!r}"
+                " (expected an IANA name such as Europe/Berlin)",
+                False,
+            )
+        )
         tz = ZoneInfo("UTC")
     return CompileContext(timezone=tz, case_sensitive=bool(model.case_sensitive))
 
@@ -148,8 +176,13 @@ def duplicate_names(names: Iterable[tuple[int, Any]], problems: list[Problem]) -
         if not isinstance(name, str):
             continue
         if name in first:
-            problems.append((("rules", i, "name"),
-                             f"duplicate rule name {name!r} (also rules[{first[name]}])", False))
+            problems.append(
+                (
+                    ("rules", i, "name"),
+                    f"duplicate rule name {name!r} (also rules[{first[name]}])",
+                    False,
+                )
+            )
         else:
             first[name] = i
 
@@ -159,17 +192,19 @@ def load(data: Any, schemas: SchemaBundle | None = None) -> tuple[Loaded | None,
     schemas = schemas or bundle()
     problems: list[Problem] = []
     if not isinstance(data, Mapping):
-        what = "empty" if data is None else f"a {_json_type(data)}"
+        kind = _json_type(data)
+        what = "empty" if data is None else ("an " if kind[0] in "aeiou" else "a ") + kind
         return None, [((), f"a policy must be a mapping with rules, got {what}", False)]
-    _validate(schemas.document, data, (), problems)
+    _validate(schemas.document, schemas.document_ok, data, (), problems)
     raw_rules = data.get("rules")
     rules = raw_rules if isinstance(raw_rules, list) else []
     invalid: set[int] = set()
     for i, rule in enumerate(rules):
-        if not _validate(schemas.rule, rule, ("rules", i), problems):
+        if not _validate(schemas.rule, schemas.rule_ok, rule, ("rules", i), problems):
             invalid.add(i)
-    duplicate_names(((i, r.get("name")) for i, r in enumerate(rules) if isinstance(r, Mapping)),
-                    problems)
+    duplicate_names(
+        ((i, r.get("name")) for i, r in enumerate(rules) if isinstance(r, Mapping)), problems
+    )
     if problems and len(invalid) == len(rules):
         return None, problems
     try:

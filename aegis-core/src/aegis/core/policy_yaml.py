@@ -22,20 +22,37 @@ from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from aegis.errors import PolicyError, PolicyIssue
 
+try:  # ruamel's own C accelerator (ruamel.yaml.clib)
+    from _ruamel_yaml import CParser  # type: ignore[import-not-found,unused-ignore]
+except ImportError:  # pragma: no cover - the pure-Python parser is slower but equivalent
+    CParser = None
+
 Path = tuple[str | int, ...]
 #: ("k", path) -> position of the key naming path; ("v", path) -> position of the value.
 Locations = dict[tuple[str, Path], tuple[int, int]]
 
 _TAG = "tag:yaml.org,2002:"
 _NULLS = frozenset({"", "~", "null", "Null", "NULL"})
-_BOOLS = {"true": True, "True": True, "TRUE": True, "false": False, "False": False,
-          "FALSE": False}
+_BOOLS = {"true": True, "True": True, "TRUE": True, "false": False, "False": False, "FALSE": False}
 _INT = re.compile(r"[-+]?[0-9]+\Z")
 _FLOAT = re.compile(r"[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?\Z")
-_SPECIAL_FLOATS = {".inf": float("inf"), ".Inf": float("inf"), ".INF": float("inf"),
-                   "+.inf": float("inf"), "+.Inf": float("inf"), "+.INF": float("inf"),
-                   "-.inf": float("-inf"), "-.Inf": float("-inf"), "-.INF": float("-inf"),
-                   ".nan": float("nan"), ".NaN": float("nan"), ".NAN": float("nan")}
+_SPECIAL_FLOATS = {
+    ".inf": float("inf"),
+    ".Inf": float("inf"),
+    ".INF": float("inf"),
+    "+.inf": float("inf"),
+    "+.Inf": float("inf"),
+    "+.INF": float("inf"),
+    "-.inf": float("-inf"),
+    "-.Inf": float("-inf"),
+    "-.INF": float("-inf"),
+    ".nan": float("nan"),
+    ".NaN": float("nan"),
+    ".NAN": float("nan"),
+}
+
+
+_SCALAR_TAGS: dict[str, type] = {"int": int, "float": float, "bool": bool, "null": type(None)}
 
 
 class _YamlProblem(Exception):
@@ -83,16 +100,16 @@ def _scalar(event: Any) -> Any:
     value = event.value
     if tag is None:
         return _resolve_plain(value) if event.implicit[0] else value
-    if not tag.startswith(_TAG):
-        raise _YamlProblem(f"unsupported YAML tag {tag!r}", event.start_mark)
-    kind = tag[len(_TAG):]
+    kind = tag[len(_TAG) :] if tag.startswith(_TAG) else ""
     if kind == "str":
         return value
+    wanted = _SCALAR_TAGS.get(kind)
+    if wanted is None:
+        raise _YamlProblem(f"unsupported YAML tag {tag!r}", event.start_mark)
     resolved = _resolve_plain(value)
-    wanted = {"int": int, "float": float, "bool": bool, "null": type(None)}.get(kind)
     if kind == "float" and isinstance(resolved, int) and not isinstance(resolved, bool):
         return float(resolved)
-    if wanted is None or type(resolved) is not wanted:
+    if type(resolved) is not wanted:
         raise _YamlProblem(f"{value!r} is not a valid !!{kind}", event.start_mark)
     return resolved
 
@@ -102,43 +119,61 @@ def _pos(mark: Any) -> tuple[int, int]:
 
 
 class _Builder:
-    """Turns the event stream into data; one instance per document read."""
+    """Turns the event stream into data; one instance per document read.
+
+    Without ``track`` no paths are built (that is most of the cost); a duplicate key is only
+    noted, and the caller re-reads with ``track=True`` to say where.
+    """
 
     def __init__(self, file: str, track: bool) -> None:
         self.file = file
         self.track = track
         self.locs: Locations = {}
         self.issues: list[PolicyIssue] = []
+        self.duplicates = False
         self.anchors: dict[str, Any] = {}
 
-    def build(self, events: Any) -> Any:
-        # Frames: [container, path, key_or_missing, key_marks, merges]
+    def build(self, next_event: Any) -> Any:
+        # A frame: [container, path, pending key (or _MISSING), key mark, merges]
         stack: list[list[Any]] = []
         root: Any = None
         documents = 0
         track = self.track
+        locs = self.locs
         missing = _MISSING
-        for event in events:
+        scalar_cls, alias_cls = ev.ScalarEvent, ev.AliasEvent
+        map_start, seq_start = ev.MappingStartEvent, ev.SequenceStartEvent
+        map_end, seq_end = ev.MappingEndEvent, ev.SequenceEndEvent
+        path: Path = ()
+        while True:
+            event = next_event()
+            if event is None:
+                break
             cls = type(event)
-            if cls is ev.ScalarEvent:
-                value = _scalar(event)
+            if cls is scalar_cls:
+                if event.tag is None and event.implicit[0]:
+                    value = _resolve_plain(event.value)
+                elif event.tag is None:
+                    value = event.value
+                else:
+                    value = _scalar(event)
                 if event.anchor:
                     self.anchors[event.anchor] = value
                 opened = False
-            elif cls is ev.MappingStartEvent or cls is ev.SequenceStartEvent:
+            elif cls is map_start or cls is seq_start:
                 tag = _tag_name(event.tag)
                 if tag is not None and tag not in (_TAG + "map", _TAG + "seq"):
                     raise _YamlProblem(f"unsupported YAML tag {tag!r}", event.start_mark)
-                value = {} if cls is ev.MappingStartEvent else []
+                value = {} if cls is map_start else []
                 if event.anchor:
                     self.anchors[event.anchor] = value
                 opened = True
-            elif cls is ev.MappingEndEvent or cls is ev.SequenceEndEvent:
+            elif cls is map_end or cls is seq_end:
                 frame = stack.pop()
                 if frame[4]:
                     self._apply_merges(frame[0], frame[4])
                 continue
-            elif cls is ev.AliasEvent:
+            elif cls is alias_cls:
                 if event.anchor not in self.anchors:
                     raise _YamlProblem(f"unknown alias *{event.anchor}", event.start_mark)
                 value = self.anchors[event.anchor]
@@ -148,29 +183,28 @@ class _Builder:
                 if documents > 1:
                     raise _YamlProblem("a policy file holds one YAML document", event.start_mark)
                 continue
+            elif cls is ev.StreamEndEvent:
+                break
             else:
                 continue
             if not stack:
                 root = value
-                path: Path = ()
                 if track:
-                    self.locs[("v", path)] = _pos(event.start_mark)
+                    locs[("v", ())] = _pos(event.start_mark)
             else:
                 frame = stack[-1]
                 container = frame[0]
                 if type(container) is list:
-                    path = (*frame[1], len(container))
-                    container.append(value)
                     if track:
-                        self.locs[("v", path)] = _pos(event.start_mark)
+                        path = (*frame[1], len(container))
+                        locs[("v", path)] = _pos(event.start_mark)
+                    container.append(value)
                 elif frame[2] is missing:
-                    if opened:
-                        raise _YamlProblem("mapping keys must be plain values", event.start_mark)
-                    if isinstance(value, list | dict):
+                    if opened or isinstance(value, list | dict):
                         raise _YamlProblem("mapping keys must be plain values", event.start_mark)
                     frame[2] = value
                     frame[3] = event.start_mark
-                    if value == "<<" and cls is ev.ScalarEvent and event.implicit[0]:
+                    if value == "<<" and cls is scalar_cls and event.implicit[0]:
                         frame[2] = _MERGE
                     continue
                 else:
@@ -180,21 +214,28 @@ class _Builder:
                         frame[4].append((value, event.start_mark))
                         path = frame[1]
                     else:
-                        path = (*frame[1], key)
                         if key in container:
-                            line, col = _pos(frame[3])
-                            first = self.locs.get(("k", path))
-                            where = f" (first at line {first[0]})" if first else ""
-                            self.issues.append(PolicyIssue(
-                                f"duplicate key {key!r}{where}", self.file, line, col,
-                                _render_path(path)))
+                            self._duplicate(key, frame)
                         container[key] = value
-                        self.locs[("k", path)] = _pos(frame[3])
                         if track:
-                            self.locs[("v", path)] = _pos(event.start_mark)
+                            path = (*frame[1], key)
+                            locs[("k", path)] = _pos(frame[3])
+                            locs[("v", path)] = _pos(event.start_mark)
             if opened:
-                stack.append([value, path, missing, None, []])
+                stack.append([value, path if track else (), missing, None, []])
         return root
+
+    def _duplicate(self, key: Any, frame: list[Any]) -> None:
+        self.duplicates = True
+        if not self.track:
+            return
+        path = (*frame[1], key)
+        line, col = _pos(frame[3])
+        first = self.locs.get(("k", path))
+        where = f" (first at line {first[0]})" if first else ""
+        self.issues.append(
+            PolicyIssue(f"duplicate key {key!r}{where}", self.file, line, col, _render_path(path))
+        )
 
     def _apply_merges(self, mapping: Any, merges: list[tuple[Any, Any]]) -> None:
         for source, mark in merges:
@@ -223,14 +264,23 @@ def _render_path(path: Path) -> str:
 render_path = _render_path
 
 
-def parse(text: str, file: str, *, track: bool = False) -> tuple[Any, list[PolicyIssue], Locations]:
-    """Data, duplicate-key issues, and positions (keys always; values only when tracking).
+def _event_source(text: str) -> Any:
+    """``next_event()`` over the text: ruamel's C parser if installed, else its Python one."""
+    if CParser is not None:
+        return CParser(text).get_event
+    events = YAML(typ="safe", pure=True).parse(text)
+    return lambda: next(events, None)
 
-    A YAML syntax error raises PolicyError located at the problem.
+
+def parse(text: str, file: str, *, track: bool = False) -> tuple[Any, list[PolicyIssue], Locations]:
+    """Data, duplicate-key issues, and positions (all of them only when tracking).
+
+    A YAML syntax error raises PolicyError located at the problem. Without ``track``, a
+    duplicate key triggers a second, tracking read so the issue can say where.
     """
     builder = _Builder(file, track)
     try:
-        data = builder.build(YAML(typ="safe").parse(text))
+        data = builder.build(_event_source(text))
     except _YamlProblem as exc:
         line, col = _pos(exc.mark) if exc.mark is not None else (None, None)
         raise PolicyError(PolicyIssue(exc.message, file, line, col)) from None
@@ -241,4 +291,6 @@ def parse(text: str, file: str, *, track: bool = False) -> tuple[Any, list[Polic
         raise PolicyError(PolicyIssue(f"YAML syntax error: {message}", file, line, col)) from None
     except YAMLError as exc:
         raise PolicyError(PolicyIssue(f"YAML error: {exc}", file)) from None
+    if builder.duplicates and not track:
+        return parse(text, file, track=True)
     return data, builder.issues, builder.locs

@@ -13,10 +13,11 @@ from collections.abc import Mapping
 from typing import Any
 
 import attrs
-import jsonschema
+import jsonschema  # type: ignore[import-untyped,unused-ignore]
 
 from aegis import plugins
 from aegis.core.condition import ConditionDef
+from aegis.core.policy_fastcheck import Recogniser, compile_recogniser
 
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
 COMBINATORS = ("all", "any", "not")
@@ -164,6 +165,9 @@ class SchemaBundle:
     defs: dict[str, ConditionDef]
     document: jsonschema.protocols.Validator
     rule: jsonschema.protocols.Validator
+    #: "Certainly valid" shortcuts in front of the validators (see policy_fastcheck).
+    document_ok: Recogniser
+    rule_ok: Recogniser
 
 
 _lock = threading.Lock()
@@ -181,10 +185,13 @@ def bundle() -> SchemaBundle:
         conds = conditions_schema(defs, "#/$defs/conditions")
         rule = {**rule_schema(conds), "$defs": {"conditions": conds}}
         validator_cls = jsonschema.Draft202012Validator
+        document = document_schema({})
         built = SchemaBundle(
             defs=defs,
-            document=validator_cls(document_schema({})),
+            document=validator_cls(document),
             rule=validator_cls(rule),
+            document_ok=compile_recogniser(document),
+            rule_ok=compile_recogniser(rule),
         )
         _cached = (registry, built)
         return built
