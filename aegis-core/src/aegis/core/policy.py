@@ -277,6 +277,17 @@ class Policy:
             else:  # a second approve-through-unknown: keep the first, take the higher risk
                 notes.append(f"rule {rule.name!r} also requires approval")
                 pending = (pending[0] if pending[0].risk >= rule.risk else rule, names)
+        if pending is None and unknown is None:
+            defaults = self._defaults
+            return PolicyDecision(
+                action,
+                defaults.risk_level,
+                defaults.approval,
+                None,
+                _NO_MATCH,
+                (),
+                self._fingerprint,
+            )
         return self._settle(action, pending, None, unknown or [], notes or [])
 
     def _settle(
@@ -292,7 +303,8 @@ class Policy:
             risk, approval, name, reason = rule.risk, rule.approval, rule.name, rule.reason
         else:
             risk, approval = self._defaults.risk_level, self._defaults.approval
-            name, reason = None, _NO_MATCH
+            name = None
+            reason = "the policy defaults apply" if pending is not None else _NO_MATCH
         if pending is not None and pending[0] is not rule:
             held = pending[0]
             if held.approval.strictness >= approval.strictness:
@@ -305,7 +317,7 @@ class Policy:
                     f" than {held.name!r}"
                 )
             risk = RiskLevel(max(risk, held.risk))
-        full = "; ".join([reason, *notes])
+        full = "; ".join([*notes, reason])
         return PolicyDecision(action, risk, approval, name, full, tuple(unknown), self._fingerprint)
 
 
