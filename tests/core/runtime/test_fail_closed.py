@@ -12,7 +12,7 @@ from typing import Any
 
 import attrs
 import pytest
-from aegis.runtime.audit import AuditStore
+from runtime_helpers import RecordingExecutor, rows
 
 from aegis import Action, ApprovalDecision, Policy, Runtime, RuntimeHooks
 from aegis.core.decision import PolicyDecision
@@ -25,8 +25,7 @@ from aegis.runtime.approval import (
     CallbackApprovalHandler,
     CLIApprovalHandler,
 )
-
-from .conftest import RecordingExecutor, rows
+from aegis.runtime.audit import AuditStore
 
 BULK = Action("bulk_update", "crm", params={"count": 150})
 

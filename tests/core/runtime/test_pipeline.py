@@ -4,13 +4,12 @@ import asyncio
 from typing import Any
 
 import pytest
-from aegis.runtime.audit import AuditStore
+from runtime_helpers import RecordingExecutor, rows
 
 from aegis import Action, Policy, Result, ResultStatus, RetryPolicy, Runtime
 from aegis.adapters.base import BaseExecutor
 from aegis.runtime.approval import AutoApprovalHandler, CallbackApprovalHandler
-
-from .conftest import RecordingExecutor, rows
+from aegis.runtime.audit import AuditStore
 
 
 async def test_quickstart_scenario(
