@@ -31,8 +31,9 @@ async def test_begin_writes_pending_row_that_finish_completes(store: AuditStore)
 
     await store.finish(
         audit_id,
-        Result(act, ResultStatus.SUCCESS, decision=dec, duration_ms=12.5, attempts=2,
-               verified=True),  # fmt: skip
+        Result(
+            act, ResultStatus.SUCCESS, decision=dec, duration_ms=12.5, attempts=2, verified=True
+        ),
     )
     assert store.count() == 1
     rec = store.get(audit_id)
@@ -68,7 +69,9 @@ async def test_failed_execution_keeps_error(store: AuditStore) -> None:
 
 async def test_approved_action_records_approver_and_reason(store: AuditStore) -> None:
     approval = ApprovalDecision.approve(approver="alice", reason="looks fine")
-    audit_id = await run_action(store, action("bulk_update", params={"count": 150}), approval=approval)
+    audit_id = await run_action(
+        store, action("bulk_update", params={"count": 150}), approval=approval
+    )
     rec = store.get(audit_id)
     assert rec is not None
     assert (rec.decision, rec.approver, rec.approval_reason) == ("approved", "alice", "looks fine")

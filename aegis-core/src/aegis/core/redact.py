@@ -110,6 +110,12 @@ def _compile_patterns(patterns: Iterable[str]) -> re.Pattern[str] | None:
     return re.compile("|".join(parts))
 
 
+def _strings(values: Iterable[str]) -> tuple[str, ...]:
+    if isinstance(values, str):
+        return (values,)
+    return tuple(str(v) for v in values)
+
+
 @attrs.frozen
 class Redactor:
     """Replaces secret-looking params with ``"[REDACTED]"``; immutable and thread-safe.
@@ -118,8 +124,8 @@ class Redactor:
     expressions for credential-shaped values. ``enabled=False`` returns everything unchanged.
     """
 
-    extra_keys: tuple[str, ...] = attrs.field(default=(), converter=tuple)
-    extra_patterns: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    extra_keys: tuple[str, ...] = attrs.field(default=(), converter=_strings)
+    extra_patterns: tuple[str, ...] = attrs.field(default=(), converter=_strings)
     enabled: bool = True
     replacement: str = REDACTED
     _words: frozenset[str] = attrs.field(init=False, repr=False, eq=False)

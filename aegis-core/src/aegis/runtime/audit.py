@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
@@ -123,7 +124,7 @@ class AuditStore:
                 return
             engine = self._get_engine()
             try:
-                metadata.create_all(engine)
+                _create_tables(engine)
                 _ensure_head(engine)
                 writer = GroupCommitWriter(
                     lambda: _write_connection(engine),
@@ -372,6 +373,18 @@ def _make_engine(url: str, busy_timeout: float, durability: str) -> tuple[Engine
             cur.close()
 
     return engine, memory
+
+
+def _create_tables(engine: Engine, attempts: int = 5) -> None:
+    """``create_all``, tolerating another process creating the same tables at the same moment."""
+    for attempt in range(attempts):
+        try:
+            metadata.create_all(engine)
+            return
+        except SQLAlchemyError:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.05 * (attempt + 1))
 
 
 def _ensure_head(engine: Engine) -> None:
