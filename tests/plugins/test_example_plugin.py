@@ -15,10 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from aegis import Action, Policy, Runtime
+from aegis import Action, AuditStore, Policy, Runtime
 from aegis.core.result import ResultStatus
 from aegis.errors import PolicyError
 from aegis.plugins import get_registry
+from aegis.runtime.audit_ship import build_sink
 
 POLICY = """\
 version: "1"
@@ -71,7 +72,8 @@ def test_registry_holds_the_plugins_condition_and_executor() -> None:
     registry = get_registry()
     condition = registry.of_kind("conditions")["param_multiple_of"]
     executor = registry.of_kind("executors")["example_echo"]
-    assert condition.plugin == executor.plugin == "example"
+    sink = registry.of_kind("audit_sinks")["example_memory"]
+    assert condition.plugin == executor.plugin == sink.plugin == "example"
     assert "schema" in condition.options
 
 
@@ -84,7 +86,8 @@ def test_cli_plugins_lists_distribution_and_version(tmp_path: Path) -> None:
     assert example["version"] == "0.3.1"
     assert example["builtin"] is False
     assert example["registers"]["conditions"] == ["param_multiple_of"]
-    assert "example_echo" in example["registers"]["executors"]
+    assert example["registers"]["executors"] == ["example_echo"]
+    assert example["registers"]["audit_sinks"] == ["example_memory"]
     assert payload["failures"] == []
 
     table = aegis_cli("plugins", cwd=tmp_path)
@@ -179,4 +182,39 @@ async def test_runtime_gates_the_plugin_executor_with_the_plugin_condition(
     assert ran.status is ResultStatus.SUCCESS
     assert stopped.status is ResultStatus.BLOCKED
     assert not stopped.executed
-    assert executor.executed == [allowed]  # only the allowed action reached the executor
+    # only the allowed action reached the executor (the runtime stamps its session id on it)
+    assert [(a.type, a.target, a.params) for a in executor.executed] == [
+        (allowed.type, allowed.target, allowed.params)
+    ]
+
+
+async def test_plugin_sink_receives_every_committed_record(
+    policy_file: Path, tmp_path: Path
+) -> None:
+    sink = build_sink("example_memory", name="test-sink")
+    store = AuditStore(url=f"sqlite:///{tmp_path / 'audit.db'}", sinks=[sink])
+    actions = [
+        Action("export", "crm", params={"count": 10}),  # auto: runs
+        Action("export", "crm", params={"count": 11}),  # defaults: blocked
+        Action("delete", "crm"),  # unknown on a block rule: blocked
+    ]
+    async with (
+        store,
+        Runtime(
+            executor="example_echo", policy=Policy.from_yaml(policy_file), audit=store
+        ) as runtime,
+    ):
+        results = [await runtime.run_one(action) for action in actions]
+    # closing the store ships what is committed; the sink saw each action exactly once
+    assert [r.status for r in results] == [
+        ResultStatus.SUCCESS,
+        ResultStatus.BLOCKED,
+        ResultStatus.BLOCKED,
+    ]
+    assert sorted(r.id for r in sink.records) == sorted(r.audit_id for r in results)
+    assert [(r.action_type, r.result) for r in sorted(sink.records, key=lambda r: r.id)] == [
+        ("export", "success"),
+        ("export", "blocked"),
+        ("delete", "blocked"),
+    ]
+    assert sink.closed

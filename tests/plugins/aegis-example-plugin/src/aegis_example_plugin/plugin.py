@@ -6,6 +6,7 @@ from aegis import hookimpl
 from aegis.adapters.example import EchoExecutor
 from aegis.hookspecs import Register
 from aegis_example_plugin.conditions import SCHEMA, param_multiple_of
+from aegis_example_plugin.sinks import MemorySink
 
 
 @hookimpl
@@ -21,3 +22,8 @@ def aegis_register_conditions(register: Register) -> None:
 @hookimpl
 def aegis_register_executors(register: Register) -> None:
     register("example_echo", EchoExecutor)
+
+
+@hookimpl
+def aegis_register_audit_sinks(register: Register) -> None:
+    register("example_memory", MemorySink)
