@@ -85,7 +85,7 @@ class Ours:
         store = self.aegis.AuditStore(url=f"sqlite:///{workdir / 'aegis_audit.db'}")
         await store.open()
         try:
-            return len(store.query(limit=None))
+            return int(store.count())
         finally:
             await store.close()
 
