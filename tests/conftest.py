@@ -65,8 +65,14 @@ def postgres_url() -> Iterator[str]:
         _run([str(pg / "pg_ctl"), "-D", str(data), "-o", opts, "-l", str(root / "log"), "-w",
               "start"])  # fmt: skip
         started = True
-        _run([str(pg / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "postgres",
-              "aegis_test"])  # fmt: skip
+        from sqlalchemy import create_engine, text
+
+        admin = create_engine(
+            f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres", isolation_level="AUTOCOMMIT"
+        )
+        with admin.connect() as conn:
+            conn.execute(text("CREATE DATABASE aegis_test"))
+        admin.dispose()
     except Exception as exc:
         if started and pg is not None:
             _run([str(pg / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"])
