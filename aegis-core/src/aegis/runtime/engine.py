@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 import uuid
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
@@ -38,6 +37,7 @@ from aegis.runtime.approval import (
     CLIApprovalHandler,
     decide,
 )
+from aegis.runtime.execution import execute_and_verify
 from aegis.runtime.hooks import RuntimeHooks, fire
 
 if TYPE_CHECKING:
@@ -329,7 +329,14 @@ class Runtime:
         # Write-ahead: the record exists before anything happens in the world.
         audit_id = await self.audit.begin(action, decision, approval, parent_id=parent_id)
         try:
-            raw, updates = await self._execute_and_verify(action, decision)
+            raw, updates = await execute_and_verify(
+                self.executor,
+                action,
+                decision,
+                retry=self.retry,
+                timeout=self.execution_timeout,
+                reevaluate=self.evaluate,
+            )
             result = attrs.evolve(
                 raw,
                 decision=decision,
@@ -355,84 +362,6 @@ class Runtime:
             raise
         await self.audit.finish(audit_id, result)
         return result
-
-    async def _execute_and_verify(
-        self, action: Action, decision: PolicyDecision
-    ) -> tuple[Result, dict[str, Any]]:
-        """Run (with retries) and verify; returns the result and the fields to stamp on it."""
-        started = time.perf_counter()
-        attempt = 0
-        while True:
-            attempt += 1
-            error: BaseException | None = None
-            try:
-                raw = await self._call_executor(action)
-                result = _normalise(raw, action)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                error = exc
-                result = Result(
-                    action, ResultStatus.FAILED, error=_describe(exc), reason="executor raised"
-                )
-            if result.status is ResultStatus.SUCCESS:
-                break
-            if attempt >= self.retry.max_attempts:
-                break
-            retryable = (
-                self.retry.retries_exception(error)
-                if error is not None
-                else result.status is ResultStatus.FAILED and self.retry.retry_failed_results
-            )
-            if not retryable:
-                break
-            await asyncio.sleep(self.retry.delay(attempt))
-            fresh = self.evaluate(action)
-            if fresh.approval.strictness > decision.approval.strictness:
-                result = attrs.evolve(
-                    result,
-                    reason=_join(
-                        result.reason,
-                        f"retries stopped: the policy now says {fresh.approval.value} "
-                        f"(rule {fresh.matched_rule or '(defaults)'})",
-                    ),
-                )
-                break
-
-        updates: dict[str, Any] = {"attempts": attempt}
-        if result.status is ResultStatus.SUCCESS:
-            try:
-                verified = await self.executor.verify(action, result)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                updates.update(
-                    status=ResultStatus.FAILED,
-                    verified=False,
-                    error=f"verify() raised {_describe(exc)}",
-                )
-            else:
-                if verified is True:
-                    updates["verified"] = True
-                else:
-                    updates.update(
-                        status=ResultStatus.FAILED,
-                        verified=False,
-                        error="verification failed",
-                        reason="verify() did not return True",
-                    )
-        updates["duration_ms"] = (time.perf_counter() - started) * 1000.0
-        return result, updates
-
-    async def _call_executor(self, action: Action) -> Any:
-        if self.execution_timeout is None:
-            return await self.executor.execute(action)
-        try:
-            return await asyncio.wait_for(self.executor.execute(action), self.execution_timeout)
-        except TimeoutError:
-            raise TimeoutError(
-                f"executor did not finish within {self.execution_timeout:g} s"
-            ) from None
 
     async def _record_stop(
         self,
@@ -497,25 +426,6 @@ def _blocked_decision(action: Action, reason: str) -> PolicyDecision:
     return PolicyDecision(action, RiskLevel.CRITICAL, Approval.BLOCK, None, reason=reason)
 
 
-def _normalise(raw: object, action: Action) -> Result:
-    if not isinstance(raw, Result):
-        return Result(
-            action,
-            ResultStatus.FAILED,
-            error=f"executor returned {type(raw).__name__}, not a Result",
-        )
-    if raw.status not in (ResultStatus.SUCCESS, ResultStatus.FAILED):
-        return attrs.evolve(
-            raw,
-            action=action,
-            status=ResultStatus.FAILED,
-            error=raw.error or f"executor reported {raw.status.value}",
-        )
-    if raw.action is not action:
-        return attrs.evolve(raw, action=action)
-    return raw
-
-
 def _plan_drift(planned: PolicyDecision, current: PolicyDecision) -> str | None:
     if (planned.approval, planned.risk_level, planned.matched_rule) == (
         current.approval,
@@ -527,10 +437,6 @@ def _plan_drift(planned: PolicyDecision, current: PolicyDecision) -> str | None:
         f"plan said {planned.approval.value}/{planned.risk_level} "
         f"({planned.matched_rule or 'defaults'}); the current policy decided"
     )
-
-
-def _describe(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}"
 
 
 def _join(*parts: str | None) -> str | None:
