@@ -112,12 +112,12 @@ def write_records(
         writer = csv.DictWriter(out, fieldnames=list(columns), extrasaction="ignore")
         writer.writeheader()
         for record in records:
-            writer.writerow({k: _csv_value(record.get(k)) for k in columns})
+            writer.writerow({k: csv_value(record.get(k)) for k in columns})
             count += 1
     return count
 
 
-def _csv_value(value: Any) -> str:
+def csv_value(value: Any) -> str:
     if value is None:
         return ""
     if isinstance(value, Mapping | list | tuple):

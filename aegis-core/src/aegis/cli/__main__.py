@@ -1,0 +1,7 @@
+"""``python -m aegis.cli``."""
+
+import sys
+
+from aegis.cli import main
+
+sys.exit(main())

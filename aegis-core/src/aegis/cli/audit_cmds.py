@@ -1,0 +1,328 @@
+"""Audit commands: ``audit`` (query, export, ``--tail``), ``audit verify`` and ``stats``.
+
+The store URL comes from ``--db``, else ``AEGIS_AUDIT_URL``, else ``sqlite:///aegis_audit.db`` in
+the current directory. A SQLite file that does not exist is reported (exit 3) rather than
+silently created empty, so a typo in the path cannot look like "no actions were audited".
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+
+from cyclopts import Parameter
+
+from aegis.cli.errors import CliError, ExitCode
+
+if TYPE_CHECKING:
+    from aegis.runtime.audit import AuditStore
+    from aegis.runtime.audit_record import AuditRecord
+
+DEFAULT_AUDIT_URL = "sqlite:///aegis_audit.db"
+AUDIT_HELP = "Show, filter and export the audit trail; 'aegis audit verify' checks its hash chain."
+
+#: The table view: the original README's columns plus time and agent.
+TABLE_COLUMNS = ("ID", "Time", "Session", "Agent", "Action", "Target", "Risk", "Decision", "Result")
+
+DbOption = Annotated[
+    str | None,
+    Parameter(help="Audit store URL (default: $AEGIS_AUDIT_URL or sqlite:///aegis_audit.db)."),
+]
+
+
+def store_url(db: str | None) -> str:
+    return db or os.environ.get("AEGIS_AUDIT_URL") or DEFAULT_AUDIT_URL
+
+
+def open_store(db: str | None) -> AuditStore:
+    """A store to read from. Exit 3 when nothing is at that URL: reading never creates a file."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    from aegis.runtime.audit import AuditStore
+
+    url = store_url(db)
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise CliError(f"--db {url!r}: not a database URL (e.g. {DEFAULT_AUDIT_URL})") from None
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        path = Path(str(parsed.database))
+        if not path.is_file():
+            raise CliError(
+                f"no audit database at {path} (run actions through Aegis first, e.g. "
+                "`aegis demo --db sqlite:///aegis_audit.db`, or pass --db / set AEGIS_AUDIT_URL)",
+                ExitCode.STORE_UNREACHABLE,
+            )
+    try:
+        return AuditStore(url)
+    except Exception as exc:  # e.g. a driver that is not installed
+        raise CliError(
+            f"cannot open audit store {parsed.render_as_string(hide_password=True)}: "
+            f"{type(exc).__name__}: {exc}",
+            ExitCode.STORE_UNREACHABLE,
+        ) from None
+
+
+def _filters(
+    *,
+    session: str | None,
+    action_type: str | None,
+    risk_level: str | None,
+    result: str | None,
+    agent: str | None,
+    decision: str | None = None,
+    rule: str | None = None,
+    since: str | None = None,
+) -> dict[str, Any]:
+    """CLI options → ``AuditStore.query`` filters, each value checked so a typo is exit 2."""
+    from aegis.cli.parsing import parse_since
+    from aegis.core.risk import RiskLevel
+    from aegis.runtime.audit_record import DECISIONS, RESULTS
+
+    out: dict[str, Any] = {
+        "session": session,
+        "action_type": action_type,
+        "agent": agent,
+        "matched_rule": rule,
+    }
+    if risk_level is not None:
+        levels = [part for part in risk_level.split(",") if part.strip()]
+        try:
+            out["risk_level"] = [RiskLevel.parse(level) for level in levels]
+        except ValueError as exc:
+            raise CliError(f"--risk-level: {exc}") from None
+    for option, value, allowed, key in (
+        ("--result", result, RESULTS, "result"),
+        ("--decision", decision, DECISIONS, "decision"),
+    ):
+        if value is None:
+            continue
+        wanted = [v.strip().lower() for v in value.split(",") if v.strip()]
+        bad = [v for v in wanted if v not in allowed]
+        if bad or not wanted:
+            raise CliError(f"{option} {value!r}: expected one or more of {', '.join(allowed)}")
+        out[key] = wanted
+    if since is not None:
+        out["since"] = parse_since(since)
+    return {k: v for k, v in out.items() if v is not None}
+
+
+def table_row(record: AuditRecord) -> tuple[str, ...]:
+    created = record.created_at.astimezone().strftime("%Y-%m-%d %H:%M:%S")
+    session = record.session_id or "-"
+    if len(session) > 11:
+        session = session[:8] + "..."
+    return (
+        str(record.id),
+        created,
+        session,
+        record.agent_id or "-",
+        record.action_type,
+        record.target,
+        record.risk_level or "-",
+        record.decision,
+        record.result,
+    )
+
+
+def print_records(records: Sequence[AuditRecord], *, title: str | None = None) -> None:
+    """The audit table (rich on a terminal, plain when piped); used by ``audit`` and ``demo``."""
+    from aegis.cli.output import print_table
+
+    print_table(TABLE_COLUMNS, [table_row(r) for r in records], title=title)
+
+
+def audit(
+    *,
+    db: DbOption = None,
+    session: str | None = None,
+    action_type: Annotated[str | None, Parameter(alias="-a")] = None,
+    risk_level: Annotated[str | None, Parameter(alias="-r")] = None,
+    result: str | None = None,
+    agent: str | None = None,
+    decision: str | None = None,
+    rule: str | None = None,
+    since: str | None = None,
+    limit: Annotated[int | None, Parameter(alias="-n")] = None,
+    format: Annotated[Literal["table", "json", "jsonl", "csv"], Parameter(alias="-f")] = "table",
+    output: Annotated[Path | None, Parameter(alias="-o")] = None,
+    tail: Annotated[bool, Parameter(negative="")] = False,
+) -> int:
+    """Show the audit trail, filtered; export it as json, jsonl or csv.
+
+    Parameters
+    ----------
+    db
+        Audit store URL (default: $AEGIS_AUDIT_URL or sqlite:///aegis_audit.db).
+    session
+        Only this session id.
+    action_type
+        Action type, globs allowed (delete*).
+    risk_level
+        low, medium, high or critical (comma-separated for several; any case).
+    result
+        success, failed, blocked, denied, skipped or pending (comma-separated for several).
+    agent
+        Only this agent id.
+    decision
+        auto, approved, denied, timeout, blocked, error or dry_run (comma-separated).
+    rule
+        Only actions decided by this rule.
+    since
+        ISO date/time (2026-03-21T18:00) or a span back from now: 30m, 1h, 2d.
+    limit
+        Only the most recent N records (default: all).
+    format
+        table (for humans), json, jsonl or csv.
+    output
+        Write to this file instead of stdout (a progress bar shows on a terminal).
+    tail
+        Keep watching and print new records as they arrive (1 s poll) until Ctrl-C.
+    """
+    if limit is not None and limit < 1:
+        raise CliError("--limit must be at least 1")
+    if tail and format == "json":
+        raise CliError("--tail cannot stream a JSON array; use --format jsonl")
+    filters = _filters(
+        session=session,
+        action_type=action_type,
+        risk_level=risk_level,
+        result=result,
+        agent=agent,
+        decision=decision,
+        rule=rule,
+        since=since,
+    )
+    store = open_store(db)
+    if tail:
+        from aegis.cli.audit_tail import tail_records
+
+        return tail_records(store, filters, fmt=format, output=output, limit=limit)
+
+    if output is not None:
+        from aegis.cli.audit_export import export_to_file
+
+        return export_to_file(store, filters, fmt=format, output=output, limit=limit)
+
+    from aegis.cli.audit_export import iter_records
+
+    if format == "table":
+        records = list(iter_records(store, filters, limit=limit))
+        if not records:
+            sys.stderr.write("no audit records match\n")
+            return ExitCode.OK
+        print_records(records)
+        return ExitCode.OK
+    from aegis.cli.output import write_records
+
+    write_records(
+        (r.to_dict() for r in iter_records(store, filters, limit=limit)),
+        format,
+        sys.stdout,
+        columns=record_columns(),
+    )
+    return ExitCode.OK
+
+
+def record_columns() -> list[str]:
+    """Every field of an audit record, in the store's order (the csv header)."""
+    import attrs
+
+    from aegis.runtime.audit_record import AuditRecord
+
+    return [field.name for field in attrs.fields(AuditRecord)]
+
+
+def verify(
+    *,
+    db: DbOption = None,
+    format: Annotated[Literal["text", "json"], Parameter(alias="-f")] = "text",
+) -> int:
+    """Check the audit hash chain; name every edited, deleted or inserted record.
+
+    Exit 0 when the chain is intact, 1 when it was tampered with.
+
+    Parameters
+    ----------
+    db
+        Audit store URL (default: $AEGIS_AUDIT_URL or sqlite:///aegis_audit.db).
+    format
+        text or json.
+    """
+    store = open_store(db)
+    report = store.verify()
+    if format == "json":
+        import json
+
+        payload = {
+            "ok": report.ok,
+            "checked": report.checked,
+            "last_id": report.last_id,
+            "edited": report.edited,
+            "deleted": report.deleted,
+            "inserted": report.inserted,
+            "problems": [
+                {"kind": p.kind, "first_id": p.first_id, "last_id": p.last_id, "detail": p.detail}
+                for p in report.problems
+            ],
+            "pending": list(report.pending),
+        }
+        sys.stdout.write(json.dumps(payload, indent=2) + "\n")
+    else:
+        sys.stdout.write(report.summary() + "\n")
+    return ExitCode.OK if report.ok else ExitCode.CHECK_FAILED
+
+
+def stats(
+    *,
+    db: DbOption = None,
+    session: str | None = None,
+    agent: str | None = None,
+    since: str | None = None,
+    format: Annotated[Literal["table", "json"], Parameter(alias="-f")] = "table",
+) -> int:
+    """Per-rule statistics: how often each rule decided, and how those actions ended.
+
+    Parameters
+    ----------
+    db
+        Audit store URL (default: $AEGIS_AUDIT_URL or sqlite:///aegis_audit.db).
+    session
+        Only this session id.
+    agent
+        Only this agent id.
+    since
+        ISO date/time or a span back from now: 30m, 1h, 2d.
+    format
+        table or json.
+    """
+    filters = _filters(
+        session=session, action_type=None, risk_level=None, result=None, agent=agent, since=since
+    )
+    rows = open_store(db).stats(**filters)
+    if format == "json":
+        import json
+
+        sys.stdout.write(json.dumps([r.to_dict() for r in rows], indent=2) + "\n")
+        return ExitCode.OK
+    from aegis.cli.output import print_table
+
+    results = sorted({k for r in rows for k in r.by_result})
+    print_table(
+        ["Rule", "Total", *(name.capitalize() for name in results), "Decisions"],
+        [
+            (
+                r.rule or "(defaults)",
+                r.total,
+                *(r.by_result.get(name, 0) for name in results),
+                ", ".join(f"{k} {v}" for k, v in r.by_decision.items()),
+            )
+            for r in rows
+        ],
+        title="Per-rule statistics",
+    )
+    return ExitCode.OK

@@ -1,0 +1,106 @@
+"""``aegis audit --tail``: print new audit records as they are committed, until Ctrl-C.
+
+Polls once a second for ids above the last one seen. The store's readers do not block its
+writer (WAL), so tailing a trail that a busy agent is writing costs that agent nothing.
+Ctrl-C is the normal way to stop, so it exits 0.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any, Literal
+
+from aegis.cli.errors import CliError, ExitCode
+
+if TYPE_CHECKING:
+    from aegis.runtime.audit import AuditStore
+    from aegis.runtime.audit_record import AuditRecord
+
+TAIL_INTERVAL = 1.0
+#: Records shown before following, like ``tail`` (``--limit`` changes it).
+TAIL_BACKLOG = 10
+#: Fixed column widths, so lines printed seconds apart still line up.
+_WIDTHS = (6, 19, 10, 12, 20, 20, 8, 9, 8)
+
+
+def tail_records(
+    store: AuditStore,
+    filters: dict[str, Any],
+    *,
+    fmt: Literal["table", "json", "jsonl", "csv"],
+    output: Path | None,
+    limit: int | None,
+    interval: float = TAIL_INTERVAL,
+) -> int:
+    try:
+        out: IO[str] = output.open("a", encoding="utf-8") if output else sys.stdout
+    except OSError as exc:
+        raise CliError(f"{output}: cannot write: {exc.strerror or exc}") from None
+    emit = _emitter(fmt, out)
+    pending: set[int] = set()  # begun but not finished: printed once they have an outcome
+
+    def show(records: list[AuditRecord]) -> None:
+        for record in records:
+            if record.result == "pending":
+                pending.add(record.id)
+            else:
+                emit(record)
+        out.flush()
+
+    try:
+        backlog = store.query(**filters, limit=limit or TAIL_BACKLOG, order="desc")
+        last_id = backlog[0].id if backlog else _newest_id(store)
+        show(list(reversed(backlog)))
+        while True:
+            time.sleep(interval)
+            waiting = sorted(pending)
+            pending.clear()  # show() puts back the ones still without an outcome
+            finished = [r for r in map(store.get, waiting) if r is not None]
+            fresh = store.query(**filters, after_id=last_id, limit=None)
+            if fresh:
+                last_id = fresh[-1].id
+            show(finished + fresh)
+    except KeyboardInterrupt:
+        return ExitCode.OK
+    finally:
+        if output is not None:
+            out.close()
+
+
+def _newest_id(store: AuditStore) -> int:
+    newest = store.query(limit=1, order="desc")
+    return newest[0].id if newest else 0
+
+
+def _emitter(fmt: str, out: IO[str]) -> Any:
+    import csv
+    import json
+
+    from aegis.cli.audit_cmds import TABLE_COLUMNS, record_columns, table_row
+
+    if fmt == "jsonl":
+        return lambda r: out.write(json.dumps(r.to_dict(), default=str) + "\n")
+    if fmt == "csv":
+        columns = record_columns()
+        writer = csv.DictWriter(out, fieldnames=columns, extrasaction="ignore")
+        writer.writeheader()
+        return lambda r: writer.writerow(_csv_row(r, columns))
+    out.write(_line(TABLE_COLUMNS) + "\n")
+
+    def line(record: AuditRecord) -> None:
+        out.write(_line(table_row(record)) + "\n")
+
+    return line
+
+
+def _csv_row(record: AuditRecord, columns: list[str]) -> dict[str, str]:
+    from aegis.cli.output import csv_value
+
+    data = record.to_dict()
+    return {k: csv_value(data.get(k)) for k in columns}
+
+
+def _line(values: tuple[str, ...]) -> str:
+    return "  ".join(v.ljust(w) for v, w in zip(values, _WIDTHS, strict=True)).rstrip()

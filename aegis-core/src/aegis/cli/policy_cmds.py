@@ -1,0 +1,308 @@
+"""Policy commands: ``init``, ``validate``, ``schema``, ``simulate``.
+
+``validate`` prints one ``file:line:col: key: message`` line per problem on stdout (like a
+linter, so editors and CI annotators can parse it) and exits 1 when any file is invalid.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+
+from cyclopts import Parameter
+
+from aegis.cli.errors import CliError, ExitCode
+
+if TYPE_CHECKING:
+    from aegis.core.policy import Policy
+    from aegis.plugins import Registration
+
+
+# --- init -----------------------------------------------------------------------------------
+
+
+def init(
+    path: Path = Path("policy.yaml"),
+    /,
+    *,
+    template: Annotated[str, Parameter(alias="-t")] = "default",
+    list_templates: Annotated[bool, Parameter(name="--list", negative="")] = False,
+    force: Annotated[bool, Parameter(negative="")] = False,
+    set_values: Annotated[list[str] | None, Parameter(name="--set")] = None,
+) -> int:
+    """Write a starter policy (default: policy.yaml) from a template, comments included.
+
+    Parameters
+    ----------
+    path
+        Where to write; a directory gets policy.yaml inside it.
+    template
+        Template name (see --list); plugins can add templates.
+    list_templates
+        List the available templates and exit.
+    force
+        Overwrite an existing file.
+    set_values
+        Change a value while keeping the template's comments, e.g. --set defaults.approval=block
+        or --set rules.0.risk_level=medium (value parsed as YAML). Repeatable.
+    """
+    from aegis import plugins
+    from aegis.cli.output import print_message, print_table
+
+    templates = plugins.get_registry().of_kind("policy_templates")
+    if list_templates:
+        rows = [
+            (name, reg.plugin, str(reg.options.get("description", "")), str(reg.obj))
+            for name, reg in sorted(templates.items())
+        ]
+        print_table(("Template", "Plugin", "Description", "File"), rows, title="Policy templates")
+        return ExitCode.OK
+
+    registration = templates.get(template)
+    if registration is None:
+        known = ", ".join(sorted(templates)) or "none"
+        raise CliError(f"--template {template!r}: no such template (available: {known})")
+    target = path / "policy.yaml" if path.is_dir() else path
+    if target.exists() and not force:
+        raise CliError(f"{target} already exists; use --force to overwrite it")
+
+    text = _template_text(registration)
+    if set_values:
+        text = _apply_sets(text, set_values, source=f"template {template!r}")
+    policy = _load_policy_text(text, source=str(target))
+    try:
+        target.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise CliError(f"{target}: cannot write: {exc.strerror or exc}") from None
+    print_message(
+        f"Wrote {target} from template {template!r} ({_rules_phrase(policy)}). "
+        f"Next: aegis validate {target}",
+        style="green",
+    )
+    return ExitCode.OK
+
+
+def _template_text(registration: Registration) -> str:
+    obj = registration.obj
+    if isinstance(obj, str | Path):
+        try:
+            return Path(obj).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise CliError(
+                f"template {registration.name!r} (plugin {registration.plugin}): cannot read "
+                f"{obj}: {exc.strerror or exc}",
+                ExitCode.INTERNAL,
+            ) from None
+    raise CliError(
+        f"template {registration.name!r} (plugin {registration.plugin}) is registered as "
+        f"{type(obj).__name__}; expected a file path",
+        ExitCode.INTERNAL,
+    )
+
+
+def _apply_sets(text: str, assignments: list[str], *, source: str) -> str:
+    """Edit the template through ruamel's round-trip loader, so comments and layout survive."""
+    import io
+
+    from ruamel.yaml import YAML
+    from ruamel.yaml.error import YAMLError
+
+    from aegis.cli.parsing import set_dotted
+
+    yaml = YAML(typ="rt")
+    yaml.preserve_quotes = True
+    try:
+        document = yaml.load(text)
+    except YAMLError as exc:
+        raise CliError(f"{source}: not valid YAML: {exc}", ExitCode.INTERNAL) from None
+    for item in assignments:
+        key, sep, raw = item.partition("=")
+        if not sep:
+            raise CliError(f"--set {item!r}: expected key=value, e.g. defaults.approval=block")
+        try:
+            value = YAML(typ="safe").load(raw) if raw.strip() else ""
+        except YAMLError:
+            value = raw
+        set_dotted(document, key.strip(), value)
+    out = io.StringIO()
+    yaml.dump(document, out)
+    return out.getvalue()
+
+
+def _load_policy_text(text: str, *, source: str) -> Policy:
+    from aegis.core.policy import Policy
+
+    return Policy.from_yaml_string(text, source=source)  # PolicyError → issues, exit 1
+
+
+def _rules_phrase(policy: Policy) -> str:
+    count = len(policy.rules)
+    return f"{count} rule{'s' if count != 1 else ''}"
+
+
+# --- validate -------------------------------------------------------------------------------
+
+
+def validate(files: Annotated[list[Path], Parameter(consume_multiple=True)], /) -> int:
+    """Check policy files; print file:line:col: key: message for every problem.
+
+    Parameters
+    ----------
+    files
+        One or more policy YAML files.
+    """
+    from aegis.core.policy import Policy
+    from aegis.errors import PolicyError
+
+    if not files:
+        raise CliError("validate: give at least one policy file")
+    worst = ExitCode.OK
+    ok = 0
+    for file in files:
+        if not file.is_file():
+            reason = "is a directory" if file.is_dir() else "no such file"
+            sys.stdout.write(f"{file}: error: {reason}\n")
+            worst = max(worst, ExitCode.USAGE)
+            continue
+        try:
+            policy = Policy.from_yaml(file)
+        except PolicyError as exc:
+            for issue in exc.issues:
+                sys.stdout.write(f"{issue}\n")
+            worst = max(worst, ExitCode.CHECK_FAILED)
+            continue
+        except (OSError, UnicodeDecodeError) as exc:
+            sys.stdout.write(f"{file}: error: cannot read: {exc}\n")
+            worst = max(worst, ExitCode.USAGE)
+            continue
+        ok += 1
+        sys.stdout.write(
+            f"{file}: OK ({_rules_phrase(policy)}, fingerprint {policy.fingerprint[:12]})\n"
+        )
+    if len(files) > 1:
+        bad = len(files) - ok
+        sys.stdout.write(
+            f"{ok} of {len(files)} files valid" + (f", {bad} with problems\n" if bad else "\n")
+        )
+    return worst
+
+
+# --- schema ---------------------------------------------------------------------------------
+
+
+def schema(
+    *,
+    output: Annotated[Path | None, Parameter(alias="-o")] = None,
+) -> int:
+    """Print the policy JSON Schema (built-in and plugin conditions), for editor autocomplete.
+
+    Parameters
+    ----------
+    output
+        Write to this file instead of stdout.
+    """
+    from aegis.core.schema import policy_schema
+
+    text = json.dumps(policy_schema(), indent=2, sort_keys=False) + "\n"
+    if output is None:
+        sys.stdout.write(text)
+        return ExitCode.OK
+    try:
+        output.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise CliError(f"{output}: cannot write: {exc.strerror or exc}") from None
+    sys.stderr.write(f"Wrote the policy JSON Schema to {output}\n")
+    return ExitCode.OK
+
+
+# --- simulate -------------------------------------------------------------------------------
+
+
+def simulate(
+    file: Path,
+    /,
+    *actions: str,
+    param: Annotated[list[str] | None, Parameter(alias="-p")] = None,
+    agent: str | None = None,
+    at: str | None = None,
+    format: Annotated[Literal["table", "json"], Parameter(alias="-f")] = "table",
+) -> int:
+    """Show what the policy decides for each action, without executing anything.
+
+    Example: aegis simulate policy.yaml read:crm bulk_update:crm delete:db --param count=150
+
+    Parameters
+    ----------
+    file
+        Policy YAML file.
+    actions
+        Actions as type:target (only the first colon splits).
+    param
+        key=value params for every action; values are JSON when they parse (count=150 is a
+        number), dotted keys nest (amount.value=5). Repeatable.
+    agent
+        Agent id for the actions (rules can match on agent).
+    at
+        Evaluate as if at this ISO date/time (time conditions); default now.
+    format
+        table or json.
+    """
+    from aegis.cli.parsing import parse_action_spec, parse_datetime, parse_params
+
+    if not actions:
+        raise CliError("simulate: give at least one action as type:target, e.g. read:crm")
+    specs = [parse_action_spec(a) for a in actions]
+    params = parse_params(param)
+    now = parse_datetime(at, option="--at") if at is not None else None
+    if not file.is_file():
+        raise CliError(f"{file}: {'is a directory' if file.is_dir() else 'no such file'}")
+    from aegis.core.action import Action
+    from aegis.core.policy import Policy
+
+    policy = Policy.from_yaml(file)  # PolicyError → issue lines on stderr, exit 1
+
+    decisions = [
+        policy.evaluate(Action(t, target, params=params, agent_id=agent), now=now)
+        for t, target in specs
+    ]
+    if format == "json":
+        payload: list[dict[str, Any]] = [
+            {
+                "action_type": d.action.type,
+                "target": d.action.target,
+                "params": d.action.params,
+                "agent_id": d.action.agent_id,
+                "risk_level": d.risk_level.name,
+                "approval": d.approval.value,
+                "is_allowed": d.is_allowed,
+                "matched_rule": d.matched_rule,
+                "unknown_conditions": list(d.unknown_conditions),
+                "reason": d.reason,
+            }
+            for d in decisions
+        ]
+        sys.stdout.write(json.dumps(payload, indent=2, default=str) + "\n")
+        return ExitCode.OK
+
+    from aegis.cli.output import print_table
+
+    rows = [
+        (
+            d.action.type,
+            d.action.target,
+            d.risk_level.name,
+            d.approval.value,
+            d.matched_rule or "(defaults)",
+            ", ".join(d.unknown_conditions) or "-",
+            d.reason,
+        )
+        for d in decisions
+    ]
+    print_table(
+        ("Action", "Target", "Risk", "Approval", "Rule", "Unknown", "Reason"),
+        rows,
+        title=f"Simulation: {file} (nothing executed)",
+    )
+    return ExitCode.OK
