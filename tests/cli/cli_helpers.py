@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
+from pathlib import Path
 
 import attrs
+
+#: The installed console script (the venv's bin/ next to this interpreter).
+AEGIS_SCRIPT = Path(sys.executable).with_name("aegis")
 
 
 @attrs.frozen

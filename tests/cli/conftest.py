@@ -5,16 +5,13 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from cli_helpers import CliRun, RunCli
+from cli_helpers import AEGIS_SCRIPT, CliRun, RunCli
 
 from aegis.cli import main
-
-AEGIS_SCRIPT = Path(sys.executable).with_name("aegis")
 
 
 @pytest.fixture
