@@ -187,7 +187,7 @@ class AuditStore:
                 self.redactor,
                 now_iso(),
             )
-            op = WriteOp(INTENT, (canonical(values), values, None))
+            op = WriteOp(INTENT, (canonical(values), values))
         except Exception as exc:  # a value we cannot store must not let the action run
             raise AuditError(f"cannot build the audit record: {exc}") from exc
         audit_id, row_hash = await writer.submit(op)
@@ -200,7 +200,8 @@ class AuditStore:
         known = self._open_hashes.pop(audit_id, None)
         try:
             rest = outcome_values(result, self.redactor, now_iso())
-            await writer.submit(WriteOp(FINAL, (audit_id, known, rest)))
+            op = WriteOp(FINAL, (audit_id, known, rest, canonical(rest)))
+            await writer.submit(op)
         except BaseException:
             if known is not None:
                 self._open_hashes[audit_id] = known
@@ -230,7 +231,7 @@ class AuditStore:
                 stamp,
             )
             rest = outcome_values(result, self.redactor, stamp)
-            op = WriteOp(RECORD, (canonical(values), values, rest))
+            op = WriteOp(RECORD, (canonical(values), values, rest, canonical(rest)))
         except Exception as exc:
             raise AuditError(f"cannot build the audit record: {exc}") from exc
         audit_id, _ = await writer.submit(op)

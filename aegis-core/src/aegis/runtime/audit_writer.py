@@ -29,11 +29,12 @@ import collections
 import concurrent.futures
 import logging
 import threading
+import weakref
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from aegis.errors import AuditError
-from aegis.runtime.audit_chain import canonical, result_hash, row_hash
+from aegis.runtime.audit_chain import result_hash, row_hash
 from aegis.runtime.audit_schema import INTENT_COLUMNS, RESULT_COLUMNS
 
 log = logging.getLogger("aegis.audit")
@@ -41,7 +42,7 @@ log = logging.getLogger("aegis.audit")
 INTENT, FINAL, RECORD, CURSOR = 0, 1, 2, 3
 
 _INSERT_COLUMNS = ("id", *INTENT_COLUMNS, *RESULT_COLUMNS, "prev_hash", "row_hash", "result_hash")
-_PENDING_OUTCOME = (None, None, "pending", None, None, None, None, None)
+_INTENT_INSERT_COLUMNS = ("id", *INTENT_COLUMNS, "prev_hash", "row_hash")
 _FINAL_SET = ", ".join(f"{c} = ?" for c in RESULT_COLUMNS)
 
 
@@ -68,12 +69,16 @@ class Statements:
         lock = "" if self.sqlite else " FOR UPDATE"
         cols = ", ".join(_INSERT_COLUMNS)
         marks = ", ".join("?" for _ in _INSERT_COLUMNS)
+        intent_cols = ", ".join(_INTENT_INSERT_COLUMNS)
+        intent_marks = ", ".join("?" for _ in _INTENT_INSERT_COLUMNS)
         raw = {
             "head": "SELECT last_id, last_hash, last_final FROM aegis_audit_head "
             f"WHERE id = 1{lock}",
             "set_head": "UPDATE aegis_audit_head SET last_id = ?, last_hash = ?, last_final = ? "
             "WHERE id = 1",
             "insert": f"INSERT INTO aegis_audit ({cols}) VALUES ({marks})",
+            "insert_intent": f"INSERT INTO aegis_audit ({intent_cols}, result) "
+            f"VALUES ({intent_marks}, 'pending')",
             "final": f"UPDATE aegis_audit SET {_FINAL_SET}, result_hash = ? "
             "WHERE id = ? AND result = 'pending'",
             "row": "SELECT row_hash, result FROM aegis_audit WHERE id = ?",
@@ -119,6 +124,7 @@ class GroupCommitWriter:
         self._thread: threading.Thread | None = None
         self._conn: Any = None
         self._sync_full: bool | None = None
+        self._cursor: Any = None
         self.inline = True
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -143,6 +149,9 @@ class GroupCommitWriter:
             self._thread = None
         with self._conn_lock:
             conn, self._conn = self._conn, None
+            if self._cursor is not None:
+                _quietly(self._cursor.close)
+                self._cursor = None
             if conn is not None:
                 try:
                     conn.close()
@@ -171,7 +180,7 @@ class GroupCommitWriter:
             and self._conn_lock.acquire(blocking=False)
         ):
             try:
-                if not self._queue and len(asyncio.all_tasks()) <= 1:
+                if not self._queue and _alone_in_loop():
                     self._write([op])
                     if op.error is not None:
                         raise op.error
@@ -242,7 +251,9 @@ class GroupCommitWriter:
         st = self._st
         sql = st.sql
         full = self._full and any(op.kind in (FINAL, RECORD) for op in ops)
-        cur = conn.cursor()
+        cur = self._cursor
+        if cur is None:
+            cur = self._cursor = conn.cursor()
         try:
             if st.sqlite:
                 if full is not self._sync_full:
@@ -251,24 +262,21 @@ class GroupCommitWriter:
                 cur.execute("BEGIN IMMEDIATE")
             elif st.postgres and not full:
                 cur.execute("SET LOCAL synchronous_commit TO off")
-            try:
-                self._apply(cur, ops, sql)
-            except BaseException:
-                if st.sqlite:
-                    cur.execute("ROLLBACK")
-                else:
-                    conn.rollback()
-                raise
-            try:
-                if st.sqlite:
-                    cur.execute("COMMIT")
-                else:
-                    conn.commit()
-            except BaseException:
-                _quietly(cur.execute, "ROLLBACK") if st.sqlite else _quietly(conn.rollback)
-                raise
-        finally:
-            cur.close()
+            self._apply(cur, ops, sql)
+            if st.sqlite:
+                cur.execute("COMMIT")
+            else:
+                conn.commit()
+        except BaseException:
+            # Leave no half transaction behind (an aborted PostgreSQL transaction would poison
+            # every later one), and do not trust this cursor with the next batch.
+            if st.sqlite:
+                _quietly(cur.execute, "ROLLBACK")
+            else:
+                _quietly(conn.rollback)
+            _quietly(cur.close)
+            self._cursor = None
+            raise
 
     def _apply(self, cur: Any, ops: Sequence[WriteOp], sql: dict[str, str]) -> None:
         cur.execute(sql["head"])
@@ -277,13 +285,21 @@ class GroupCommitWriter:
             raise AuditError("the audit chain head is missing (table aegis_audit_head is empty)")
         last_id, last_hash, last_final = int(head[0]), head[1], int(head[2])
         start = (last_id, last_hash, last_final)
-        inserts: list[tuple[Any, ...]] = []
+        intents: list[tuple[Any, ...]] = []
+        records: list[tuple[Any, ...]] = []
         finals: list[tuple[Any, ...]] = []
         cursors: list[tuple[Any, ...]] = []
         for op in ops:
             kind = op.kind
-            if kind == FINAL:
-                audit_id, known_hash, rest = op.payload
+            if kind == INTENT:
+                intent_json, values = op.payload
+                last_id += 1
+                new_hash = row_hash(last_hash, last_id, intent_json)
+                intents.append((last_id, *values, last_hash, new_hash))
+                op.value = (last_id, new_hash)
+                last_hash = new_hash
+            elif kind == FINAL:
+                audit_id, known_hash, rest, rest_json = op.payload
                 if known_hash is None:
                     cur.execute(sql["row"], (audit_id,))
                     found = cur.fetchone()
@@ -291,33 +307,23 @@ class GroupCommitWriter:
                         raise AuditError(f"audit record {audit_id} does not exist or is final")
                     known_hash = found[0]
                 last_final += 1
-                outcome = (last_final, *rest)
-                finals.append((*outcome, result_hash(known_hash, canonical(outcome)), audit_id))
-            elif kind == CURSOR:
-                cursors.append(op.payload)
-            else:
-                intent_json, values, rest = op.payload
+                sealed = result_hash(known_hash, _with_seq(last_final, rest_json))
+                finals.append((last_final, *rest, sealed, audit_id))
+            elif kind == RECORD:
+                intent_json, values, rest, rest_json = op.payload
                 last_id += 1
+                last_final += 1
                 new_hash = row_hash(last_hash, last_id, intent_json)
-                if kind == RECORD:
-                    last_final += 1
-                    outcome = (last_final, *rest)
-                    inserts.append(
-                        (
-                            last_id,
-                            *values,
-                            *outcome,
-                            last_hash,
-                            new_hash,
-                            result_hash(new_hash, canonical(outcome)),
-                        )
-                    )
-                else:
-                    inserts.append((last_id, *values, *_PENDING_OUTCOME, last_hash, new_hash, None))
+                sealed = result_hash(new_hash, _with_seq(last_final, rest_json))
+                records.append((last_id, *values, last_final, *rest, last_hash, new_hash, sealed))
                 op.value = (last_id, new_hash)
                 last_hash = new_hash
-        if inserts:
-            cur.executemany(sql["insert"], inserts)
+            else:
+                cursors.append(op.payload)
+        if intents:
+            cur.executemany(sql["insert_intent"], intents)
+        if records:
+            cur.executemany(sql["insert"], records)
         if finals:
             if len(finals) == 1:
                 cur.execute(sql["final"], finals[0])
@@ -331,6 +337,27 @@ class GroupCommitWriter:
                 cur.execute(sql["cursor_insert"], payload)
         if (last_id, last_hash, last_final) != start:
             cur.execute(sql["set_head"], (last_id, last_hash, last_final))
+
+
+def _with_seq(final_seq: int, rest_json: str) -> str:
+    """``canonical([final_seq, *rest])`` from the caller's ``canonical(rest)`` (a JSON list)."""
+    return f"[{final_seq},{rest_json[1:]}"
+
+
+def _alone_in_loop() -> bool:
+    """True when the calling task is the only task alive (so nothing could batch with it).
+
+    Uses the O(1) size of asyncio's registry of live tasks where CPython has one (it counts
+    tasks of every loop, which can only make the answer "no" more often), else ``all_tasks``.
+    """
+    if _TASK_REGISTRY is not None:
+        return len(_TASK_REGISTRY) <= 1
+    return len(asyncio.all_tasks()) <= 1
+
+
+_TASK_REGISTRY: Any = getattr(asyncio.tasks, "_all_tasks", None)
+if not isinstance(_TASK_REGISTRY, weakref.WeakSet):
+    _TASK_REGISTRY = None
 
 
 def _quietly(fn: Callable[..., Any], *args: Any) -> None:
