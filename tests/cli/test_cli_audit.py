@@ -322,3 +322,38 @@ def test_tail_respects_filters_on_stdout(trail: Path, tmp_path: Path) -> None:
             proc.kill()
     assert proc.returncode == 0, err
     assert [json.loads(line)["target"] for line in out.splitlines()] == ["crm", "crm", "y"]
+
+
+def test_tail_holds_back_a_pending_record_until_it_finishes(trail: Path, tmp_path: Path) -> None:
+    from aegis.runtime.audit import AuditStore
+
+    out_file = tmp_path / "tail.jsonl"
+    proc = _tail_process(tmp_path, "--format", "jsonl", "-o", str(out_file), "--limit", "1")
+    action = Action("read", "slow-target")
+    decision = Policy.from_yaml(TEMPLATE_DIR / "default.yaml").evaluate(action)
+
+    async def begin(store: AuditStore) -> int:
+        await store.open()
+        return await store.begin(action, decision, None)
+
+    store = AuditStore(f"sqlite:///{trail}")
+    loop = asyncio.new_event_loop()
+    try:
+        _wait_for(lambda: out_file.exists() and out_file.read_text().count("\n") == 1)
+        audit_id = loop.run_until_complete(begin(store))
+        time.sleep(2.5)  # more than two polls while the row is pending
+        assert "slow-target" not in out_file.read_text()
+        result = Result(action=action, status=ResultStatus.SUCCESS, decision=decision, attempts=1)
+        loop.run_until_complete(store.finish(audit_id, result))
+        _wait_for(lambda: "slow-target" in out_file.read_text())
+        time.sleep(1.5)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=20)
+    finally:
+        loop.run_until_complete(store.close())
+        loop.close()
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    records = [json.loads(line) for line in out_file.read_text().splitlines()]
+    assert [(r["id"], r["result"]) for r in records] == [(6, "blocked"), (7, "success")]
