@@ -32,6 +32,7 @@ def build_app(*, with_plugins: bool = True) -> App:
         help="Aegis: policy checks, approval gates and an audit trail for AI agent actions.",
         help_epilogue=EXIT_CODES_HELP,
         version=__version__,
+        suppress_keyboard_interrupt=False,  # run() reports it, in the same one-line style
     )
     app.command(policy_cmds.init, name="init")
     app.command(policy_cmds.validate, name="validate")

@@ -16,7 +16,6 @@ scripted answer either way.
 
 from __future__ import annotations
 
-import asyncio
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -56,6 +55,8 @@ def demo(
         raise CliError("--answer ask needs a terminal on stdin; use --answer yes or --answer no")
     if policy is not None and not policy.is_file():
         raise CliError(f"{policy}: no such file")
+    import asyncio
+
     if db is not None:
         return asyncio.run(_run(db, policy, answer, temporary=False))
 

@@ -17,6 +17,22 @@ from typing import IO, Any, Literal
 
 OutputFormat = Literal["table", "json", "jsonl", "csv"]
 
+#: Terminal-only colours for the words that matter when scanning an audit table.
+CELL_STYLES = {
+    "CRITICAL": "bold red",
+    "HIGH": "red",
+    "MEDIUM": "yellow",
+    "LOW": "green",
+    "success": "green",
+    "approved": "green",
+    "blocked": "red",
+    "denied": "red",
+    "failed": "red",
+    "timeout": "red",
+    "error": "red",
+    "pending": "yellow",
+}
+
 
 def stdout_is_terminal() -> bool:
     """True when stdout is an interactive terminal (rich honours FORCE_COLOR / TTY_COMPATIBLE)."""
@@ -44,7 +60,8 @@ def print_table(
         for name in columns:
             table.add_column(name, overflow="fold")
         for row in cells:
-            table.add_row(*(Text(v) for v in row))  # Text: cell values are never markup
+            # Text, not str: a cell value is never interpreted as rich markup.
+            table.add_row(*(Text(v, style=CELL_STYLES.get(v, "")) for v in row))
         Console().print(table)
         return
     out.write(format_plain(columns, cells, title=title))
