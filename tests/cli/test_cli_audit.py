@@ -357,3 +357,19 @@ def test_tail_holds_back_a_pending_record_until_it_finishes(trail: Path, tmp_pat
     assert proc.returncode == 0, err
     records = [json.loads(line) for line in out_file.read_text().splitlines()]
     assert [(r["id"], r["result"]) for r in records] == [(6, "blocked"), (7, "success")]
+
+
+def test_long_export_shows_progress_on_a_terminal_only(
+    run_cli: RunCli, trail: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from aegis.cli import audit_export
+
+    monkeypatch.setattr(audit_export, "PROGRESS_MIN_ROWS", 3)
+    piped = run_cli("audit", "-f", "jsonl", "-o", "a.jsonl")
+    assert "Exporting" not in piped.err
+    monkeypatch.setenv("FORCE_COLOR", "1")  # rich then treats stderr as a terminal
+    shown = run_cli("audit", "-f", "jsonl", "-o", "b.jsonl")
+    assert shown.code == 0
+    assert "Exporting to b.jsonl" in shown.err
+    assert "6/6" in shown.err
+    assert (tmp_path / "a.jsonl").read_text() == (tmp_path / "b.jsonl").read_text()

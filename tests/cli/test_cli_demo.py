@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 from pathlib import Path
 
-from cli_helpers import RunCli
+import pytest
+from cli_helpers import AEGIS_SCRIPT, RunCli
 
 
 def audit_rows(out: str) -> list[list[str]]:
@@ -84,3 +87,29 @@ def test_demo_bad_arguments(run_cli: RunCli, tmp_path: Path) -> None:
     invalid = run_cli("demo", "--policy", "bad.yaml")
     assert invalid.code == 1 and "bad.yaml:" in invalid.err
     assert list(tmp_path.iterdir()) == [tmp_path / "bad.yaml"]
+
+
+@pytest.mark.parametrize(("typed", "executed"), [(b"y\n", True), (b"n\n", False)])
+def test_demo_asks_a_human_on_a_terminal(tmp_path: Path, typed: bytes, executed: bool) -> None:
+    """stdin is a pseudo-terminal: the CLI approval handler asks, and the answer decides."""
+    primary, secondary = os.openpty()
+    try:
+        proc = subprocess.Popen(
+            [str(AEGIS_SCRIPT), "demo"],
+            cwd=tmp_path,
+            stdin=secondary,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        os.write(primary, typed)  # typed ahead; the handler reads one line when it asks
+        out, err = proc.communicate(timeout=60)
+    finally:
+        os.close(secondary)
+        os.close(primary)
+    assert proc.returncode == 0, err
+    assert "Approvals: you will be asked at this terminal" in out
+    assert "SCRIPTED" not in out
+    assert "approval needed: bulk_update -> crm" in err
+    assert ("Executing: bulk_update -> crm" in out) is executed
+    assert audit_rows(out)[1][8:] == (["approved", "success"] if executed else ["denied", "denied"])
