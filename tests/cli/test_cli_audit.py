@@ -373,3 +373,19 @@ def test_long_export_shows_progress_on_a_terminal_only(
     assert "Exporting to b.jsonl" in shown.err
     assert "6/6" in shown.err
     assert (tmp_path / "a.jsonl").read_text() == (tmp_path / "b.jsonl").read_text()
+
+
+@pytest.mark.parametrize(
+    ("url", "needle"),
+    [
+        ("mysql://u@127.0.0.1:1/db", "driver is not installed"),
+        ("nosuchdialect://x", "NoSuchModuleError"),
+        ("sqlite:////nonexistent-dir/a.db", "no audit database"),
+    ],
+)
+def test_unreachable_stores_are_exit_3(run_cli: RunCli, url: str, needle: str) -> None:
+    for args in (("audit",), ("audit", "verify"), ("stats",)):
+        result = run_cli(*args, "--db", url)
+        assert result.code == 3, result.err
+        assert needle in result.err
+        assert len(result.err.strip().splitlines()) == 1

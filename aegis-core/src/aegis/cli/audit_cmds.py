@@ -57,14 +57,20 @@ def open_store(db: str | None) -> AuditStore:
                 "`aegis demo --db sqlite:///aegis_audit.db`, or pass --db / set AEGIS_AUDIT_URL)",
                 ExitCode.STORE_UNREACHABLE,
             )
+    safe = parsed.render_as_string(hide_password=True)
     try:
-        return AuditStore(url)
-    except Exception as exc:  # e.g. a driver that is not installed
+        parsed.get_dialect().import_dbapi()  # fail here, clearly, if the driver is missing
+    except ImportError as exc:
         raise CliError(
-            f"cannot open audit store {parsed.render_as_string(hide_password=True)}: "
-            f"{type(exc).__name__}: {exc}",
+            f"cannot open audit store {safe}: its database driver is not installed ({exc})",
             ExitCode.STORE_UNREACHABLE,
         ) from None
+    except Exception as exc:
+        raise CliError(
+            f"cannot open audit store {safe}: {type(exc).__name__}: {exc}",
+            ExitCode.STORE_UNREACHABLE,
+        ) from None
+    return AuditStore(url)
 
 
 def _filters(
