@@ -139,6 +139,9 @@ def _load_entry_points(pm: pluggy.PluginManager) -> None:
 
 def get_plugin_manager() -> pluggy.PluginManager:
     """The process-wide plugin manager, built (once) on first use."""
+    pm = _state.pm
+    if pm is not None:
+        return pm
     with _state.lock:
         if _state.pm is None:
             pm = pluggy.PluginManager("aegis")

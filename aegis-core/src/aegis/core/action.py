@@ -12,17 +12,22 @@ from typing import Any
 
 import attrs
 
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+
 
 def _copy_json_like(value: Any) -> Any:
-    if isinstance(value, Mapping):
+    kind = type(value)
+    if kind in _SCALARS:
+        return value
+    if kind is dict or isinstance(value, Mapping):
         return {k: _copy_json_like(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
+    if kind is list or kind is tuple or isinstance(value, list | tuple):
         return [_copy_json_like(v) for v in value]
     return value
 
 
 def _copy_params(value: Mapping[str, Any] | None) -> dict[str, Any]:
-    if value is None:
+    if not value and (value is None or isinstance(value, Mapping)):
         return {}
     if not isinstance(value, Mapping):
         raise TypeError(f"Action params must be a mapping, not {type(value).__name__}")
@@ -53,3 +58,23 @@ class Action:
 
     def __str__(self) -> str:
         return f"{self.type}:{self.target}"
+
+
+def with_identity(action: Action, agent_id: str | None, session_id: str | None) -> Action:
+    """A copy of ``action`` under another agent/session, with its params snapshotted again.
+
+    The runtime binds every action to its own identity before deciding; the fresh copy of the
+    params means that even a caller who mutates ``action.params`` in place after submitting it
+    cannot change what was decided on. Cheaper than ``attrs.evolve`` (no re-validation of
+    fields that were validated at construction).
+    """
+    new = object.__new__(Action)
+    set_ = object.__setattr__
+    set_(new, "type", action.type)
+    set_(new, "target", action.target)
+    set_(new, "params", _copy_params(action.params))
+    set_(new, "description", action.description)
+    set_(new, "agent_id", agent_id)
+    set_(new, "session_id", session_id)
+    set_(new, "metadata", _copy_params(action.metadata))
+    return new

@@ -23,7 +23,7 @@ import attrs
 
 from aegis import plugins
 from aegis.adapters.base import BaseExecutor
-from aegis.core.action import Action
+from aegis.core.action import Action, with_identity
 from aegis.core.approval import ApprovalDecision
 from aegis.core.decision import PolicyDecision
 from aegis.core.plan import ExecutionPlan, PlanStep
@@ -38,7 +38,7 @@ from aegis.runtime.approval import (
     decide,
 )
 from aegis.runtime.execution import execute_and_verify
-from aegis.runtime.hooks import RuntimeHooks, fire
+from aegis.runtime.hooks import RuntimeHooks, fire, observed
 
 if TYPE_CHECKING:
     from aegis.runtime.audit import AuditStore
@@ -139,7 +139,9 @@ class Runtime:
 
     def evaluate(self, action: Action) -> PolicyDecision:
         """The current policy's decision for ``action``; a policy that raises blocks."""
-        action = self._bind(action)
+        return self._decide(self._bind(action))
+
+    def _decide(self, action: Action) -> PolicyDecision:
         try:
             decision = self._policy.evaluate(action)
         except Exception as exc:
@@ -247,9 +249,13 @@ class Runtime:
     ) -> Result:
         await self.open()
         action = self._bind(action)
-        decision = self.evaluate(action)
+        decision = self._decide(action)
 
-        failure = await fire(self.hooks, "on_decision", decision=decision)
+        failure = (
+            await fire(self.hooks, "on_decision", decision=decision)
+            if observed(self.hooks, "on_decision")
+            else None
+        )
         if failure:
             return await self._record_stop(
                 action, decision, ResultStatus.BLOCKED, failure, parent_id=parent_id, note=note
@@ -314,7 +320,11 @@ class Runtime:
                     note=note,
                 )
 
-        failure = await fire(self.hooks, "before_execute", action=action, decision=decision)
+        failure = (
+            await fire(self.hooks, "before_execute", action=action, decision=decision)
+            if observed(self.hooks, "before_execute")
+            else None
+        )
         if failure:
             return await self._record_stop(
                 action,
@@ -335,16 +345,28 @@ class Runtime:
                 decision,
                 retry=self.retry,
                 timeout=self.execution_timeout,
-                reevaluate=self.evaluate,
+                reevaluate=self._decide,
             )
-            result = attrs.evolve(
-                raw,
-                decision=decision,
-                approval=approval,
-                audit_id=audit_id,
-                **{**updates, "reason": _join(note, raw.reason, updates.get("reason"))},
+            get = updates.get
+            result = Result(  # built directly: this runs once per action on the hot path
+                action,
+                get("status", raw.status),
+                raw.data,
+                get("error", raw.error),
+                decision,
+                approval,
+                _join(note, raw.reason, get("reason")),
+                updates["duration_ms"],
+                updates["attempts"],
+                get("verified", raw.verified),
+                audit_id,
+                raw.rollback,
             )
-            failure = await fire(self.hooks, "after_execute", action=action, result=result)
+            failure = (
+                await fire(self.hooks, "after_execute", action=action, result=result)
+                if observed(self.hooks, "after_execute")
+                else None
+            )
             if failure:
                 result = attrs.evolve(result, reason=_join(result.reason, failure))
         except asyncio.CancelledError:
@@ -384,10 +406,7 @@ class Runtime:
     def _bind(self, action: Action) -> Action:
         """Stamp the runtime's identity on the action; an agent cannot claim another's rules."""
         agent = self.agent_id if self.agent_id is not None else action.agent_id
-        session = action.session_id or self.session_id
-        if agent == action.agent_id and session == action.session_id:
-            return action
-        return attrs.evolve(action, agent_id=agent, session_id=session)
+        return with_identity(action, agent, action.session_id or self.session_id)
 
 
 def _resolve(value: Any, kind: str, base: type) -> Any:

@@ -39,6 +39,21 @@ async def maybe_await(value: Any) -> Any:
     return value
 
 
+_plugin_observers: dict[str, bool] = {}
+plugins.on_plugins_changed(_plugin_observers.clear)
+
+
+def observed(hooks: RuntimeHooks | None, event: str) -> bool:
+    """Whether anyone listens to ``event`` (lets the pipeline skip building a coroutine)."""
+    if hooks is not None and getattr(hooks, event) is not None:
+        return True
+    known = _plugin_observers.get(event)
+    if known is None:
+        hook = getattr(plugins.get_plugin_manager().hook, _PLUGIN_HOOKS[event])
+        known = _plugin_observers[event] = bool(hook.get_hookimpls())
+    return known
+
+
 async def fire(hooks: RuntimeHooks | None, event: str, **kwargs: Any) -> str | None:
     """Run the user's callback and every plugin's hook for ``event``.
 
