@@ -9,12 +9,11 @@ and only located (``file:line:col``) when there are any, see ``locate``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import attrs
-import jsonschema  # type: ignore[import-untyped,unused-ignore]
 
 from aegis import plugins
 from aegis.core import policy_model as pm
@@ -54,9 +53,12 @@ def _failed_plugins_note() -> str:
     return f"; plugins that failed to load: {names} (see `aegis plugins`)"
 
 
-def _problems(error: jsonschema.ValidationError, prefix: Path) -> Iterable[Problem]:
+def _problems(error: Any, prefix: Path) -> Iterable[Problem]:
+    """Problems from one ``jsonschema.ValidationError``."""
     if error.validator in ("anyOf", "oneOf") and error.context:
-        error = jsonschema.exceptions.best_match(error.context)
+        from jsonschema.exceptions import best_match  # type: ignore[import-untyped,unused-ignore]
+
+        error = best_match(error.context)
     path: Path = (*prefix, *error.absolute_path)
     kind, instance, schema = error.validator, error.instance, error.schema
     schema = schema if isinstance(schema, Mapping) else {}
@@ -98,12 +100,16 @@ def _problems(error: jsonschema.ValidationError, prefix: Path) -> Iterable[Probl
 
 
 def _validate(
-    validator: Any, certainly_valid: Any, instance: Any, prefix: Path, out: list[Problem]
+    validator: Callable[[], Any],
+    certainly_valid: Any,
+    instance: Any,
+    prefix: Path,
+    out: list[Problem],
 ) -> bool:
     if certainly_valid(instance):
         return True
     before = len(out)
-    for error in validator.iter_errors(instance):
+    for error in validator().iter_errors(instance):
         out.extend(_problems(error, prefix))
     return len(out) == before
 

@@ -13,7 +13,6 @@ from collections.abc import Mapping
 from typing import Any
 
 import attrs
-import jsonschema  # type: ignore[import-untyped,unused-ignore]
 
 from aegis import plugins
 from aegis.core.condition import ConditionDef
@@ -163,11 +162,29 @@ class SchemaBundle:
     """What the loader needs, built once per plugin registry."""
 
     defs: dict[str, ConditionDef]
-    document: jsonschema.protocols.Validator
-    rule: jsonschema.protocols.Validator
+    document_schema: dict[str, Any]
+    rule_schema: dict[str, Any]
     #: "Certainly valid" shortcuts in front of the validators (see policy_fastcheck).
     document_ok: Recogniser
     rule_ok: Recogniser
+    _validators: dict[str, Any] = attrs.field(factory=dict, eq=False, repr=False)
+
+    def document(self) -> Any:
+        return self._validator("document", self.document_schema)
+
+    def rule(self) -> Any:
+        return self._validator("rule", self.rule_schema)
+
+    def _validator(self, key: str, schema: dict[str, Any]) -> Any:
+        # jsonschema (with referencing and rpds, ~10 MiB resident) is imported only when the
+        # fast "certainly valid" check cannot vouch for a policy, i.e. mostly for bad input.
+        validator = self._validators.get(key)
+        if validator is None:
+            import jsonschema  # type: ignore[import-untyped,unused-ignore]
+
+            validator = jsonschema.Draft202012Validator(schema)
+            self._validators[key] = validator
+        return validator
 
 
 _lock = threading.Lock()
@@ -184,12 +201,11 @@ def bundle() -> SchemaBundle:
         defs = condition_defs()
         conds = conditions_schema(defs, "#/$defs/conditions")
         rule = {**rule_schema(conds), "$defs": {"conditions": conds}}
-        validator_cls = jsonschema.Draft202012Validator
         document = document_schema({})
         built = SchemaBundle(
             defs=defs,
-            document=validator_cls(document),
-            rule=validator_cls(rule),
+            document_schema=document,
+            rule_schema=rule,
             document_ok=compile_recogniser(document),
             rule_ok=compile_recogniser(rule),
         )
