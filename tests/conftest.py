@@ -1,4 +1,6 @@
-"""Suite-wide fixtures. ``postgres_url``: a real, throw-away PostgreSQL server for one session.
+"""Suite-wide fixtures and rules.
+
+``postgres_url``: a real, throw-away PostgreSQL server for one session.
 
 Tests that use it are marked ``@pytest.mark.postgres`` (excluded by default; ``pytest -m
 postgres`` runs them). The server is Debian's PostgreSQL (``/usr/lib/postgresql/*/bin``, or
@@ -10,6 +12,7 @@ skipped — except under ``CI=true``, where that is a failure: CI must not pass 
 from __future__ import annotations
 
 import glob
+import importlib.util
 import os
 import shutil
 import socket
@@ -87,3 +90,23 @@ def postgres_url() -> Iterator[str]:
         _run([str(pg / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"])
         time.sleep(0.1)
         shutil.rmtree(root, ignore_errors=True)
+
+
+# --- tests that need tests/plugins/aegis-example-plugin installed ---------------------------
+# `nox -s plugin_wheel` installs it (from wheels, then editable) and sets
+# AEGIS_REQUIRE_EXAMPLE_PLUGIN=1, which turns a missing plugin into an error, so that session
+# cannot pass by skipping. Elsewhere (the default suite, a dev venv) these tests are skipped.
+_NEEDS_EXAMPLE_PLUGIN = (Path(__file__).parent / "plugins", Path(__file__).parent / "packaging")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if importlib.util.find_spec("aegis_example_plugin") is not None:
+        return
+    if os.environ.get("AEGIS_REQUIRE_EXAMPLE_PLUGIN") == "1":
+        raise pytest.UsageError(
+            "AEGIS_REQUIRE_EXAMPLE_PLUGIN=1 but aegis-example-plugin is not installed"
+        )
+    skip = pytest.mark.skip(reason="needs aegis-example-plugin installed: nox -s plugin_wheel")
+    for item in items:
+        if any(folder in item.path.parents for folder in _NEEDS_EXAMPLE_PLUGIN):
+            item.add_marker(skip)

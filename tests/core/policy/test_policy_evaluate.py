@@ -7,28 +7,9 @@ import pickle
 import pytest
 
 from aegis import Action, Approval, Policy, PolicyError, RiskLevel
+from quickstart_policy import QUICKSTART_POLICY
 
-README_POLICY = """
-version: "1"
-defaults:
-  risk_level: medium
-  approval: approve
-rules:
-  - name: read_safe
-    match: { type: "read*" }
-    risk_level: low
-    approval: auto
-  - name: bulk_ops_need_approval
-    match: { type: "bulk_*" }
-    conditions:
-      param_gt: { count: 100 }
-    risk_level: high
-    approval: approve
-  - name: no_deletes
-    match: { type: "delete*" }
-    risk_level: critical
-    approval: block
-"""
+README_POLICY = QUICKSTART_POLICY
 
 
 def test_readme_policy(make_policy):

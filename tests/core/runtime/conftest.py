@@ -4,11 +4,12 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from runtime_helpers import QUICKSTART_POLICY, RecordingExecutor
+from runtime_helpers import RecordingExecutor
 
 from aegis import Policy, Runtime
 from aegis.runtime.approval import AutoApprovalHandler
 from aegis.runtime.audit import AuditStore
+from quickstart_policy import QUICKSTART_POLICY
 
 
 @pytest.fixture
