@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from cyclopts import Parameter
 
+from aegis.cli.audit_view import TABLE_COLUMNS, record_columns, table_row
 from aegis.cli.errors import CliError, ExitCode
 
 if TYPE_CHECKING:
@@ -25,7 +26,6 @@ DEFAULT_AUDIT_URL = "sqlite:///aegis_audit.db"
 AUDIT_HELP = "Show, filter and export the audit trail; 'aegis audit verify' checks its hash chain."
 
 #: The table view: the original README's columns plus time and agent.
-TABLE_COLUMNS = ("ID", "Time", "Session", "Agent", "Action", "Target", "Risk", "Decision", "Result")
 
 DbOption = Annotated[
     str | None,
@@ -115,24 +115,6 @@ def _filters(
     if since is not None:
         out["since"] = parse_since(since)
     return {k: v for k, v in out.items() if v is not None}
-
-
-def table_row(record: AuditRecord) -> tuple[str, ...]:
-    created = record.created_at.astimezone().strftime("%Y-%m-%d %H:%M:%S")
-    session = record.session_id or "-"
-    if len(session) > 11:
-        session = session[:8] + "..."
-    return (
-        str(record.id),
-        created,
-        session,
-        record.agent_id or "-",
-        record.action_type,
-        record.target,
-        record.risk_level or "-",
-        record.decision,
-        record.result,
-    )
 
 
 def print_records(records: Sequence[AuditRecord], *, title: str | None = None) -> None:
@@ -232,15 +214,6 @@ def audit(
         columns=record_columns(),
     )
     return ExitCode.OK
-
-
-def record_columns() -> list[str]:
-    """Every field of an audit record, in the store's order (the csv header)."""
-    import attrs
-
-    from aegis.runtime.audit_record import AuditRecord
-
-    return [field.name for field in attrs.fields(AuditRecord)]
 
 
 def verify(

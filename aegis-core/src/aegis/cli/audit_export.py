@@ -46,7 +46,7 @@ def export_to_file(
     output: Path,
     limit: int | None,
 ) -> int:
-    from aegis.cli.audit_cmds import TABLE_COLUMNS, record_columns, table_row
+    from aegis.cli.audit_view import TABLE_COLUMNS, record_columns, table_row
     from aegis.cli.output import format_plain, write_records
 
     total = store.count(**filters)

@@ -78,7 +78,7 @@ def _emitter(fmt: str, out: IO[str]) -> Any:
     import csv
     import json
 
-    from aegis.cli.audit_cmds import TABLE_COLUMNS, record_columns, table_row
+    from aegis.cli.audit_view import TABLE_COLUMNS, record_columns, table_row
 
     if fmt == "jsonl":
         return lambda r: out.write(json.dumps(r.to_dict(), default=str) + "\n")
