@@ -346,3 +346,24 @@ async def test_agent_cannot_claim_another_identity(
         result = await rt.run_one(Action("read", "crm", agent_id="admin"))
     assert executor.ran == [] and result.status is ResultStatus.BLOCKED
     assert rows(store)[0].agent_id == "intern"
+
+
+async def test_plugin_registered_straight_on_pluggy_is_seen_at_once(
+    runtime: Runtime, executor: RecordingExecutor
+) -> None:
+    from aegis import hookimpl, plugins
+
+    assert (await runtime.run_one(Action("read", "crm"))).ok  # the runtime is warm
+
+    class KillSwitch:
+        @hookimpl
+        def aegis_before_execute(self, action: Action, decision: PolicyDecision) -> None:
+            raise PermissionError("stop everything")
+
+    pm = plugins.get_plugin_manager()
+    pm.register(KillSwitch(), name="raw-kill-switch")
+    try:
+        result = await runtime.run_one(Action("read", "crm"))
+    finally:
+        pm.unregister(name="raw-kill-switch")
+    assert len(executor.ran) == 1 and result.status is ResultStatus.BLOCKED

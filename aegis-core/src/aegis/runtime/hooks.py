@@ -39,19 +39,16 @@ async def maybe_await(value: Any) -> Any:
     return value
 
 
-_plugin_observers: dict[str, bool] = {}
-plugins.on_plugins_changed(_plugin_observers.clear)
-
-
 def observed(hooks: RuntimeHooks | None, event: str) -> bool:
-    """Whether anyone listens to ``event`` (lets the pipeline skip building a coroutine)."""
+    """Whether anyone listens to ``event`` (lets the pipeline skip building a coroutine).
+
+    Asked of pluggy on every call, never cached: a plugin registered on the manager directly
+    (a kill switch, say) must be seen by the very next action.
+    """
     if hooks is not None and getattr(hooks, event) is not None:
         return True
-    known = _plugin_observers.get(event)
-    if known is None:
-        hook = getattr(plugins.get_plugin_manager().hook, _PLUGIN_HOOKS[event])
-        known = _plugin_observers[event] = bool(hook.get_hookimpls())
-    return known
+    hook = getattr(plugins.get_plugin_manager().hook, _PLUGIN_HOOKS[event])
+    return bool(hook.get_hookimpls())
 
 
 async def fire(hooks: RuntimeHooks | None, event: str, **kwargs: Any) -> str | None:
