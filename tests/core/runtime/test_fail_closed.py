@@ -14,7 +14,7 @@ import attrs
 import pytest
 from runtime_helpers import RecordingExecutor, rows
 
-from aegis import Action, ApprovalDecision, Policy, Runtime, RuntimeHooks
+from aegis import Action, ApprovalDecision, Policy, RetryPolicy, Runtime, RuntimeHooks
 from aegis.core.decision import PolicyDecision
 from aegis.core.plan import ExecutionPlan
 from aegis.core.result import ResultStatus
@@ -367,3 +367,20 @@ async def test_plugin_registered_straight_on_pluggy_is_seen_at_once(
     finally:
         pm.unregister(name="raw-kill-switch")
     assert len(executor.ran) == 1 and result.status is ResultStatus.BLOCKED
+
+
+async def test_internal_error_after_execution_still_closes_the_record(
+    policy: Policy, executor: RecordingExecutor, store: AuditStore
+) -> None:
+    class BrokenRetry(RetryPolicy):
+        def retries_exception(self, exc: BaseException) -> bool:
+            raise AssertionError("bug in a retry filter")
+
+    executor.raise_exc = ConnectionError("flaky")
+    retry = BrokenRetry(max_attempts=3, base_delay=0)
+    async with make(policy, executor, store, retry=retry) as rt:
+        with pytest.raises(AssertionError):
+            await rt.run_one(Action("read", "crm"))
+    assert len(executor.ran) == 1
+    (rec,) = rows(store)
+    assert rec.result == "failed" and "bug in a retry filter" in rec.error

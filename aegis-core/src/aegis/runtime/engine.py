@@ -382,6 +382,18 @@ class Runtime:
             )
             await _shielded(self.audit.finish(audit_id, cancelled))
             raise
+        except Exception as exc:  # a bug past the executor call: still close the record
+            broken = Result(
+                action,
+                ResultStatus.FAILED,
+                error=f"internal error after the executor was called: {type(exc).__name__}: {exc}",
+                decision=decision,
+                approval=approval,
+                audit_id=audit_id,
+                attempts=1,
+            )
+            await self.audit.finish(audit_id, broken)
+            raise
         await self.audit.finish(audit_id, result)
         return result
 
