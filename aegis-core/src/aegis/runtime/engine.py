@@ -37,7 +37,7 @@ from aegis.runtime.approval import (
     CLIApprovalHandler,
     decide,
 )
-from aegis.runtime.execution import execute_and_verify
+from aegis.runtime.execution import execute_and_verify, join_reasons
 from aegis.runtime.hooks import RuntimeHooks, fire, observed
 
 if TYPE_CHECKING:
@@ -218,7 +218,9 @@ class Runtime:
             except Exception as exc:
                 results[position] = attrs.evolve(
                     original,
-                    reason=_join(original.reason, f"rollback() raised {type(exc).__name__}: {exc}"),
+                    reason=join_reasons(
+                        original.reason, f"rollback() raised {type(exc).__name__}: {exc}"
+                    ),
                 )
                 continue
             if compensation is None:
@@ -226,7 +228,7 @@ class Runtime:
             if not isinstance(compensation, Action):
                 results[position] = attrs.evolve(
                     original,
-                    reason=_join(
+                    reason=join_reasons(
                         original.reason, "rollback() returned something other than an Action"
                     ),
                 )
@@ -355,7 +357,7 @@ class Runtime:
                 get("error", raw.error),
                 decision,
                 approval,
-                _join(note, raw.reason, get("reason")),
+                join_reasons(note, raw.reason, get("reason")),
                 updates["duration_ms"],
                 updates["attempts"],
                 get("verified", raw.verified),
@@ -368,7 +370,7 @@ class Runtime:
                 else None
             )
             if failure:
-                result = attrs.evolve(result, reason=_join(result.reason, failure))
+                result = attrs.evolve(result, reason=join_reasons(result.reason, failure))
         except asyncio.CancelledError:
             cancelled = Result(
                 action,
@@ -410,7 +412,7 @@ class Runtime:
     ) -> Result:
         await self.open()
         result = Result(
-            action, status, decision=decision, approval=approval, reason=_join(note, reason)
+            action, status, decision=decision, approval=approval, reason=join_reasons(note, reason)
         )
         audit_id = await self.audit.record(result, parent_id=parent_id)
         return attrs.evolve(result, audit_id=audit_id)
@@ -468,11 +470,6 @@ def _plan_drift(planned: PolicyDecision, current: PolicyDecision) -> str | None:
         f"plan said {planned.approval.value}/{planned.risk_level} "
         f"({planned.matched_rule or 'defaults'}); the current policy decided"
     )
-
-
-def _join(*parts: str | None) -> str | None:
-    kept = [p for p in parts if p]
-    return "; ".join(kept) if kept else None
 
 
 async def _shielded(awaitable: Any) -> None:

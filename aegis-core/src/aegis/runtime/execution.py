@@ -62,7 +62,7 @@ async def execute_and_verify(
         if fresh.approval.strictness > decision.approval.strictness:
             result = attrs.evolve(
                 result,
-                reason=_join(
+                reason=join_reasons(
                     result.reason,
                     f"retries stopped: the policy now says {fresh.approval.value} "
                     f"(rule {fresh.matched_rule or '(defaults)'})",
@@ -128,6 +128,7 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-def _join(*parts: str | None) -> str | None:
+def join_reasons(*parts: str | None) -> str | None:
+    """Several reasons as one audit string; None when there is none."""
     kept = [p for p in parts if p]
     return "; ".join(kept) if kept else None
