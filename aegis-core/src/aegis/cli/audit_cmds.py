@@ -17,12 +17,12 @@ from cyclopts import Parameter
 
 from aegis.cli.audit_view import TABLE_COLUMNS, record_columns, table_row
 from aegis.cli.errors import CliError, ExitCode
+from aegis.runtime import DEFAULT_AUDIT_URL
 
 if TYPE_CHECKING:
     from aegis.runtime.audit import AuditStore
     from aegis.runtime.audit_record import AuditRecord
 
-DEFAULT_AUDIT_URL = "sqlite:///aegis_audit.db"
 AUDIT_HELP = "Show, filter and export the audit trail; 'aegis audit verify' checks its hash chain."
 
 #: The table view: the original README's columns plus time and agent.

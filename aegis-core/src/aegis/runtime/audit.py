@@ -39,7 +39,7 @@ from aegis.core.decision import PolicyDecision
 from aegis.core.redact import DEFAULT_REDACTOR, Redactor
 from aegis.core.result import Result
 from aegis.errors import AuditError
-from aegis.runtime import audit_query
+from aegis.runtime import DEFAULT_AUDIT_URL, audit_query
 from aegis.runtime.audit_chain import VerifyReport, canonical
 from aegis.runtime.audit_query import AuditFilter, Order, RuleStats, Since
 from aegis.runtime.audit_record import (
@@ -56,7 +56,6 @@ from aegis.runtime.audit_writer import FINAL, INTENT, RECORD, GroupCommitWriter,
 __all__ = ["AuditRecord", "AuditSink", "AuditStore", "RuleStats", "VerifyReport"]
 
 Durability = Literal["full", "normal"]
-DEFAULT_URL = "sqlite:///aegis_audit.db"
 
 
 class AuditStore:
@@ -71,7 +70,7 @@ class AuditStore:
 
     def __init__(
         self,
-        url: str | Path = DEFAULT_URL,
+        url: str | Path = DEFAULT_AUDIT_URL,
         *,
         durability: Durability = "full",
         redactor: Redactor | None = None,

@@ -31,6 +31,7 @@ from aegis.core.result import Result, ResultStatus
 from aegis.core.retry import NO_RETRY, RetryPolicy
 from aegis.core.risk import Approval, RiskLevel
 from aegis.errors import AuditError, ExecutorError
+from aegis.runtime import DEFAULT_AUDIT_URL
 from aegis.runtime.approval import (
     DEFAULT_APPROVAL_TIMEOUT,
     ApprovalHandler,
@@ -43,7 +44,6 @@ from aegis.runtime.hooks import RuntimeHooks, fire, observed
 if TYPE_CHECKING:
     from aegis.runtime.audit import AuditStore
 
-DEFAULT_AUDIT_URL = "sqlite:///aegis_audit.db"
 
 log = logging.getLogger("aegis.runtime")
 
