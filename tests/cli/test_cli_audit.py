@@ -14,14 +14,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from cli_helpers import RunCli
+from cli_helpers import AEGIS_SCRIPT, RunCli
 
 from aegis import Action, Policy, Runtime
 from aegis.adapters.base import BaseExecutor
 from aegis.builtins.templates import TEMPLATE_DIR
 from aegis.core.result import Result, ResultStatus
 from aegis.runtime.approval import AutoApprovalHandler
-from conftest import AEGIS_SCRIPT
 
 
 class OkExecutor(BaseExecutor):
