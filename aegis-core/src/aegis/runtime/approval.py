@@ -174,10 +174,18 @@ async def decide(
     handler_name = getattr(handler, "name", None) or type(handler).__name__
     limit = handler.timeout if handler.timeout is not None else timeout
     try:
-        answer = await asyncio.wait_for(handler.request_approval(action, decision), limit)
-    except TimeoutError:
+        async with asyncio.timeout(limit) as window:
+            answer = await handler.request_approval(action, decision)
+    except TimeoutError as exc:
+        if window.expired():
+            return ApprovalDecision(
+                False, reason=f"no answer within {limit:g} s", handler=handler_name, timed_out=True
+            )
+        # The handler's own TimeoutError (an HTTP call, say): a handler error, not our window.
         return ApprovalDecision(
-            False, reason=f"no answer within {limit:g} s", handler=handler_name, timed_out=True
+            False,
+            reason=f"approval handler raised {type(exc).__name__}: {exc}",
+            handler=handler_name,
         )
     except Exception as exc:
         return ApprovalDecision(
