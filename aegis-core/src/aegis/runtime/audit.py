@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import logging
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -37,7 +39,7 @@ from aegis.core.action import Action
 from aegis.core.approval import ApprovalDecision
 from aegis.core.decision import PolicyDecision
 from aegis.core.redact import DEFAULT_REDACTOR, Redactor
-from aegis.core.result import Result
+from aegis.core.result import Result, ResultStatus
 from aegis.errors import AuditError
 from aegis.runtime import DEFAULT_AUDIT_URL, audit_query
 from aegis.runtime.audit_chain import VerifyReport, canonical
@@ -56,6 +58,8 @@ from aegis.runtime.audit_writer import FINAL, INTENT, RECORD, GroupCommitWriter,
 __all__ = ["AuditRecord", "AuditSink", "AuditStore", "RuleStats", "VerifyReport"]
 
 Durability = Literal["full", "normal"]
+
+log = logging.getLogger("aegis.audit")
 
 
 class AuditStore:
@@ -174,6 +178,8 @@ class AuditStore:
         """Write the 'pending' row for an action about to run; returns its id.
 
         Raises ``AuditError`` when the row cannot be written: the caller must not run the action.
+        If the caller is cancelled while the row is being written, the row is still written and
+        then closed as not run (the action cannot run: its caller is gone).
         """
         writer = self._live_writer()
         try:
@@ -189,9 +195,42 @@ class AuditStore:
             op = WriteOp(INTENT, (canonical(values), values))
         except Exception as exc:  # a value we cannot store must not let the action run
             raise AuditError(f"cannot build the audit record: {exc}") from exc
-        audit_id, row_hash = await writer.submit(op)
+        try:
+            audit_id, row_hash = await writer.submit(op)
+        except asyncio.CancelledError:
+            close = functools.partial(self._close_abandoned, action, decision, approval)
+            fut = op.future
+            if fut is not None and fut.done() and not fut.cancelled():
+                if fut.exception() is None:  # written, but our task was cancelled anyway
+                    close(fut.result())
+            else:
+                op.abandoned = close  # the writer calls it once the row is written
+            raise
         self._open_hashes[audit_id] = row_hash
         return int(audit_id)
+
+    def _close_abandoned(
+        self,
+        action: Action,
+        decision: PolicyDecision | None,
+        approval: ApprovalDecision | None,
+        written: tuple[int, str],
+    ) -> None:
+        """Finish a row whose ``begin`` was cancelled: the action never ran."""
+        audit_id = written[0]
+        result = Result(
+            action,
+            ResultStatus.BLOCKED,
+            decision=decision,
+            approval=approval,
+            reason="cancelled while its audit record was being written; the action did not run",
+        )
+        try:
+            rest = outcome_values(result, self.redactor, now_iso())
+            writer = self._live_writer()
+            writer.submit_nowait(WriteOp(FINAL, (audit_id, written[1], rest, canonical(rest))))
+        except Exception:
+            log.exception("could not close audit record %s of a cancelled action", audit_id)
 
     async def finish(self, audit_id: int, result: Result) -> None:
         """Store the outcome of a begun action; committed (and fsynced at full) on return."""

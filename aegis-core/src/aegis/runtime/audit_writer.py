@@ -60,11 +60,14 @@ _FINAL_SET = ", ".join(f"{c} = ?" for c in RESULT_COLUMNS)
 class WriteOp:
     """One queued write. ``payload`` depends on ``kind``; ``value``/``error`` are the answer."""
 
-    __slots__ = ("error", "future", "kind", "loop", "payload", "value")
+    __slots__ = ("abandoned", "error", "future", "kind", "loop", "payload", "value")
 
     def __init__(self, kind: int, payload: Any) -> None:
         self.kind = kind
         self.payload = payload
+        #: Called (on the caller's loop) with ``value`` when the op was written after its caller
+        #: stopped waiting (cancelled): the write happens anyway, and someone must know.
+        self.abandoned: Callable[[Any], None] | None = None
         self.value: Any = None
         self.error: BaseException | None = None
         self.future: asyncio.Future[Any] | concurrent.futures.Future[Any] | None = None
@@ -407,6 +410,8 @@ def _resolve(ops: Sequence[WriteOp]) -> None:
     for op in ops:
         fut = op.future
         if fut is None or fut.done():
+            if fut is not None and fut.cancelled() and op.abandoned and op.error is None:
+                op.abandoned(op.value)
             continue
         if op.error is not None:
             fut.set_exception(op.error)

@@ -253,11 +253,15 @@ class Runtime:
         action = self._bind(action)
         decision = self._decide(action)
 
-        failure = (
-            await fire(self.hooks, "on_decision", decision=decision)
-            if observed(self.hooks, "on_decision")
-            else None
-        )
+        try:
+            failure = (
+                await fire(self.hooks, "on_decision", decision=decision)
+                if observed(self.hooks, "on_decision")
+                else None
+            )
+        except asyncio.CancelledError:
+            await self._record_cancelled(action, decision, None, "on_decision", parent_id, note)
+            raise
         if failure:
             return await self._record_stop(
                 action, decision, ResultStatus.BLOCKED, failure, parent_id=parent_id, note=note
@@ -295,9 +299,15 @@ class Runtime:
                     )
                 )
                 raise
-            failure = await fire(
-                self.hooks, "on_approval", action=action, decision=decision, approval=approval
-            )
+            try:
+                failure = await fire(
+                    self.hooks, "on_approval", action=action, decision=decision, approval=approval
+                )
+            except asyncio.CancelledError:
+                await self._record_cancelled(
+                    action, decision, approval, "on_approval", parent_id, note
+                )
+                raise
             if failure:
                 return await self._record_stop(
                     action,
@@ -322,11 +332,17 @@ class Runtime:
                     note=note,
                 )
 
-        failure = (
-            await fire(self.hooks, "before_execute", action=action, decision=decision)
-            if observed(self.hooks, "before_execute")
-            else None
-        )
+        try:
+            failure = (
+                await fire(self.hooks, "before_execute", action=action, decision=decision)
+                if observed(self.hooks, "before_execute")
+                else None
+            )
+        except asyncio.CancelledError:
+            await self._record_cancelled(
+                action, decision, approval, "before_execute", parent_id, note
+            )
+            raise
         if failure:
             return await self._record_stop(
                 action,
@@ -340,6 +356,7 @@ class Runtime:
 
         # Write-ahead: the record exists before anything happens in the world.
         audit_id = await self.audit.begin(action, decision, approval, parent_id=parent_id)
+        finished: Result | None = None  # what the action did, once the executor is done
         try:
             raw, updates = await execute_and_verify(
                 self.executor,
@@ -364,6 +381,7 @@ class Runtime:
                 audit_id,
                 raw.rollback,
             )
+            finished = result
             failure = (
                 await fire(self.hooks, "after_execute", action=action, result=result)
                 if observed(self.hooks, "after_execute")
@@ -372,16 +390,23 @@ class Runtime:
             if failure:
                 result = attrs.evolve(result, reason=join_reasons(result.reason, failure))
         except asyncio.CancelledError:
-            cancelled = Result(
-                action,
-                ResultStatus.FAILED,
-                error="cancelled during execution",
-                decision=decision,
-                approval=approval,
-                audit_id=audit_id,
-                reason="the task running the action was cancelled; the action may have partly run",
-                attempts=1,
-            )
+            if finished is not None:  # cancelled in after_execute: the action is done
+                cancelled = attrs.evolve(
+                    finished,
+                    reason=join_reasons(finished.reason, "cancelled in the after_execute hook"),
+                )
+            else:
+                cancelled = Result(
+                    action,
+                    ResultStatus.FAILED,
+                    error="cancelled during execution",
+                    decision=decision,
+                    approval=approval,
+                    audit_id=audit_id,
+                    reason="the task running the action was cancelled; "
+                    "the action may have partly run",
+                    attempts=1,
+                )
             await _shielded(self.audit.finish(audit_id, cancelled))
             raise
         except Exception as exc:  # a bug past the executor call: still close the record
@@ -416,6 +441,29 @@ class Runtime:
         )
         audit_id = await self.audit.record(result, parent_id=parent_id)
         return attrs.evolve(result, audit_id=audit_id)
+
+    async def _record_cancelled(
+        self,
+        action: Action,
+        decision: PolicyDecision,
+        approval: ApprovalDecision | None,
+        hook: str,
+        parent_id: int | None,
+        note: str | None,
+    ) -> None:
+        """Record that cancellation in ``hook`` stopped the action (our task is being cancelled)."""
+        status = ResultStatus.DENIED if hook == "on_approval" else ResultStatus.BLOCKED
+        await _shielded(
+            self._record_stop(
+                action,
+                decision,
+                status,
+                f"cancelled in the {hook} hook; the action did not run",
+                approval=approval,
+                parent_id=parent_id,
+                note=note,
+            )
+        )
 
     def _bind(self, action: Action) -> Action:
         """Stamp the runtime's identity on the action; an agent cannot claim another's rules."""
