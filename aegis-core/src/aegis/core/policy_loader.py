@@ -195,6 +195,13 @@ def duplicate_names(names: Iterable[tuple[int, Any]], problems: list[Problem]) -
 
 def load(data: Any, schemas: SchemaBundle | None = None) -> tuple[Loaded | None, list[Problem]]:
     """Validate, structure and compile ``data``; on any problem the policy is None."""
+    try:
+        return _load(data, schemas)
+    except RecursionError:  # validation, structuring and compiling all recurse into the data
+        return None, [((), "the policy is nested too deeply to check", False)]
+
+
+def _load(data: Any, schemas: SchemaBundle | None) -> tuple[Loaded | None, list[Problem]]:
     schemas = schemas or bundle()
     problems: list[Problem] = []
     if not isinstance(data, Mapping):

@@ -151,12 +151,18 @@ class _Builder:
                 break
             cls = type(event)
             if cls is scalar_cls:
-                if event.tag is None and event.implicit[0]:
-                    value = _resolve_plain(event.value)
-                elif event.tag is None:
-                    value = event.value
-                else:
-                    value = _scalar(event)
+                try:
+                    if event.tag is None and event.implicit[0]:
+                        value = _resolve_plain(event.value)
+                    elif event.tag is None:
+                        value = event.value
+                    else:
+                        value = _scalar(event)
+                except ValueError:  # int(): more digits than Python converts (4300 by default)
+                    raise _YamlProblem(
+                        f"number too large to read ({len(event.value)} characters)",
+                        event.start_mark,
+                    ) from None
                 if event.anchor:
                     self.anchors[event.anchor] = value
                 opened = False
