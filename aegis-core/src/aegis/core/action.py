@@ -23,6 +23,10 @@ def _copy_json_like(value: Any) -> Any:
         return {k: _copy_json_like(v) for k, v in value.items()}
     if kind is list or kind is tuple or isinstance(value, list | tuple):
         return [_copy_json_like(v) for v in value]
+    if isinstance(value, set):  # mutable containers too, or a caller could change them later
+        return set(value)
+    if isinstance(value, bytearray):
+        return bytearray(value)
     return value
 
 

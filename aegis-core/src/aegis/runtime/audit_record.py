@@ -74,7 +74,33 @@ def params_json(params: Mapping[str, Any], redactor: Redactor) -> str:
     """Redacted params as JSON; never raises for odd values (they are stored as their repr)."""
     if not params:
         return "{}"
-    return _params_encoder.encode(redactor.redact(params))
+    redacted = redactor.redact(params)
+    try:
+        return _params_encoder.encode(redacted)
+    except Exception:  # a key JSON cannot hold, an int too long for str(), a raising repr ...
+        return _params_encoder.encode(_storable(redacted))
+
+
+def _storable(value: Any) -> Any:
+    """``value`` with everything JSON cannot encode as it is turned into descriptive text."""
+    if isinstance(value, Mapping):
+        return {k if isinstance(k, str) else _describe(k): _storable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_storable(v) for v in value]
+    if value is None or isinstance(value, str | bool | float):
+        return value
+    if isinstance(value, int):
+        bits = value.bit_length()
+        return value if bits < 10_000 else f"<integer of {bits} bits>"
+    return _describe(value)
+
+
+def _describe(value: Any) -> str:
+    try:
+        described = _json_default(value)
+        return described if isinstance(described, str) else repr(described)
+    except Exception:
+        return f"<{type(value).__name__} that cannot be shown>"
 
 
 def derive_decision(
