@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from decimal import Decimal
 from fractions import Fraction
 from typing import Any
@@ -58,11 +58,30 @@ def typed_equal(actual: Any, expected: Any) -> Tristate:
         return None if number is None else bool(number == expected)
     if isinstance(expected, str):
         return actual == expected if isinstance(actual, str) else None
-    if isinstance(expected, list | tuple):
-        return list(actual) == list(expected) if isinstance(actual, list | tuple) else None
+    if isinstance(expected, list | tuple):  # element by element, with the same type rules
+        if not isinstance(actual, list | tuple):
+            return None
+        if len(actual) != len(expected):
+            return False
+        return _every(typed_equal(a, e) for a, e in zip(actual, expected, strict=True))
     if isinstance(expected, Mapping):
-        return dict(actual) == dict(expected) if isinstance(actual, Mapping) else None
+        if not isinstance(actual, Mapping):
+            return None
+        if set(actual) != set(expected):
+            return False
+        return _every(typed_equal(actual[k], e) for k, e in expected.items())
     return None
+
+
+def _every(outcomes: Iterable[Tristate]) -> Tristate:
+    """Kleene AND: False if any is False, else unknown if any is unknown, else True."""
+    result: Tristate = True
+    for outcome in outcomes:
+        if outcome is False:
+            return False
+        if outcome is None:
+            result = None
+    return result
 
 
 def _all_of(parts: list[tuple[ParamGetter, Callable[[Any], Tristate]]]) -> ConditionCheck:
