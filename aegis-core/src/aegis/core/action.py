@@ -55,7 +55,7 @@ class Action:
     type: str = attrs.field(validator=_non_empty_str)
     target: str = attrs.field(validator=_non_empty_str)
     params: dict[str, Any] = attrs.field(factory=dict, converter=_copy_params)
-    description: str = ""
+    description: str = attrs.field(default="", validator=attrs.validators.instance_of(str))
     agent_id: str | None = attrs.field(default=None, validator=_opt_str)
     session_id: str | None = attrs.field(default=None, validator=_opt_str)
     metadata: dict[str, Any] = attrs.field(factory=dict, converter=_copy_params)

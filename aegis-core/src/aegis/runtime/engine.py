@@ -152,6 +152,16 @@ class Runtime:
             return _blocked_decision(
                 action, f"policy returned {type(decision).__name__}, not a PolicyDecision"
             )
+        # A custom policy source is not trusted to build its answer right: an approval that is
+        # not an Approval member (say, the string "block") would slip past every `is` check.
+        if type(decision.approval) is not Approval or type(decision.risk_level) is not RiskLevel:
+            return _blocked_decision(
+                action,
+                f"policy returned a malformed decision (approval={decision.approval!r}, "
+                f"risk_level={decision.risk_level!r})",
+            )
+        if decision.action is not action and decision.action != action:
+            return _blocked_decision(action, "policy returned a decision about another action")
         return decision
 
     def plan(self, actions: Iterable[Action]) -> ExecutionPlan:
@@ -379,7 +389,7 @@ class Runtime:
                 updates["attempts"],
                 get("verified", raw.verified),
                 audit_id,
-                raw.rollback,
+                None,  # only the runtime attaches rollback results, after running them itself
             )
             finished = result
             failure = (

@@ -99,10 +99,14 @@ async def execute_and_verify(
 async def _call_executor(executor: BaseExecutor, action: Action, timeout: float | None) -> Any:
     if timeout is None:
         return await executor.execute(action)
+    window = asyncio.timeout(timeout)
     try:
-        return await asyncio.wait_for(executor.execute(action), timeout)
+        async with window:
+            return await executor.execute(action)
     except TimeoutError:
-        raise TimeoutError(f"executor did not finish within {timeout:g} s") from None
+        if window.expired():  # our limit, not a TimeoutError the executor raised itself
+            raise TimeoutError(f"executor did not finish within {timeout:g} s") from None
+        raise
 
 
 def _normalise(raw: object, action: Action) -> Result:
