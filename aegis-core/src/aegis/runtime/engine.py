@@ -14,6 +14,7 @@ Invariants this module exists to keep:
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import uuid
 from collections.abc import Iterable, Sequence
@@ -40,6 +41,7 @@ from aegis.runtime.approval import (
 )
 from aegis.runtime.execution import execute_and_verify, join_reasons
 from aegis.runtime.hooks import RuntimeHooks, fire, observed
+from aegis.runtime.plans import run_plan
 
 if TYPE_CHECKING:
     from aegis.runtime.audit import AuditStore
@@ -193,63 +195,19 @@ class Runtime:
         steps: Sequence[PlanStep | Action] = (
             plan.steps if isinstance(plan, ExecutionPlan) else list(plan)
         )
-        results: list[Result] = []
-        failed_at: int | None = None
-        for index, step in enumerate(steps):
-            action = step.action if isinstance(step, PlanStep) else step
-            if failed_at is not None and stop_on_failure:
-                results.append(
-                    await self._record_stop(
-                        self._bind(action),
-                        self.evaluate(action),
-                        ResultStatus.SKIPPED,
-                        f"not attempted: plan step {failed_at + 1} failed",
-                    )
-                )
-                continue
-            note = None
-            if isinstance(step, PlanStep):
-                note = _plan_drift(step.decision, self.evaluate(action))
-            result = await self._run(action, dry_run=self.dry_run, note=note)
-            results.append(result)
-            if result.status is ResultStatus.FAILED and failed_at is None:
-                failed_at = index
-                if rollback:
-                    await self._roll_back(results)
-        return results
+        return await run_plan(
+            steps,
+            run=functools.partial(self._run, dry_run=self.dry_run),
+            skip=self._record_skip,
+            evaluate=self.evaluate,
+            executor=self.executor,
+            stop_on_failure=stop_on_failure,
+            rollback=rollback,
+        )
 
-    async def _roll_back(self, results: list[Result]) -> None:
-        for position in range(len(results) - 1, -1, -1):
-            original = results[position]
-            if not original.executed:
-                continue
-            try:
-                compensation = await self.executor.rollback(original.action, original)
-            except Exception as exc:
-                results[position] = attrs.evolve(
-                    original,
-                    reason=join_reasons(
-                        original.reason, f"rollback() raised {type(exc).__name__}: {exc}"
-                    ),
-                )
-                continue
-            if compensation is None:
-                continue
-            if not isinstance(compensation, Action):
-                results[position] = attrs.evolve(
-                    original,
-                    reason=join_reasons(
-                        original.reason, "rollback() returned something other than an Action"
-                    ),
-                )
-                continue
-            undo = await self._run(
-                compensation,
-                dry_run=self.dry_run,
-                parent_id=original.audit_id,
-                note=f"rollback of audit record {original.audit_id}",
-            )
-            results[position] = attrs.evolve(original, rollback=undo)
+    async def _record_skip(self, action: Action, reason: str) -> Result:
+        bound = self._bind(action)
+        return await self._record_stop(bound, self._decide(bound), ResultStatus.SKIPPED, reason)
 
     async def _run(
         self,
@@ -515,19 +473,6 @@ def _make_store(value: AuditStore | str | None) -> AuditStore:
 
 def _blocked_decision(action: Action, reason: str) -> PolicyDecision:
     return PolicyDecision(action, RiskLevel.CRITICAL, Approval.BLOCK, None, reason=reason)
-
-
-def _plan_drift(planned: PolicyDecision, current: PolicyDecision) -> str | None:
-    if (planned.approval, planned.risk_level, planned.matched_rule) == (
-        current.approval,
-        current.risk_level,
-        current.matched_rule,
-    ):
-        return None
-    return (
-        f"plan said {planned.approval.value}/{planned.risk_level} "
-        f"({planned.matched_rule or 'defaults'}); the current policy decided"
-    )
 
 
 async def _shielded(awaitable: Any) -> None:
