@@ -99,3 +99,23 @@ async def test_execution_timeout_still_applies(tmp_path: Path) -> None:
 def test_description_must_be_text() -> None:
     with pytest.raises(TypeError):
         Action("read", "crm", description=["not", "text"])  # type: ignore[arg-type]
+
+
+def test_policy_from_dict_with_a_huge_integer_loads() -> None:
+    huge = 10**5000
+    policy = Policy.from_dict(
+        {
+            "version": "1",
+            "rules": [
+                {
+                    "name": "x",
+                    "match": {"type": "pay*"},
+                    "conditions": {"param_gt": {"n": huge}},
+                    "approval": "block",
+                }
+            ],
+        }
+    )
+    assert len(policy.fingerprint) == 64
+    assert policy.evaluate(Action("pay", "x", params={"n": huge + 1})).approval.value == "block"
+    assert policy.evaluate(Action("pay", "x", params={"n": 1})).matched_rule is None

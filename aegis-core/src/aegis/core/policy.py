@@ -53,10 +53,27 @@ class _Part:
 
 
 def _fingerprint(data: Mapping[str, Any]) -> str:
-    canonical = json.dumps(
-        data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=repr
-    )
+    try:
+        canonical = _canonical(data)
+    except ValueError:  # an int too long for str() (Python's 4,300-digit guard): hash its hex
+        canonical = _canonical(_hex_big_ints(data))
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def _canonical(data: Any) -> str:
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=repr)
+
+
+def _hex_big_ints(value: Any) -> Any:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        return {"$int": hex(value)}
+    if isinstance(value, Mapping):
+        return {k: _hex_big_ints(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_hex_big_ints(v) for v in value]
+    return value
 
 
 class Policy:
