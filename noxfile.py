@@ -148,7 +148,7 @@ def plugin_wheel(session: nox.Session, install: str) -> None:
         shutil.rmtree(wheelhouse, ignore_errors=True)
         for dist in (CORE, EXAMPLE_PLUGIN):
             _build(session, dist, wheelhouse, wheel_only=True)
-        core_wheel = _wheel_for(wheelhouse, "aegis-core")
+        core_wheel = _wheel_for(wheelhouse, "agent-aegis-core")
         plugin_wheel_file = _wheel_for(wheelhouse, "aegis-example-plugin")
         session.install(str(core_wheel), str(plugin_wheel_file), *TEST_DEPS)
         env = {"AEGIS_EXPECT_INSTALL": "wheel", "AEGIS_WHEELHOUSE": str(wheelhouse)}

@@ -125,7 +125,7 @@ def markdown(rows: list[dict[str, Any]], ours: dict[str, Any], peer: dict[str, A
         )
     lines += [
         "",
-        f"ours: aegis-core {ours['version']}; peer: agent-aegis {peer['version']}; "
+        f"ours: agent-aegis-core {ours['version']}; peer: agent-aegis {peer['version']}; "
         f"CPython {ours['python']}, SQLite {ours['sqlite']}, {os.cpu_count()} CPUs. "
         "Ratio: peer/ours for times (higher is better), ours/peer for c1 throughput "
         "(higher is better) and e1 memory (lower is better). Medians; only ratios from the "

@@ -39,7 +39,7 @@ class Ours:
         from aegis.core.result import Result, ResultStatus
 
         self.aegis = aegis
-        self.version = importlib.metadata.version("aegis-core")
+        self.version = importlib.metadata.version("agent-aegis-core")
 
         class NoOp(BaseExecutor):
             async def execute(self, action: Any) -> Result:

@@ -44,7 +44,7 @@ def test_plugins_lists_builtins(run_cli: RunCli) -> None:
     assert result.code == 0, result.err
     assert "aegis.builtins.templates" in result.out
     assert "policy_templates: default" in result.out
-    assert "aegis-core" in result.out
+    assert "agent-aegis-core" in result.out
 
 
 def test_plugins_json_includes_registrations_and_failures(

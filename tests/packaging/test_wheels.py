@@ -31,7 +31,7 @@ def test_plugin_wheel_ships_no_init_of_a_shared_package() -> None:
 
 
 def test_core_wheel_ships_the_shared_packages_and_types() -> None:
-    names = _names("aegis_core")
+    names = _names("agent_aegis_core")
     assert {"aegis/__init__.py", "aegis/adapters/__init__.py", "aegis/py.typed"} <= names
     assert "aegis/adapters/base.py" in names
 

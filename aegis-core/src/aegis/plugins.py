@@ -32,6 +32,9 @@ from aegis.errors import PluginError
 
 ENTRY_POINT_GROUP = "aegis"
 
+#: The distribution that ships this package (the directory in the repository is aegis-core/).
+CORE_DISTRIBUTION = "agent-aegis-core"
+
 #: Aegis's own behaviour, registered through the same hooks as third-party plugins.
 DEFAULT_PLUGINS: tuple[str, ...] = (
     "aegis.builtins.conditions",
@@ -272,7 +275,7 @@ def plugin_infos() -> list[PluginInfo]:
         builtin = name in DEFAULT_PLUGINS
         dist, version = _state.dists.get(name, (None, None))
         if builtin:
-            dist, version = "aegis-core", _version_of("aegis-core")
+            dist, version = CORE_DISTRIBUTION, _version_of(CORE_DISTRIBUTION)
         infos.append(PluginInfo(name, dist, version, builtin, registers))
     return infos
 
