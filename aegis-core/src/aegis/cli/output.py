@@ -49,7 +49,7 @@ def print_table(
     file: IO[str] | None = None,
 ) -> None:
     """A rich table on a terminal, plain aligned columns otherwise."""
-    cells = [[_cell(v) for v in row] for row in rows]
+    cells = [[csv_value(v) for v in row] for row in rows]
     out = file if file is not None else sys.stdout
     if file is None and stdout_is_terminal():
         from rich.console import Console
@@ -81,14 +81,6 @@ def format_plain(
     for row in [list(columns), *rows]:
         lines.append("  ".join(v.ljust(widths[i]) for i, v in enumerate(row)).rstrip())
     return "\n".join(lines) + "\n"
-
-
-def _cell(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, Mapping | list | tuple):
-        return json.dumps(value, default=str, sort_keys=True)
-    return str(value)
 
 
 def print_message(text: str, *, style: str | None = None) -> None:
@@ -135,6 +127,7 @@ def write_records(
 
 
 def csv_value(value: Any) -> str:
+    """One value as flat text (table cells and csv fields alike): JSON for containers."""
     if value is None:
         return ""
     if isinstance(value, Mapping | list | tuple):
