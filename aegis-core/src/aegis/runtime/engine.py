@@ -17,7 +17,7 @@ import asyncio
 import functools
 import logging
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
@@ -220,109 +220,81 @@ class Runtime:
         await self.open()
         action = self._bind(action)
         decision = self._decide(action)
+        approval: ApprovalDecision | None = None
 
-        try:
-            failure = (
-                await fire(self.hooks, "on_decision", decision=decision)
-                if observed(self.hooks, "on_decision")
-                else None
+        def stop(status: ResultStatus, reason: str) -> Awaitable[Result]:
+            """Record the action as not run (reads ``approval`` as it is when called)."""
+            return self._record_stop(
+                action, decision, status, reason, approval=approval, parent_id=parent_id, note=note
             )
-        except asyncio.CancelledError:
-            await self._record_cancelled(action, decision, None, "on_decision", parent_id, note)
-            raise
+
+        blocked, denied = ResultStatus.BLOCKED, ResultStatus.DENIED
+        failure = await self._gate("on_decision", blocked, stop, decision=decision)
         if failure:
-            return await self._record_stop(
-                action, decision, ResultStatus.BLOCKED, failure, parent_id=parent_id, note=note
-            )
+            return await stop(blocked, failure)
         if not decision.is_allowed:
-            reason = decision.reason or f"blocked by rule {decision.matched_rule or '(defaults)'}"
-            return await self._record_stop(
-                action, decision, ResultStatus.BLOCKED, reason, parent_id=parent_id, note=note
+            return await stop(
+                blocked,
+                decision.reason or f"blocked by rule {decision.matched_rule or '(defaults)'}",
             )
         if dry_run:
-            return await self._record_stop(
-                action,
-                decision,
-                ResultStatus.SKIPPED,
-                f"dry run: would be {decision.approval.value}",
-                parent_id=parent_id,
-                note=note,
-            )
+            return await stop(ResultStatus.SKIPPED, f"dry run: would be {decision.approval.value}")
 
-        approval: ApprovalDecision | None = None
         if decision.requires_approval:
             try:
                 approval = await decide(
                     self.approval_handler, action, decision, timeout=self.approval_timeout
                 )
             except asyncio.CancelledError:
-                await _shielded(
-                    self._record_stop(
-                        action,
-                        decision,
-                        ResultStatus.DENIED,
-                        "cancelled while awaiting approval",
-                        parent_id=parent_id,
-                        note=note,
-                    )
-                )
+                await _shielded(stop(denied, "cancelled while awaiting approval"))
                 raise
-            try:
-                failure = await fire(
-                    self.hooks, "on_approval", action=action, decision=decision, approval=approval
-                )
-            except asyncio.CancelledError:
-                await self._record_cancelled(
-                    action, decision, approval, "on_approval", parent_id, note
-                )
-                raise
+            failure = await self._gate(
+                "on_approval", denied, stop, action=action, decision=decision, approval=approval
+            )
             if failure:
-                return await self._record_stop(
-                    action,
-                    decision,
-                    ResultStatus.DENIED,
-                    failure,
-                    approval=approval,
-                    parent_id=parent_id,
-                    note=note,
-                )
+                return await stop(denied, failure)
             if not approval.approved:
                 reason = "approval timed out" if approval.timed_out else "denied"
                 if approval.reason:
                     reason = f"{reason}: {approval.reason}"
-                return await self._record_stop(
-                    action,
-                    decision,
-                    ResultStatus.DENIED,
-                    reason,
-                    approval=approval,
-                    parent_id=parent_id,
-                    note=note,
-                )
+                return await stop(denied, reason)
 
-        try:
-            failure = (
-                await fire(self.hooks, "before_execute", action=action, decision=decision)
-                if observed(self.hooks, "before_execute")
-                else None
-            )
-        except asyncio.CancelledError:
-            await self._record_cancelled(
-                action, decision, approval, "before_execute", parent_id, note
-            )
-            raise
+        failure = await self._gate(
+            "before_execute", blocked, stop, action=action, decision=decision
+        )
         if failure:
-            return await self._record_stop(
-                action,
-                decision,
-                ResultStatus.BLOCKED,
-                failure,
-                approval=approval,
-                parent_id=parent_id,
-                note=note,
-            )
+            return await stop(blocked, failure)
+        return await self._execute_recorded(action, decision, approval, parent_id, note)
 
-        # Write-ahead: the record exists before anything happens in the world.
+    async def _gate(
+        self,
+        event: str,
+        status: ResultStatus,
+        stop: Callable[[ResultStatus, str], Awaitable[Result]],
+        **kwargs: Any,
+    ) -> str | None:
+        """Fire a hook that runs before execution; returns its failure, if any.
+
+        A task cancelled inside the hook is recorded as stopped with ``status`` before the
+        cancellation goes on: the action did not run, and the audit must say so.
+        """
+        if not observed(self.hooks, event):
+            return None
+        try:
+            return await fire(self.hooks, event, **kwargs)
+        except asyncio.CancelledError:
+            await _shielded(stop(status, f"cancelled in the {event} hook; the action did not run"))
+            raise
+
+    async def _execute_recorded(
+        self,
+        action: Action,
+        decision: PolicyDecision,
+        approval: ApprovalDecision | None,
+        parent_id: int | None,
+        note: str | None,
+    ) -> Result:
+        """Write ahead, run, and complete the record, whatever happens in between."""
         audit_id = await self.audit.begin(action, decision, approval, parent_id=parent_id)
         finished: Result | None = None  # what the action did, once the executor is done
         try:
@@ -409,29 +381,6 @@ class Runtime:
         )
         audit_id = await self.audit.record(result, parent_id=parent_id)
         return attrs.evolve(result, audit_id=audit_id)
-
-    async def _record_cancelled(
-        self,
-        action: Action,
-        decision: PolicyDecision,
-        approval: ApprovalDecision | None,
-        hook: str,
-        parent_id: int | None,
-        note: str | None,
-    ) -> None:
-        """Record that cancellation in ``hook`` stopped the action (our task is being cancelled)."""
-        status = ResultStatus.DENIED if hook == "on_approval" else ResultStatus.BLOCKED
-        await _shielded(
-            self._record_stop(
-                action,
-                decision,
-                status,
-                f"cancelled in the {hook} hook; the action did not run",
-                approval=approval,
-                parent_id=parent_id,
-                note=note,
-            )
-        )
 
     def _bind(self, action: Action) -> Action:
         """Stamp the runtime's identity on the action; an agent cannot claim another's rules."""
