@@ -230,7 +230,6 @@ def register_plugin(plugin: object, name: str | None = None) -> str:
         if registered is None:
             raise PluginError(f"plugin {name or plugin!r} is already registered")
         _state.registry = None
-        _notify_changed()
         return registered
 
 
@@ -239,20 +238,6 @@ def unregister_plugin(name: str) -> None:
         pm = get_plugin_manager()
         pm.unregister(name=name)
         _state.registry = None
-        _notify_changed()
-
-
-_change_listeners: list[Callable[[], None]] = []
-
-
-def on_plugins_changed(listener: Callable[[], None]) -> None:
-    """Call ``listener`` whenever plugins are registered/unregistered (caches drop derived data)."""
-    _change_listeners.append(listener)
-
-
-def _notify_changed() -> None:
-    for listener in list(_change_listeners):
-        listener()
 
 
 def load_failures() -> list[PluginFailure]:
@@ -298,4 +283,3 @@ def reset_for_tests() -> None:
         _state.registry = None
         _state.failures = []
         _state.dists = {}
-        _notify_changed()
