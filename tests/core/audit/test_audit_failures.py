@@ -104,3 +104,15 @@ def test_bad_arguments() -> None:
         AuditStore("sqlite://", durability="fast")  # type: ignore[arg-type]
     with pytest.raises(AuditError, match="not a database URL"):
         AuditStore("::nonsense::").query()
+
+
+@pytest.mark.parametrize(
+    "url", ["mysql+aegisnosuchdriver://u@127.0.0.1/x", "mysql+pymysql://u@127.0.0.1:1/x"]
+)
+async def test_unusable_database_url_is_an_audit_error(url: str) -> None:
+    """No such dialect, or a driver that is not installed (or a server that is not there)."""
+    from aegis.errors import AuditError
+    from aegis.runtime.audit import AuditStore
+
+    with pytest.raises(AuditError, match="cannot open the audit store"):
+        await AuditStore(url).open()

@@ -125,7 +125,12 @@ class AuditStore:
         with self._lifecycle:
             if self._writer is not None and not self._writer.closed:
                 return
-            engine = self._get_engine()
+            try:
+                engine = self._get_engine()
+            except (ImportError, SQLAlchemyError) as exc:  # no such dialect or driver
+                raise AuditError(
+                    f"cannot open the audit store at {self._safe_url()}: {exc}"
+                ) from exc
             try:
                 _create_tables(engine)
                 _ensure_head(engine)
