@@ -229,7 +229,11 @@ class Runtime:
             )
 
         blocked, denied = ResultStatus.BLOCKED, ResultStatus.DENIED
-        failure = await self._gate("on_decision", blocked, stop, decision=decision)
+        failure = (
+            await self._gate("on_decision", blocked, stop, decision=decision)
+            if observed(self.hooks, "on_decision")
+            else None
+        )
         if failure:
             return await stop(blocked, failure)
         if not decision.is_allowed:
@@ -248,8 +252,12 @@ class Runtime:
             except asyncio.CancelledError:
                 await _shielded(stop(denied, "cancelled while awaiting approval"))
                 raise
-            failure = await self._gate(
-                "on_approval", denied, stop, action=action, decision=decision, approval=approval
+            failure = (
+                await self._gate(
+                    "on_approval", denied, stop, action=action, decision=decision, approval=approval
+                )
+                if observed(self.hooks, "on_approval")
+                else None
             )
             if failure:
                 return await stop(denied, failure)
@@ -259,8 +267,10 @@ class Runtime:
                     reason = f"{reason}: {approval.reason}"
                 return await stop(denied, reason)
 
-        failure = await self._gate(
-            "before_execute", blocked, stop, action=action, decision=decision
+        failure = (
+            await self._gate("before_execute", blocked, stop, action=action, decision=decision)
+            if observed(self.hooks, "before_execute")
+            else None
         )
         if failure:
             return await stop(blocked, failure)
@@ -275,11 +285,11 @@ class Runtime:
     ) -> str | None:
         """Fire a hook that runs before execution; returns its failure, if any.
 
+        Callers check ``observed`` first, so an unobserved event costs no coroutine.
+
         A task cancelled inside the hook is recorded as stopped with ``status`` before the
         cancellation goes on: the action did not run, and the audit must say so.
         """
-        if not observed(self.hooks, event):
-            return None
         try:
             return await fire(self.hooks, event, **kwargs)
         except asyncio.CancelledError:
