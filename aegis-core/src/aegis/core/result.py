@@ -23,17 +23,35 @@ class ResultStatus(enum.StrEnum):
         return self.value
 
 
+def _to_status(value: object) -> ResultStatus:
+    """``"success"`` is as good as ``ResultStatus.SUCCESS``; anything else is a ValueError."""
+    if type(value) is ResultStatus:
+        return value
+    if isinstance(value, str):
+        return ResultStatus(value)
+    raise ValueError(f"not a result status: {value!r}")
+
+
+def _to_text(value: object) -> str | None:
+    """Errors and reasons are stored as text; an exception becomes ``"Type: message"``."""
+    if value is None or type(value) is str:
+        return value
+    if isinstance(value, BaseException):
+        return f"{type(value).__name__}: {value}"
+    return value if isinstance(value, str) else repr(value)
+
+
 @attrs.frozen(eq=True, hash=False)
 class Result:
     """The outcome of one action. ``reason`` says why it did not run, when it did not."""
 
     action: Action
-    status: ResultStatus
+    status: ResultStatus = attrs.field(converter=_to_status)
     data: Any = None
-    error: str | None = None
+    error: str | None = attrs.field(default=None, converter=_to_text)
     decision: PolicyDecision | None = None
     approval: ApprovalDecision | None = None
-    reason: str | None = None
+    reason: str | None = attrs.field(default=None, converter=_to_text)
     duration_ms: float | None = None
     attempts: int = 0
     verified: bool | None = None

@@ -110,11 +110,10 @@ async def _call_executor(executor: BaseExecutor, action: Action, timeout: float 
 
 
 def _normalise(raw: object, action: Action) -> Result:
-    """The executor's Result as the pipeline and the audit store need it.
+    """The executor's Result as the pipeline needs it: about this action, success or failure.
 
-    ``status`` must be a ``ResultStatus`` member (``"success"`` — it is a StrEnum — is taken at
-    its word), ``error``/``reason`` must be text: an odd value here would otherwise fail the
-    final audit write after the action ran, leaving its record pending.
+    (Field types are Result's own business: its converters turn ``"success"`` into the enum
+    and an exception given as ``error`` into text.)
     """
     if not isinstance(raw, Result):
         return Result(
@@ -122,39 +121,16 @@ def _normalise(raw: object, action: Action) -> Result:
             ResultStatus.FAILED,
             error=f"executor returned {type(raw).__name__}, not a Result",
         )
-    given: object = raw.status
-    error, reason = _text(raw.error), _text(raw.reason)
-    status = _status(given)
-    if status is not ResultStatus.SUCCESS and status is not ResultStatus.FAILED:
-        shown = status.value if status is not None else repr(given)
-        status, error = ResultStatus.FAILED, error or f"executor reported {shown}"
-    if (
-        raw.action is not action
-        or status is not raw.status
-        or error is not raw.error
-        or reason is not raw.reason
-    ):
-        return attrs.evolve(raw, action=action, status=status, error=error, reason=reason)
+    if raw.status is not ResultStatus.SUCCESS and raw.status is not ResultStatus.FAILED:
+        return attrs.evolve(
+            raw,
+            action=action,
+            status=ResultStatus.FAILED,
+            error=raw.error or f"executor reported {raw.status.value}",
+        )
+    if raw.action is not action:
+        return attrs.evolve(raw, action=action)
     return raw
-
-
-def _status(value: object) -> ResultStatus | None:
-    if isinstance(value, ResultStatus):
-        return value
-    if isinstance(value, str):
-        try:
-            return ResultStatus(value)
-        except ValueError:
-            return None
-    return None
-
-
-def _text(value: object) -> str | None:
-    if value is None or isinstance(value, str):
-        return value
-    if isinstance(value, BaseException):
-        return _describe(value)
-    return repr(value)
 
 
 def _describe(exc: BaseException) -> str:
