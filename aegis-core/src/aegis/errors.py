@@ -41,6 +41,14 @@ class PolicyError(AegisError):
         super().__init__("\n".join(str(i) for i in self.issues))
 
 
+class ActionError(AegisError, TypeError, ValueError):
+    """An ``Action`` that cannot be made: a bad name, or a param Aegis cannot freeze.
+
+    Also a ``TypeError``/``ValueError``, so code that guarded ``Action(...)`` with either keeps
+    working.
+    """
+
+
 class PluginError(AegisError):
     """A plugin could not be loaded, or registered something that clashes."""
 

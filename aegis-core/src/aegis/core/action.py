@@ -1,41 +1,21 @@
 """What an agent asks to do.
 
-An Action is frozen and its params are copied on construction: the policy decision is taken on
-the params as they were when the action was created, so a caller that mutates its own dict while
-a human is deciding cannot make the executor run something other than what was approved.
+An Action is frozen, and so are its params (``aegis.core.frozen``): the value the policy decided
+on, the one a human approved and the one the executor receives are the same, and nothing the
+caller or a handler holds can change it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 import attrs
 
-_SCALARS = frozenset({str, int, float, bool, type(None)})
+from aegis.core.frozen import FrozenDict, action_digest, freeze_params
 
 
-def _copy_json_like(value: Any) -> Any:
-    kind = type(value)
-    if kind in _SCALARS:
-        return value
-    if kind is dict or isinstance(value, Mapping):
-        return {k: _copy_json_like(v) for k, v in value.items()}
-    if kind is list or kind is tuple or isinstance(value, list | tuple):
-        return [_copy_json_like(v) for v in value]
-    if isinstance(value, set):  # mutable containers too, or a caller could change them later
-        return set(value)
-    if isinstance(value, bytearray):
-        return bytearray(value)
-    return value
-
-
-def _copy_params(value: Mapping[str, Any] | None) -> dict[str, Any]:
-    if not value and (value is None or isinstance(value, Mapping)):
-        return {}
-    if not isinstance(value, Mapping):
-        raise TypeError(f"Action params must be a mapping, not {type(value).__name__}")
-    return {str(k): _copy_json_like(v) for k, v in value.items()}
+def _freeze_metadata(value: object) -> FrozenDict:
+    return freeze_params(value, "metadata")
 
 
 def _non_empty_str(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
@@ -54,31 +34,42 @@ class Action:
 
     type: str = attrs.field(validator=_non_empty_str)
     target: str = attrs.field(validator=_non_empty_str)
-    params: dict[str, Any] = attrs.field(factory=dict, converter=_copy_params)
+    params: FrozenDict = attrs.field(factory=FrozenDict, converter=freeze_params)
     description: str = attrs.field(default="", validator=attrs.validators.instance_of(str))
     agent_id: str | None = attrs.field(default=None, validator=_opt_str)
     session_id: str | None = attrs.field(default=None, validator=_opt_str)
-    metadata: dict[str, Any] = attrs.field(factory=dict, converter=_copy_params)
+    metadata: FrozenDict = attrs.field(factory=FrozenDict, converter=_freeze_metadata)
 
     def __str__(self) -> str:
         return f"{self.type}:{self.target}"
 
+    @property
+    def digest(self) -> str:
+        """SHA-256 of the canonical action (type, target, params, agent, session).
+
+        An approval is bound to this value: an answer given for another digest is rejected.
+        """
+        return action_digest(self.type, self.target, self.params, self.agent_id, self.session_id)
+
+    def with_params(self, params: Any) -> Action:
+        """The same action with other params (an approver's edit): a new, frozen Action."""
+        return attrs.evolve(self, params=params)
+
 
 def with_identity(action: Action, agent_id: str | None, session_id: str | None) -> Action:
-    """A copy of ``action`` under another agent/session, with its params snapshotted again.
+    """A copy of ``action`` under another agent/session.
 
-    The runtime binds every action to its own identity before deciding; the fresh copy of the
-    params means that even a caller who mutates ``action.params`` in place after submitting it
-    cannot change what was decided on. Cheaper than ``attrs.evolve`` (no re-validation of
-    fields that were validated at construction).
+    The runtime binds every action to its own identity before deciding. The frozen params are
+    shared, not copied: nobody can change them. Cheaper than ``attrs.evolve`` (no
+    re-validation of fields that were validated at construction).
     """
     new = object.__new__(Action)
     set_ = object.__setattr__
     set_(new, "type", action.type)
     set_(new, "target", action.target)
-    set_(new, "params", _copy_params(action.params))
+    set_(new, "params", action.params)
     set_(new, "description", action.description)
     set_(new, "agent_id", agent_id)
     set_(new, "session_id", session_id)
-    set_(new, "metadata", _copy_params(action.metadata))
+    set_(new, "metadata", action.metadata)
     return new
