@@ -33,7 +33,7 @@ def test_unknown_key_in_rule(tmp_path):
     )
     assert found == [
         "4:5: rules[0].aproval: unknown key 'aproval' (expected one of: name,"
-        " description, match, conditions, risk_level, approval)"
+        " description, match, conditions, risk_level, approval, approvers)"
     ]
 
 

@@ -4,10 +4,16 @@ from __future__ import annotations
 
 from aegis.hookspecs import Register, hookimpl
 from aegis.runtime.approval import AutoApprovalHandler, CallbackApprovalHandler, CLIApprovalHandler
+from aegis.runtime.approval_channels import QueueChannel
 
 
 @hookimpl
 def aegis_register_approval_handlers(register: Register) -> None:
     register("cli", CLIApprovalHandler, description="Ask at the terminal; no TTY or EOF denies")
     register("auto", AutoApprovalHandler, description="Approve everything (tests, policy-only)")
+    register(
+        "queue",
+        QueueChannel,
+        description="Wait in the audit database for 'aegis approvals approve|deny' (any process)",
+    )
     register("callback", CallbackApprovalHandler, description="Delegate to a Python callable")

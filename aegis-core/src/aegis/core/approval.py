@@ -11,11 +11,17 @@ import attrs
 
 @attrs.frozen
 class ApprovalDecision:
+    """``approver`` is who answered (several, comma-separated, for a quorum); ``request_id``
+    names the stored approval request; ``edited`` says the approver changed the params."""
+
     approved: bool = attrs.field(validator=attrs.validators.instance_of(bool))
     approver: str | None = None
     reason: str | None = None
     handler: str | None = None
     timed_out: bool = False
+    request_id: str | None = None
+    approvers: tuple[str, ...] = ()
+    edited: bool = False
 
     @classmethod
     def approve(cls, approver: str | None = None, reason: str | None = None) -> ApprovalDecision:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import attrs
 
 from aegis.core.action import Action
+from aegis.core.approvers import ApprovalRequirements
 from aegis.core.risk import Approval, RiskLevel
 
 
@@ -23,6 +24,9 @@ class PolicyDecision:
     reason: str = ""
     unknown_conditions: tuple[str, ...] = ()
     policy_fingerprint: str | None = None
+    #: The matched rule's ``approvers`` terms when it requires approval (None: any answer a
+    #: configured channel authenticated, one approver, the runtime's timeout).
+    requirements: ApprovalRequirements | None = None
 
     @property
     def is_allowed(self) -> bool:

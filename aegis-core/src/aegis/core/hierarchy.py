@@ -93,6 +93,7 @@ class PolicyHierarchy:
             reason=reason,
             unknown_conditions=tuple(unknown),
             policy_fingerprint=self.fingerprint,
+            requirements=winner.decision.requirements,
         )
 
     @property

@@ -20,6 +20,7 @@ import functools
 import re
 from collections.abc import Callable, Sequence
 
+from aegis.core.approvers import ApprovalRequirements
 from aegis.core.policy_compile import Node
 from aegis.core.risk import Approval, RiskLevel
 
@@ -75,7 +76,18 @@ def _field_matches(globs: tuple[Glob, ...] | None, value: str) -> bool:
 class CompiledRule:
     """A rule ready to evaluate: globs, condition tree, and its decision fields."""
 
-    __slots__ = ("agent", "approval", "cond", "index", "name", "reason", "risk", "target", "type")
+    __slots__ = (
+        "agent",
+        "approval",
+        "cond",
+        "index",
+        "name",
+        "reason",
+        "requirements",
+        "risk",
+        "target",
+        "type",
+    )
 
     def __init__(
         self,
@@ -85,6 +97,7 @@ class CompiledRule:
         cond: Node | None,
         risk: RiskLevel,
         approval: Approval,
+        requirements: ApprovalRequirements | None = None,
     ) -> None:
         self.index = index
         self.name = name
@@ -92,6 +105,7 @@ class CompiledRule:
         self.cond = cond
         self.risk = risk
         self.approval = approval
+        self.requirements = requirements
         self.reason = f"matched rule {name!r}"
 
     def glob_match(self, type_: str, target: str, agent: str | None) -> bool | None:

@@ -270,6 +270,7 @@ class Policy:
                         rule.reason,
                         (),
                         self._fingerprint,
+                        rule.requirements,
                     )
                 return self._settle(action, pending, rule, unknown or [], notes or [])
             if outcome is False:
@@ -316,8 +317,10 @@ class Policy:
         notes: list[str],
     ) -> PolicyDecision:
         """The decision once a rule (or the defaults, ``rule=None``) decided."""
+        requirements = None
         if rule is not None:
             risk, approval, name, reason = rule.risk, rule.approval, rule.name, rule.reason
+            requirements = rule.requirements
         else:
             risk, approval = self._defaults.risk_level, self._defaults.approval
             name = None
@@ -327,7 +330,7 @@ class Policy:
             if held.approval.strictness >= approval.strictness:
                 notes.append(f"the fall-through ({name or 'defaults'}: {approval}) is not stricter")
                 name, reason = held.name, held.reason
-                approval = held.approval
+                approval, requirements = held.approval, held.requirements
             else:
                 notes.append(
                     f"the fall-through ({name or 'defaults'}: {approval}) is stricter"
@@ -335,7 +338,11 @@ class Policy:
                 )
             risk = RiskLevel(max(risk, held.risk))
         full = "; ".join([*notes, reason])
-        return PolicyDecision(action, risk, approval, name, full, tuple(unknown), self._fingerprint)
+        if approval is not _APPROVE:
+            requirements = None
+        return PolicyDecision(
+            action, risk, approval, name, full, tuple(unknown), self._fingerprint, requirements
+        )
 
 
 def _at(issue: PolicyIssue) -> str:

@@ -17,10 +17,12 @@ import attrs
 
 from aegis import plugins
 from aegis.core import policy_model as pm
+from aegis.core.approvers import ApprovalRequirements, parse_requirements
 from aegis.core.condition import CompileContext, ConditionDef
 from aegis.core.matcher import CompiledRule, Glob
 from aegis.core.policy_compile import Node, Path, compile_conditions
 from aegis.core.policy_yaml import Locations, render_path
+from aegis.core.risk import Approval
 from aegis.core.schema import CONDITIONS_TITLE, SchemaBundle, bundle
 from aegis.errors import PolicyIssue
 
@@ -147,6 +149,7 @@ def compile_rules(
             _globs(rule.match.target, cs),
             _globs(rule.match.agent, cs),
         )
+        approval = rule.approval or defaults.approval
         compiled.append(
             CompiledRule(
                 i,
@@ -154,10 +157,26 @@ def compile_rules(
                 globs,
                 node,
                 rule.risk_level or defaults.risk_level,
-                rule.approval or defaults.approval,
+                approval,
+                _requirements(rule, approval, ("rules", i, "approvers"), problems),
             )
         )
     return tuple(compiled)
+
+
+def _requirements(
+    rule: pm.Rule, approval: Approval, path: Path, problems: list[Problem]
+) -> ApprovalRequirements | None:
+    if rule.approvers is None:
+        return None
+    if approval is not Approval.APPROVE:
+        problems.append(
+            (path, f"approvers only apply to approval: approve (this rule is {approval})", True)
+        )
+        return None
+    requirements, found = parse_requirements(rule.approvers)
+    problems.extend(((*path, key), message, False) for key, message in found)
+    return requirements
 
 
 def compile_context(model: pm.PolicyModel, problems: list[Problem]) -> CompileContext:

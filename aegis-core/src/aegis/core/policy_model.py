@@ -43,6 +43,8 @@ class Rule:
     risk_level: RiskLevel | None = None
     approval: Approval | None = None
     description: str = ""
+    #: Raw ``approvers`` value (a list or mapping); ``aegis.core.approvers`` parses it.
+    approvers: Any = None
 
 
 @attrs.frozen
@@ -132,6 +134,8 @@ def _rule_dict(rule: Rule) -> dict[str, Any]:
         out["risk_level"] = rule.risk_level.name.lower()
     if rule.approval is not None:
         out["approval"] = rule.approval.value
+    if rule.approvers is not None:
+        out["approvers"] = rule.approvers
     return out
 
 

@@ -15,6 +15,7 @@ from typing import Any
 import attrs
 
 from aegis import plugins
+from aegis.core.approvers import APPROVERS_SCHEMA
 from aegis.core.condition import ConditionDef
 from aegis.core.policy_fastcheck import Recogniser, compile_recogniser
 
@@ -107,6 +108,7 @@ def rule_schema(conditions: dict[str, Any]) -> dict[str, Any]:
                 "enum": APPROVALS,
                 "description": "Defaults to the policy's defaults.approval.",
             },
+            "approvers": APPROVERS_SCHEMA,
         },
     }
 

@@ -29,7 +29,7 @@ import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from sqlalchemy import Engine, create_engine, event, insert, inspect, make_url, select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
@@ -54,6 +54,9 @@ from aegis.runtime.audit_record import (
 from aegis.runtime.audit_schema import GENESIS_HASH, chain_head, metadata
 from aegis.runtime.audit_ship import AuditSink, Shipper
 from aegis.runtime.audit_writer import FINAL, INTENT, RECORD, GroupCommitWriter, Statements, WriteOp
+
+if TYPE_CHECKING:
+    from aegis.runtime.approval_store import ApprovalBook
 
 __all__ = ["AuditRecord", "AuditSink", "AuditStore", "RuleStats", "VerifyReport"]
 
@@ -96,6 +99,7 @@ class AuditStore:
         self._shippers: list[Shipper] = []
         self._open_hashes: dict[int, str] = {}
         self._lifecycle = threading.Lock()
+        self._approvals: ApprovalBook | None = None
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -169,6 +173,16 @@ class AuditStore:
     @property
     def is_open(self) -> bool:
         return self._writer is not None and not self._writer.closed
+
+    @property
+    def approvals(self) -> ApprovalBook:
+        """The approval requests kept in this database (see ``aegis.runtime.approval_store``)."""
+        book = self._approvals
+        if book is None:
+            from aegis.runtime.approval_store import ApprovalBook
+
+            book = self._approvals = ApprovalBook(self)
+        return book
 
     # -- the write path ------------------------------------------------------------------------
 

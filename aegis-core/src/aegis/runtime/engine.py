@@ -26,6 +26,7 @@ from aegis import plugins
 from aegis.adapters.base import BaseExecutor
 from aegis.core.action import Action, with_identity
 from aegis.core.approval import ApprovalDecision
+from aegis.core.approvers import check_timeout
 from aegis.core.decision import PolicyDecision
 from aegis.core.plan import ExecutionPlan, PlanStep
 from aegis.core.result import Result, ResultStatus
@@ -37,8 +38,9 @@ from aegis.runtime.approval import (
     DEFAULT_APPROVAL_TIMEOUT,
     ApprovalHandler,
     CLIApprovalHandler,
-    decide,
 )
+from aegis.runtime.approval_channels import ApprovalChannel, HandlerChannel
+from aegis.runtime.approval_flow import Sought, seek_approval
 from aegis.runtime.execution import execute_and_verify, join_reasons
 from aegis.runtime.hooks import RuntimeHooks, fire, observed
 from aegis.runtime.plans import run_plan
@@ -70,7 +72,7 @@ class Runtime:
         *,
         executor: BaseExecutor | str,
         policy: PolicySource,
-        approval_handler: ApprovalHandler | str | None = None,
+        approval_handler: Approver | Sequence[Approver] | None = None,
         audit: AuditStore | str | None = None,
         hooks: RuntimeHooks | None = None,
         retry: RetryPolicy | None = None,
@@ -82,10 +84,11 @@ class Runtime:
     ) -> None:
         self.executor: BaseExecutor = _resolve(executor, "executors", BaseExecutor)
         self._policy = policy
-        self.approval_handler: ApprovalHandler = (
-            CLIApprovalHandler()
-            if approval_handler is None
-            else _resolve(approval_handler, "approval_handlers", ApprovalHandler)
+        self.channels: tuple[ApprovalChannel, ...] = _channels(approval_handler)
+        first = self.channels[0]
+        #: The first channel's handler (the one-handler API of earlier versions).
+        self.approval_handler: ApprovalHandler | ApprovalChannel = (
+            first.handler if isinstance(first, HandlerChannel) else first
         )
         self._owns_audit = not _is_store(audit)
         self.audit: AuditStore = _make_store(audit)
@@ -94,8 +97,8 @@ class Runtime:
         self.session_id = session_id or uuid.uuid4().hex
         self.agent_id = agent_id
         self.dry_run = dry_run
-        self.approval_timeout = approval_timeout
-        self.execution_timeout = execution_timeout
+        self.approval_timeout = check_timeout(approval_timeout, "approval_timeout")
+        self.execution_timeout = check_timeout(execution_timeout, "execution_timeout")
         self._open_lock = asyncio.Lock()
         self._opened = False
 
@@ -244,14 +247,16 @@ class Runtime:
         if dry_run:
             return await stop(ResultStatus.SKIPPED, f"dry run: would be {decision.approval.value}")
 
+        sought: Sought | None = None
         if decision.requires_approval:
             try:
-                approval = await decide(
-                    self.approval_handler, action, decision, timeout=self.approval_timeout
-                )
+                sought = await seek_approval(self, action, decision, self.channels)
             except asyncio.CancelledError:
                 await _shielded(stop(denied, "cancelled while awaiting approval"))
                 raise
+            except AuditError as exc:  # the request could not be stored: nobody may be asked
+                return await stop(blocked, f"approval request could not be stored: {exc}")
+            approval = sought.approval
             failure = (
                 await self._gate(
                     "on_approval", denied, stop, action=action, decision=decision, approval=approval
@@ -261,11 +266,12 @@ class Runtime:
             )
             if failure:
                 return await stop(denied, failure)
-            if not approval.approved:
-                reason = "approval timed out" if approval.timed_out else "denied"
-                if approval.reason:
-                    reason = f"{reason}: {approval.reason}"
-                return await stop(denied, reason)
+            if sought.status is not None:
+                return await stop(sought.status, sought.reason or "denied")
+            if sought.original is not None:  # edited: the original is closed, the edit runs
+                parent_id = await self._record_edit(sought, parent_id, note)
+                note = None
+            action, decision = sought.action, sought.decision  # the decision it runs under
 
         failure = (
             await self._gate("before_execute", blocked, stop, action=action, decision=decision)
@@ -274,7 +280,35 @@ class Runtime:
         )
         if failure:
             return await stop(blocked, failure)
-        return await self._execute_recorded(action, decision, approval, parent_id, note)
+        result = await self._execute_recorded(action, decision, approval, parent_id, note)
+        if sought is not None and sought.request_id and result.audit_id is not None:
+            await self._link_request(sought.request_id, result.audit_id)
+        return result
+
+    async def _record_edit(self, sought: Sought, parent_id: int | None, note: str | None) -> int:
+        """Close the submitted action's record before its edited version runs, linked to it."""
+        original = sought.original
+        assert original is not None
+        edited_by = sought.approval.approver or "an approver"
+        reason = join_reasons(
+            note,
+            f"edited by {edited_by} before approval (request {sought.request_id});"
+            " the edited action runs as the next record",
+        )
+        stopped = Result(
+            original,
+            ResultStatus.SKIPPED,
+            decision=self._decide(original),
+            approval=sought.approval,
+            reason=reason,
+        )
+        return await self.audit.record(stopped, parent_id=parent_id)
+
+    async def _link_request(self, request_id: str, audit_id: int) -> None:
+        try:
+            await asyncio.to_thread(self.audit.approvals.link_audit, request_id, audit_id)
+        except Exception:  # the action already ran and is audited; the link is a convenience
+            log.exception("could not link approval request %s to record %s", request_id, audit_id)
 
     async def _gate(
         self,
@@ -398,7 +432,27 @@ class Runtime:
         return with_identity(action, agent, action.session_id or self.session_id)
 
 
-def _resolve(value: Any, kind: str, base: type) -> Any:
+Approver = ApprovalHandler | ApprovalChannel | str
+
+
+def _channels(value: Approver | Sequence[Approver] | None) -> tuple[ApprovalChannel, ...]:
+    """Every approval channel the runtime notifies (one-shot handlers wrapped as channels)."""
+    if value is None:
+        items: list[Any] = [CLIApprovalHandler()]
+    elif isinstance(value, str | ApprovalHandler | ApprovalChannel):
+        items = [value]
+    else:
+        items = list(value)
+    if not items:
+        raise ExecutorError("approval_handler: give at least one handler or channel")
+    out: list[ApprovalChannel] = []
+    for item in items:
+        resolved = _resolve(item, "approval_handlers", (ApprovalHandler, ApprovalChannel))
+        out.append(resolved if isinstance(resolved, ApprovalChannel) else HandlerChannel(resolved))
+    return tuple(out)
+
+
+def _resolve(value: Any, kind: str, base: type | tuple[type, ...]) -> Any:
     if isinstance(value, str):
         registration = plugins.get_registry().get(kind, value)
         if registration is None:
@@ -408,7 +462,8 @@ def _resolve(value: Any, kind: str, base: type) -> Any:
             )
         value = registration.obj()
     if not isinstance(value, base):
-        raise ExecutorError(f"expected a {base.__name__}, got {type(value).__name__}")
+        names = " or ".join(b.__name__ for b in (base if isinstance(base, tuple) else (base,)))
+        raise ExecutorError(f"expected a {names}, got {type(value).__name__}")
     return value
 
 

@@ -1,0 +1,649 @@
+"""Approval requests as rows in the audit database, answerable from any process.
+
+A request is written *before* anyone is asked, so a crash leaves a trace and another process
+(``aegis approvals``, a server replica, a channel's callback) can answer it. Every answer is
+stored, accepted or not, with who gave it, through which channel and why it was refused.
+
+State machine (a request leaves ``pending`` exactly once; ``approved`` may later become
+``superseded`` when the policy changed and a fresh request replaced it)::
+
+    pending -> approved | denied | expired | cancelled | abandoned
+    approved -> superseded
+
+Concurrency: every change is a compare-and-swap on ``version``, so two answers arriving at once
+(two processes, two replicas) cannot both settle a request, and a quorum is counted on one
+consistent view. The rules for accepting an answer are in ``aegis.runtime.approval_rules``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import secrets
+import socket
+import time
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+import attrs
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Connection,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    SmallInteger,
+    String,
+    Table,
+    Text,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.exc import SQLAlchemyError
+
+from aegis.core.action import Action
+from aegis.core.approvers import ApprovalRequirements
+from aegis.core.decision import PolicyDecision
+from aegis.errors import ApprovalError, AuditError
+from aegis.runtime.approval_rules import judge
+
+if TYPE_CHECKING:
+    from aegis.runtime.audit import AuditStore
+
+metadata = MetaData()
+
+requests = Table(
+    "aegis_approval_request",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("version", Integer, nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("expires_at", Float, nullable=False),
+    Column("settled_at", Float),
+    Column("action_type", Text, nullable=False),
+    Column("target", Text, nullable=False),
+    Column("agent_id", Text),
+    Column("session_id", Text),
+    Column("params", Text, nullable=False),  # redacted, for people to read
+    Column("description", Text, nullable=False),
+    Column("digest", String(64), nullable=False),  # of the real (unredacted) action
+    Column("policy_fingerprint", String(128)),
+    Column("matched_rule", Text),
+    Column("risk_level", String(16), nullable=False),
+    Column("decision_reason", Text),
+    Column("requirements", Text, nullable=False),  # JSON of ApprovalRequirements
+    Column("escalated", SmallInteger, nullable=False),
+    Column("channels", Text, nullable=False),  # JSON list of channel names notified
+    Column("owner_host", Text, nullable=False),
+    Column("owner_pid", Integer, nullable=False),
+    Column("owner_started", Text, nullable=False),
+    Column("heartbeat_at", Float, nullable=False),
+    Column("replaces", String(32)),  # the request this one reopens (policy tightened)
+    Column("audit_id", BigInteger),  # the action's audit record, once written
+    Column("outcome", Text),  # why it settled as it did
+    Column("edits", Text),  # JSON of the accepted edits, if any
+)
+Index("ix_aegis_approval_request_state", requests.c.state)
+
+answers = Table(
+    "aegis_approval_answer",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("request_id", String(32)),  # None when the reference resolved to nothing
+    Column("at", Float, nullable=False),
+    Column("channel", String(64), nullable=False),
+    Column("responder", Text, nullable=False),
+    Column("verdict", String(16), nullable=False),
+    Column("reason", Text),
+    Column("edits", Text),
+    Column("proof", Text),
+    Column("accepted", SmallInteger, nullable=False),
+    Column("note", Text),  # why it was refused, or what it did
+)
+Index("ix_aegis_approval_answer_request", answers.c.request_id)
+
+secret_table = Table(
+    "aegis_approval_secret",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("secret", String(64), nullable=False),
+)
+
+PENDING, APPROVED, DENIED, EXPIRED = "pending", "approved", "denied", "expired"
+CANCELLED, ABANDONED, SUPERSEDED = "cancelled", "abandoned", "superseded"
+STATES = (PENDING, APPROVED, DENIED, EXPIRED, CANCELLED, ABANDONED, SUPERSEDED)
+
+#: A waiting process refreshes its requests this often; one silent for ``STALE_AFTER`` on
+#: another host is presumed dead (on this host the process table says so at once).
+HEARTBEAT_EVERY = 5.0
+STALE_AFTER = 60.0
+
+
+@attrs.frozen
+class AnswerRecord:
+    id: int
+    at: float
+    channel: str
+    responder: str
+    verdict: str
+    reason: str | None
+    edits: dict[str, Any] | None
+    accepted: bool
+    note: str | None
+
+
+@attrs.frozen
+class ApprovalRequest:
+    """One request, as stored (params redacted). ``answers`` holds every attempt, in order."""
+
+    id: str
+    state: str
+    created_at: float
+    expires_at: float
+    settled_at: float | None
+    action_type: str
+    target: str
+    agent_id: str | None
+    session_id: str | None
+    params: dict[str, Any]
+    description: str
+    digest: str
+    policy_fingerprint: str | None
+    matched_rule: str | None
+    risk_level: str
+    decision_reason: str | None
+    requirements: ApprovalRequirements
+    escalated: bool
+    channels: tuple[str, ...]
+    owner_host: str
+    owner_pid: int
+    owner_started: str
+    heartbeat_at: float
+    replaces: str | None
+    audit_id: int | None
+    outcome: str | None
+    edits: dict[str, Any] | None
+    answers: tuple[AnswerRecord, ...] = ()
+
+    @property
+    def approvers(self) -> tuple[str, ...]:
+        """Distinct identities whose approval was accepted, in answer order."""
+        seen: list[str] = []
+        for a in self.answers:
+            if a.accepted and a.verdict == "approve" and a.responder not in seen:
+                seen.append(a.responder)
+        return tuple(seen)
+
+    @property
+    def settled(self) -> bool:
+        return self.state != PENDING
+
+
+@attrs.frozen
+class AnswerOutcome:
+    """What became of one answer: accepted or not, and the request's state afterwards."""
+
+    accepted: bool
+    state: str
+    message: str
+    request_id: str | None
+
+
+def _process_started() -> str:
+    """Start time of this process (tells a reused pid apart on this host)."""
+    try:
+        with open(f"/proc/{os.getpid()}/stat", encoding="ascii") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return "?"
+
+
+def _pid_started(pid: int) -> str | None:
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+HOST = socket.gethostname()
+_STARTED = _process_started()
+
+
+class ApprovalBook:
+    """The approval requests of one audit database. Obtained as ``AuditStore.approvals``."""
+
+    def __init__(self, store: AuditStore) -> None:
+        self._store = store
+        self._secret: bytes | None = None
+        self._ready = False
+
+    # -- plumbing --------------------------------------------------------------------------
+
+    @contextmanager
+    def _tx(self) -> Iterator[Connection]:
+        store = self._store
+        try:
+            with store._read_lock():
+                engine = store._get_engine()
+                if not self._ready:
+                    metadata.create_all(engine)
+                    self._ready = True
+                with engine.begin() as conn:
+                    yield conn
+        except SQLAlchemyError as exc:
+            raise AuditError(f"approval store at {store._safe_url()}: {_one_line(exc)}") from exc
+
+    def _key(self) -> bytes:
+        """The per-store secret behind callback tokens (made on first use, shared by all)."""
+        if self._secret is None:
+            found = self._read_secret()
+            if found is None:
+                try:
+                    with self._tx() as conn:
+                        conn.execute(
+                            insert(secret_table).values(id=1, secret=secrets.token_hex(32))
+                        )
+                except AuditError:  # another process created it at the same moment
+                    pass
+                found = self._read_secret()
+            if found is None:
+                raise AuditError("approval store: no token secret could be created")
+            self._secret = bytes.fromhex(found)
+        return self._secret
+
+    def _read_secret(self) -> str | None:
+        with self._tx() as conn:
+            row = conn.execute(select(secret_table.c.secret)).first()
+        return None if row is None else str(row[0])
+
+    def token(self, request: ApprovalRequest | str, digest: str | None = None) -> str:
+        """The opaque callback token of a request: id plus a MAC of id and digest."""
+        if isinstance(request, ApprovalRequest):
+            rid, digest = request.id, request.digest
+        else:
+            rid = request
+        if digest is None:
+            digest = self.get(rid).digest
+        mac = hmac.new(self._key(), f"{rid}|{digest}".encode(), hashlib.sha256).hexdigest()
+        return f"{rid}.{mac[:32]}"
+
+    def _from_token(self, token: str) -> tuple[str | None, str]:
+        """(request id, "") for a valid token, (None, why) otherwise."""
+        rid, _, mac = token.partition(".")
+        if not rid or not mac:
+            return None, "not a request token"
+        row = self._row(rid)
+        if row is None:
+            return None, "token names no request"
+        expected = self.token(rid, row["digest"]).partition(".")[2]
+        if not hmac.compare_digest(mac, expected):
+            return None, "token does not match the request and its action"
+        return rid, ""
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def create(
+        self,
+        action: Action,
+        decision: PolicyDecision,
+        *,
+        window: float,
+        channels: Sequence[str],
+        params_view: Mapping[str, Any],
+        replaces: str | None = None,
+    ) -> ApprovalRequest:
+        """Store a new pending request; it exists before any channel is told about it."""
+        now = time.time()
+        req = decision.requirements or ApprovalRequirements()
+        values = {
+            "id": uuid.uuid4().hex,
+            "version": 1,
+            "state": PENDING,
+            "created_at": now,
+            "expires_at": now + window,
+            "action_type": action.type,
+            "target": action.target,
+            "agent_id": action.agent_id,
+            "session_id": action.session_id,
+            "params": json.dumps(params_view, default=str, ensure_ascii=False),
+            "description": action.description,
+            "digest": action.digest,
+            "policy_fingerprint": decision.policy_fingerprint,
+            "matched_rule": decision.matched_rule,
+            "risk_level": decision.risk_level.name.lower(),
+            "decision_reason": decision.reason,
+            "requirements": json.dumps(attrs.asdict(req)),
+            "escalated": 0,
+            "channels": json.dumps(list(channels)),
+            "owner_host": HOST,
+            "owner_pid": os.getpid(),
+            "owner_started": _STARTED,
+            "heartbeat_at": now,
+            "replaces": replaces,
+        }
+        with self._tx() as conn:
+            conn.execute(insert(requests).values(**values))
+        return self.get(str(values["id"]))
+
+    def respond(
+        self,
+        ref: str,
+        *,
+        channel: str,
+        responder: str,
+        verdict: str,
+        reason: str | None = None,
+        edits: Mapping[str, Any] | None = None,
+        proof: str | None = None,
+        digest: str | None = None,
+        allow_prefix: bool = False,
+    ) -> AnswerOutcome:
+        """Record an answer and settle the request if it decides it. Never raises for a bad one.
+
+        ``ref`` is a request id, a callback token, or (``allow_prefix``, for people typing ids)
+        a unique id prefix. ``responder`` is the identity *within* ``channel``; the identity
+        checked against the rule's allow list is ``channel:responder``. ``digest``, when
+        given, must be the digest of the action the responder saw.
+        """
+        identity = f"{channel}:{responder}"
+        edits_json = None if edits is None else json.dumps(dict(edits), ensure_ascii=False)
+        rid, problem = self._resolve(ref, allow_prefix)
+        for _attempt in range(20):
+            with self._tx() as conn:
+                row = None if rid is None else _load(conn, rid)
+                if row is None:
+                    note = problem or "no such request"
+                    _store_answer(
+                        conn,
+                        rid,
+                        channel,
+                        identity,
+                        verdict,
+                        reason,
+                        edits_json,
+                        proof,
+                        False,
+                        note,
+                    )
+                    return AnswerOutcome(False, "", note, rid)
+                assert rid is not None
+                request = _request(row, _answers(conn, rid))
+                ruling = judge(request, identity, verdict, reason, edits, digest, time.time())
+                if ruling.new_state is None:
+                    _store_answer(
+                        conn,
+                        rid,
+                        channel,
+                        identity,
+                        verdict,
+                        reason,
+                        edits_json,
+                        proof,
+                        ruling.accepted,
+                        ruling.message,
+                    )
+                    return AnswerOutcome(ruling.accepted, request.state, ruling.message, rid)
+                changed: dict[str, Any] = {"state": ruling.new_state}
+                if ruling.new_state != PENDING:
+                    changed.update(settled_at=time.time(), outcome=ruling.message)
+                if ruling.accepted and edits is not None:
+                    changed["edits"] = edits_json
+                done = conn.execute(
+                    update(requests)
+                    .where(requests.c.id == rid, requests.c.version == row["version"])
+                    .values(version=row["version"] + 1, **changed)
+                )
+                if done.rowcount != 1:
+                    continue  # someone else changed it between our read and write: re-judge
+                _store_answer(
+                    conn,
+                    rid,
+                    channel,
+                    identity,
+                    verdict,
+                    reason,
+                    edits_json,
+                    proof,
+                    ruling.accepted,
+                    ruling.message,
+                )
+                return AnswerOutcome(ruling.accepted, ruling.new_state, ruling.message, rid)
+        return AnswerOutcome(False, "", "the request kept changing; try again", rid)
+
+    def settle(self, rid: str, state: str, outcome: str, *, only_from: str = PENDING) -> bool:
+        """Move a request from ``only_from`` to ``state``; False if it was not in ``only_from``."""
+        with self._tx() as conn:
+            done = conn.execute(
+                update(requests)
+                .where(requests.c.id == rid, requests.c.state == only_from)
+                .values(
+                    state=state,
+                    version=requests.c.version + 1,
+                    settled_at=time.time(),
+                    outcome=outcome,
+                )
+            )
+            return bool(done.rowcount == 1)
+
+    def escalate(self, rid: str) -> bool:
+        with self._tx() as conn:
+            done = conn.execute(
+                update(requests)
+                .where(requests.c.id == rid, requests.c.state == PENDING)
+                .values(escalated=1, version=requests.c.version + 1)
+            )
+            return bool(done.rowcount == 1)
+
+    def heartbeat(self, rids: Sequence[str]) -> None:
+        if not rids:
+            return
+        with self._tx() as conn:
+            conn.execute(
+                update(requests)
+                .where(requests.c.id.in_(list(rids)), requests.c.state == PENDING)
+                .values(heartbeat_at=time.time())
+            )
+
+    def link_audit(self, rid: str, audit_id: int) -> None:
+        with self._tx() as conn:
+            conn.execute(update(requests).where(requests.c.id == rid).values(audit_id=audit_id))
+
+    def reap(self, now: float | None = None) -> list[tuple[str, str]]:
+        """Settle requests nobody is waiting for any more: ``abandoned`` or ``expired``.
+
+        Abandoned: the owner process is gone (on this host: not running, or its pid now
+        belongs to another process; elsewhere: no heartbeat for ``STALE_AFTER`` s). Expired:
+        still pending well past its window (its owner should have expired it).
+        """
+        now = time.time() if now is None else now
+        changed: list[tuple[str, str]] = []
+        for request in self.list(state=PENDING, limit=None):
+            why = _abandoned(request, now)
+            if why is not None:
+                if self.settle(request.id, ABANDONED, why):
+                    changed.append((request.id, ABANDONED))
+            elif now > request.expires_at + STALE_AFTER:
+                outcome = "expired: nobody answered, and its owner did not close it"
+                if self.settle(request.id, EXPIRED, outcome):
+                    changed.append((request.id, EXPIRED))
+        return changed
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def _row(self, rid: str) -> Mapping[str, Any] | None:
+        with self._tx() as conn:
+            return _load(conn, rid)
+
+    def state(self, rid: str) -> str | None:
+        with self._tx() as conn:
+            row = conn.execute(select(requests.c.state).where(requests.c.id == rid)).first()
+        return None if row is None else str(row[0])
+
+    def get(self, ref: str, *, allow_prefix: bool = False) -> ApprovalRequest:
+        """The request named by id, token or (``allow_prefix``) unique id prefix."""
+        rid, problem = self._resolve(ref, allow_prefix)
+        if rid is None:
+            raise ApprovalError(problem)
+        with self._tx() as conn:
+            row = _load(conn, rid)
+            if row is None:
+                raise ApprovalError(f"no approval request {ref!r}")
+            return _request(row, _answers(conn, rid))
+
+    def list(self, *, state: str | None = None, limit: int | None = 100) -> list[ApprovalRequest]:
+        query = select(requests).order_by(requests.c.created_at.desc())
+        if state is not None:
+            query = query.where(requests.c.state == state)
+        if limit is not None:
+            query = query.limit(limit)
+        with self._tx() as conn:
+            rows = [dict(r._mapping) for r in conn.execute(query)]
+            return [_request(r, _answers(conn, r["id"])) for r in rows]
+
+    def _resolve(self, ref: str, allow_prefix: bool) -> tuple[str | None, str]:
+        if not isinstance(ref, str) or not ref:
+            return None, "no request named"
+        if "." in ref:
+            return self._from_token(ref)
+        if self._row(ref) is not None:
+            return ref, ""
+        if not allow_prefix:
+            return None, f"no approval request {ref!r}"
+        with self._tx() as conn:
+            found = [
+                r[0]
+                for r in conn.execute(
+                    select(requests.c.id).where(requests.c.id.startswith(ref, autoescape=True))
+                ).fetchmany(2)
+            ]
+        if not found:
+            return None, f"no approval request {ref!r}"
+        if len(found) > 1:
+            return None, f"{ref!r} names more than one approval request; give more characters"
+        return found[0], ""
+
+
+def _load(conn: Connection, rid: str) -> Mapping[str, Any] | None:
+    row = conn.execute(select(requests).where(requests.c.id == rid)).first()
+    return None if row is None else dict(row._mapping)
+
+
+def _answers(conn: Connection, rid: str) -> tuple[AnswerRecord, ...]:
+    rows = conn.execute(
+        select(answers).where(answers.c.request_id == rid).order_by(answers.c.id)
+    ).fetchall()
+    return tuple(
+        AnswerRecord(
+            id=r.id,
+            at=r.at,
+            channel=r.channel,
+            responder=r.responder,
+            verdict=r.verdict,
+            reason=r.reason,
+            edits=None if r.edits is None else json.loads(r.edits),
+            accepted=bool(r.accepted),
+            note=r.note,
+        )
+        for r in rows
+    )
+
+
+def _store_answer(
+    conn: Connection,
+    rid: str | None,
+    channel: str,
+    identity: str,
+    verdict: str,
+    reason: str | None,
+    edits_json: str | None,
+    proof: str | None,
+    accepted: bool,
+    note: str,
+) -> None:
+    conn.execute(
+        insert(answers).values(
+            request_id=rid,
+            at=time.time(),
+            channel=channel,
+            responder=identity,
+            verdict=str(verdict)[:16],
+            reason=reason,
+            edits=edits_json,
+            proof=proof,
+            accepted=1 if accepted else 0,
+            note=note,
+        )
+    )
+
+
+def _request(row: Mapping[str, Any], found: tuple[AnswerRecord, ...]) -> ApprovalRequest:
+    spec = json.loads(row["requirements"])
+    allow = spec.get("allow")
+    requirements = ApprovalRequirements(
+        allow=None if allow is None else tuple(allow),
+        quorum=int(spec.get("quorum", 1)),
+        timeout=spec.get("timeout"),
+        escalate_after=spec.get("escalate_after"),
+        escalate_to=tuple(spec.get("escalate_to") or ()),
+    )
+    return ApprovalRequest(
+        id=row["id"],
+        state=row["state"],
+        created_at=row["created_at"],
+        expires_at=row["expires_at"],
+        settled_at=row["settled_at"],
+        action_type=row["action_type"],
+        target=row["target"],
+        agent_id=row["agent_id"],
+        session_id=row["session_id"],
+        params=json.loads(row["params"]),
+        description=row["description"],
+        digest=row["digest"],
+        policy_fingerprint=row["policy_fingerprint"],
+        matched_rule=row["matched_rule"],
+        risk_level=row["risk_level"],
+        decision_reason=row["decision_reason"],
+        requirements=requirements,
+        escalated=bool(row["escalated"]),
+        channels=tuple(json.loads(row["channels"])),
+        owner_host=row["owner_host"],
+        owner_pid=row["owner_pid"],
+        owner_started=row["owner_started"],
+        heartbeat_at=row["heartbeat_at"],
+        replaces=row["replaces"],
+        audit_id=row["audit_id"],
+        outcome=row["outcome"],
+        edits=None if row["edits"] is None else json.loads(row["edits"]),
+        answers=found,
+    )
+
+
+def _abandoned(request: ApprovalRequest, now: float) -> str | None:
+    """Why ``request``'s owner is presumed dead, or None if it may still be waiting."""
+    owner = f"pid {request.owner_pid} on {request.owner_host}"
+    if request.owner_host == HOST:
+        started = _pid_started(request.owner_pid)
+        if started is None:
+            return f"abandoned: its owner ({owner}) is no longer running"
+        if request.owner_pid == os.getpid():
+            return None
+        if started == request.owner_started:
+            return None
+        return f"abandoned: its owner ({owner}) is gone (the pid was reused)"
+    if now - request.heartbeat_at > STALE_AFTER:
+        return f"abandoned: no heartbeat from its owner ({owner}) for {STALE_AFTER:g} s"
+    return None
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(getattr(exc, "orig", None) or exc)
+    return text.splitlines()[0] if text else type(exc).__name__
