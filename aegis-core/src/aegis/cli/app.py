@@ -18,14 +18,14 @@ from cyclopts import App
 from aegis.cli.errors import EXIT_CODES_HELP, CliError, ExitCode
 
 BUILTIN_COMMANDS = frozenset(
-    {"init", "validate", "schema", "simulate", "audit", "stats", "plugins", "demo"}
+    {"init", "validate", "schema", "simulate", "audit", "approvals", "stats", "plugins", "demo"}
 )
 
 
 def build_app(*, with_plugins: bool = True) -> App:
     """A fresh root app (fresh each call, so plugin commands never leak between runs/tests)."""
     from aegis import __version__
-    from aegis.cli import audit_cmds, demo, plugins_cmd, policy_cmds
+    from aegis.cli import approvals_cmds, audit_cmds, demo, plugins_cmd, policy_cmds
 
     app = App(
         name="aegis",
@@ -44,6 +44,7 @@ def build_app(*, with_plugins: bool = True) -> App:
     audit_app.command(audit_cmds.verify, name="verify")
     app.command(audit_app)
     app.command(audit_cmds.stats, name="stats")
+    app.command(approvals_cmds.build())
 
     app.command(plugins_cmd.plugins, name="plugins")
     app.command(demo.demo, name="demo")
