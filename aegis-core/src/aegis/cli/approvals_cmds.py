@@ -48,8 +48,11 @@ def build() -> App:
     return app
 
 
-def _book(db: str | None) -> ApprovalBook:
-    return open_store(db).approvals
+def _book(db: str | None, *, reap: bool = True) -> ApprovalBook:
+    book = open_store(db).approvals
+    if reap:  # a request whose waiter died is abandoned before anyone sees or answers it
+        book.reap()
+    return book
 
 
 def _identity() -> str:
@@ -210,7 +213,7 @@ def deny(request: str, /, *, reason: Reason = None, db: DbOption = None) -> int:
 
 def expire(*, db: DbOption = None) -> int:
     """Mark requests whose waiting process died as abandoned, and overdue ones as expired."""
-    changed = _book(db).reap()
+    changed = _book(db, reap=False).reap()
     for rid, state in changed:
         print_message(f"{rid[:8]}  {state}")
     if not changed:

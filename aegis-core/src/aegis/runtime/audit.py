@@ -155,6 +155,8 @@ class AuditStore:
             ]
             for shipper in self._shippers:
                 shipper.start()
+        # Requests whose waiting process died are settled now, before anyone can answer them.
+        self.approvals.reap()
 
     def close_sync(self) -> None:
         with self._lifecycle:
