@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import enum
 from typing import Any
 
@@ -57,6 +58,10 @@ class Result:
     verified: bool | None = None
     audit_id: int | None = None
     rollback: Result | None = None
+    #: When the executor was first called and when it (and verification) finished; set by
+    #: the runtime for executed actions, accepted from executors as in the original API.
+    started_at: dt.datetime | None = None
+    completed_at: dt.datetime | None = None
 
     @property
     def ok(self) -> bool:

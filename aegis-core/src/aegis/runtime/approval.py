@@ -23,6 +23,9 @@ from aegis.core.approval import ApprovalDecision
 from aegis.core.decision import PolicyDecision
 
 DEFAULT_APPROVAL_TIMEOUT = 300.0
+#: The runtime's default cap on one executor call (``execution_timeout=None`` for none): a
+#: hung executor must not hang the agent, and its audit record must close.
+DEFAULT_EXECUTION_TIMEOUT = 300.0
 
 ApprovalAnswer = bool | ApprovalDecision
 

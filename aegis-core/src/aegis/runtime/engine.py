@@ -14,6 +14,7 @@ Invariants this module exists to keep:
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import functools
 import logging
 import uuid
@@ -36,6 +37,7 @@ from aegis.errors import AuditError, ExecutorError
 from aegis.runtime import DEFAULT_AUDIT_URL
 from aegis.runtime.approval import (
     DEFAULT_APPROVAL_TIMEOUT,
+    DEFAULT_EXECUTION_TIMEOUT,
     ApprovalHandler,
     CLIApprovalHandler,
 )
@@ -80,7 +82,7 @@ class Runtime:
         agent_id: str | None = None,
         dry_run: bool = False,
         approval_timeout: float | None = DEFAULT_APPROVAL_TIMEOUT,
-        execution_timeout: float | None = None,
+        execution_timeout: float | None = DEFAULT_EXECUTION_TIMEOUT,
     ) -> None:
         self.executor: BaseExecutor = _resolve(executor, "executors", BaseExecutor)
         self._policy = policy
@@ -94,6 +96,9 @@ class Runtime:
         self.audit: AuditStore = _make_store(audit)
         self.hooks = hooks
         self.retry = retry or NO_RETRY
+        # Identity given here wins over what an action claims (an agent cannot borrow another
+        # session's limits or history); without one, each action keeps its own session.
+        self._session_fixed = session_id is not None
         self.session_id = session_id or uuid.uuid4().hex
         self.agent_id = agent_id
         self.dry_run = dry_run
@@ -187,20 +192,24 @@ class Runtime:
         *,
         stop_on_failure: bool = True,
         rollback: bool = True,
+        dry_run: bool | None = None,
     ) -> list[Result]:
         """Run a plan's actions in order, each re-evaluated against the current policy.
 
-        When a step fails (the executor ran and failed), later steps are recorded as skipped
-        and, with ``rollback``, the executor is asked for compensating actions for the failed
-        step and the earlier successful ones (newest first); each goes through the full
-        pipeline and is linked to the step it undoes.
+        When a step fails, is denied or is blocked, later steps are recorded as skipped (as in
+        the original API: a plan is a sequence, and later steps may rely on earlier ones).
+        When a step *failed* (the executor ran and failed), with ``rollback`` the executor is
+        asked for compensating actions for it and the earlier successful steps (newest
+        first); each goes through the full pipeline and is linked to the step it undoes. A
+        denied or blocked step never ran, so nothing is compensated. ``dry_run=True``
+        decides and records every step without running any.
         """
         steps: Sequence[PlanStep | Action] = (
             plan.steps if isinstance(plan, ExecutionPlan) else list(plan)
         )
         return await run_plan(
             steps,
-            run=functools.partial(self._run, dry_run=self.dry_run),
+            run=functools.partial(self._run, dry_run=self.dry_run if dry_run is None else dry_run),
             skip=self._record_skip,
             evaluate=self.evaluate,
             executor=self.executor,
@@ -256,6 +265,15 @@ class Runtime:
                 raise
             except AuditError as exc:  # the request could not be stored: nobody may be asked
                 return await stop(blocked, f"approval request could not be stored: {exc}")
+            except BaseException as exc:  # SystemExit, KeyboardInterrupt while asking
+                await _shielded(
+                    stop(
+                        denied,
+                        f"interrupted by {type(exc).__name__} while "
+                        "awaiting approval; the action did not run",
+                    )
+                )
+                raise
             approval = sought.approval
             failure = (
                 await self._gate(
@@ -341,6 +359,7 @@ class Runtime:
         """Write ahead, run, and complete the record, whatever happens in between."""
         audit_id = await self.audit.begin(action, decision, approval, parent_id=parent_id)
         finished: Result | None = None  # what the action did, once the executor is done
+        started = _utcnow()
         try:
             raw, updates = await execute_and_verify(
                 self.executor,
@@ -364,6 +383,8 @@ class Runtime:
                 get("verified", raw.verified),
                 audit_id,
                 None,  # only the runtime attaches rollback results, after running them itself
+                raw.started_at or started,
+                raw.completed_at or _utcnow(),
             )
             finished = result
             failure = (
@@ -405,6 +426,19 @@ class Runtime:
             )
             await self.audit.finish(audit_id, broken)
             raise
+        except BaseException as exc:  # SystemExit, KeyboardInterrupt: close the record, go on
+            interrupted = Result(
+                action,
+                ResultStatus.FAILED,
+                error=f"interrupted by {type(exc).__name__} during execution",
+                decision=decision,
+                approval=approval,
+                audit_id=audit_id,
+                reason="the process was told to stop; the action may have partly run",
+                attempts=1,
+            )
+            await _shielded(self.audit.finish(audit_id, interrupted))
+            raise
         await self.audit.finish(audit_id, result)
         return result
 
@@ -429,7 +463,8 @@ class Runtime:
     def _bind(self, action: Action) -> Action:
         """Stamp the runtime's identity on the action; an agent cannot claim another's rules."""
         agent = self.agent_id if self.agent_id is not None else action.agent_id
-        return with_identity(action, agent, action.session_id or self.session_id)
+        session = self.session_id if self._session_fixed else action.session_id or self.session_id
+        return with_identity(action, agent, session)
 
 
 Approver = ApprovalHandler | ApprovalChannel | str
@@ -483,6 +518,10 @@ def _make_store(value: AuditStore | str | None) -> AuditStore:
     if isinstance(value, str):
         return AuditStore(value)
     raise AuditError(f"audit must be an AuditStore or a SQLAlchemy URL, got {type(value).__name__}")
+
+
+def _utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
 
 
 def _blocked_decision(action: Action, reason: str) -> PolicyDecision:

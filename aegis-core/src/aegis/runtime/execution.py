@@ -96,17 +96,51 @@ async def execute_and_verify(
     return result, updates
 
 
+class ExecutionTimeout(TimeoutError):
+    """The runtime's execution limit passed; the executor may have partly run."""
+
+
 async def _call_executor(executor: BaseExecutor, action: Action, timeout: float | None) -> Any:
     if timeout is None:
         return await executor.execute(action)
-    window = asyncio.timeout(timeout)
+    # A task of its own: an executor that swallows cancellation cannot hold us past the limit.
+    task = asyncio.ensure_future(_contained(executor.execute(action)))
     try:
-        async with window:
-            return await executor.execute(action)
-    except TimeoutError:
-        if window.expired():  # our limit, not a TimeoutError the executor raised itself
-            raise TimeoutError(f"executor did not finish within {timeout:g} s") from None
+        done, _ = await asyncio.wait((task,), timeout=timeout)
+    except asyncio.CancelledError:
+        task.cancel()
         raise
+    if not done:
+        task.cancel()
+        task.add_done_callback(_drop_outcome)
+        raise ExecutionTimeout(
+            f"executor did not finish within {timeout:g} s (timed out; it may have partly run)"
+        )
+    try:
+        return task.result()
+    except _Interrupt as wrapped:  # re-raised here, in the caller's task, after the wait
+        raise wrapped.original from None
+
+
+class _Interrupt(Exception):
+    """Carries a SystemExit/KeyboardInterrupt out of the executor's task: raised inside a task,
+    those escape the event loop itself, before the audit record could be completed."""
+
+    def __init__(self, original: BaseException) -> None:
+        super().__init__(repr(original))
+        self.original = original
+
+
+async def _contained(coro: Any) -> Any:
+    try:
+        return await coro
+    except (SystemExit, KeyboardInterrupt) as exc:
+        raise _Interrupt(exc) from exc
+
+
+def _drop_outcome(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled():
+        task.exception()  # retrieved, so asyncio does not log "exception never retrieved"
 
 
 def _normalise(raw: object, action: Action) -> Result:

@@ -19,6 +19,9 @@ from aegis.core.plan import PlanStep
 from aegis.core.result import Result, ResultStatus
 from aegis.runtime.execution import join_reasons
 
+#: Outcomes of a step after which the rest of the plan is not attempted.
+_STOPS = frozenset({ResultStatus.FAILED, ResultStatus.DENIED, ResultStatus.BLOCKED})
+
 #: The pipeline for one action: ``run(action, parent_id=..., note=...)``.
 RunAction = Callable[..., Awaitable[Result]]
 #: Record a step as not attempted: ``skip(action, reason)``.
@@ -41,14 +44,15 @@ async def run_plan(
     for index, step in enumerate(steps):
         action = step.action if isinstance(step, PlanStep) else step
         if failed_at is not None and stop_on_failure:
-            results.append(await skip(action, f"not attempted: plan step {failed_at + 1} failed"))
+            why = results[failed_at].status.value
+            results.append(await skip(action, f"not attempted: plan step {failed_at + 1} {why}"))
             continue
         note = _plan_drift(step.decision, evaluate(action)) if isinstance(step, PlanStep) else None
         result = await run(action, note=note)
         results.append(result)
-        if result.status is ResultStatus.FAILED and failed_at is None:
+        if result.status in _STOPS and failed_at is None:
             failed_at = index
-            if rollback:
+            if rollback and result.status is ResultStatus.FAILED:
                 await _roll_back(results, run, executor)
     return results
 

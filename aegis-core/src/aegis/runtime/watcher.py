@@ -12,10 +12,12 @@ import asyncio
 import contextlib
 import datetime as dt
 import hashlib
+import inspect
 import logging
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from aegis.core.action import Action
 from aegis.core.decision import PolicyDecision
@@ -65,51 +67,72 @@ class PolicyWatcher:
         return (st.st_mtime_ns, st.st_size)
 
     def check(self) -> bool:
-        """Look at the file once; reload if its content changed. True if a new policy took over."""
+        """Look at the file once; reload if its content changed. True if a new policy took over.
+
+        Callbacks run before this returns; an async one is run to completion (on the running
+        loop's thread it is scheduled instead; use ``await watcher.acheck()`` there).
+        """
+        changed, calls = self._look()
+        for callback, argument in calls:
+            _run_sync(callback, argument)
+        return changed
+
+    async def acheck(self) -> bool:
+        """``check`` for async code: the file is read off the loop; async callbacks awaited."""
+        changed, calls = await asyncio.to_thread(self._look)
+        for callback, argument in calls:
+            value = callback(argument)
+            if inspect.isawaitable(value):
+                await value
+        return changed
+
+    def _look(self) -> tuple[bool, list[tuple[Callable[[Any], object], Any]]]:
+        calls: list[tuple[Callable[[Any], object], Any]] = []
         stamp = self._stat()
         if stamp == self._stamp:
-            return False
+            return False, calls
         self._stamp = stamp
         try:
             data = self.path.read_bytes()
         except OSError as exc:
             self._fail(
-                f"{self.path}: cannot read ({exc.strerror or exc}); keeping the previous policy"
+                f"{self.path}: cannot read ({exc.strerror or exc}); keeping the previous policy",
+                calls,
             )
-            return False
+            return False, calls
         digest = hashlib.sha256(data).hexdigest()
         if digest == self._digest:
-            return False
+            return False, calls
         try:
             policy = Policy.from_yaml_string(data.decode("utf-8"), source=str(self.path))
         except PolicyError as exc:
             first = str(exc.issues[0]) if exc.issues else str(exc)
             more = f" (+{len(exc.issues) - 1} more)" if len(exc.issues) > 1 else ""
-            self._fail(f"{first}{more}; keeping the previous policy")
-            return False
+            self._fail(f"{first}{more}; keeping the previous policy", calls)
+            return False, calls
         except UnicodeDecodeError as exc:
-            self._fail(f"{self.path}: not UTF-8 ({exc.reason}); keeping the previous policy")
-            return False
+            self._fail(f"{self.path}: not UTF-8 ({exc.reason}); keeping the previous policy", calls)
+            return False, calls
         self._policy = policy
         self._digest = digest
         self.last_error = None
         self.reloads += 1
         log.info("reloaded policy %s (%d rules)", self.path, len(policy.rules))
         if self.on_reload is not None:
-            self.on_reload(policy)
-        return True
+            calls.append((self.on_reload, policy))
+        return True, calls
 
-    def _fail(self, message: str) -> None:
+    def _fail(self, message: str, calls: list[tuple[Callable[[Any], object], Any]]) -> None:
         self.last_error = message
         log.warning("policy reload failed: %s", message)
         if self.on_error is not None:
-            self.on_error(message)
+            calls.append((self.on_error, message))
 
     async def _loop(self) -> None:
         while True:
             await asyncio.sleep(self.interval)
             try:
-                await asyncio.to_thread(self.check)
+                await self.acheck()
             except Exception:  # a callback that raises must not stop the watching
                 log.exception("policy watcher callback failed")
 
@@ -130,3 +153,24 @@ class PolicyWatcher:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.stop()
+
+
+def _run_sync(callback: Callable[[Any], object], argument: Any) -> None:
+    value = callback(argument)
+    if not inspect.isawaitable(value):
+        return
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        asyncio.run(_await(value))
+        return
+    task = loop.create_task(_await(value))
+    _PENDING.add(task)
+    task.add_done_callback(_PENDING.discard)
+
+
+async def _await(value: Any) -> None:
+    await value
+
+
+_PENDING: set[asyncio.Task[None]] = set()
