@@ -59,9 +59,45 @@ def aegis_register_executors(register: Register) -> None:
 
 @hookspec
 def aegis_register_approval_handlers(register: Register) -> None:
-    """Register approval handlers: ``register("slack", SlackApprovalHandler)``.
+    """Register approval channels: ``register("slack", SlackChannel)``.
 
-    The object is a factory returning an ``ApprovalHandler``.
+    The object is a factory (called with keyword options from configuration) returning an
+    ``ApprovalChannel`` (``aegis.runtime.approval_channels``) or a one-shot ``ApprovalHandler``.
+    ``Runtime(approval_handler="slack")`` or ``approval_handler=["slack", "queue"]`` uses it.
+
+    **The channel contract.** When a rule says ``approval: approve`` the runtime first stores
+    an ``ApprovalRequest`` in the audit database (id, the action with secrets redacted, its
+    digest, the rule's ``approvers`` terms, expiry). Then it calls, on every channel::
+
+        await channel.notify(request, responder)     # post it somewhere; return soon
+
+    A channel *reports* each answer, whenever and from wherever it arrives (a button click
+    over Socket Mode, a signed HTTP callback, an e-mail reply), with::
+
+        outcome = await responder.respond(request_id_or_token, responder_id, verdict,
+                                          reason, edits, proof)
+
+    where ``responder_id`` is who answered *on that channel* (a Slack user id, an e-mail
+    address); the identity checked against the rule's allow list is ``<channel>:<id>``.
+    ``verdict`` is ``"approve"`` or ``"deny"``; ``edits`` (approve only) changes params;
+    ``proof`` is whatever the channel verified (stored with the answer). The token
+    (``AuditStore.approvals.token(request)``) is opaque and unguessable: put it in buttons and
+    links instead of the bare id. Another process answers through
+    ``AuditStore(url).approvals.respond(...)`` (what ``aegis approvals`` does).
+
+    The core, not the channel, checks every answer: that it names this request and its
+    action's digest, that the request is still pending and unexpired, the approver allow list
+    (``escalate_to`` after ``escalate_after``), the quorum of distinct approvers, and it stores
+    every attempt, refused or not. ``outcome.accepted`` / ``outcome.message`` say what
+    happened, so the channel can tell the person ("refused: you may not answer for rule X").
+    A channel therefore never decides; it must not treat anything but a verified click or
+    command from the platform as an answer.
+
+    Optional: ``settled(request)`` is called once the request is settled (by any channel) so
+    the message can be updated ("approved by slack:U123"); ``escalated(request, responder)``
+    when ``escalate_after`` passed (default: notify again). ``timeout`` on a channel can only
+    shorten the approval window. Errors in ``notify`` are logged; the request then waits for
+    the other channels or expires — it is never approved by an error.
     """
 
 
@@ -90,6 +126,20 @@ def aegis_register_policy_templates(register: Register) -> None:
     """Register policy templates: ``register("crm", Path(".../crm-agent.yaml"), description=...)``.
 
     ``aegis init --template NAME`` copies the file; ``aegis init --list`` lists them.
+    """
+
+
+@hookspec
+def aegis_register_routes(register: Register) -> None:
+    """Add HTTP routes to ``aegis serve``: ``register("/slack/interactivity", handler,
+    methods=["POST"])``.
+
+    ``handler`` is ``async (aegis.http.HttpRequest) -> aegis.http.HttpResponse``; the request
+    carries the raw body, so signature checks (Slack's signing secret, Discord's Ed25519,
+    Telegram's secret token) are made on exactly the bytes received. The path may hold
+    ``{name}`` parameters (in ``request.params``). A route is reachable without the server's
+    API key — it must verify its own caller — and anything it reports goes through
+    ``responder.respond`` like any other answer. Paths are global; the first registration wins.
     """
 
 

@@ -50,6 +50,7 @@ REGISTRY_KINDS: dict[str, str] = {
     "conditions": "aegis_register_conditions",
     "audit_sinks": "aegis_register_audit_sinks",
     "policy_templates": "aegis_register_policy_templates",
+    "routes": "aegis_register_routes",
 }
 
 
