@@ -70,7 +70,7 @@ class QueueChannel(ApprovalChannel):
         )
 
 
-Waker = Callable[[str], None]
+Waker = Callable[["AnswerOutcome"], None]
 
 
 class Responder:
@@ -99,7 +99,7 @@ class Responder:
         ``proof`` is whatever the channel verified (a signed payload, a message id) and is
         stored with the answer. The outcome says whether it counted and why not.
         """
-        outcome = await asyncio.to_thread(
+        outcome = await self._book.run(
             self._book.respond,
             request,
             channel=self.channel,
@@ -111,7 +111,7 @@ class Responder:
             digest=digest,
         )
         if self._wake is not None and outcome.request_id:
-            self._wake(outcome.request_id)
+            self._wake(outcome)
         return outcome
 
 
