@@ -220,9 +220,13 @@ def verify(
     *,
     db: DbOption = None,
     format: Annotated[Literal["text", "json"], Parameter(alias="-f")] = "text",
+    checkpoint: Annotated[list[Path] | None, Parameter(consume_multiple=True)] = None,
+    public_key: Path | None = None,
 ) -> int:
     """Check the audit hash chain; name every edited, deleted or inserted record.
 
+    With --checkpoint and --public-key, also check the trail against signed checkpoints: a
+    rewritten, truncated or forked trail is named even when every hash was recomputed.
     Exit 0 when the chain is intact, 1 when it was tampered with.
 
     Parameters
@@ -231,7 +235,17 @@ def verify(
         Audit store URL (default: $AEGIS_AUDIT_URL or sqlite:///aegis_audit.db).
     format
         text or json.
+    checkpoint
+        Checkpoint files or directories (aegis audit checkpoint).
+    public_key
+        The public key of the checkpoint signer (aegis keys generate).
     """
+    if checkpoint or public_key is not None:
+        from aegis.cli.evidence_cmds import verify_with_checkpoints
+
+        if not checkpoint:
+            raise CliError("--public-key needs --checkpoint (the files to check against)")
+        return verify_with_checkpoints(db, checkpoint, public_key, format)
     store = open_store(db)
     report = store.verify()
     if format == "json":

@@ -101,7 +101,8 @@ def _timestamp(value: Since) -> str:
 def query(
     engine: Engine, flt: AuditFilter, *, limit: int | None = 100, order: Order = "asc"
 ) -> list[AuditRecord]:
-    stmt = select(audit_log)
+    # Not ``owner``: a store written before it existed must stay readable without migrating.
+    stmt = select(*(col for col in audit_log.c if col.name != "owner"))
     clauses = flt.clauses()
     if clauses:
         stmt = stmt.where(and_(*clauses))

@@ -41,7 +41,15 @@ DECISIONS: tuple[str, ...] = (
     "error",
     "dry_run",
 )
-RESULTS: tuple[str, ...] = ("pending", "success", "failed", "blocked", "denied", "skipped")
+RESULTS: tuple[str, ...] = (
+    "pending",
+    "success",
+    "failed",
+    "blocked",
+    "denied",
+    "skipped",
+    "interrupted",  # its process died before recording an outcome (audit_interrupted)
+)
 
 _UTC = dt.UTC
 

@@ -65,6 +65,9 @@ audit_log = Table(
     Column("prev_hash", String(64), nullable=False),
     Column("row_hash", String(64), nullable=False),
     Column("result_hash", String(64)),
+    # Who wrote a pending row (host:pid:start), so a dead owner's rows become 'interrupted'.
+    # Not hashed: it says nothing about the action (audit_interrupted).
+    Column("owner", String(255)),
 )
 # Only the session index: each index costs a page write on the per-action path; time filters
 # use the primary key order (ids are chronological) and the CLI's default is "the last N".
