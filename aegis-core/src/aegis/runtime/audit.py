@@ -161,12 +161,12 @@ class AuditStore:
                     f"cannot open the audit store at {self._safe_url()}: {exc}"
                 ) from exc
             self._writer = writer
+            self._start_evidence(engine, writer, checkpointer)  # before sinks: they ship it
             self._shippers = [
                 Shipper(sink, engine, writer, read_lock=self._read_lock) for sink in self.sinks
             ]
             for shipper in self._shippers:
                 shipper.start()
-            self._start_evidence(engine, writer, checkpointer)
         # Requests whose waiting process died are settled now, before anyone can answer them.
         self.approvals.reap()
 
