@@ -6,7 +6,7 @@ from typing import Any
 
 from sqlalchemy import create_engine, text
 
-from aegis.runtime.audit_chain import canonical, result_hash, row_hash
+from aegis.runtime.audit_chain import canonical, intent_json, result_hash, row_hash
 from aegis.runtime.audit_schema import GENESIS_HASH, INTENT_COLUMNS, RESULT_COLUMNS
 
 
@@ -24,7 +24,7 @@ def rewrite_consistently(url: str, record_id: int, column: str, value: Any) -> N
             prev = GENESIS_HASH
             updates = []
             for row in rows.mappings():
-                intent = canonical([row[c] for c in INTENT_COLUMNS])
+                intent = intent_json([row[c] for c in INTENT_COLUMNS])
                 new = row_hash(prev, int(row["id"]), intent)
                 sealed = None
                 if row["result_hash"] is not None:

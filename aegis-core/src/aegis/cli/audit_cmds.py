@@ -139,6 +139,7 @@ def audit(
     format: Annotated[Literal["table", "json", "jsonl", "csv"], Parameter(alias="-f")] = "table",
     output: Annotated[Path | None, Parameter(alias="-o")] = None,
     tail: Annotated[bool, Parameter(negative="")] = False,
+    chain: str | None = None,
 ) -> int:
     """Show the audit trail, filtered; export it as json, jsonl or csv.
 
@@ -170,7 +171,13 @@ def audit(
         Write to this file instead of stdout (a progress bar shows on a terminal).
     tail
         Keep watching and print new records as they arrive (1 s poll) until Ctrl-C.
+    chain
+        Show one multi-agent task (its chain id) as a tree of delegating agents.
     """
+    if chain is not None:
+        from aegis.cli.evidence_cmds import show_chain
+
+        return show_chain(db, chain, format)
     if limit is not None and limit < 1:
         raise CliError("--limit must be at least 1")
     if tail and format == "json":

@@ -252,3 +252,25 @@ def recover(*, db: DbOption = None, older_than: str | None = None) -> int:
         f"{still} still pending\n"
     )
     return ExitCode.OK
+
+
+def show_chain(db: str | None, chain_id: str, fmt: Literal["table", "json", "jsonl", "csv"]) -> int:
+    """``aegis audit --chain ID``: the tree (table format) or the chain's records (json/jsonl)."""
+    from aegis.runtime.audit_delegation import chain_records, chain_tree
+
+    store = open_store(db)
+    with store._reading():
+        records = chain_records(store._get_engine(), chain_id)
+    if not records:
+        sys.stderr.write(f"no audit records in chain {chain_id!r}\n")
+        return ExitCode.OK
+    if fmt == "table":
+        agents = len({r.agent_id for r in records})
+        sys.stdout.write(f"chain {chain_id}: {len(records)} action(s), {agents} agent(s)\n")
+        sys.stdout.write("\n".join(chain_tree(records)) + "\n")
+        return ExitCode.OK
+    from aegis.cli.audit_view import record_columns
+    from aegis.cli.output import write_records
+
+    write_records((r.to_dict() for r in records), fmt, sys.stdout, columns=record_columns())
+    return ExitCode.OK

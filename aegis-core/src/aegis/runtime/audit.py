@@ -44,8 +44,9 @@ from aegis.core.result import Result, ResultStatus
 from aegis.errors import AuditError
 from aegis.runtime import DEFAULT_AUDIT_URL, audit_query
 from aegis.runtime.audit_autocheckpoint import Checkpointer, CheckpointSchedule
-from aegis.runtime.audit_chain import VerifyReport, canonical
-from aegis.runtime.audit_interrupted import current_owner, ensure_owner_column, mark_interrupted
+from aegis.runtime.audit_chain import VerifyReport, canonical, intent_json
+from aegis.runtime.audit_interrupted import current_owner, mark_interrupted
+from aegis.runtime.audit_migrate import ensure_columns
 from aegis.runtime.audit_query import AuditFilter, Order, RuleStats, Since
 from aegis.runtime.audit_record import (
     AuditRecord,
@@ -146,7 +147,7 @@ class AuditStore:
             try:
                 _create_tables(engine)
                 _ensure_head(engine)
-                ensure_owner_column(engine)
+                ensure_columns(engine)
                 checkpointer = self._make_checkpointer(engine)  # a bad key fails here, first
                 writer = GroupCommitWriter(
                     lambda: _write_connection(engine),
@@ -228,7 +229,7 @@ class AuditStore:
                 self.redactor,
                 now_iso(),
             )
-            op = WriteOp(INTENT, (canonical(values), values))
+            op = WriteOp(INTENT, (intent_json(values), values))
         except Exception as exc:  # a value we cannot store must not let the action run
             raise AuditError(f"cannot build the audit record: {exc}") from exc
         try:
@@ -305,7 +306,7 @@ class AuditStore:
                 stamp,
             )
             rest = outcome_values(result, self.redactor, stamp)
-            op = WriteOp(RECORD, (canonical(values), values, rest, canonical(rest)))
+            op = WriteOp(RECORD, (intent_json(values), values, rest, canonical(rest)))
         except Exception as exc:
             raise AuditError(f"cannot build the audit record: {exc}") from exc
         audit_id, _ = await writer.submit(op)

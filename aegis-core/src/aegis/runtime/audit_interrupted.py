@@ -24,7 +24,7 @@ import os
 import socket
 from pathlib import Path
 
-from sqlalchemy import Engine, inspect, select, text
+from sqlalchemy import Engine, select
 
 from aegis.runtime.audit_chain import canonical
 from aegis.runtime.audit_record import now_iso
@@ -73,19 +73,6 @@ def owner_gone(owner: str | None) -> bool | None:
         return False if not start else None  # no /proc here, yet the pid exists
     state, ticks = found
     return state in ("Z", "X") or (bool(start) and ticks != start)
-
-
-def ensure_owner_column(engine: Engine) -> None:
-    """Stores created before owners were recorded get the (unhashed, nullable) column."""
-    if "owner" in {c["name"] for c in inspect(engine).get_columns("aegis_audit")}:
-        return
-    try:
-        with engine.begin() as conn:
-            conn.execute(text("ALTER TABLE aegis_audit ADD COLUMN owner VARCHAR(255)"))
-    except Exception:
-        # Another process added it at the same moment; anything else shows on the re-check.
-        if "owner" not in {c["name"] for c in inspect(engine).get_columns("aegis_audit")}:
-            raise
 
 
 def mark_interrupted(

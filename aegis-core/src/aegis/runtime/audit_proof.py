@@ -23,10 +23,11 @@ import attrs
 from sqlalchemy import Engine, select
 
 from aegis.errors import AuditError
-from aegis.runtime.audit_chain import canonical, result_hash, row_hash
+from aegis.runtime.audit_chain import canonical, intent_json, result_hash, row_hash
 from aegis.runtime.audit_checkpoint import Checkpoint, iter_outcomes, snapshot
 from aegis.runtime.audit_keys import key_id
 from aegis.runtime.audit_merkle import inclusion_path, record_leaf, root_from_path
+from aegis.runtime.audit_migrate import readable
 from aegis.runtime.audit_schema import INTENT_COLUMNS, RESULT_COLUMNS, audit_log
 
 if TYPE_CHECKING:
@@ -41,7 +42,7 @@ def prove(engine: Engine, record_id: int, checkpoint: Checkpoint) -> dict[str, A
     cols = ["id", "prev_hash", *INTENT_COLUMNS, *RESULT_COLUMNS, "row_hash", "result_hash"]
     with snapshot(engine) as conn:
         row = (
-            conn.execute(select(*(c[name] for name in cols)).where(c.id == record_id))
+            conn.execute(select(*readable(engine, cols)).where(c.id == record_id))
             .mappings()
             .first()
         )
@@ -117,7 +118,7 @@ def _verify(proof: Any, public_key: Ed25519PublicKey) -> ProofReport:
     intent, outcome = record["intent"], record["outcome"]
     if list(intent) != list(INTENT_COLUMNS) or list(outcome) != list(RESULT_COLUMNS):
         return ProofReport(False, "the record's fields are not the audit columns", rid)
-    rhash = row_hash(record["prev_hash"], rid, canonical(list(intent.values())))
+    rhash = row_hash(record["prev_hash"], rid, intent_json(list(intent.values())))
     shash = result_hash(rhash, canonical(list(outcome.values())))
     index, size = proof["leaf_index"], proof["tree_size"]
     if size != cp.finals or index != outcome["final_seq"] - 1:
