@@ -23,11 +23,13 @@ KEYS_HELP = "Signing keys for audit checkpoints (Ed25519)."
 def register(app: App, audit_app: App) -> None:
     keys_app = App(name="keys", help=KEYS_HELP)
     keys_app.command(generate, name="generate")
+    keys_app.command(field_key, name="field-key")
     app.command(keys_app)
     audit_app.command(checkpoint, name="checkpoint")
     audit_app.command(prove, name="prove")
     audit_app.command(verify_proof_cmd, name="verify-proof")
     audit_app.command(recover, name="recover")
+    audit_app.command(hash_value, name="hash")
 
 
 def generate(
@@ -274,3 +276,70 @@ def show_chain(db: str | None, chain_id: str, fmt: Literal["table", "json", "jso
 
     write_records((r.to_dict() for r in records), fmt, sys.stdout, columns=record_columns())
     return ExitCode.OK
+
+
+def field_key(
+    *,
+    out: Path = Path("aegis.fieldkey"),
+    force: Annotated[bool, Parameter(negative="")] = False,
+) -> int:
+    """Make a secret key for keyed redaction (redacted values stored as HMAC tags).
+
+    Parameters
+    ----------
+    out
+        The key file to write (mode 0600; default: aegis.fieldkey).
+    force
+        Replace an existing file (tags made with the old key can no longer be matched).
+    """
+    from aegis.core.redact_keyed import generate_field_key
+
+    try:
+        generate_field_key(out, overwrite=force)
+    except FileExistsError as exc:
+        raise CliError(str(exc)) from None
+    sys.stdout.write(f"field key: {out} (keep it secret, and away from the audit database)\n")
+    return ExitCode.OK
+
+
+def hash_value(
+    value: str,
+    /,
+    *,
+    field_key: Path,
+    db: DbOption = None,
+    search: Annotated[bool, Parameter(negative="")] = False,
+) -> int:
+    """Print the tag a redacted VALUE is stored as; with --search, the records that hold it.
+
+    Exit 0, or 1 when --search finds no record.
+
+    Parameters
+    ----------
+    value
+        The value to look for, exactly as the agent passed it (1234 and "1234" are the same).
+    field_key
+        The store's field key file (aegis keys field-key).
+    db
+        Audit store URL for --search (default: $AEGIS_AUDIT_URL or sqlite:///aegis_audit.db).
+    search
+        Also list the ids of records whose params hold this tag (a full scan).
+    """
+    from aegis.core.redact_keyed import field_tag, load_field_key
+
+    try:
+        key = load_field_key(field_key)
+    except (OSError, ValueError) as exc:
+        raise CliError(f"--field-key: {exc}") from None
+    tag = field_tag(key, value)
+    sys.stdout.write(tag + "\n")
+    if not search:
+        return ExitCode.OK
+    from aegis.runtime.audit_search import records_holding
+
+    store = open_store(db)
+    with store._reading():
+        ids = records_holding(store._get_engine(), tag)
+    shown = ", ".join(map(str, ids[:50])) + (" ..." if len(ids) > 50 else "")
+    sys.stdout.write(f"{len(ids)} record(s){': ' + shown if ids else ''}\n")
+    return ExitCode.OK if ids else ExitCode.CHECK_FAILED
