@@ -154,7 +154,7 @@ def audit(
     risk_level
         low, medium, high or critical (comma-separated for several; any case).
     result
-        success, failed, blocked, denied, skipped or pending (comma-separated for several).
+        success, failed, blocked, denied, skipped, interrupted or pending (comma-separated).
     agent
         Only this agent id.
     decision
