@@ -100,14 +100,19 @@ async def test_live_and_unknown_owners_are_left_alone(db_url: str) -> None:
 def test_owner_liveness() -> None:
     me = current_owner()
     assert owner_gone(me) is False
-    host, pid, start = me.rsplit(":", 2)
-    assert owner_gone(f"{host}:{pid}:{int(start) + 1}") is True  # the pid was reused
+    host, pid, token = me.rsplit(":", 2)
+    start, boot, ns = token.split("/")
+    assert owner_gone(f"{host}:{pid}:{int(start) + 1}/{boot}/{ns}") is True  # the pid was reused
+    assert owner_gone(f"{host}:{pid}:{start}/{boot}/{ns}") is False
+    assert owner_gone(f"{host}:{pid}:{start}/00000000/{ns}") is True  # an earlier boot
+    assert owner_gone(f"{host}:99999999:{start}/{boot}/1") is None  # another pid namespace
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
     time.sleep(0.05)
     assert owner_gone(f"{host}:{dead.pid}:1") is True
     assert owner_gone(None) is None and owner_gone("garbage") is None
-    assert owner_gone(f"another-host:{os.getpid()}:{start}") is None
+    assert owner_gone(f"{host}:{dead.pid}:1/{boot}/{ns}") is True
+    assert owner_gone(f"another-host:{os.getpid()}:{token}") is None
 
 
 async def test_a_store_from_before_owners_opens_and_reads(db_url: str) -> None:

@@ -4,10 +4,13 @@
 before ``finish``, that row would say "pending" for ever, look like an action still running, and
 hold every sink's scan back to it. So each intent row records its **owner** (``host:pid:start``,
 the start being the process's start time in clock ticks on Linux, which tells a reused pid from
-the original), and whenever a store opens, and on ``aegis audit recover``, pending rows whose owner
-is provably gone are closed with the outcome ``interrupted``:
+the original, plus the boot id and pid namespace), and whenever a store opens, and on
+``aegis audit recover``, pending rows whose owner is provably gone are closed with the outcome
+``interrupted``:
 
-* same host, no such process, a zombie, or a process with another start time: gone;
+* same host and boot, same pid namespace: no such process, a zombie, or a process with another
+  start time means gone; a row from an earlier boot of this host is gone too;
+* same host name but another pid namespace (containers sharing a name): cannot be told;
 * another host, or a row written before owners were recorded: cannot be told from here, so it is
   left alone unless ``older_than`` is given (``aegis audit recover --older-than 1d``).
 
@@ -46,10 +49,26 @@ def _start_ticks(pid: int) -> tuple[str, str] | None:
     return fields[0], fields[19]
 
 
+def _machine() -> tuple[str, str]:
+    """(boot id, pid namespace) of this process: a reboot, or another container that shares
+    the host name, must not be mistaken for "the same machine, the process is gone"."""
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()[:8]
+    except OSError:
+        boot = ""
+    try:
+        ns = os.readlink("/proc/self/ns/pid").removeprefix("pid:[").removesuffix("]")
+    except OSError:
+        ns = ""
+    return boot, ns
+
+
 def current_owner() -> str:
+    """``host:pid:ticks/boot/pidns`` of this process (the last part is empty off Linux)."""
     pid = os.getpid()
     found = _start_ticks(pid)
-    return f"{socket.gethostname()}:{pid}:{found[1] if found else ''}"
+    boot, ns = _machine()
+    return f"{socket.gethostname()}:{pid}:{found[1] if found else ''}/{boot}/{ns}"
 
 
 def owner_gone(owner: str | None) -> bool | None:
@@ -59,9 +78,17 @@ def owner_gone(owner: str | None) -> bool | None:
     parts = owner.rsplit(":", 2)
     if len(parts) != 3 or not parts[1].isdigit():
         return None
-    host, pid, start = parts[0], int(parts[1]), parts[2]
+    host, pid, token = parts[0], int(parts[1]), parts[2]
     if host != socket.gethostname():
         return None
+    start, marked, machine = token.partition("/")
+    if marked:  # tokens without the machine part carry only the start ticks
+        boot, _, ns = machine.partition("/")
+        my_boot, my_ns = _machine()
+        if boot and my_boot and boot != my_boot:
+            return True  # the machine rebooted since: every process of that boot is gone
+        if ns != my_ns:
+            return None  # another pid namespace (a container): its pids are not ours to judge
     found = _start_ticks(pid)
     if found is None:
         try:
