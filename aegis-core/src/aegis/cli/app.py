@@ -18,14 +18,25 @@ from cyclopts import App
 from aegis.cli.errors import EXIT_CODES_HELP, CliError, ExitCode
 
 BUILTIN_COMMANDS = frozenset(
-    {"init", "validate", "schema", "simulate", "audit", "approvals", "stats", "plugins", "demo"}
+    {
+        "init",
+        "validate",
+        "schema",
+        "simulate",
+        "audit",
+        "approvals",
+        "stats",
+        "plugins",
+        "demo",
+        "keys",
+    }
 )
 
 
 def build_app(*, with_plugins: bool = True) -> App:
     """A fresh root app (fresh each call, so plugin commands never leak between runs/tests)."""
     from aegis import __version__
-    from aegis.cli import approvals_cmds, audit_cmds, demo, plugins_cmd, policy_cmds
+    from aegis.cli import approvals_cmds, audit_cmds, demo, evidence_cmds, plugins_cmd, policy_cmds
 
     app = App(
         name="aegis",
@@ -43,6 +54,7 @@ def build_app(*, with_plugins: bool = True) -> App:
     audit_app.default(audit_cmds.audit)
     audit_app.command(audit_cmds.verify, name="verify")
     app.command(audit_app)
+    evidence_cmds.register(app, audit_app)
     app.command(audit_cmds.stats, name="stats")
     app.command(approvals_cmds.build())
 

@@ -139,6 +139,7 @@ def audit(
     format: Annotated[Literal["table", "json", "jsonl", "csv"], Parameter(alias="-f")] = "table",
     output: Annotated[Path | None, Parameter(alias="-o")] = None,
     tail: Annotated[bool, Parameter(negative="")] = False,
+    chain: str | None = None,
 ) -> int:
     """Show the audit trail, filtered; export it as json, jsonl or csv.
 
@@ -153,7 +154,7 @@ def audit(
     risk_level
         low, medium, high or critical (comma-separated for several; any case).
     result
-        success, failed, blocked, denied, skipped or pending (comma-separated for several).
+        success, failed, blocked, denied, skipped, interrupted or pending (comma-separated).
     agent
         Only this agent id.
     decision
@@ -170,7 +171,13 @@ def audit(
         Write to this file instead of stdout (a progress bar shows on a terminal).
     tail
         Keep watching and print new records as they arrive (1 s poll) until Ctrl-C.
+    chain
+        Show one multi-agent task (its chain id) as a tree of delegating agents.
     """
+    if chain is not None:
+        from aegis.cli.evidence_cmds import show_chain
+
+        return show_chain(db, chain, format)
     if limit is not None and limit < 1:
         raise CliError("--limit must be at least 1")
     if tail and format == "json":
@@ -220,9 +227,13 @@ def verify(
     *,
     db: DbOption = None,
     format: Annotated[Literal["text", "json"], Parameter(alias="-f")] = "text",
+    checkpoint: Annotated[list[Path] | None, Parameter(consume_multiple=True)] = None,
+    public_key: Path | None = None,
 ) -> int:
     """Check the audit hash chain; name every edited, deleted or inserted record.
 
+    With --checkpoint and --public-key, also check the trail against signed checkpoints: a
+    rewritten, truncated or forked trail is named even when every hash was recomputed.
     Exit 0 when the chain is intact, 1 when it was tampered with.
 
     Parameters
@@ -231,7 +242,17 @@ def verify(
         Audit store URL (default: $AEGIS_AUDIT_URL or sqlite:///aegis_audit.db).
     format
         text or json.
+    checkpoint
+        Checkpoint files or directories (aegis audit checkpoint).
+    public_key
+        The public key of the checkpoint signer (aegis keys generate).
     """
+    if checkpoint or public_key is not None:
+        from aegis.cli.evidence_cmds import verify_with_checkpoints
+
+        if not checkpoint:
+            raise CliError("--public-key needs --checkpoint (the files to check against)")
+        return verify_with_checkpoints(db, checkpoint, public_key, format)
     store = open_store(db)
     report = store.verify()
     if format == "json":

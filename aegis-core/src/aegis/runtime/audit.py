@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import functools
 import logging
 import threading
@@ -42,7 +43,10 @@ from aegis.core.redact import DEFAULT_REDACTOR, Redactor
 from aegis.core.result import Result, ResultStatus
 from aegis.errors import AuditError
 from aegis.runtime import DEFAULT_AUDIT_URL, audit_query
-from aegis.runtime.audit_chain import VerifyReport, canonical
+from aegis.runtime.audit_autocheckpoint import Checkpointer, CheckpointSchedule
+from aegis.runtime.audit_chain import VerifyReport, canonical, intent_json
+from aegis.runtime.audit_interrupted import current_owner, mark_interrupted
+from aegis.runtime.audit_migrate import ensure_columns
 from aegis.runtime.audit_query import AuditFilter, Order, RuleStats, Since
 from aegis.runtime.audit_record import (
     AuditRecord,
@@ -84,6 +88,7 @@ class AuditStore:
         sinks: Sequence[AuditSink] = (),
         busy_timeout: float = 10.0,
         close_timeout: float = 5.0,
+        checkpoints: CheckpointSchedule | None = None,
     ) -> None:
         if durability not in ("full", "normal"):
             raise ValueError(f"durability must be 'full' or 'normal', not {durability!r}")
@@ -100,6 +105,10 @@ class AuditStore:
         self._open_hashes: dict[int, str] = {}
         self._lifecycle = threading.Lock()
         self._approvals: ApprovalBook | None = None
+        self.checkpoints = checkpoints
+        self._checkpointer: Checkpointer | None = None
+        #: Ids this process closed as 'interrupted' when it opened the store.
+        self.interrupted: list[int] = []
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -138,11 +147,14 @@ class AuditStore:
             try:
                 _create_tables(engine)
                 _ensure_head(engine)
+                ensure_columns(engine)
+                checkpointer = self._make_checkpointer(engine)  # a bad key fails here, first
                 writer = GroupCommitWriter(
                     lambda: _write_connection(engine),
                     Statements(engine.dialect.name, engine.dialect.paramstyle),
                     full=self.durability == "full",
                     on_final=self._wake_shippers,
+                    owner=current_owner(),
                 )
                 writer.start()
             except SQLAlchemyError as exc:
@@ -150,6 +162,7 @@ class AuditStore:
                     f"cannot open the audit store at {self._safe_url()}: {exc}"
                 ) from exc
             self._writer = writer
+            self._start_evidence(engine, writer, checkpointer)  # before sinks: they ship it
             self._shippers = [
                 Shipper(sink, engine, writer, read_lock=self._read_lock) for sink in self.sinks
             ]
@@ -165,6 +178,9 @@ class AuditStore:
                 return
             for shipper in self._shippers:
                 shipper.stop(deadline=self.close_timeout)
+            if self._checkpointer is not None:
+                self._checkpointer.stop()
+                self._checkpointer = None
             writer.stop()
             self._shippers = []
             self._open_hashes.clear()
@@ -213,7 +229,7 @@ class AuditStore:
                 self.redactor,
                 now_iso(),
             )
-            op = WriteOp(INTENT, (canonical(values), values))
+            op = WriteOp(INTENT, (intent_json(values), values))
         except Exception as exc:  # a value we cannot store must not let the action run
             raise AuditError(f"cannot build the audit record: {exc}") from exc
         try:
@@ -290,7 +306,7 @@ class AuditStore:
                 stamp,
             )
             rest = outcome_values(result, self.redactor, stamp)
-            op = WriteOp(RECORD, (canonical(values), values, rest, canonical(rest)))
+            op = WriteOp(RECORD, (intent_json(values), values, rest, canonical(rest)))
         except Exception as exc:
             raise AuditError(f"cannot build the audit record: {exc}") from exc
         audit_id, _ = await writer.submit(op)
@@ -307,6 +323,37 @@ class AuditStore:
     def _wake_shippers(self) -> None:
         for shipper in self._shippers:
             shipper.wake()
+        if self._checkpointer is not None:
+            self._checkpointer.wake()
+
+    def _make_checkpointer(self, engine: Engine) -> Checkpointer | None:
+        if self.checkpoints is None:
+            return None
+        return Checkpointer(self.checkpoints, engine, read_lock=self._read_lock)
+
+    def _start_evidence(
+        self, engine: Engine, writer: GroupCommitWriter, checkpointer: Checkpointer | None
+    ) -> None:
+        """Close rows dead processes left pending; start the checkpoint thread if configured."""
+        try:
+            self.interrupted = mark_interrupted(engine, writer)
+        except Exception:  # never a reason to refuse the store: the rows stay pending
+            log.exception("could not check the audit store for interrupted records")
+        if checkpointer is not None:
+            self._checkpointer = checkpointer
+            checkpointer.start()
+
+    def recover(self, *, older_than: dt.timedelta | None = None) -> list[int]:
+        """Mark pending rows of dead owners 'interrupted' now (``aegis audit recover``).
+
+        ``older_than`` also closes rows whose owner cannot be checked from this host (another
+        machine, or a store from before owners were recorded) that are at least that old.
+        """
+        return mark_interrupted(self._get_engine(), self._live_writer(), older_than=older_than)
+
+    @property
+    def checkpointer(self) -> Checkpointer | None:
+        return self._checkpointer
 
     # -- the read side (sync, for the CLI) -----------------------------------------------------
 

@@ -18,6 +18,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from aegis.core.result import ResultStatus
 from aegis.core.risk import RiskLevel
 from aegis.runtime.audit_chain import VERIFY_COLUMNS, VerifyReport, verify_rows
+from aegis.runtime.audit_migrate import readable
 from aegis.runtime.audit_record import AuditRecord
 from aegis.runtime.audit_schema import audit_log, chain_head
 
@@ -101,7 +102,8 @@ def _timestamp(value: Since) -> str:
 def query(
     engine: Engine, flt: AuditFilter, *, limit: int | None = 100, order: Order = "asc"
 ) -> list[AuditRecord]:
-    stmt = select(audit_log)
+    # A store written before the later columns existed stays readable without migrating.
+    stmt = select(*readable(engine, (c for c in audit_log.c if c.name != "owner")))
     clauses = flt.clauses()
     if clauses:
         stmt = stmt.where(and_(*clauses))
@@ -173,7 +175,7 @@ def verify(engine: Engine, *, chunk: int = 5000) -> VerifyReport:
         head = conn.execute(
             select(chain_head.c.last_id, chain_head.c.last_hash).where(chain_head.c.id == 1)
         ).first()
-        cols = [audit_log.c[name] for name in VERIFY_COLUMNS]
+        cols = readable(engine, VERIFY_COLUMNS)
 
         def rows() -> Iterator[Sequence[Any]]:
             last = None

@@ -55,6 +55,10 @@ audit_log = Table(
     Column("unknown_conditions", Text),
     Column("policy_fingerprint", String(128)),
     Column("parent_id", BigInteger),
+    # Delegation (Action.parent_agent_id / chain_id / chain_depth): NULL when not delegated.
+    Column("parent_agent_id", String(255)),
+    Column("chain_id", String(255)),
+    Column("chain_depth", Integer),
     Column("result", String(16), nullable=False),
     Column("error", Text),
     Column("reason", Text),
@@ -65,10 +69,20 @@ audit_log = Table(
     Column("prev_hash", String(64), nullable=False),
     Column("row_hash", String(64), nullable=False),
     Column("result_hash", String(64)),
+    # Who wrote a pending row (host:pid:start), so a dead owner's rows become 'interrupted'.
+    # Not hashed: it says nothing about the action (audit_interrupted).
+    Column("owner", String(255)),
 )
 # Only the session index: each index costs a page write on the per-action path; time filters
 # use the primary key order (ids are chronological) and the CLI's default is "the last N".
 Index("ix_aegis_audit_session", audit_log.c.session_id)
+# Partial: rows outside any delegation chain (most of them) cost this index nothing.
+Index(
+    "ix_aegis_audit_chain",
+    audit_log.c.chain_id,
+    sqlite_where=audit_log.c.chain_id.is_not(None),
+    postgresql_where=audit_log.c.chain_id.is_not(None),
+)
 
 chain_head = Table(
     "aegis_audit_head",
@@ -109,7 +123,15 @@ INTENT_COLUMNS: tuple[str, ...] = (
     "unknown_conditions",
     "policy_fingerprint",
     "parent_id",
+    # Added later: hashed only when set (see audit_chain.intent_json), so rows written before
+    # they existed keep their hashes.
+    "parent_agent_id",
+    "chain_id",
+    "chain_depth",
 )
+
+#: How many leading INTENT_COLUMNS every row's hash covers, whatever the later ones hold.
+BASE_INTENT_COLUMNS = 16
 
 #: Outcome columns in canonical order (what ``result_hash`` covers).
 RESULT_COLUMNS: tuple[str, ...] = (
