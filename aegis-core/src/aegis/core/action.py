@@ -51,7 +51,8 @@ class Action:
     chain_depth: int = attrs.field(default=0, validator=_depth, kw_only=True)
 
     def __str__(self) -> str:
-        return f"{self.type}:{self.target}"
+        described = f" ({self.description})" if self.description else ""
+        return f"{self.type}:{self.target}{described}"
 
     @property
     def digest(self) -> str:
