@@ -2,7 +2,8 @@
 
 Polls once a second for ids above the last one seen. The store's readers do not block its
 writer (WAL), so tailing a trail that a busy agent is writing costs that agent nothing.
-Ctrl-C is the normal way to stop, so it exits 0.
+Ctrl-C is the normal way to stop; it still exits 130 like any interrupted command (the exit-code
+table has no exceptions), after flushing and closing the output file.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import time
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Literal
 
-from aegis.cli.errors import CliError, ExitCode
+from aegis.cli.errors import CliError
 
 if TYPE_CHECKING:
     from aegis.runtime.audit import AuditStore
@@ -62,8 +63,6 @@ def tail_records(
             if fresh:
                 last_id = fresh[-1].id
             show(finished + fresh)
-    except KeyboardInterrupt:
-        return ExitCode.OK
     finally:
         if output is not None:
             out.close()
