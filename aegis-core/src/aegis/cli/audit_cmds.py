@@ -117,6 +117,14 @@ def _filters(
     return {k: v for k, v in out.items() if v is not None}
 
 
+def _resolve_session(store: AuditStore, filters: dict[str, Any]) -> None:
+    """``--session`` takes the shortened id a table shows, or any unique prefix."""
+    if "session" in filters:
+        from aegis.cli.ids import resolve_session
+
+        filters["session"] = resolve_session(store, filters["session"])
+
+
 def print_records(records: Sequence[AuditRecord], *, title: str | None = None) -> None:
     """The audit table (rich on a terminal, plain when piped); used by ``audit`` and ``demo``."""
     from aegis.cli.output import print_table
@@ -147,7 +155,7 @@ def audit(
     db
         Audit store URL (default: $AEGIS_AUDIT_URL or sqlite:///aegis_audit.db).
     session
-        Only this session id.
+        Only this session: its id, or a unique prefix such as the 8 characters the table shows.
     action_type
         Action type, globs allowed (delete*).
     risk_level
@@ -186,6 +194,7 @@ def audit(
         since=since,
     )
     store = open_store(db)
+    _resolve_session(store, filters)
     if tail:
         from aegis.cli.audit_tail import tail_records
 
@@ -271,7 +280,7 @@ def stats(
     db
         Audit store URL (default: $AEGIS_AUDIT_URL or sqlite:///aegis_audit.db).
     session
-        Only this session id.
+        Only this session: its id or a unique prefix.
     agent
         Only this agent id.
     since
@@ -282,7 +291,9 @@ def stats(
     filters = _filters(
         session=session, action_type=None, risk_level=None, result=None, agent=agent, since=since
     )
-    rows = open_store(db).stats(**filters)
+    store = open_store(db)
+    _resolve_session(store, filters)
+    rows = store.stats(**filters)
     if format == "json":
         import json
 
