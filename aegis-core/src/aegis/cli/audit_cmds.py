@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from cyclopts import Parameter
 
-from aegis.cli.audit_view import TABLE_COLUMNS, record_columns, table_row
+from aegis.cli.audit_view import record_columns
 from aegis.cli.errors import CliError, ExitCode
 from aegis.runtime import DEFAULT_AUDIT_URL
 
@@ -25,7 +25,8 @@ if TYPE_CHECKING:
 
 AUDIT_HELP = "Show, filter and export the audit trail; 'aegis audit verify' checks its hash chain."
 
-#: The table view: the original README's columns plus time and agent.
+#: Records the table shows without --limit: a screenful; the rest is counted, not printed.
+TABLE_LIMIT = 20
 
 DbOption = Annotated[
     str | None,
@@ -127,9 +128,9 @@ def _resolve_session(store: AuditStore, filters: dict[str, Any]) -> None:
 
 def print_records(records: Sequence[AuditRecord], *, title: str | None = None) -> None:
     """The audit table (rich on a terminal, plain when piped); used by ``audit`` and ``demo``."""
-    from aegis.cli.output import print_table
+    from aegis.cli.audit_view import print_audit_table
 
-    print_table(TABLE_COLUMNS, [table_row(r) for r in records], title=title)
+    print_audit_table(records, title=title)
 
 
 def audit(
@@ -171,7 +172,8 @@ def audit(
     since
         ISO date/time (2026-03-21T18:00) or a span back from now: 30m, 1h, 2d.
     limit
-        Only the most recent N records (default: all).
+        Only the most recent N records (default: 20 for the table; json, jsonl, csv and
+        --output get every record).
     format
         table (for humans), json, jsonl or csv.
     output
@@ -208,11 +210,17 @@ def audit(
     from aegis.cli.audit_export import iter_records
 
     if format == "table":
-        records = list(iter_records(store, filters, limit=limit))
+        shown = limit or TABLE_LIMIT
+        records = list(iter_records(store, filters, limit=shown))
         if not records:
             sys.stderr.write("no audit records match\n")
             return ExitCode.OK
         print_records(records)
+        if len(records) == shown:
+            total = store.count(**filters)
+            if total > shown:
+                # stderr: a pipe gets only the table, a person sees what was left out.
+                sys.stderr.write(f"{total - shown} more: use --limit {total} to show all\n")
         return ExitCode.OK
     from aegis.cli.output import write_records
 

@@ -86,12 +86,28 @@ def _emitter(fmt: str, out: IO[str]) -> Any:
         writer = csv.DictWriter(out, fieldnames=columns, extrasaction="ignore")
         writer.writeheader()
         return lambda r: writer.writerow(_csv_row(r, columns))
+    if out is sys.stdout:
+        from aegis.cli.output import stdout_is_terminal
+
+        if stdout_is_terminal():
+            return _terminal_emitter(out)
     out.write(_line(TABLE_COLUMNS) + "\n")
 
     def line(record: AuditRecord) -> None:
         out.write(_line(table_row(record)) + "\n")
 
     return line
+
+
+def _terminal_emitter(out: IO[str]) -> Any:
+    """Lines that fit the terminal (widths fixed up front: later records must line up)."""
+    from rich.console import Console
+
+    from aegis.cli.audit_fit import fitted_line, tail_layout, terminal_cells
+
+    columns, widths = tail_layout(Console().width)
+    out.write(fitted_line({n: n for n in columns}, columns, widths) + "\n")
+    return lambda r: out.write(fitted_line(terminal_cells(r), columns, widths) + "\n")
 
 
 def _csv_row(record: AuditRecord, columns: list[str]) -> dict[str, str]:
