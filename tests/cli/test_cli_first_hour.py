@@ -86,3 +86,41 @@ def test_tail_ctrl_c_exits_130_in_one_line(tmp_path: Path) -> None:
     assert proc.returncode == 130
     assert err == "aegis: interrupted\n"
     assert out_file.read_text().count("\n") == 3  # flushed and closed, nothing half-written
+
+
+def test_tail_stops_even_when_the_interrupt_is_swallowed(tmp_path: Path) -> None:
+    """A KeyboardInterrupt raised inside code that swallows it (a finaliser, a broad except)
+    must not keep the tail running: the next turn of the loop stops it."""
+    import os
+
+    from test_cli_audit import QUICKSTART, run_actions
+
+    from aegis.cli.audit_tail import tail_records
+    from aegis.runtime.audit import AuditStore
+
+    db = tmp_path / "aegis_audit.db"
+    run_actions(db, QUICKSTART, session="s1")
+    store = AuditStore(f"sqlite:///{db}")
+    calls = 0
+    real_query = store.query
+
+    def query(**kwargs: object) -> object:
+        nonlocal calls
+        calls += 1
+        if calls > 20:
+            raise AssertionError("the tail kept running after Ctrl-C")
+        if calls == 3:
+            try:
+                os.kill(os.getpid(), signal.SIGINT)
+                time.sleep(0.5)  # the handler runs here and its KeyboardInterrupt is eaten
+            except KeyboardInterrupt:
+                pass
+        return real_query(**kwargs)  # type: ignore[arg-type]
+
+    store.query = query  # type: ignore[method-assign]
+    before = signal.getsignal(signal.SIGINT)
+    with pytest.raises(KeyboardInterrupt):
+        tail_records(store, {}, fmt="jsonl", output=tmp_path / "t.jsonl", limit=None,
+                     interval=0.01)  # fmt: skip
+    assert calls == 3  # stopped at the turn after the swallowed interrupt, not later
+    assert signal.getsignal(signal.SIGINT) is before  # the previous handler is back

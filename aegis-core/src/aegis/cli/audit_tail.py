@@ -8,7 +8,9 @@ table has no exceptions), after flushing and closing the output file.
 
 from __future__ import annotations
 
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Literal
@@ -50,11 +52,13 @@ def tail_records(
                 emit(record)
         out.flush()
 
+    ctrl_c = _CtrlC()
     try:
         backlog = store.query(**filters, limit=limit or TAIL_BACKLOG, order="desc")
         last_id = backlog[0].id if backlog else _newest_id(store)
         show(list(reversed(backlog)))
         while True:
+            ctrl_c.check()
             time.sleep(interval)
             waiting = sorted(pending)
             pending.clear()  # show() puts back the ones still without an outcome
@@ -64,8 +68,37 @@ def tail_records(
                 last_id = fresh[-1].id
             show(finished + fresh)
     finally:
+        ctrl_c.restore()
         if output is not None:
             out.close()
+
+
+class _CtrlC:
+    """Ctrl-C that cannot be lost. Python's default handler raises KeyboardInterrupt wherever the
+    main thread happens to be; raised inside a finaliser (SQLAlchemy's pool has some), it is
+    printed as "Exception ignored" and swallowed, and the tail would run on. This handler also
+    remembers the signal, and the loop raises it again at its next turn."""
+
+    def __init__(self) -> None:
+        self.seen = False
+        self.installed = threading.current_thread() is threading.main_thread()
+        self.previous: Any = None
+        if self.installed:
+            self.previous = signal.signal(signal.SIGINT, self._handle)
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        self.seen = True
+        raise KeyboardInterrupt
+
+    def check(self) -> None:
+        if self.seen:
+            raise KeyboardInterrupt
+
+    def restore(self) -> None:
+        if self.installed:
+            previous = self.previous if self.previous is not None else signal.default_int_handler
+            signal.signal(signal.SIGINT, previous)
+            self.installed = False
 
 
 def _newest_id(store: AuditStore) -> int:
