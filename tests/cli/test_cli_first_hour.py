@@ -13,7 +13,7 @@ import pytest
 from cli_helpers import AEGIS_SCRIPT, RunCli
 
 from aegis import __version__
-from aegis.cli.app import BUILTIN_COMMANDS
+from aegis.cli.app import BUILTIN_COMMANDS, build_app
 
 
 def test_short_version_flag(run_cli: RunCli) -> None:
@@ -37,9 +37,25 @@ def test_bare_aegis_script_exit_code(tmp_path: Path) -> None:
     assert len(run.stderr.splitlines()) == 1 and "Traceback" not in run.stderr
 
 
-@pytest.mark.parametrize(
-    "command", sorted(BUILTIN_COMMANDS | {"audit verify"}), ids=lambda c: c.replace(" ", "-")
-)
+def _every_command() -> list[str]:
+    """Every built-in command and subcommand, found by walking the app (new ones included)."""
+    from cyclopts import App
+
+    def walk(app: App, prefix: list[str]) -> list[str]:
+        found: list[str] = []
+        for name in app:
+            if not name.startswith("-"):
+                found += [" ".join([*prefix, name]), *walk(app[name], [*prefix, name])]
+        return found
+
+    return walk(build_app(with_plugins=False), [])
+
+
+def test_the_command_walk_finds_them_all() -> None:
+    assert set(BUILTIN_COMMANDS) | {"audit verify"} <= set(_every_command())
+
+
+@pytest.mark.parametrize("command", _every_command(), ids=lambda c: c.replace(" ", "-"))
 def test_help_has_no_generated_negative_list_flags(run_cli: RunCli, command: str) -> None:
     result = run_cli(*command.split(), "--help")
     assert result.code == 0, result.err

@@ -140,3 +140,19 @@ async def _read_once(url: str, session: str) -> None:
         session_id=session,
     ) as runtime:
         await runtime.run_one(Action("read", "crm"))
+
+
+@pytest.mark.parametrize("value", ["", "...", "  \u2026 "])
+@pytest.mark.parametrize("command", ["audit", "stats"])
+def test_empty_session_is_one_line_usage_error(
+    run_cli: RunCli, uuid_trail: Path, command: str, value: str
+) -> None:
+    result = run_cli(command, "--session", value)
+    assert result.code == 2
+    assert result.err == f"aegis: error: --session {value!r}: empty id\n"
+
+
+def test_session_prefix_on_a_missing_store_is_exit_3(run_cli: RunCli) -> None:
+    result = run_cli("audit", "--session", "c153")
+    assert result.code == 3
+    assert result.err.count("\n") == 1 and "Traceback" not in result.err
