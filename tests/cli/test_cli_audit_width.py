@@ -206,3 +206,22 @@ def test_fit_never_shortens_what_readers_scan_for() -> None:
         assert {"Risk", "Decision", "Result"} <= set(columns)
         assert all(w >= FLEX_MIN for c, w in zip(columns, widths, strict=True) if c == "Action")
     assert fit([], 80).rows == ()
+
+
+def test_stats_and_simulate_tables_fit_80_columns(
+    busy_trail: Path, run_cli: RunCli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "80")
+    monkeypatch.setenv("FORCE_COLOR", "1")
+    assert run_cli("init", "--template", "crm").code == 0
+    simulate = run_cli("simulate", "policy.yaml", "export_contacts:contacts", "read_contact:c")
+    stats = run_cli("stats")
+    for result in (simulate, stats):
+        assert result.code == 0, result.err
+        lines = _screen_lines(result.out)
+        assert all(len(line) <= 80 for line in lines), "\n".join(lines)
+    sim_lines = _screen_lines(simulate.out)
+    sim_rows = [line.split() for line in sim_lines if line.startswith(("export", "read"))]
+    assert [row[2:4] for row in sim_rows] == [["CRITICAL", "block"], ["LOW", "auto"]]
+    stat_rows = [line.split() for line in _screen_lines(stats.out) if line.startswith("no_del")]
+    assert stat_rows == [["no_deletes", "2", "2", "0", "blocked", "2"]]  # one line, whole
