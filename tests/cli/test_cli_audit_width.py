@@ -225,3 +225,20 @@ def test_stats_and_simulate_tables_fit_80_columns(
     assert [row[2:4] for row in sim_rows] == [["CRITICAL", "block"], ["LOW", "auto"]]
     stat_rows = [line.split() for line in _screen_lines(stats.out) if line.startswith("no_del")]
     assert stat_rows == [["no_deletes", "2", "2", "0", "blocked", "2"]]  # one line, whole
+
+
+def test_fit_gives_up_columns_in_the_documented_order(busy_trail: Path) -> None:
+    from aegis.runtime.audit import AuditStore
+
+    records = AuditStore(f"sqlite:///{busy_trail}").query(limit=None)
+    wide = fit(records, 200)
+    assert wide.hidden == () and "Agent" in wide.columns and wide.width <= 200
+    assert wide.rows[0][wide.columns.index("Time")].count("-") == 2  # full date
+    at_80 = fit(records, 80)
+    assert at_80.hidden == ("Agent",) and at_80.width <= 80
+    assert "Session" in at_80.columns
+    at_70 = fit(records, 70)
+    assert at_70.hidden == ("Agent", "Session") and at_70.width <= 70
+    one_session = fit([r for r in records if r.session_id == SESSIONS[0]], 80)
+    assert "Session" not in one_session.columns and one_session.hidden == ()
+    assert one_session.title is not None and SESSIONS[0] in one_session.title

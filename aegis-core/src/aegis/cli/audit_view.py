@@ -60,7 +60,7 @@ def print_audit_table(records: Sequence[AuditRecord], *, title: str | None = Non
         show_edge=False,
         pad_edge=False,
         padding=(0, 1),
-        header_style="bold",
+        header_style="bold underline",
     )
     for name, width in zip(layout.columns, layout.widths, strict=True):
         table.add_column(
