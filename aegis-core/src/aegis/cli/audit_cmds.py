@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from cyclopts import Parameter
 
-from aegis.cli.audit_view import TABLE_COLUMNS, record_columns, table_row
+from aegis.cli.audit_view import record_columns
 from aegis.cli.errors import CliError, ExitCode
 from aegis.runtime import DEFAULT_AUDIT_URL
 
@@ -25,7 +25,8 @@ if TYPE_CHECKING:
 
 AUDIT_HELP = "Show, filter and export the audit trail; 'aegis audit verify' checks its hash chain."
 
-#: The table view: the original README's columns plus time and agent.
+#: Records the table shows without --limit: a screenful; the rest is counted, not printed.
+TABLE_LIMIT = 20
 
 DbOption = Annotated[
     str | None,
@@ -117,11 +118,19 @@ def _filters(
     return {k: v for k, v in out.items() if v is not None}
 
 
+def _resolve_session(store: AuditStore, filters: dict[str, Any]) -> None:
+    """``--session`` takes the shortened id a table shows, or any unique prefix."""
+    if "session" in filters:
+        from aegis.cli.ids import resolve_session
+
+        filters["session"] = resolve_session(store, filters["session"])
+
+
 def print_records(records: Sequence[AuditRecord], *, title: str | None = None) -> None:
     """The audit table (rich on a terminal, plain when piped); used by ``audit`` and ``demo``."""
-    from aegis.cli.output import print_table
+    from aegis.cli.audit_view import print_audit_table
 
-    print_table(TABLE_COLUMNS, [table_row(r) for r in records], title=title)
+    print_audit_table(records, title=title)
 
 
 def audit(
@@ -148,7 +157,7 @@ def audit(
     db
         Audit store URL (default: $AEGIS_AUDIT_URL or sqlite:///aegis_audit.db).
     session
-        Only this session id.
+        Only this session: its id, or a unique prefix such as the 8 characters the table shows.
     action_type
         Action type, globs allowed (delete*).
     risk_level
@@ -164,7 +173,8 @@ def audit(
     since
         ISO date/time (2026-03-21T18:00) or a span back from now: 30m, 1h, 2d.
     limit
-        Only the most recent N records (default: all).
+        Only the most recent N records (default: 20 for the table; json, jsonl, csv and
+        --output get every record).
     format
         table (for humans), json, jsonl or csv.
     output
@@ -193,6 +203,7 @@ def audit(
         since=since,
     )
     store = open_store(db)
+    _resolve_session(store, filters)
     if tail:
         from aegis.cli.audit_tail import tail_records
 
@@ -206,11 +217,17 @@ def audit(
     from aegis.cli.audit_export import iter_records
 
     if format == "table":
-        records = list(iter_records(store, filters, limit=limit))
+        shown = limit or TABLE_LIMIT
+        records = list(iter_records(store, filters, limit=shown))
         if not records:
             sys.stderr.write("no audit records match\n")
             return ExitCode.OK
         print_records(records)
+        if len(records) == shown:
+            total = store.count(**filters)
+            if total > shown:
+                # stderr: a pipe gets only the table, a person sees what was left out.
+                sys.stderr.write(f"{total - shown} more: use --limit {total} to show all\n")
         return ExitCode.OK
     from aegis.cli.output import write_records
 
@@ -292,7 +309,7 @@ def stats(
     db
         Audit store URL (default: $AEGIS_AUDIT_URL or sqlite:///aegis_audit.db).
     session
-        Only this session id.
+        Only this session: its id or a unique prefix.
     agent
         Only this agent id.
     since
@@ -303,7 +320,9 @@ def stats(
     filters = _filters(
         session=session, action_type=None, risk_level=None, result=None, agent=agent, since=since
     )
-    rows = open_store(db).stats(**filters)
+    store = open_store(db)
+    _resolve_session(store, filters)
+    rows = store.stats(**filters)
     if format == "json":
         import json
 

@@ -403,6 +403,12 @@ class AuditStore:
         with self._reading():
             return audit_query.stats(self._get_engine(), AuditFilter(**_filter_names(filters)))
 
+    def session_ids(self, prefix: str = "", *, limit: int | None = None) -> list[str]:
+        """Distinct recorded session ids starting with ``prefix``, sorted (the CLI resolves a
+        shortened id from a table with it)."""
+        with self._reading():
+            return audit_query.session_ids(self._get_engine(), prefix, limit=limit)
+
     def get(self, audit_id: int) -> AuditRecord | None:
         found = self.query(after_id=audit_id - 1, limit=1)
         return found[0] if found and found[0].id == audit_id else None

@@ -125,6 +125,20 @@ def count(engine: Engine, flt: AuditFilter) -> int:
         return int(conn.execute(stmt).scalar_one())
 
 
+def session_ids(engine: Engine, prefix: str, *, limit: int | None = None) -> list[str]:
+    """Distinct session ids starting with ``prefix`` (case-sensitive on every dialect), sorted."""
+    c = audit_log.c
+    stmt = select(c.session_id).distinct().where(c.session_id.is_not(None))
+    if prefix:
+        # substr, not LIKE: SQLite's LIKE ignores case and would need the wildcards escaped.
+        stmt = stmt.where(func.substr(c.session_id, 1, len(prefix)) == prefix)
+    stmt = stmt.order_by(c.session_id)
+    if limit is not None:
+        stmt = stmt.limit(int(limit))
+    with engine.connect() as conn:
+        return [str(value) for value in conn.execute(stmt).scalars()]
+
+
 @attrs.frozen
 class RuleStats:
     """How often one rule decided, and how those actions ended."""
