@@ -24,7 +24,7 @@ import attrs
 import mcp_types as types
 from aegis.adapters.mcp import tool_action
 from aegis.adapters.mcp.executor import progress_callback
-from aegis.adapters.mcp.pins import QUARANTINED, PinEvent, PinStore, ToolShape
+from aegis.adapters.mcp.pins import QUARANTINED, TRUSTED, PinEvent, PinStore, ToolShape
 from aegis.adapters.mcp.upstream import Upstream, UpstreamDown
 
 from aegis.core.action import Action
@@ -61,33 +61,29 @@ class GatedPolicy:
 
     def evaluate(self, action: Action) -> PolicyDecision:
         decision: PolicyDecision = self.inner.evaluate(action)
-        if action.metadata.get("mcp") != "tools/call":
-            return decision
+        if action.metadata.get("mcp") != "tools/call" or not decision.is_allowed:
+            return decision  # a policy block stands as the policy said it
         key = (action.target, action.type)
         if key not in self.proxy.known:
-            return _block(
-                decision,
-                f"{action.type!r} is not a tool the proxy listed for server {action.target!r}",
-            )
+            reason = f"{action.type!r} is not a tool the proxy listed for server {action.target!r}"
+            return _gate(decision, Approval.BLOCK, "mcp-proxy:unlisted", reason)
         if self.proxy.status.get(key) == QUARANTINED:
             why = self.proxy.quarantine_reason(*key)
-            if self.proxy.quarantine == "hide" or not decision.is_allowed:
-                return _block(decision, why)
+            if self.proxy.quarantine == "hide":
+                return _gate(decision, Approval.BLOCK, "mcp-proxy:quarantine", why)
             if decision.approval is Approval.AUTO:
-                return attrs.evolve(
-                    decision,
-                    approval=Approval.APPROVE,
-                    reason=f"{why}; approve-only until accepted",
-                )
+                reason = f"{why}; approve-only until accepted"
+                return _gate(decision, Approval.APPROVE, "mcp-proxy:quarantine", reason)
         return decision
 
 
-def _block(decision: PolicyDecision, reason: str) -> PolicyDecision:
+def _gate(decision: PolicyDecision, approval: Approval, rule: str, reason: str) -> PolicyDecision:
+    """The policy's decision made stricter by the proxy; the audit names the proxy's rule."""
     return attrs.evolve(
         decision,
-        approval=Approval.BLOCK,
+        approval=approval,
         risk_level=max(decision.risk_level, RiskLevel.HIGH),
-        matched_rule=decision.matched_rule or "mcp-proxy",
+        matched_rule=rule,
         reason=reason,
     )
 
@@ -183,7 +179,7 @@ class Proxy:
         except Exception as exc:
             log.warning("upstream %r: tools/list failed: %s", name, exc)
             tools = []
-        status: dict[str, str] = {t.name: "trusted" for t in tools}
+        status: dict[str, str] = {t.name: TRUSTED for t in tools}
         events: list[PinEvent] = []
         if self.pins is not None and tools:
             shapes = [ToolShape(t.name, t.description or "", t.input_schema or {}) for t in tools]
@@ -246,8 +242,26 @@ class Proxy:
         if session is not None and session not in self._clients:
             self._clients.append(session)
 
+    async def _recheck_quarantine(self, keys: list[tuple[str, str]]) -> None:
+        """A human may have accepted a tool from another process (``aegis mcp pins accept``)."""
+        if self.pins is None or not keys:
+            return
+        for server, tool in keys:
+            pin = await asyncio.to_thread(self.pins.get, server, tool)
+            route = self.routes.get(self.exposed(server, tool))
+            if pin is None or route is None or pin.status != TRUSTED:
+                continue
+            definition = route.definition
+            shape = ToolShape(tool, definition.description or "", definition.input_schema or {})
+            if pin.digest == shape.digest:
+                self.status[(server, tool)] = TRUSTED
+
+    def _quarantined(self) -> list[tuple[str, str]]:
+        return [key for key, state in self.status.items() if state == QUARANTINED]
+
     async def _list_tools(self, ctx: Any, params: Any) -> types.ListToolsResult:
         self._remember(ctx)
+        await self._recheck_quarantine(self._quarantined())
         tools = [
             route.definition.model_copy(update={"name": name})
             for name, route in sorted(self.routes.items())
@@ -266,6 +280,8 @@ class Proxy:
             server, tool = next(iter(self.upstreams)), params.name
         else:
             server, tool = "(unknown)", params.name
+        if self.status.get((server, tool)) == QUARANTINED:
+            await self._recheck_quarantine([(server, tool)])
         action = tool_action(tool, server, params.arguments or {})
         token = progress_callback.set(_progress_forwarder(ctx))
         try:
