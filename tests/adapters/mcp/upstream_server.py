@@ -96,6 +96,14 @@ async def call_tool(ctx: Any, params: types.CallToolRequestParams) -> types.Call
 
 async def main() -> None:
     server = Server(NAME, on_list_tools=list_tools, on_call_tool=call_tool)
+    port = os.environ.get("UPSTREAM_HTTP_PORT")
+    if port:  # streamable HTTP on 127.0.0.1 instead of stdio
+        import uvicorn
+
+        app = server.streamable_http_app(host="127.0.0.1")
+        config = uvicorn.Config(app, host="127.0.0.1", port=int(port), log_level="warning")
+        await uvicorn.Server(config).serve()
+        return
     async with stdio_server() as (read, write):
         await server.run(read, write, server.create_initialization_options())
 
