@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 __all__ = [
     "AegisMCPToolFilter",
     "ToolCheck",
+    "explain",
     "govern_mcp_tool_call",
     "tool_action",
 ]
@@ -121,3 +122,16 @@ class AegisMCPToolFilter:
         return await govern_mcp_tool_call(
             runtime=self.runtime, tool_name=tool, arguments=arguments, server_name=server
         )
+
+
+def explain(result: Result) -> str:
+    """One sentence the model (or the person) can act on: what stopped the call and why."""
+    reason = result.reason or result.error or "no reason given"
+    audit = f" (audit #{result.audit_id})" if result.audit_id is not None else ""
+    if result.status is ResultStatus.BLOCKED:
+        return f"Blocked by Aegis policy: {reason}{audit}. Do not retry this call as is."
+    if result.status is ResultStatus.DENIED:
+        return f"Not approved: {reason}{audit}."
+    if result.status is ResultStatus.SKIPPED:
+        return f"Not run: {reason}{audit}."
+    return f"The call failed: {result.error or reason}{audit}."

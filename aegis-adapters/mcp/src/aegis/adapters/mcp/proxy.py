@@ -22,7 +22,7 @@ from typing import Any, Literal
 
 import attrs
 import mcp_types as types
-from aegis.adapters.mcp import tool_action
+from aegis.adapters.mcp import explain, tool_action
 from aegis.adapters.mcp.executor import progress_callback
 from aegis.adapters.mcp.pins import QUARANTINED, TRUSTED, PinEvent, PinStore, ToolShape
 from aegis.adapters.mcp.upstream import Upstream, UpstreamDown
@@ -411,19 +411,6 @@ def to_call_result(result: Result) -> types.CallToolResult:
     return types.CallToolResult(
         content=[types.TextContent(type="text", text=explain(result))], is_error=True
     )
-
-
-def explain(result: Result) -> str:
-    """One sentence the model can act on: what stopped the call and why."""
-    reason = result.reason or result.error or "no reason given"
-    audit = f" (audit #{result.audit_id})" if result.audit_id is not None else ""
-    if result.status is ResultStatus.BLOCKED:
-        return f"Blocked by Aegis policy: {reason}{audit}. Do not retry this call as is."
-    if result.status is ResultStatus.DENIED:
-        return f"Not approved: {reason}{audit}."
-    if result.status is ResultStatus.SKIPPED:
-        return f"Not run: {reason}{audit}."
-    return f"The call failed: {result.error or reason}{audit}."
 
 
 def _refusal(result: Result) -> Exception:
