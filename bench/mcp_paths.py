@@ -100,7 +100,10 @@ def h1(hooks: int, workdir: Path) -> dict[str, float]:
         start = time.perf_counter()
         done = subprocess.run(
             [AEGIS, "hook", "claude-code", "--policy", str(policy), "--db", db],
-            input=data, capture_output=True, text=True, check=True,
+            input=data,
+            capture_output=True,
+            text=True,
+            check=True,
         )
         elapsed = time.perf_counter() - start
         assert '"allow"' in done.stdout, done.stdout + done.stderr
@@ -120,11 +123,15 @@ def main() -> int:
         (workdir / "policy.yaml").write_text(POLICY, encoding="utf-8")
         figures: dict[str, Any] = asyncio.run(m1(args.calls, workdir))
         figures.update(h1(args.hooks, workdir))
-    print(f"m1 proxy overhead, stdio, audited: p50 +{figures['m1_added_p50_ms']:.3f} ms "
-          f"(direct {figures['m1_direct_p50_ms']:.3f}, proxy {figures['m1_proxy_p50_ms']:.3f}); "
-          f"p99 +{figures['m1_added_p99_ms']:.3f} ms   target: <= 1 ms p50 added")
-    print(f"h1 claude-code hook per call (new process, audited): p50 {figures['h1_p50_ms']:.1f} ms, "
-          f"p99 {figures['h1_p99_ms']:.1f} ms   target: <= 100 ms p50")
+    print(
+        f"m1 proxy overhead, stdio, audited: p50 +{figures['m1_added_p50_ms']:.3f} ms "
+        f"(direct {figures['m1_direct_p50_ms']:.3f}, proxy {figures['m1_proxy_p50_ms']:.3f}); "
+        f"p99 +{figures['m1_added_p99_ms']:.3f} ms   target: <= 1 ms p50 added"
+    )
+    print(
+        f"h1 claude-code hook per call (new process, audited): p50 {figures['h1_p50_ms']:.1f} ms, "
+        f"p99 {figures['h1_p99_ms']:.1f} ms   target: <= 100 ms p50"
+    )
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2), encoding="utf-8")
     return 0

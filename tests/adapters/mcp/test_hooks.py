@@ -315,3 +315,55 @@ def _no_exec() -> Any:
             raise AssertionError("a hook must never execute the tool itself")
 
     return NoExec()
+
+
+async def test_wait_rule_edited_by_the_approver_answers_updated_input(
+    hook_policy: Path, db_url: str
+) -> None:
+    import asyncio
+
+    runtime = Runtime(
+        executor=_no_exec(),
+        policy=Policy.from_yaml(hook_policy),
+        audit=db_url,
+        approval_handler="queue",
+        approval_timeout=60,
+    )
+    async with runtime:
+        # Create the approval tables first: ApprovalBook's lazy create_all is not safe against
+        # a concurrent first use from another thread (reported to the core).
+        runtime.audit.approvals.list()
+        task = asyncio.create_task(
+            pre_tool_use(runtime, hooks.claude_call(PAYLOADS["write"]), wait_rules={"writes"})
+        )
+        request = None
+        for _ in range(300):  # the request row, read in-process; the answer comes from outside
+            found = await asyncio.to_thread(runtime.audit.approvals.list, state="pending")
+            if found:
+                request = found[0].id
+                break
+            if task.done():
+                raise AssertionError(f"the hook answered without waiting: {task.result()}")
+            await asyncio.sleep(0.1)
+        assert request is not None
+        done = subprocess.run(
+            [
+                AEGIS,
+                "approvals",
+                "approve",
+                request,
+                "--set",
+                'content="print(2)\\n"',
+                "--db",
+                db_url,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 0, done.stderr
+        got = await asyncio.wait_for(task, 60)
+    assert got.decision == "allow" and "edited" in got.reason
+    assert got.updated_input == {"file_path": "/home/dev/proj/app.py", "content": "print(2)\n"}
+    out = json.loads(hooks.claude_answer(got.decision, got.reason, got.updated_input))
+    assert out["hookSpecificOutput"]["updatedInput"]["content"] == "print(2)\n"

@@ -228,3 +228,94 @@ async def test_bad_config_is_one_line_naming_file_line_and_key(
 
 def test_tool_error_text_is_a_call_tool_result() -> None:
     assert types.CallToolResult  # the SDK's 2.x name, used by the proxy
+
+
+async def _pending_request(db_url: str) -> str:
+    """The id of the one pending approval request, as another process sees it."""
+    import asyncio
+    import subprocess
+
+    aegis = str(Path(sys.executable).parent / "aegis")
+    for _ in range(60):
+        done = subprocess.run(
+            [aegis, "approvals", "--format", "json", "--db", db_url],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        if done.returncode == 0 and done.stdout.strip():
+            pending = json.loads(done.stdout)
+            if pending:
+                return str(pending[0]["id"])
+        await asyncio.sleep(0.2)
+    raise AssertionError("no approval request appeared")
+
+
+async def test_approve_rule_answered_from_another_process_runs(
+    policy_file: Path, db_url: str, upstream_log: Any
+) -> None:
+    import asyncio
+    import subprocess
+
+    aegis = str(Path(sys.executable).parent / "aegis")
+    async with proxy_session(
+        "--policy",
+        str(policy_file),
+        "--db",
+        db_url,
+        "--approval-handler",
+        "queue",
+        "--",
+        sys.executable,
+        UPSTREAM,
+        env=upstream_env(upstream_log),
+    ) as session:
+        call = asyncio.create_task(session.call_tool("write_file", {"path": "/report.txt"}))
+        request = await _pending_request(db_url)
+        assert upstream_log() == []  # held until a human answers
+        done = subprocess.run(
+            [aegis, "approvals", "approve", request, "--reason", "looks fine", "--db", db_url],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 0, done.stderr
+        result = await asyncio.wait_for(call, 60)
+    assert result.is_error is False, text(result)
+    assert "wrote /report.txt" in text(result)
+    assert [c["tool"] for c in upstream_log()] == ["write_file"]
+    [row] = [r for r in records(db_url) if r.action_type == "write_file"]
+    assert (row.decision, row.result) == ("approved", "success")
+
+
+async def test_approve_rule_denied_from_another_process_is_a_tool_error(
+    policy_file: Path, db_url: str, upstream_log: Any
+) -> None:
+    import asyncio
+    import subprocess
+
+    aegis = str(Path(sys.executable).parent / "aegis")
+    async with proxy_session(
+        "--policy",
+        str(policy_file),
+        "--db",
+        db_url,
+        "--approval-handler",
+        "queue",
+        "--",
+        sys.executable,
+        UPSTREAM,
+        env=upstream_env(upstream_log),
+    ) as session:
+        call = asyncio.create_task(session.call_tool("write_file", {"path": "/etc/hosts"}))
+        request = await _pending_request(db_url)
+        subprocess.run(
+            [aegis, "approvals", "deny", request, "--reason", "not that file", "--db", db_url],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+        result = await asyncio.wait_for(call, 60)
+    assert result.is_error is True and "not that file" in text(result)
+    assert upstream_log() == []

@@ -84,7 +84,8 @@ def _claude(
     runtime = _runtime(policy, db, approval_handler, approval_timeout, "claude-code")
     if call.event == "PreToolUse":
         answer = asyncio.run(_pre(runtime, call, wait or []))
-        sys.stdout.write(hooks.claude_answer(answer.decision, answer.reason) + "\n")
+        out = hooks.claude_answer(answer.decision, answer.reason, answer.updated_input)
+        sys.stdout.write(out + "\n")
         return 0
     if call.event == "PostToolUse":
         asyncio.run(_post(runtime, call))

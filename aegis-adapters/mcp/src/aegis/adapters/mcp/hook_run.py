@@ -10,7 +10,7 @@ in ``aegis_hook_calls`` (tool_use_id -> audit id) in the same database.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from typing import Any
 
 import attrs
@@ -35,6 +35,7 @@ calls_table = Table(
 class Answer:
     decision: str  # allow | deny | ask
     reason: str
+    updated_input: dict[str, Any] | None = None  # the approver's edit, for ``updatedInput``
 
 
 def _bind(runtime: Any, action: Action) -> Action:
@@ -45,7 +46,7 @@ def _bind(runtime: Any, action: Action) -> Action:
 async def pre_tool_use(runtime: Any, call: HookCall, *, wait_rules: Collection[str]) -> Answer:
     from aegis.adapters.mcp import explain
 
-    from aegis.runtime.approval import decide
+    from aegis.runtime.approval_flow import seek_approval
 
     await runtime.open()
     action = _bind(runtime, call.action)
@@ -55,23 +56,26 @@ async def pre_tool_use(runtime: Any, call: HookCall, *, wait_rules: Collection[s
         result = await runtime.run_one(action)  # the core records the block itself
         return Answer("deny", explain(result))
     approval: ApprovalDecision | None = None
+    updated: dict[str, Any] | None = None
     if decision.requires_approval:
         if rule in wait_rules or "*" in wait_rules:
-            approval = await decide(
-                runtime.approval_handler, action, decision, timeout=runtime.approval_timeout
-            )
-            if not approval.approved:
-                reason = "approval timed out" if approval.timed_out else "denied"
-                reason = f"{reason}: {approval.reason}" if approval.reason else reason
+            # The core's approval flow: a durable request, answered on the runtime's channels
+            # (or from another process: `aegis approvals approve ID`), re-checked afterwards.
+            sought = await seek_approval(runtime, action, decision, runtime.channels)
+            if sought.status is not None:
                 stopped = Result(
-                    action, ResultStatus.DENIED, decision=decision, approval=approval, reason=reason
+                    sought.action,
+                    sought.status,
+                    decision=sought.decision,
+                    approval=sought.approval,
+                    reason=sought.reason or "denied",
                 )
                 audit_id = await runtime.audit.record(stopped)
-                return Answer("deny", f"Not approved: {reason} (audit #{audit_id}).")
-            decision = runtime.evaluate(action)  # the policy in force now; a block wins
-            if not decision.is_allowed:
-                result = await runtime.run_one(action)
-                return Answer("deny", explain(result))
+                return Answer("deny", explain(attrs.evolve(stopped, audit_id=audit_id)))
+            approval = sought.approval
+            if sought.original is not None:  # an approver edited the input: the edit runs
+                updated = _plain(sought.action.params)
+            action, decision = sought.action, sought.decision
         else:
             # Claude Code's own permission prompt is the approval channel for this rule. The row
             # stays pending unless PostToolUse reports that the tool ran.
@@ -88,7 +92,9 @@ async def pre_tool_use(runtime: Any, call: HookCall, *, wait_rules: Collection[s
         return Answer("ask", f"Aegis rule {rule!r} needs a human's approval (audit #{audit_id}).")
     if approval is not None:
         who = approval.approver or approval.handler or "a human"
-        return Answer("allow", f"Approved by {who} (rule {rule!r}, audit #{audit_id}).")
+        edited = " with edited input" if updated is not None else ""
+        reason = f"Approved{edited} by {who} (rule {rule!r}, audit #{audit_id})."
+        return Answer("allow", reason, updated)
     return Answer("allow", f"Allowed by Aegis rule {rule!r} (audit #{audit_id}).")
 
 
@@ -119,6 +125,15 @@ async def post_tool_use(runtime: Any, call: HookCall) -> None:
         attempts=1,
     )
     await runtime.audit.record(orphan)
+
+
+def _plain(value: Any) -> Any:
+    """Frozen params back to JSON-ready dicts and lists (for ``updatedInput``)."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
 
 
 def _error_text(response: Any) -> str:
