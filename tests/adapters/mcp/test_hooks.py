@@ -367,3 +367,21 @@ async def test_wait_rule_edited_by_the_approver_answers_updated_input(
     assert got.updated_input == {"file_path": "/home/dev/proj/app.py", "content": "print(2)\n"}
     out = json.loads(hooks.claude_answer(got.decision, got.reason, got.updated_input))
     assert out["hookSpecificOutput"]["updatedInput"]["content"] == "print(2)\n"
+
+
+async def test_a_lifecycle_veto_denies_in_the_hook_too(hook_policy: Path, db_url: str) -> None:
+    from aegis.runtime.hooks import RuntimeHooks
+
+    def veto(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("change freeze")
+
+    runtime = Runtime(
+        executor=_no_exec(),
+        policy=Policy.from_yaml(hook_policy),
+        audit=db_url,
+        hooks=RuntimeHooks(before_execute=veto),
+    )
+    async with runtime:
+        got = await pre_tool_use(runtime, hooks.claude_call(PAYLOADS["bash_ls"]), wait_rules=())
+    assert got.decision == "deny" and "change freeze" in got.reason
+    assert [r.result for r in records(db_url)] == ["blocked"]

@@ -55,6 +55,10 @@ async def pre_tool_use(runtime: Any, call: HookCall, *, wait_rules: Collection[s
     if not decision.is_allowed:
         result = await runtime.run_one(action)  # the core records the block itself
         return Answer("deny", explain(result))
+    # The observers a plugin may use to veto an action run here too, as in run_one.
+    failure = await _vetoed(runtime, "on_decision", decision=decision)
+    if failure:
+        return await _stop(runtime, action, decision, None, failure)
     approval: ApprovalDecision | None = None
     updated: dict[str, Any] | None = None
     if decision.requires_approval:
@@ -85,6 +89,9 @@ async def pre_tool_use(runtime: Any, call: HookCall, *, wait_rules: Collection[s
                 reason="delegated to the coding agent's permission prompt",
                 handler=f"{call.action.metadata.get('hook', 'hook')}:ask",
             )
+    failure = await _vetoed(runtime, "before_execute", action=action, decision=decision)
+    if failure:
+        return await _stop(runtime, action, decision, approval, failure)
     audit_id = await runtime.audit.begin(action, decision, approval)
     if call.tool_use_id:
         _remember(runtime.audit.url, call.tool_use_id, audit_id)
@@ -125,6 +132,24 @@ async def post_tool_use(runtime: Any, call: HookCall) -> None:
         attempts=1,
     )
     await runtime.audit.record(orphan)
+
+
+async def _vetoed(runtime: Any, event: str, **kwargs: Any) -> str | None:
+    from aegis.runtime.hooks import fire, observed
+
+    return await fire(runtime.hooks, event, **kwargs) if observed(runtime.hooks, event) else None
+
+
+async def _stop(
+    runtime: Any, action: Action, decision: Any, approval: ApprovalDecision | None, reason: str
+) -> Answer:
+    from aegis.adapters.mcp import explain
+
+    stopped = Result(
+        action, ResultStatus.BLOCKED, decision=decision, approval=approval, reason=reason
+    )
+    audit_id = await runtime.audit.record(stopped)
+    return Answer("deny", explain(attrs.evolve(stopped, audit_id=audit_id)))
 
 
 def _plain(value: Any) -> Any:
