@@ -319,3 +319,49 @@ async def test_approve_rule_denied_from_another_process_is_a_tool_error(
         result = await asyncio.wait_for(call, 60)
     assert result.is_error is True and "not that file" in text(result)
     assert upstream_log() == []
+
+
+async def test_resources_and_prompts_pass_through_and_are_governed(
+    tmp_path: Path, db_url: str, upstream_log: Any
+) -> None:
+    from mcp.shared.exceptions import MCPError
+
+    policy = tmp_path / "resources.yaml"
+    policy.write_text(
+        'version: "1"\ndefaults: {risk_level: medium, approval: block}\nrules:\n'
+        '  - name: no_secrets\n    match: {type: "resources/read"}\n'
+        "    conditions: {param_matches: {uri: '.*secrets.*'}}\n"
+        "    risk_level: critical\n    approval: block\n"
+        '  - name: rest\n    match: {type: "*"}\n    risk_level: low\n    approval: auto\n',
+        encoding="utf-8",
+    )
+    async with proxy_session(
+        "--policy",
+        str(policy),
+        "--db",
+        db_url,
+        "--",
+        sys.executable,
+        UPSTREAM,
+        env=upstream_env(upstream_log),
+    ) as session:
+        listed = {str(r.uri) for r in (await session.list_resources()).resources}
+        notes = await session.read_resource("file:///notes.txt")
+        try:
+            await session.read_resource("file:///secrets/key.pem")
+            refused = ""
+        except MCPError as exc:
+            refused = str(exc)
+        prompts = {p.name for p in (await session.list_prompts()).prompts}
+        prompt = await session.get_prompt("summarise", {"topic": "q3"})
+    assert listed == {"file:///notes.txt", "file:///secrets/key.pem"}
+    assert notes.contents[0].text == "upstream: text of file:///notes.txt"
+    assert "Blocked by Aegis policy" in refused and "no_secrets" in refused
+    assert prompts == {"summarise"} and "q3" in prompt.messages[0].content.text
+    assert [c["tool"] for c in upstream_log()] == ["resources/read", "prompts/get"]
+    rows = [(r.action_type, r.result) for r in records(db_url) if "/" in r.action_type]
+    assert rows == [
+        ("resources/read", "success"),
+        ("resources/read", "blocked"),
+        ("prompts/get", "success"),
+    ]

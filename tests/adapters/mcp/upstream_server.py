@@ -94,8 +94,43 @@ async def call_tool(ctx: Any, params: types.CallToolRequestParams) -> types.Call
     return types.CallToolResult(content=_text(f"unknown tool {params.name}"), is_error=True)
 
 
+async def list_resources(ctx: Any, params: Any) -> types.ListResourcesResult:
+    uris = ("file:///notes.txt", "file:///secrets/key.pem")
+    return types.ListResourcesResult(
+        resources=[types.Resource(uri=uri, name=uri.rsplit("/", 1)[-1]) for uri in uris]
+    )
+
+
+async def read_resource(ctx: Any, params: types.ReadResourceRequestParams) -> Any:
+    _log("resources/read", {"uri": str(params.uri)})
+    text = f"{NAME}: text of {params.uri}"
+    return types.ReadResourceResult(
+        contents=[types.TextResourceContents(uri=str(params.uri), text=text)]
+    )
+
+
+async def list_prompts(ctx: Any, params: Any) -> types.ListPromptsResult:
+    return types.ListPromptsResult(prompts=[types.Prompt(name="summarise")])
+
+
+async def get_prompt(ctx: Any, params: types.GetPromptRequestParams) -> Any:
+    _log("prompts/get", {"name": params.name})
+    message = types.PromptMessage(
+        role="user", content=types.TextContent(type="text", text=f"Summarise {params.arguments}")
+    )
+    return types.GetPromptResult(messages=[message])
+
+
 async def main() -> None:
-    server = Server(NAME, on_list_tools=list_tools, on_call_tool=call_tool)
+    server = Server(
+        NAME,
+        on_list_tools=list_tools,
+        on_call_tool=call_tool,
+        on_list_resources=list_resources,
+        on_read_resource=read_resource,
+        on_list_prompts=list_prompts,
+        on_get_prompt=get_prompt,
+    )
     port = os.environ.get("UPSTREAM_HTTP_PORT")
     if port:  # streamable HTTP on 127.0.0.1 instead of stdio
         import uvicorn
