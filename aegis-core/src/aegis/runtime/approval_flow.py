@@ -248,7 +248,7 @@ async def _wait(
                 beat_at = now + book_mod.HEARTBEAT_EVERY
                 await book.run(book.heartbeat, [rid])
     except asyncio.CancelledError:
-        await _shielded_settle(book, rid, "cancelled: the waiting task was cancelled")
+        _settle_now(book, rid, "cancelled: the waiting task was cancelled")
         raise
     finally:
         WAKERS.drop(rid)
@@ -393,8 +393,10 @@ def _background(coro: Any) -> None:
     task.add_done_callback(_swallow)
 
 
-async def _shielded_settle(book: ApprovalBook, rid: str, outcome: str) -> None:
+def _settle_now(book: ApprovalBook, rid: str, outcome: str) -> None:
+    """Mark the request cancelled, synchronously: a cancel scope that keeps cancelling (anyio's,
+    inside the MCP SDK) would interrupt any await here and leave the request pending."""
     try:
-        await asyncio.shield(asyncio.to_thread(book.settle, rid, book_mod.CANCELLED, outcome))
-    except BaseException:
+        book.settle(rid, book_mod.CANCELLED, outcome)
+    except Exception:
         log.exception("could not mark approval request %s cancelled", rid)

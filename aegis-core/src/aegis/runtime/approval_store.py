@@ -264,7 +264,10 @@ class ApprovalBook:
             with store._read_lock():
                 engine = store._get_engine()
                 if not self._ready:
-                    metadata.create_all(engine)
+                    # Another thread or process may be creating them right now: retried.
+                    from aegis.runtime.audit import _create_tables
+
+                    _create_tables(engine, tables=metadata)
                     self._ready = True
                 with engine.begin() as conn:
                     if engine.dialect.name == "sqlite":
