@@ -56,6 +56,7 @@ from aegis.core.approvers import ApprovalRequirements
 from aegis.core.decision import PolicyDecision
 from aegis.errors import ApprovalError, AuditError
 from aegis.runtime.approval_rules import judge
+from aegis.runtime.audit_interrupted import current_owner, owner_gone
 
 if TYPE_CHECKING:
     from aegis.runtime.audit import AuditStore
@@ -224,27 +225,11 @@ class AnswerOutcome:
     request: ApprovalRequest | None = None
 
 
-def _process_started() -> str:
-    """Start time of this process (tells a reused pid apart on this host)."""
-    try:
-        with open(f"/proc/{os.getpid()}/stat", encoding="ascii") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[19]
-    except (OSError, IndexError):
-        return "?"
-
-
-def _pid_started(pid: int) -> str | None:
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[19]
-    except (OSError, IndexError):
-        return None
-
-
 HOST = socket.gethostname()
 _INLINE: contextvars.ContextVar[bool] = contextvars.ContextVar("aegis_inline", default=False)
 _T = TypeVar("_T")
-_STARTED = _process_started()
+#: ``host:pid:start/boot/pidns`` (see ``audit_interrupted``): tells a dead or reused pid apart.
+_OWNER = current_owner()
 
 
 class ApprovalBook:
@@ -385,7 +370,7 @@ class ApprovalBook:
             "channels": json.dumps(list(channels)),
             "owner_host": HOST,
             "owner_pid": os.getpid(),
-            "owner_started": _STARTED,
+            "owner_started": _OWNER,
             "heartbeat_at": now,
             "replaces": replaces,
         }
@@ -737,18 +722,17 @@ def _request(row: Mapping[str, Any], found: tuple[AnswerRecord, ...]) -> Approva
 
 
 def _abandoned(request: ApprovalRequest, now: float) -> str | None:
-    """Why ``request``'s owner is presumed dead, or None if it may still be waiting."""
+    """Why ``request``'s owner is presumed dead, or None if it may still be waiting.
+
+    On this machine the process table decides (``audit_interrupted.owner_gone``: gone, a
+    zombie, a reused pid, an earlier boot); where it cannot (another host or container), a
+    heartbeat older than ``STALE_AFTER`` does.
+    """
     owner = f"pid {request.owner_pid} on {request.owner_host}"
-    if request.owner_host == HOST:
-        started = _pid_started(request.owner_pid)
-        if started is None:
-            return f"abandoned: its owner ({owner}) is no longer running"
-        if request.owner_pid == os.getpid():
-            return None
-        if started == request.owner_started:
-            return None
-        return f"abandoned: its owner ({owner}) is gone (the pid was reused)"
-    if now - request.heartbeat_at > STALE_AFTER:
+    gone = owner_gone(request.owner_started)
+    if gone is True:
+        return f"abandoned: its owner ({owner}) is no longer running"
+    if gone is None and now - request.heartbeat_at > STALE_AFTER:
         return f"abandoned: no heartbeat from its owner ({owner}) for {STALE_AFTER:g} s"
     return None
 
