@@ -1,15 +1,11 @@
-"""Fixtures for the red-team tests: a throw-away audit store and two tiny policies."""
+"""Fixtures for the red-team tests: two tiny policies (the store is tests/core/conftest.py's)."""
 
 from __future__ import annotations
-
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 from redteam_helpers import APPROVE_POLICY, AUTO_POLICY
 
 from aegis import Policy
-from aegis.runtime.audit import AuditStore
 
 
 @pytest.fixture
@@ -20,11 +16,3 @@ def auto_policy() -> Policy:
 @pytest.fixture
 def approve_policy() -> Policy:
     return Policy.from_yaml_string(APPROVE_POLICY)
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[AuditStore]:
-    s = AuditStore(f"sqlite:///{tmp_path / 'audit.db'}")
-    await s.open()
-    yield s
-    await s.close()

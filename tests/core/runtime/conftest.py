@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 from runtime_helpers import RecordingExecutor
@@ -20,19 +19,6 @@ def policy() -> Policy:
 @pytest.fixture
 def executor() -> RecordingExecutor:
     return RecordingExecutor()
-
-
-@pytest.fixture
-def audit_url(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path / 'audit.db'}"
-
-
-@pytest.fixture
-async def store(audit_url: str) -> AsyncIterator[AuditStore]:
-    s = AuditStore(audit_url)
-    await s.open()
-    yield s
-    await s.close()
 
 
 @pytest.fixture

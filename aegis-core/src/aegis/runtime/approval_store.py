@@ -402,6 +402,7 @@ class ApprovalBook:
         """
         identity = f"{channel}:{responder}"
         edits_json = None if edits is None else json.dumps(dict(edits), ensure_ascii=False)
+        attempt = _Attempt(channel, identity, verdict, reason, edits_json, proof)
         rid: str | None
         if isinstance(ref, str) and ref and "." not in ref and not allow_prefix:
             rid, problem = ref, f"no approval request {ref!r}"  # checked in the transaction
@@ -412,35 +413,13 @@ class ApprovalBook:
                 row = None if rid is None else _load(conn, rid)
                 if row is None:
                     note = problem or "no such request"
-                    _store_answer(
-                        conn,
-                        rid,
-                        channel,
-                        identity,
-                        verdict,
-                        reason,
-                        edits_json,
-                        proof,
-                        False,
-                        note,
-                    )
+                    _store_answer(conn, rid, attempt, False, note)
                     return AnswerOutcome(False, "", note, rid)
                 assert rid is not None
                 request = _request(row, _answers(conn, rid))
                 ruling = judge(request, identity, verdict, reason, edits, digest, time.time())
                 if ruling.new_state is None:
-                    _store_answer(
-                        conn,
-                        rid,
-                        channel,
-                        identity,
-                        verdict,
-                        reason,
-                        edits_json,
-                        proof,
-                        ruling.accepted,
-                        ruling.message,
-                    )
+                    _store_answer(conn, rid, attempt, ruling.accepted, ruling.message)
                     return AnswerOutcome(ruling.accepted, request.state, ruling.message, rid)
                 changed: dict[str, Any] = {
                     "state": ruling.new_state,
@@ -463,18 +442,7 @@ class ApprovalBook:
                 )
                 if done.rowcount != 1:
                     continue  # someone else changed it between our read and write: re-judge
-                answer = _store_answer(
-                    conn,
-                    rid,
-                    channel,
-                    identity,
-                    verdict,
-                    reason,
-                    edits_json,
-                    proof,
-                    ruling.accepted,
-                    ruling.message,
-                )
+                answer = _store_answer(conn, rid, attempt, ruling.accepted, ruling.message)
                 after = attrs.evolve(
                     request,
                     state=ruling.new_state,
@@ -638,30 +606,34 @@ def _answers(conn: Connection, rid: str) -> tuple[AnswerRecord, ...]:
     )
 
 
+@attrs.frozen
+class _Attempt:
+    """One answer as given, before it is judged."""
+
+    channel: str
+    identity: str
+    verdict: str
+    reason: str | None
+    edits_json: str | None
+    proof: str | None
+
+
 def _store_answer(
-    conn: Connection,
-    rid: str | None,
-    channel: str,
-    identity: str,
-    verdict: str,
-    reason: str | None,
-    edits_json: str | None,
-    proof: str | None,
-    accepted: bool,
-    note: str,
+    conn: Connection, rid: str | None, attempt: _Attempt, accepted: bool, note: str
 ) -> AnswerRecord:
+    """Every attempt is stored, accepted or not, with why."""
     at = time.time()
     conn.execute(
         _INSERT_ANSWER,
         {
             "request_id": rid,
             "at": at,
-            "channel": channel,
-            "responder": identity,
-            "verdict": str(verdict)[:16],
-            "reason": reason,
-            "edits": edits_json,
-            "proof": proof,
+            "channel": attempt.channel,
+            "responder": attempt.identity,
+            "verdict": str(attempt.verdict)[:16],
+            "reason": attempt.reason,
+            "edits": attempt.edits_json,
+            "proof": attempt.proof,
             "accepted": 1 if accepted else 0,
             "note": note,
         },
@@ -669,11 +641,11 @@ def _store_answer(
     return AnswerRecord(
         id=None,
         at=at,
-        channel=channel,
-        responder=identity,
-        verdict=verdict,
-        reason=reason,
-        edits=None if edits_json is None else json.loads(edits_json),
+        channel=attempt.channel,
+        responder=attempt.identity,
+        verdict=attempt.verdict,
+        reason=attempt.reason,
+        edits=None if attempt.edits_json is None else json.loads(attempt.edits_json),
         accepted=accepted,
         note=note,
     )

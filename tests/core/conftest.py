@@ -1,3 +1,5 @@
+"""Fixtures shared by the core tests: a real SQLite audit store in the test's temp dir."""
+
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
