@@ -9,7 +9,9 @@ hands over.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from runtime_helpers import RecordingExecutor, rows
@@ -86,19 +88,66 @@ async def test_per_call_executor_must_be_an_executor(runtime: Runtime, store: Au
     assert rows(store) == []
 
 
-def test_call_sync_without_a_running_loop_stays_on_this_thread() -> None:
-    async def where() -> int:
-        return threading.get_ident()
+def test_call_sync_runs_every_call_on_one_shared_loop() -> None:
+    async def where() -> tuple[int, int]:
+        return threading.get_ident(), id(asyncio.get_running_loop())
 
-    assert call_sync(where) == threading.get_ident()
+    first, second = call_sync(where), call_sync(where)
+    assert first == second and first[0] != threading.get_ident()
 
 
-async def test_call_sync_inside_a_running_loop_uses_a_helper_thread() -> None:
-    async def where() -> int:
+async def test_call_sync_from_inside_a_running_loop() -> None:
+    async def loop_id() -> int:
         await asyncio.sleep(0)
-        return threading.get_ident()
+        return id(asyncio.get_running_loop())
 
-    assert call_sync(where) != threading.get_ident()
+    assert call_sync(loop_id) != id(asyncio.get_running_loop())
+
+
+def test_call_sync_carries_the_callers_context_variables() -> None:
+    var: contextvars.ContextVar[str] = contextvars.ContextVar("var", default="unset")
+    var.set("caller")
+
+    async def read() -> str:
+        return var.get()
+
+    assert call_sync(read) == "caller"
+
+
+def test_call_sync_refuses_to_wait_on_its_own_loop() -> None:
+    async def nested() -> None:
+        async def inner() -> None:
+            return None
+
+        call_sync(inner)
+
+    with pytest.raises(RuntimeError, match="its own event loop"):
+        call_sync(nested)
+
+
+def test_many_threads_share_one_runtime_through_call_sync(policy: Policy, audit_url: str) -> None:
+    """Sync frameworks run tools on pool threads; a lazily opened runtime must not hang."""
+    runtime = Runtime(executor=RecordingExecutor(), policy=policy, audit=audit_url)
+    executor = CallableExecutor(lambda a: threading.get_ident(), blocking=True)
+    with ThreadPoolExecutor(8) as pool:
+        results = list(
+            pool.map(
+                lambda i: call_sync(
+                    lambda: runtime.run_one(
+                        Action("read", "crm", params={"i": i}), executor=executor
+                    )
+                ),
+                range(16),
+            )
+        )
+    call_sync(runtime.close)
+    assert all(r.ok for r in results)
+    store = AuditStore(audit_url)
+    store.open_sync()
+    try:
+        assert sorted(r.params["i"] for r in store.query(limit=None)) == list(range(16))
+    finally:
+        store.close_sync()
 
 
 async def test_call_sync_propagates_errors() -> None:
