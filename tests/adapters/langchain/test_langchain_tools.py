@@ -251,4 +251,21 @@ def test_registered_through_the_entry_point() -> None:
     from aegis import plugins
 
     registration = plugins.get_registry().get("executors", "langchain")
-    assert registration is not None and registration.obj is LangChainExecutor
+    assert registration is not None
+    executor = registration.obj(tools=make_tools([]))
+    assert isinstance(executor, LangChainExecutor) and "send_email" in executor.tools
+
+
+def test_loading_the_plugin_does_not_import_langchain() -> None:
+    """Every policy load builds the registry; LangChain's import must not ride along."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from aegis import plugins; reg = plugins.get_registry(); "
+        "assert reg.get('executors', 'langchain') is not None; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in {'langchain', "
+        "'langchain_core', 'langgraph'}))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

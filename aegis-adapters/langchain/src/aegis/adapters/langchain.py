@@ -33,7 +33,6 @@ from pydantic import ConfigDict
 from aegis.adapters.base import BaseExecutor, CallableExecutor, call_sync
 from aegis.core.action import Action
 from aegis.core.result import Result, ResultStatus
-from aegis.hookspecs import Register, hookimpl
 
 if TYPE_CHECKING:
     from aegis.runtime.engine import Runtime
@@ -326,8 +325,3 @@ def _message(request: Any, result: Result) -> Any:
 
 def _text(content: Any) -> str:
     return content if isinstance(content, str) else json.dumps(content, default=str)
-
-
-@hookimpl
-def aegis_register_executors(register: Register) -> None:
-    register("langchain", LangChainExecutor)
