@@ -5,9 +5,9 @@ Tools record what really ran; outcomes are read back from the SQLite audit store
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
-import attrs
 import pytest
 from aegis.adapters.crewai import AegisCrewAITool, AegisToolHook, CrewAIExecutor, govern_tools
 from crew_helpers import Calls, ScriptedLLM, crm_script, make_tools
@@ -188,26 +188,32 @@ async def test_async_run(policy: Policy, audit_url: str, audit_rows: Any) -> Non
     assert audit_rows()[0].result == "success"
 
 
-def test_the_tool_runs_with_the_action_the_runtime_hands_over(
-    policy: Policy, audit_url: str
+async def test_a_human_edit_is_what_fn_runs_with(
+    policy: Policy, audit_url: str, audit_rows: Any
 ) -> None:
-    """Stands in for a human's edit (approvals issue): the runtime's params, not the model's."""
-
-    class EditingRuntime(Runtime):
-        def _bind(self, action: Action) -> Action:
-            return attrs.evolve(super()._bind(action), params={"query": "edited"})
-
     seen: list[str] = []
-    runtime = EditingRuntime(executor=CrewAIExecutor([]), policy=policy, audit=audit_url)
+    runtime = make_runtime(policy, audit_url, approval_handler="queue")
     tool = AegisCrewAITool(
         runtime=runtime,
-        name="s",
-        description="s",
-        action_type="search",
-        action_target="web",
-        fn=lambda query: seen.append(query) or query,
+        name="mail",
+        description="send mail",
+        action_type="send_email",
+        action_target="smtp",
+        fn=lambda to: seen.append(to) or f"sent to {to}",
     )
-    assert tool.run(query="proposed") == "edited" and seen == ["edited"]
+    call_sync(runtime.open)  # opened (tables made) before this thread reads the requests
+    # CrewAI calls tools synchronously; the test answers meanwhile, as `aegis approvals` would.
+    pending = asyncio.ensure_future(asyncio.to_thread(tool.run, to="all@corp"))
+    for _ in range(400):
+        if runtime.audit.approvals.list(state="pending"):
+            break
+        await asyncio.sleep(0.05)
+    (request,) = runtime.audit.approvals.list(state="pending")
+    runtime.audit.approvals.respond(
+        request.id, channel="cli", responder="alice", verdict="approve", edits={"to": "team@corp"}
+    )
+    assert await pending == "sent to team@corp" and seen == ["team@corp"]
+    assert [r.result for r in audit_rows()] == ["skipped", "success"]
 
 
 def crew(llm: ScriptedLLM, tools: list[BaseTool]) -> Crew:

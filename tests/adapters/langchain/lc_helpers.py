@@ -98,3 +98,23 @@ def make_tools(calls: list[tuple[str, dict[str, Any]]]) -> list[BaseTool]:
         raise ValueError("export backend is down")
 
     return [lookup_contact, delete_contact, send_email, flaky_export]
+
+
+async def approve_with_edits(runtime: Any, edits: dict[str, Any]) -> None:
+    """Answer the one pending request as a human would with ``aegis approvals --set``."""
+    import asyncio
+
+    for _ in range(400):
+        pending = runtime.audit.approvals.list(state="pending") if runtime.audit.is_open else []
+        if pending:
+            runtime.audit.approvals.respond(
+                pending[0].id,
+                channel="cli",
+                responder="alice",
+                verdict="approve",
+                reason="fixed the address",
+                edits=edits,
+            )
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("no approval request was stored")

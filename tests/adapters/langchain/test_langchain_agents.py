@@ -7,6 +7,7 @@ really ran, and the audit rows are read back from SQLite.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -14,7 +15,7 @@ from aegis.adapters.langchain import AegisMiddleware, LangChainExecutor, govern_
 from langchain.agents import create_agent
 from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 from langgraph.checkpoint.memory import InMemorySaver
-from lc_helpers import ScriptedChatModel, call, make_tools, turn
+from lc_helpers import ScriptedChatModel, approve_with_edits, call, make_tools, turn
 
 from aegis import Action, ApprovalDecision, Policy, Runtime
 from aegis.runtime.approval import CallbackApprovalHandler
@@ -83,8 +84,6 @@ async def test_middleware_governs_every_tool_call(
         out = await agent.ainvoke(inputs, config)
     else:
         # a sync caller: the agent runs in a worker thread with no event loop of its own
-        import asyncio
-
         out = await asyncio.to_thread(agent.invoke, inputs, config)
     await runtime.close()
     assert out["messages"][-1].content == "done"
@@ -117,24 +116,21 @@ async def test_agent_given_only_governed_tools(
     assert {r.session_id for r in rows} == {"s-1"}
 
 
-async def test_middleware_runs_the_tool_with_the_runtimes_action(
-    policy: Policy, audit_url: str
+async def test_middleware_runs_the_tool_with_a_human_edit(
+    policy: Policy, audit_url: str, audit_rows: Any
 ) -> None:
-    """Stands in for a human's edit: the tool node gets the params the runtime hands over."""
-    import attrs
-
-    class EditingRuntime(Runtime):
-        def _bind(self, action: Action) -> Action:
-            bound = super()._bind(action)
-            return attrs.evolve(bound, params={"name": "Edited"})
-
     calls: list[tuple[str, dict[str, Any]]] = []
     model = ScriptedChatModel(
-        script=[turn(call("lookup_contact", {"name": "Proposed"}, "1")), AIMessage("ok")]
+        script=[turn(call("send_email", {"to": "all@corp", "body": "hi"}, "1")), AIMessage("ok")]
     )
-    async with EditingRuntime(executor=LangChainExecutor([]), policy=policy, audit=audit_url) as rt:
+    async with Runtime(
+        executor=LangChainExecutor([]), policy=policy, audit=audit_url, approval_handler="queue"
+    ) as rt:
         agent = create_agent(model, tools=make_tools(calls), middleware=[AegisMiddleware(rt)])
-        await agent.ainvoke({"messages": [HumanMessage("find Ann")]})
-    assert calls == [("lookup_contact", {"name": "Edited"})]
+        run = asyncio.ensure_future(agent.ainvoke({"messages": [HumanMessage("mail everyone")]}))
+        await approve_with_edits(rt, {"to": "team@corp"})
+        await run
+    assert calls == [("send_email", {"to": "team@corp", "body": "hi"})]
     (message,) = model.tool_messages()
-    assert isinstance(message, ToolMessage) and message.content == "Edited: ann@example.com"
+    assert isinstance(message, ToolMessage) and message.content == "sent"
+    assert [r.result for r in audit_rows()] == ["skipped", "success"]

@@ -6,19 +6,19 @@ audit store, never on a status alone.
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
-import attrs
 import pytest
 from aegis.adapters.langchain import AegisTool, GovernedTool, LangChainExecutor, govern_tools
 from langchain_core.messages import HumanMessage, ToolMessage
 from langchain_core.tools import BaseTool, tool
-from lc_helpers import POLICY, ScriptedChatModel, call, make_tools, turn
+from lc_helpers import POLICY, ScriptedChatModel, approve_with_edits, call, make_tools, turn
 
 from aegis import Action, ApprovalDecision, Policy, ResultStatus, Runtime
 from aegis.adapters.base import CallableExecutor
-from aegis.runtime.approval import AutoApprovalHandler, CallbackApprovalHandler
+from aegis.runtime.approval import CallbackApprovalHandler
 
 # The original README's LangChain snippet, character for character.
 README_SNIPPET = """\
@@ -54,12 +54,13 @@ def test_readme_snippet_runs_as_written(
             return f"results for {query}"
 
     monkeypatch.chdir(tmp_path)
-    (tmp_path / "policy.yaml").write_text(POLICY + "  - {name: ddg, match: {type: duck*}}\n")
+    (tmp_path / "policy.yaml").write_text(
+        POLICY + "  - {name: ddg, match: {type: duck*}, approval: auto}\n"
+    )
     ns: dict[str, Any] = {"Runtime": Runtime, "Policy": Policy}
     ns["DuckDuckGoSearchRun"] = DuckDuckGoSearchRun
     exec(README_SNIPPET, ns)
     runtime: Runtime = ns["runtime"]
-    runtime.approval_handler = AutoApprovalHandler()
 
     # The executor runs the tool whose name is the action's type, params as its input.
     direct = runtime_call(runtime, Action("duckduckgo_search", "web", params={"query": "aegis"}))
@@ -213,21 +214,21 @@ def test_sync_invoke_of_a_governed_tool(policy: Policy, audit_url: str, audit_ro
     assert [r.result for r in audit_rows()] == ["success", "blocked"]
 
 
-async def test_the_tool_runs_with_the_action_the_runtime_hands_over(
-    policy: Policy, audit_url: str
+async def test_a_human_edit_is_what_the_tool_runs_with(
+    policy: Policy, audit_url: str, audit_rows: Any
 ) -> None:
-    """Stands in for a human's edit (approvals issue): the runtime's action, not the model's."""
-
-    class EditingRuntime(Runtime):
-        def _bind(self, action: Action) -> Action:
-            bound = super()._bind(action)
-            return attrs.evolve(bound, params={**bound.params, "name": "Edited"})
-
     calls: list[tuple[str, dict[str, Any]]] = []
-    async with EditingRuntime(executor=LangChainExecutor([]), policy=policy, audit=audit_url) as rt:
-        (lookup,) = govern_tools(rt, make_tools(calls)[:1])
-        out = await lookup.ainvoke({"name": "Proposed"})
-    assert out == "Edited: ann@example.com" and calls == [("lookup_contact", {"name": "Edited"})]
+    async with Runtime(
+        executor=LangChainExecutor([]), policy=policy, audit=audit_url, approval_handler="queue"
+    ) as rt:
+        send = govern_tools(rt, make_tools(calls))[2]
+        pending = asyncio.ensure_future(send.ainvoke({"to": "all@corp", "body": "hi"}))
+        await approve_with_edits(rt, {"to": "team@corp"})
+        out = await pending
+    assert out == "sent" and calls == [("send_email", {"to": "team@corp", "body": "hi"})]
+    original, edited = audit_rows()
+    assert (original.result, edited.result, edited.parent_id) == ("skipped", "success", original.id)
+    assert edited.params == {"to": "team@corp", "body": "hi"}
 
 
 async def test_governed_tool_executor_uses_the_given_action() -> None:
