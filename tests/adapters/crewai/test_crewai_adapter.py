@@ -312,3 +312,14 @@ def test_loading_the_plugin_does_not_import_crewai() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_hook_fails_closed_when_aegis_cannot_decide(policy: Policy, audit_url: str) -> None:
+    """CrewAI runs a tool when a hook raises; the hook must block instead, and say why."""
+    calls: Calls = []
+    llm = ScriptedLLM(model="scripted", script=crm_script()[:1] + crm_script()[-1:])
+    broken = Runtime(executor=CrewAIExecutor([]), policy=policy, audit="nosuchdb://nowhere")
+    with AegisToolHook(broken, target="crm"):
+        out = crew(llm, make_tools(calls)).kickoff()
+    assert out.raw == "tidied" and calls == []
+    assert "Aegis could not govern this call, so it was not run" in llm.shown()

@@ -225,11 +225,24 @@ class AegisToolHook:
         self.unregister()
 
     def before(self, context: Any) -> bool | None:
-        tool = context.tool
-        if isinstance(getattr(tool, "_original_tool", None), AegisCrewAITool) or isinstance(
-            tool, AegisCrewAITool
-        ):
-            return None
+        # CrewAI runs the tool anyway when a hook raises (its hooks fail open): nothing may
+        # escape from here. Any error is an answer that the call was not run.
+        try:
+            tool = context.tool
+            if isinstance(tool, AegisCrewAITool) or isinstance(
+                getattr(tool, "_original_tool", None), AegisCrewAITool
+            ):
+                return None
+            output = self._govern(context, tool)
+        except Exception as exc:
+            output = (
+                f"Aegis could not govern this call, so it was not run: {type(exc).__name__}: {exc}"
+            )
+        with self._lock:  # keyed by the input dict, which CrewAI hands to both hooks
+            self._outcomes[id(context.tool_input)] = (context.tool_input, output)
+        return False
+
+    def _govern(self, context: Any, tool: Any) -> Any:
         agent, crew = context.agent, context.crew
         action = Action(
             context.tool_name,
@@ -239,10 +252,7 @@ class AegisToolHook:
             session_id=str(crew.id) if getattr(crew, "id", None) is not None else None,
         )
         executor = CallableExecutor(lambda a: _invoke(tool, dict(a.params)), blocking=True)
-        result = call_sync(lambda: self.runtime.run_one(action, executor=executor))
-        with self._lock:  # keyed by the input dict, which CrewAI hands to both hooks
-            self._outcomes[id(context.tool_input)] = (context.tool_input, _output(result))
-        return False
+        return _output(call_sync(lambda: self.runtime.run_one(action, executor=executor)))
 
     def after(self, context: Any) -> str | None:
         with self._lock:
