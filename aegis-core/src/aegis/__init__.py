@@ -17,6 +17,7 @@ from aegis.core.decision import PolicyDecision
 from aegis.core.result import Result, ResultStatus
 from aegis.core.risk import Approval, RiskLevel
 from aegis.errors import (
+    ActionError,
     AegisError,
     ApprovalError,
     AuditError,
@@ -72,6 +73,7 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "Action",
+    "ActionError",
     "AegisError",
     "Approval",
     "ApprovalDecision",

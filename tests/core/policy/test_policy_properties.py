@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import fnmatch
-import re
+import unicodedata
 
 import jsonschema
 from hypothesis import HealthCheck, given, settings
@@ -103,10 +103,13 @@ def test_index_matches_exactly_what_the_globs_match(globs, values, case_sensitiv
             match["target"] = target_glob
         rules.append({"name": f"r{i}", "match": match, "approval": "block"})
     policy = Policy.from_dict({"case_sensitive": case_sensitive, "rules": rules})
-    flags = 0 if case_sensitive else re.IGNORECASE
+
+    def key(text: str) -> str:  # the decided semantics: NFKC, then case folding unless cs
+        text = unicodedata.normalize("NFKC", text)
+        return text if case_sensitive else unicodedata.normalize("NFKC", text.casefold())
 
     def fits(pattern: str | None, value: str) -> bool:
-        return pattern is None or re.match(fnmatch.translate(pattern), value, flags) is not None
+        return pattern is None or fnmatch.fnmatchcase(key(value), key(pattern))
 
     for type_, target in values:
         expected = next(

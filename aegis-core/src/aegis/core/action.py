@@ -12,6 +12,7 @@ from typing import Any
 import attrs
 
 from aegis.core.frozen import FrozenDict, action_digest, freeze_params
+from aegis.core.names import check_name
 
 
 def _freeze_metadata(value: object) -> FrozenDict:
@@ -21,11 +22,15 @@ def _freeze_metadata(value: object) -> FrozenDict:
 def _non_empty_str(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
     if not isinstance(value, str) or not value:
         raise TypeError(f"Action.{attribute.name} must be a non-empty string, got {value!r}")
+    check_name(attribute.name, value)
 
 
 def _opt_str(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    if value is not None and not isinstance(value, str):
+    if value is None:
+        return
+    if not isinstance(value, str):
         raise TypeError(f"Action.{attribute.name} must be a string or None, got {value!r}")
+    check_name(attribute.name, value)
 
 
 def _depth(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:

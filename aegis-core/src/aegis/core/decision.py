@@ -14,7 +14,9 @@ class PolicyDecision:
     """Risk, approval requirement and the rule that decided.
 
     ``unknown_conditions`` names conditions that could not be evaluated (missing or mistyped
-    param, NaN, oversized input); their presence never made this decision laxer.
+    param, NaN, oversized input); their presence never made this decision laxer. ``flags``
+    says why the action's names looked like an imitation (mixed scripts, stray combining
+    marks: see ``aegis.core.names``); a flagged action is never ``auto``.
     """
 
     action: Action
@@ -27,6 +29,7 @@ class PolicyDecision:
     #: The matched rule's ``approvers`` terms when it requires approval (None: any answer a
     #: configured channel authenticated, one approver, the runtime's timeout).
     requirements: ApprovalRequirements | None = None
+    flags: tuple[str, ...] = ()
 
     @property
     def is_allowed(self) -> bool:

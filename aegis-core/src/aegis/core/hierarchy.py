@@ -94,6 +94,7 @@ class PolicyHierarchy:
             unknown_conditions=tuple(unknown),
             policy_fingerprint=self.fingerprint,
             requirements=winner.decision.requirements,
+            flags=per_level[0].decision.flags,  # about the names: the same on every level
         )
 
     @property

@@ -7,10 +7,11 @@ the index are looked up (one dict probe per distinct prefix length), the candida
 back into rule order, and their globs are checked in full. The resulting list is cached per
 ``(type, target, agent)`` in a bounded LRU, so a steady workload costs one cache probe.
 
-Case-insensitive globs (the default) follow ``re.IGNORECASE``. Where a cheap comparison could
-disagree with it — non-ASCII text, whose case folding is not ``str.lower`` — the matcher falls
-back to the regex and, for the index, to every rule: the index may only ever widen the
-candidate set, never narrow it below what the globs match.
+Globs and names meet as *match keys* (``aegis.core.names``: NFKC, case-folded unless the policy
+is case-sensitive), so a fullwidth or differently-cased spelling lands on the same key, and
+every comparison here — index probe, prefix test, regex — is a plain case-sensitive one on keys:
+the index can never disagree with the globs. Very long names bypass the cache (see
+``MAX_CACHED_KEY``), so its memory is bounded by size, not only by entry count.
 """
 
 from __future__ import annotations
@@ -20,53 +21,60 @@ import functools
 import re
 from collections.abc import Callable, Sequence
 
+from aegis.core import names
 from aegis.core.approvers import ApprovalRequirements
+from aegis.core.names import match_key
 from aegis.core.policy_compile import Node
 from aegis.core.risk import Approval, RiskLevel
 
 CACHE_SIZE = 4096
+#: Actions whose type + target + agent are longer than this are matched without the cache, so
+#: the cache holds at most CACHE_SIZE * MAX_CACHED_KEY characters of keys (a few MiB), however
+#: large the names agents send.
+MAX_CACHED_KEY = 512
 _WILDCARD = re.compile(r"[*?\[]")
 
 
 @functools.lru_cache(maxsize=CACHE_SIZE)
-def _glob_regex(pattern: str, case_sensitive: bool) -> Callable[[str], object]:
-    flags = 0 if case_sensitive else re.IGNORECASE
-    return re.compile(fnmatch.translate(pattern), flags).match
+def _glob_regex(pattern: str) -> Callable[[str], object]:
+    return re.compile(fnmatch.translate(pattern)).match
 
 
 class Glob:
-    """One glob, matched by string comparison where that is exact, else by regex (lazily)."""
+    """One glob over match keys (``aegis.core.names.match_key``): string comparison where
+    that is exact, else a regex.
 
-    __slots__ = ("cs", "index_key", "kind", "literal", "pattern")
+    The pattern is folded like the values it is matched against (NFKC, and case folding
+    unless the policy is case-sensitive), so every comparison here is a plain case-sensitive
+    one and the index below can never disagree with it.
+    """
+
+    __slots__ = ("index_key", "kind", "literal", "pattern")
 
     def __init__(self, pattern: str, case_sensitive: bool) -> None:
         self.pattern = pattern
-        self.cs = case_sensitive
-        wildcard = _WILDCARD.search(pattern)
-        literal = pattern if wildcard is None else pattern[: wildcard.start()]
+        folded = match_key(pattern, case_sensitive)
+        wildcard = _WILDCARD.search(folded)
+        literal = folded if wildcard is None else folded[: wildcard.start()]
         if wildcard is None:
             self.kind = "exact"
-        elif pattern[wildcard.start() :] == "*":
+        elif folded[wildcard.start() :] == "*":
             self.kind = "prefix"
         else:
             self.kind = "regex"
-        if not case_sensitive:
-            if not pattern.isascii():
-                self.kind = "regex"
-            ascii_len = next((i for i, ch in enumerate(literal) if not ch.isascii()), len(literal))
-            literal = literal[:ascii_len].lower()
-        self.literal = literal
-        #: What the index files this glob under: a prefix every matching value starts with.
+        #: What ``match`` compares with: the literal, or for a regex the whole folded pattern.
+        self.literal = folded if self.kind == "regex" else literal
+        #: What the index files this glob under: a prefix every matching key starts with.
         self.index_key = literal
 
-    def match(self, value: str) -> bool:
+    def match(self, key: str) -> bool:
+        """Does the glob match ``key`` (a value already passed through ``match_key``)?"""
         kind = self.kind
-        if kind != "regex" and (self.cs or value.isascii()):
-            folded = value if self.cs else value.lower()
-            if kind == "exact":
-                return folded == self.literal
-            return folded.startswith(self.literal)
-        return _glob_regex(self.pattern, self.cs)(value) is not None
+        if kind == "exact":
+            return key == self.literal
+        if kind == "prefix":
+            return key.startswith(self.literal)
+        return _glob_regex(self.literal)(key) is not None
 
 
 def _field_matches(globs: tuple[Glob, ...] | None, value: str) -> bool:
@@ -109,7 +117,10 @@ class CompiledRule:
         self.reason = f"matched rule {name!r}"
 
     def glob_match(self, type_: str, target: str, agent: str | None) -> bool | None:
-        """True/False, or None when the rule names agents and the action has no agent id."""
+        """True/False, or None when the rule names agents and the action has no agent id.
+
+        The arguments are match keys (``aegis.core.names.match_key``), not raw names.
+        """
         if not _field_matches(self.type, type_) or not _field_matches(self.target, target):
             return False
         if self.agent is None:
@@ -120,6 +131,8 @@ class CompiledRule:
 
 
 Candidates = tuple[tuple[CompiledRule, bool], ...]
+#: The candidates, and why the action's names must not get ``auto`` (see aegis.core.names).
+Matched = tuple[Candidates, tuple[str, ...]]
 
 
 class _FieldIndex:
@@ -161,9 +174,9 @@ class RuleMatcher:
             self._file(rule)
         self._type.freeze()
         self._target.freeze()
-        self.candidates: Callable[[str, str, str | None], Candidates] = functools.lru_cache(
+        self.cached: Callable[[str, str, str | None], Matched] = functools.lru_cache(
             maxsize=CACHE_SIZE
-        )(self._compute)
+        )(self.compute)
 
     def _file(self, rule: CompiledRule) -> None:
         best: tuple[int, _FieldIndex, tuple[Glob, ...]] | None = None
@@ -179,27 +192,47 @@ class RuleMatcher:
         for glob in best[2]:
             best[1].add(glob.index_key, rule.index)
 
-    def _fold(self, value: str) -> str | None:
-        """The value as the index stores keys; None when only a full scan is safe."""
-        if self.case_sensitive:
-            return value
-        return value.lower() if value.isascii() else None
-
-    def candidate_indexes(self, type_: str, target: str) -> list[int]:
-        folded_type, folded_target = self._fold(type_), self._fold(target)
-        if folded_type is None or folded_target is None:
-            return list(range(len(self.rules)))
+    def candidate_indexes(self, type_key: str, target_key: str) -> list[int]:
         found: set[int] = set(self._always)
-        self._type.lookup(folded_type, found)
-        self._target.lookup(folded_target, found)
+        self._type.lookup(type_key, found)
+        self._target.lookup(target_key, found)
         return sorted(found)
 
-    def _compute(self, type_: str, target: str, agent: str | None) -> Candidates:
-        out: list[tuple[CompiledRule, bool]] = []
+    def _matching(
+        self, type_key: str, target_key: str, agent_key: str | None
+    ) -> dict[int, tuple[CompiledRule, bool]]:
+        out: dict[int, tuple[CompiledRule, bool]] = {}
         rules = self.rules
-        for i in self.candidate_indexes(type_, target):
+        for i in self.candidate_indexes(type_key, target_key):
             rule = rules[i]
-            matched = rule.glob_match(type_, target, agent)
+            matched = rule.glob_match(type_key, target_key, agent_key)
             if matched is not False:
-                out.append((rule, matched is None))
-        return tuple(out)
+                out[i] = (rule, matched is None)
+        return out
+
+    def compute(self, type_: str, target: str, agent: str | None) -> Matched:
+        cs = self.case_sensitive
+        keys = (match_key(type_, cs), match_key(target, cs))
+        agent_key = None if agent is None else match_key(agent, cs)
+        found = self._matching(*keys, agent_key)
+        if (type_ + target + (agent or "")).isascii():
+            return tuple(found.values()), ()
+        # Skeletons (accents dropped, look-alike letters mapped to Latin) may add rules that
+        # are stricter than auto, never an auto rule: a look-alike is caught, never waved on.
+        shadow = (names.skeleton(keys[0], cs), names.skeleton(keys[1], cs))
+        shadow_agent = None if agent_key is None else names.skeleton(agent_key, cs)
+        if shadow != keys or shadow_agent != agent_key:
+            for i, hit in self._matching(*shadow, shadow_agent).items():
+                if i not in found and hit[0].approval is not Approval.AUTO:
+                    found[i] = hit
+            found = dict(sorted(found.items()))
+        flagged = names.flags("type", type_) + names.flags("target", target)
+        if agent is not None:
+            flagged += names.flags("agent_id", agent)
+        return tuple(found.values()), flagged
+
+    def candidates(self, type_: str, target: str, agent: str | None) -> Matched:
+        """The matching rules and the names' flags; cached unless the names are huge."""
+        if len(type_) + len(target) + (len(agent) if agent else 0) > MAX_CACHED_KEY:
+            return self.compute(type_, target, agent)
+        return self.cached(type_, target, agent)

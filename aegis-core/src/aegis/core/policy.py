@@ -13,7 +13,12 @@ Evaluation (first match wins, with the decided semantics of ARCHITECTURE.md):
 * Otherwise the policy defaults apply (``medium``/``approve`` when the policy has none).
 
 A rule that names agents (``match.agent``) and an action without ``agent_id`` is treated like
-an unknown condition (named ``match.agent``).
+an unknown condition (named ``match.agent``), except for ``agent: "*"``, which matches any
+action, with an agent id or without.
+
+Names are matched as NFKC, case-folded keys (``aegis.core.names``); a name flagged as a
+look-alike (mixed scripts, stray combining marks) never gets ``auto``: auto rules are skipped
+for it, and ``auto`` defaults become ``approve``. ``PolicyDecision.flags`` says why.
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ from aegis.core import policy_model as pm
 from aegis.core.action import Action
 from aegis.core.condition import EvalContext
 from aegis.core.decision import PolicyDecision
-from aegis.core.matcher import CompiledRule, RuleMatcher
+from aegis.core.matcher import MAX_CACHED_KEY, CompiledRule, RuleMatcher
 from aegis.core.policy_loader import Problem, load, locate
 from aegis.core.policy_yaml import parse
 from aegis.core.risk import Approval, RiskLevel
@@ -248,9 +253,13 @@ class Policy:
         unknown: list[str] | None = None
         notes: list[str] | None = None
         pending: tuple[CompiledRule, list[str]] | None = None
-        for rule, agent_unknown in self._matcher.candidates(
-            action.type, action.target, action.agent_id
-        ):
+        type_, target, agent = action.type, action.target, action.agent_id
+        # RuleMatcher.candidates, inlined: this is the hot path of every action.
+        if len(type_) + len(target) + (len(agent) if agent else 0) <= MAX_CACHED_KEY:
+            candidates, flags = self._matcher.cached(type_, target, agent)
+        else:
+            candidates, flags = self._matcher.compute(type_, target, agent)
+        for rule, agent_unknown in candidates:
             node = rule.cond
             if node is None:
                 outcome: bool | None = None if agent_unknown else True
@@ -261,7 +270,11 @@ class Policy:
                 if outcome is True and agent_unknown:
                     outcome = None
             if outcome is True:
-                if pending is None and unknown is None:
+                if flags and rule.approval is _AUTO:
+                    notes = notes or []
+                    notes.append(f"auto rule {rule.name!r} skipped: {'; '.join(flags)}")
+                    continue
+                if pending is None and unknown is None and notes is None:
                     return PolicyDecision(
                         action,
                         rule.risk,
@@ -271,8 +284,9 @@ class Policy:
                         (),
                         self._fingerprint,
                         rule.requirements,
+                        flags,
                     )
-                return self._settle(action, pending, rule, unknown or [], notes or [])
+                return self._settle(action, pending, rule, unknown or [], notes or [], flags)
             if outcome is False:
                 continue
             names: list[str] = ["match.agent"] if agent_unknown else []
@@ -289,13 +303,13 @@ class Policy:
                 f"rule {rule.name!r} ({rule.approval}) applies: {what} unknown, treated as a match"
             )
             if rule.approval is _BLOCK:
-                return self._settle(action, pending, rule, unknown, notes)
+                return self._settle(action, pending, rule, unknown, notes, flags)
             if pending is None:
                 pending = (rule, names)
             else:  # a second approve-through-unknown: keep the first, take the higher risk
                 notes.append(f"rule {rule.name!r} also requires approval")
                 pending = (pending[0] if pending[0].risk >= rule.risk else rule, names)
-        if pending is None and unknown is None:
+        if pending is None and unknown is None and not flags:
             defaults = self._defaults
             return PolicyDecision(
                 action,
@@ -306,7 +320,7 @@ class Policy:
                 (),
                 self._fingerprint,
             )
-        return self._settle(action, pending, None, unknown or [], notes or [])
+        return self._settle(action, pending, None, unknown or [], notes or [], flags)
 
     def _settle(
         self,
@@ -315,6 +329,7 @@ class Policy:
         rule: CompiledRule | None,
         unknown: list[str],
         notes: list[str],
+        flags: tuple[str, ...] = (),
     ) -> PolicyDecision:
         """The decision once a rule (or the defaults, ``rule=None``) decided."""
         requirements = None
@@ -337,11 +352,22 @@ class Policy:
                     f" than {held.name!r}"
                 )
             risk = RiskLevel(max(risk, held.risk))
+        if flags and approval is _AUTO:  # only the defaults can still say auto here
+            notes.append("a look-alike name is never auto: a human decides")
+            approval = _APPROVE
         full = "; ".join([*notes, reason])
         if approval is not _APPROVE:
             requirements = None
         return PolicyDecision(
-            action, risk, approval, name, full, tuple(unknown), self._fingerprint, requirements
+            action,
+            risk,
+            approval,
+            name,
+            full,
+            tuple(unknown),
+            self._fingerprint,
+            requirements,
+            flags,
         )
 
 

@@ -132,10 +132,16 @@ class _Builder:
         self.issues: list[PolicyIssue] = []
         self.duplicates = False
         self.anchors: dict[str, Any] = {}
+        #: How much data each anchor stands for (nodes, long strings counting extra).
+        self.anchor_sizes: dict[str, int] = {}
 
     def build(self, next_event: Any) -> Any:
-        # A frame: [container, path, pending key (or _MISSING), key mark, merges]
+        # A frame: [container, path, pending key (or _MISSING), key mark, merges, anchor,
+        #           size when opened]
         stack: list[list[Any]] = []
+        size = 0  # the document's size with every alias expanded (see MAX_ALIAS_EXPANSION)
+        via_aliases = 0
+        sizes = self.anchor_sizes
         root: Any = None
         documents = 0
         track = self.track
@@ -163,14 +169,18 @@ class _Builder:
                         f"number too large to read ({len(event.value)} characters)",
                         event.start_mark,
                     ) from None
+                weight = 1 + (len(event.value) >> 5)
+                size += weight
                 if event.anchor:
                     self.anchors[event.anchor] = value
+                    sizes[event.anchor] = weight
                 opened = False
             elif cls is map_start or cls is seq_start:
                 tag = _tag_name(event.tag)
                 if tag is not None and tag not in (_TAG + "map", _TAG + "seq"):
                     raise _YamlProblem(f"unsupported YAML tag {tag!r}", event.start_mark)
                 value = {} if cls is map_start else []
+                size += 1
                 if event.anchor:
                     self.anchors[event.anchor] = value
                 opened = True
@@ -178,11 +188,22 @@ class _Builder:
                 frame = stack.pop()
                 if frame[4]:
                     self._apply_merges(frame[0], frame[4])
+                if frame[5]:
+                    sizes[frame[5]] = size - frame[6]
                 continue
             elif cls is alias_cls:
                 if event.anchor not in self.anchors:
                     raise _YamlProblem(f"unknown alias *{event.anchor}", event.start_mark)
                 value = self.anchors[event.anchor]
+                expands = sizes.get(event.anchor, 1)
+                size += expands
+                via_aliases += expands
+                if via_aliases > MAX_ALIAS_EXPANSION:
+                    raise _YamlProblem(
+                        f"aliases expand this policy by more than {MAX_ALIAS_EXPANSION:,}"
+                        f" nodes (an alias bomb?); alias *{event.anchor} goes past it",
+                        event.start_mark,
+                    )
                 opened = False
             elif cls is ev.DocumentStartEvent:
                 documents += 1
@@ -228,7 +249,7 @@ class _Builder:
                             locs[("k", path)] = _pos(frame[3])
                             locs[("v", path)] = _pos(event.start_mark)
             if opened:
-                stack.append([value, path if track else (), missing, None, []])
+                stack.append([value, path if track else (), missing, None, [], event.anchor, size])
         return root
 
     def _duplicate(self, key: Any, frame: list[Any]) -> None:
@@ -255,6 +276,11 @@ class _Builder:
 
 _MISSING = object()
 _MERGE = object()
+
+#: How much aliases may add to a policy, in nodes (a string counts one node per 32
+#: characters). Generous for any real use of anchors, and it stops a few hundred bytes of
+#: nested aliases from expanding into gigabytes when the policy is validated or hashed.
+MAX_ALIAS_EXPANSION = 100_000
 
 
 def _render_path(path: Path) -> str:

@@ -19,7 +19,6 @@ import hashlib
 import hmac
 import json
 import os
-import re
 import secrets
 from collections.abc import Mapping
 from pathlib import Path
@@ -57,14 +56,8 @@ class KeyedRedactor(Redactor):
 
     key: bytes = attrs.field(default=b"", converter=_key_bytes, repr=False, kw_only=True)
 
-    def redact_text(self, text: str) -> str:
-        pattern = self._values
-        if not self.enabled or pattern is None or not text:
-            return text
-        return pattern.sub(self._tag_match, text)
-
-    def _tag_match(self, match: re.Match[str]) -> str:
-        return field_tag(self.key, match.group(0))
+    def replacement_for(self, secret: str) -> str:
+        return field_tag(self.key, secret)
 
     def _walk(self, value: Any) -> Any:
         if isinstance(value, str):
