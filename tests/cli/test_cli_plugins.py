@@ -53,7 +53,7 @@ def test_plugins_json_includes_registrations_and_failures(
     aegis_plugin(HelloPlugin(), name="hello-plugin")
     aegis_plugin(BrokenRegistrationPlugin(), name="broken-plugin")
     result = run_cli("plugins", "--format", "json")
-    assert result.code == 0, result.err
+    assert result.code == 1, result.err  # a plugin failed
     payload = json.loads(result.out)
     by_name = {p["name"]: p for p in payload["plugins"]}
     assert by_name["hello-plugin"]["registers"] == {"policy_templates": ["hello-template"]}
@@ -65,7 +65,7 @@ def test_plugins_json_includes_registrations_and_failures(
 def test_plugins_table_shows_failures(run_cli: RunCli, aegis_plugin: PluginFixture) -> None:
     aegis_plugin(BrokenRegistrationPlugin(), name="broken-plugin")
     result = run_cli("plugins")
-    assert result.code == 0
+    assert result.code == 1
     assert "Failed to load" in result.out
     assert "broken-plugin" in result.out and "cannot build executor" in result.out
 

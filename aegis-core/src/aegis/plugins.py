@@ -5,13 +5,21 @@ needs the registry) registers the built-in plugins, then every entry point in th
 group. Environment switches:
 
 * ``AEGIS_PLUGINS`` — comma-separated entry-point names to load; empty string loads none
-  (built-ins always load). Unset: load all installed.
-* ``AEGIS_DISABLE_PLUGINS`` — comma-separated entry-point names never to load.
-* ``AEGIS_TRACE_PLUGINS=1`` — print every hook call (pluggy's tracing) to stderr.
+  (built-ins always load). Unset: load all installed. A name no installed plugin has is a
+  warning, and a load failure (the configuration asks for something that is not there).
+* ``AEGIS_DISABLE_PLUGINS`` — comma-separated entry-point names never to load (an unknown
+  name is a warning).
+* ``AEGIS_TRACE_PLUGINS=1`` — print, to stderr, every plugin registered, every name it
+  registers, and every hook call (pluggy's tracing).
 
 A plugin that fails to import or to register is recorded in ``load_failures()`` and shown by
 ``aegis plugins``; it never takes Aegis down, and anything it would have registered is absent
-(so a policy naming its condition is rejected rather than silently weakened).
+(so a policy naming its condition is rejected rather than silently weakened). Registering a
+condition without a valid JSON Schema for its argument is such a failure: the condition could
+not be validated like a built-in, so the plugin is not used at all.
+
+Built-ins are asked first whatever the hook implementations' ``tryfirst``/``trylast`` say, so
+a plugin can never take over a built-in name; the clash is reported against the plugin.
 """
 
 from __future__ import annotations
@@ -21,7 +29,8 @@ import importlib.metadata
 import os
 import sys
 import threading
-from collections.abc import Callable, Iterator
+import warnings
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import attrs
@@ -119,11 +128,36 @@ def _env_list(name: str) -> list[str] | None:
     return [part.strip() for part in raw.split(",") if part.strip()]
 
 
+def _tracing() -> bool:
+    return bool(os.environ.get("AEGIS_TRACE_PLUGINS"))
+
+
+def _trace(message: str) -> None:
+    if _tracing():
+        sys.stderr.write(f"aegis plugins: {message}\n")
+
+
 def _load_entry_points(pm: pluggy.PluginManager) -> None:
     only = _env_list("AEGIS_PLUGINS")
     disabled = set(_env_list("AEGIS_DISABLE_PLUGINS") or [])
-    for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+    found = importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)
+    installed = {ep.name for ep in found}
+    for name in sorted(set(only or ()) - installed):
+        message = (
+            f"AEGIS_PLUGINS names {name!r}, but no installed plugin has that entry-point name"
+            f" (installed: {', '.join(sorted(installed)) or 'none'})"
+        )
+        warnings.warn(message, RuntimeWarning, stacklevel=3)
+        _state.failures.append(PluginFailure(name, None, message))
+    for name in sorted(disabled - installed):
+        warnings.warn(
+            f"AEGIS_DISABLE_PLUGINS names {name!r}, but no installed plugin has that name",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+    for ep in found:
         if ep.name in disabled or (only is not None and ep.name not in only):
+            _trace(f"skipped {ep.name} (AEGIS_PLUGINS / AEGIS_DISABLE_PLUGINS)")
             continue
         dist = getattr(ep, "dist", None)
         dist_name = dist.metadata["Name"] if dist is not None else None
@@ -137,8 +171,10 @@ def _load_entry_points(pm: pluggy.PluginManager) -> None:
             _state.failures.append(
                 PluginFailure(ep.name, dist_name, f"{type(exc).__name__}: {exc}")
             )
+            _trace(f"failed to load {ep.name} ({dist_name}): {type(exc).__name__}: {exc}")
             continue
         _state.dists[ep.name] = (dist_name, dist_version)
+        _trace(f"registered {ep.name} from {dist_name} {dist_version} ({ep.value})")
 
 
 def get_plugin_manager() -> pluggy.PluginManager:
@@ -153,8 +189,9 @@ def get_plugin_manager() -> pluggy.PluginManager:
             for module_name in DEFAULT_PLUGINS:
                 module = importlib.import_module(module_name)
                 pm.register(module, name=module_name)
+                _trace(f"registered built-in {module_name}")
             _load_entry_points(pm)
-            if os.environ.get("AEGIS_TRACE_PLUGINS"):
+            if _tracing():
                 pm.trace.root.setwriter(lambda msg: sys.stderr.write(str(msg)))
                 pm.enable_tracing()
             _state.pm = pm
@@ -165,19 +202,62 @@ def _make_register(staged: list[Registration], kind: str, plugin_name: str) -> C
     def register(name: str, obj: Any, /, **options: Any) -> None:
         if not isinstance(name, str) or not name:
             raise PluginError(f"{kind} names must be non-empty strings, got {name!r}")
+        _trace(f"{plugin_name} registers {kind} {name!r}")
         staged.append(Registration(kind, name, obj, plugin_name, dict(options)))
 
     return register
+
+
+_RESERVED_CONDITIONS = frozenset({"all", "any", "not"})
+
+
+def _condition_problem(reg: Registration) -> str | None:
+    """Why a condition registration cannot be used (None: it can)."""
+    if reg.name in _RESERVED_CONDITIONS:
+        return f"condition name {reg.name!r} is reserved for the combinators all, any, not"
+    if not callable(reg.obj):
+        return f"condition {reg.name!r}: the factory is not callable ({type(reg.obj).__name__})"
+    schema = reg.options.get("schema")
+    if schema is None:
+        return (
+            f"condition {reg.name!r} was registered without a schema; pass"
+            " register(name, factory, schema={...}) with the JSON Schema of its argument"
+        )
+    if not isinstance(schema, Mapping):
+        return f"condition {reg.name!r}: schema must be a mapping, got {type(schema).__name__}"
+    import jsonschema  # type: ignore[import-untyped,unused-ignore]
+
+    try:
+        jsonschema.Draft202012Validator.check_schema(schema)
+    except jsonschema.SchemaError as exc:
+        where = "/".join(str(p) for p in exc.absolute_path) or "(top level)"
+        return f"condition {reg.name!r}: invalid schema at {where}: {exc.message}"
+    return None
+
+
+def _ordered_impls(pm: pluggy.PluginManager, hook_name: str) -> list[Any]:
+    """A hook's implementations, built-ins first, then in registration order.
+
+    pluggy orders implementations by ``tryfirst``/``trylast``; registration must not: a
+    plugin marking its hook ``trylast`` (or ``tryfirst``) would otherwise register before
+    the built-ins and take over their names.
+    """
+    order = {name: i for i, (name, _) in enumerate(pm.list_name_plugin())}
+    impls = list(getattr(pm.hook, hook_name).get_hookimpls())
+    return sorted(
+        impls,
+        key=lambda impl: (
+            impl.plugin_name not in DEFAULT_PLUGINS,
+            order.get(impl.plugin_name, len(order)),
+        ),
+    )
 
 
 def _build_registry(pm: pluggy.PluginManager) -> Registry:
     registry = Registry(failures=list(_state.failures))
     failed_plugins: set[str] = set()
     for kind, hook_name in REGISTRY_KINDS.items():
-        hook = getattr(pm.hook, hook_name)
-        # get_hookimpls() is in registration order: built-ins first, so a third-party plugin
-        # cannot take over a built-in name.
-        for impl in hook.get_hookimpls():
+        for impl in _ordered_impls(pm, hook_name):
             plugin_name = impl.plugin_name
             if plugin_name in failed_plugins:
                 continue
@@ -192,6 +272,14 @@ def _build_registry(pm: pluggy.PluginManager) -> Registry:
                     PluginFailure(plugin_name, dist, f"{hook_name}: {type(exc).__name__}: {exc}")
                 )
                 continue
+            if kind == "conditions" and plugin_name not in DEFAULT_PLUGINS:
+                problems = [p for p in map(_condition_problem, staged) if p is not None]
+                if problems:
+                    failed_plugins.add(plugin_name)
+                    dist = _state.dists.get(plugin_name, (None, None))[0]
+                    registry.failures.extend(PluginFailure(plugin_name, dist, p) for p in problems)
+                    _trace(f"{plugin_name} failed: {'; '.join(problems)}")
+                    continue
             for reg in staged:
                 existing = registry.entries[kind].get(reg.name)
                 if existing is not None:

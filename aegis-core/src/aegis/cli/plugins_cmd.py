@@ -1,7 +1,8 @@
 """``aegis plugins``: what is installed, what each plugin registers, and what failed to load.
 
 A plugin that failed is the first thing to look for when a policy says a condition is unknown,
-so failures are listed after the plugins, and also in ``--format json``.
+so failures are listed after the plugins, and also in ``--format json``; the exit code is 1
+when any plugin failed (so a deployment check can stop on it), else 0.
 """
 
 from __future__ import annotations
@@ -19,12 +20,15 @@ def plugins(
 ) -> int:
     """List every plugin, its distribution and version, what it registers, and load failures.
 
+    Exits 1 when a plugin failed to load or register.
+
     Parameters
     ----------
     format
         table (for humans) or json (for scripts).
     """
     from aegis import plugins as plugin_registry
+    from aegis.cli.errors import ExitCode
 
     infos = plugin_registry.plugin_infos()
     failures = plugin_registry.load_failures()
@@ -46,7 +50,7 @@ def plugins(
             ],
         }
         sys.stdout.write(json.dumps(payload, indent=2) + "\n")
-        return 0
+        return ExitCode.CHECK_FAILED if failures else ExitCode.OK
 
     from aegis.cli.output import print_message, print_table
 
@@ -68,4 +72,5 @@ def plugins(
             [(f.plugin, f.distribution or "-", f.error) for f in failures],
             title="Failed to load",
         )
-    return 0
+        return ExitCode.CHECK_FAILED
+    return ExitCode.OK

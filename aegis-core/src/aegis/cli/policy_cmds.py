@@ -235,14 +235,24 @@ def schema(
 ) -> int:
     """Print the policy JSON Schema (built-in and plugin conditions), for editor autocomplete.
 
+    A plugin that failed to load contributes nothing (a warning on stderr names it), so the
+    schema printed is always a valid one.
+
     Parameters
     ----------
     output
         Write to this file instead of stdout.
     """
+    from aegis import plugins
     from aegis.core.schema import policy_schema
 
     text = json.dumps(policy_schema(), indent=2, sort_keys=False) + "\n"
+    failed = sorted({f.plugin for f in plugins.load_failures()})
+    if failed:  # their conditions are left out (never an invalid fragment): say so
+        sys.stderr.write(
+            f"warning: plugins that failed to load are not in this schema: {', '.join(failed)}"
+            " (see `aegis plugins`)\n"
+        )
     if output is None:
         sys.stdout.write(text)
         return ExitCode.OK
