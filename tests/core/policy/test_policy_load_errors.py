@@ -130,8 +130,16 @@ def test_bad_enum_value(tmp_path):
     assert found == ["3:15: rules[0].approval: must be one of: auto, approve, block (got 'maybe')"]
 
 
-@pytest.mark.parametrize("bad", ["25:00", "8am", "18:60"])
-def test_bad_time_string(tmp_path, bad):
+@pytest.mark.parametrize(
+    ("bad", "why"),
+    [
+        ("25:00", "the hour is 25, past 23"),
+        ("8am", "expected HH:MM or HH:MM:SS"),
+        ("18:60", "the minute is 60, past 59"),
+        ("8:30", "write two digits each"),
+    ],
+)
+def test_bad_time_string(tmp_path, bad, why):
     found = issues(
         f"""
         rules:
@@ -142,7 +150,8 @@ def test_bad_time_string(tmp_path, bad):
         tmp_path,
     )
     assert len(found) == 1
-    assert found[0].startswith(f"4:19: rules[0].conditions.time_after: invalid value '{bad}'")
+    assert found[0].startswith(f"4:19: rules[0].conditions.time_after: invalid time '{bad}': ")
+    assert why in found[0]
 
 
 def test_empty_time_window_is_rejected(tmp_path):
@@ -241,7 +250,7 @@ def test_errors_from_several_rules_are_collected(tmp_path):
         ("- a\n- b\n", "a policy must be a mapping with rules, got an array"),
         ("timezone: Mars/Olympus\nrules: []\n", "unknown time zone 'Mars/Olympus'"),
         ("rules: [{name: a, match: {type: !!python/name:os.system x}}]\n", "unsupported YAML tag"),
-        ("version: 2\nrules: []\n", "must be one of"),
+        ("version: 2\nrules: []\n", "unsupported policy version 2: this Aegis reads"),
     ],
 )
 def test_other_bad_documents(tmp_path, text, message):

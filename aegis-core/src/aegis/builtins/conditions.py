@@ -37,7 +37,9 @@ BUILTINS: list[tuple[str, Any, dict[str, Any], str]] = [
         {
             **_TIME,
             "description": "Holds from midnight until this local time (exclusive)."
-            " With time_after later than time_before, the two form an overnight window.",
+            " With time_after in the same mapping, the two form one window (overnight when"
+            " time_after is later); equal times would be an empty window and are rejected"
+            " when the policy is loaded (a check JSON Schema cannot express).",
         },
         "local time is before HH:MM",
     ),
@@ -56,7 +58,11 @@ BUILTINS: list[tuple[str, Any, dict[str, Any], str]] = [
     (
         "param_eq",
         conditions.param_eq,
-        _param_map(_JSON_VALUE, "Param equals the value (same type: 1 is not true, '5' not 5)."),
+        _param_map(
+            _JSON_VALUE,
+            "Param equals the value. Types must agree (1 is not true, '5' not 5, null only"
+            " null): a value of another type is unknown, which never loosens a decision.",
+        ),
         "param equals a value",
     ),
     (

@@ -46,11 +46,16 @@ def as_number(value: Any) -> int | float | Decimal | Fraction | None:
 
 
 def typed_equal(actual: Any, expected: Any) -> Tristate:
-    """Equality that refuses to compare across types (``True`` is not ``1``, ``"5"`` is not 5)."""
+    """Equality that refuses to compare across types (``True`` is not ``1``, ``"5"`` is not 5).
+
+    Values of different types (``null`` included, either way round) are *unknown*, not
+    unequal: on a block rule ``param_eq: {tags: null}`` must not wave ``tags: -1.5`` through
+    to a later auto rule when ``param_eq: {tags: 0}`` would not.
+    """
     if is_absent(actual):
         return None
-    if expected is None:
-        return actual is None
+    if expected is None:  # null is a type like any other: a non-null value is a mismatch
+        return True if actual is None else None
     if isinstance(expected, bool):
         return actual is expected if isinstance(actual, bool) else None
     if isinstance(expected, _NUMBER_TYPES):

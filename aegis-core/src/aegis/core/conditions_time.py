@@ -28,9 +28,30 @@ TIME_PATTERN = r"^([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9])?$"
 _TIME_RE = re.compile(TIME_PATTERN)
 
 
+_LOOSE_TIME = re.compile(r"([0-9]+):([0-9]+)(?::([0-9]+))?\Z")
+
+
+def explain_time(text: object) -> str:
+    """What is wrong with a time that is not ``HH:MM[:SS]``, as a user would want it said."""
+    base = f"invalid time {text!r}"
+    loose = _LOOSE_TIME.match(text) if isinstance(text, str) else None
+    if loose is not None:
+        hour, minute, second = loose.groups()
+        for label, part, top in (
+            ("hour", hour, 23),
+            ("minute", minute, 59),
+            ("second", second, 59),
+        ):
+            if part is not None and int(part) > top:
+                return f"{base}: the {label} is {int(part)}, past {top} (24-hour clock)"
+        if any(part is not None and len(part) != 2 for part in (hour, minute, second)):
+            return f"{base}: write two digits each, as HH:MM or HH:MM:SS (e.g. 08:30)"
+    return f"{base}: expected HH:MM or HH:MM:SS (24-hour, 00:00 to 23:59:59)"
+
+
 def parse_time(text: object) -> dt.time:
     if not isinstance(text, str) or not _TIME_RE.match(text):
-        raise ConditionCompileError(f"invalid time {text!r}: expected HH:MM or HH:MM:SS (24-hour)")
+        raise ConditionCompileError(explain_time(text))
     return dt.time.fromisoformat(text)
 
 

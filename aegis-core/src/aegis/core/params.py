@@ -1,8 +1,9 @@
 """Finding a value in an action's params by dotted path (``amount.value``, ``items.0.sku``).
 
 A path is resolved two ways: as one literal key (``params["amount.value"]``) and as a walk
-through nested mappings (``params["amount"]["value"]``; a digit segment indexes a list). If only
-one way finds a value, that is the value. If both find values and they differ, the path is
+through nested mappings (``params["amount"]["value"]``; a segment of ASCII digits without a
+leading zero indexes a list — ``items.0``, never ``items.01`` or an Arabic-Indic zero).
+If only one way finds a value, that is the value. If both find values and they differ, the path is
 *ambiguous*: an agent could otherwise choose which of two values a condition sees, so the result
 is treated like a missing value — unknown, which never makes a decision laxer.
 """
@@ -31,6 +32,11 @@ AMBIGUOUS: Final = _Absent("AMBIGUOUS")
 ParamGetter = Callable[[Mapping[str, Any]], Any]
 
 
+def _is_index(part: str) -> bool:
+    """ASCII decimal digits without a leading zero ("0", "12"; not "01" nor non-ASCII digits)."""
+    return part.isascii() and part.isdigit() and (part == "0" or part[0] != "0")
+
+
 def _walk(params: Mapping[str, Any], parts: Sequence[str]) -> Any:
     current: Any = params
     for part in parts:
@@ -38,7 +44,7 @@ def _walk(params: Mapping[str, Any], parts: Sequence[str]) -> Any:
             if part not in current:
                 return MISSING
             current = current[part]
-        elif isinstance(current, list | tuple) and part.isdigit():
+        elif isinstance(current, list | tuple) and _is_index(part):
             index = int(part)
             if index >= len(current):
                 return MISSING

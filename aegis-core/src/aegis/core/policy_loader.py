@@ -19,6 +19,7 @@ from aegis import plugins
 from aegis.core import policy_model as pm
 from aegis.core.approvers import ApprovalRequirements, parse_requirements
 from aegis.core.condition import CompileContext, ConditionDef
+from aegis.core.conditions_time import TIME_PATTERN, explain_time
 from aegis.core.matcher import CompiledRule, Glob
 from aegis.core.policy_compile import Node, Path, compile_conditions
 from aegis.core.policy_yaml import Locations, render_path
@@ -88,12 +89,19 @@ def _problems(error: Any, prefix: Path) -> Iterable[Problem]:
         expected = error.validator_value
         expected = " or ".join(expected) if isinstance(expected, list) else expected
         message = f"expected {expected}, got {_json_type(instance)} {instance!r}"
+    elif kind == "enum" and path == ("version",):
+        message = (
+            f"unsupported policy version {instance!r}: this Aegis reads policy language"
+            ' version 1 (write version: "1")'
+        )
     elif kind == "enum":
-        choices = ", ".join(str(v) for v in error.validator_value)
+        choices = ", ".join(dict.fromkeys(str(v) for v in error.validator_value))
         message = f"must be one of: {choices} (got {instance!r})"
-    elif kind == "pattern":
-        description = schema.get("description", "")
-        message = f"invalid value {instance!r}" + (f": {description}" if description else "")
+    elif kind == "pattern" and error.validator_value == TIME_PATTERN:
+        message = explain_time(instance)
+    elif kind == "pattern":  # the description says what the value should look like
+        what = schema.get("description") or f"must match the pattern {error.validator_value}"
+        message = f"invalid value {instance!r}: {what}"
     elif kind in ("minItems", "minProperties", "minLength"):
         message = "must not be empty"
     else:
@@ -237,38 +245,63 @@ def _load(data: Any, schemas: SchemaBundle | None) -> tuple[Loaded | None, list[
     duplicate_names(
         ((i, r.get("name")) for i, r in enumerate(rules) if isinstance(r, Mapping)), problems
     )
-    if problems and len(invalid) == len(rules):
-        return None, problems
-    try:
-        if problems:  # structure what is valid, to report compile problems of valid rules too
-            valid = {k: v for k, v in data.items() if k != "rules"}
-            valid["rules"] = [r for i, r in enumerate(rules) if i not in invalid]
-            model = pm.structure(valid) if not _has_top_level(problems) else None
-        else:
+    if not problems:
+        try:
             model = pm.structure(data)
+        except Exception as exc:  # schema and model disagree: report, never a traceback
+            return None, [((), f"invalid policy: {exc}", False)]
+        cc = compile_context(model, problems)
+        compiled = compile_rules(model, schemas.defs, cc, problems)
+        if problems:
+            return None, problems
+        return Loaded(model, compiled), problems
+    _check_what_is_valid(data, rules, invalid, schemas, problems)
+    return None, problems
+
+
+def _check_what_is_valid(
+    data: Mapping[str, Any],
+    rules: list[Any],
+    invalid: set[int],
+    schemas: SchemaBundle,
+    problems: list[Problem],
+) -> None:
+    """Compile everything that passed validation, so that one run reports every problem.
+
+    Top-level keys with a problem are left out (their defaults stand in), rules that failed
+    validation are left out, and of those rules the conditions that did validate are still
+    compiled: a bad regex is reported together with a bad time in the same rule.
+    """
+    bad_top = {path[0] for path, _, _ in problems if path and path[0] != "rules"}
+    valid = {k: v for k, v in data.items() if k not in bad_top and k != "rules"}
+    kept = [i for i in range(len(rules)) if i not in invalid]
+    valid["rules"] = [rules[i] for i in kept]
+    try:
+        model = pm.structure(valid)
     except Exception as exc:  # schema and model disagree: report, never a traceback
         problems.append(((), f"invalid policy: {exc}", False))
-        return None, problems
-    if model is None:
-        return None, problems
-    cc = compile_context(model, problems)
-    if invalid:  # indexes in the reduced model differ; remap problem paths back
-        kept = [i for i in range(len(rules)) if i not in invalid]
-        sub: list[Problem] = []
-        compile_rules(model, schemas.defs, cc, sub)
-        for path, message, at_key in sub:
-            if len(path) > 1 and path[0] == "rules" and isinstance(path[1], int):
-                path = ("rules", kept[path[1]], *path[2:])
-            problems.append((path, message, at_key))
-        return None, problems
-    compiled = compile_rules(model, schemas.defs, cc, problems)
-    if problems:
-        return None, problems
-    return Loaded(model, compiled), problems
-
-
-def _has_top_level(problems: list[Problem]) -> bool:
-    return any(not path or path[0] != "rules" or len(path) < 2 for path, _, _ in problems)
+        return
+    cc = compile_context(model, problems) if "timezone" not in bad_top else CompileContext()
+    sub: list[Problem] = []
+    compile_rules(model, schemas.defs, cc, sub)
+    for path, message, at_key in sub:  # indexes in the reduced model differ; map them back
+        if len(path) > 1 and path[0] == "rules" and isinstance(path[1], int):
+            path = ("rules", kept[path[1]], *path[2:])
+        problems.append((path, message, at_key))
+    for i in sorted(invalid):
+        conditions = rules[i].get("conditions") if isinstance(rules[i], Mapping) else None
+        if not isinstance(conditions, Mapping):
+            continue
+        where: Path = ("rules", i, "conditions")
+        bad = {p[3] for p, _, _ in problems if p[:3] == where and len(p) > 3}
+        if any(p == where for p, _, _ in problems):
+            continue
+        # Registered conditions only: a combinator (all/any/not) is skipped whole.
+        good = {k: v for k, v in conditions.items() if k not in bad and k in schemas.defs}
+        if good:
+            plist: list[tuple[Path, str]] = []
+            compile_conditions(good, schemas.defs, cc, where, plist)
+            problems.extend((path, message, False) for path, message in plist)
 
 
 def locate(problems: Iterable[Problem], locs: Locations, file: str) -> list[PolicyIssue]:
