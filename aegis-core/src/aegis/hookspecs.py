@@ -11,10 +11,13 @@ Aegis itself is built the same way: the built-in conditions, approval handlers, 
 templates live in ``aegis.builtins.*`` and use exactly these hooks.
 
 Registration hooks receive a ``register`` callable and may call it any number of times. Names
-are global: the first registration of a name wins (built-ins register first, so a plugin cannot
-silently replace a built-in condition); a clash is reported by ``aegis plugins`` and the clashing
+are global: the first registration of a name wins, and built-ins always register first — whatever
+``tryfirst``/``trylast`` a plugin's hook implementation says — so a plugin cannot replace a
+built-in condition; a clash is reported by ``aegis plugins`` against the clashing plugin and its
 registration is ignored. A registration hook that raises marks its plugin as failed; nothing it
-registered is used, and a policy that names one of its conditions is rejected at load.
+registered is used, and a policy that names one of its conditions is rejected at load. A
+condition registered without a ``schema``, or with one that is not valid JSON Schema (draft
+2020-12), or under a reserved name (``all``, ``any``, ``not``), fails its plugin the same way.
 
 Lifecycle hooks are observers. They may return an awaitable, which is awaited. Hooks that run
 before an action executes (``aegis_on_decision``, ``aegis_on_approval``,
