@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -83,3 +84,16 @@ def test_the_watcher_keeps_the_old_policy_on_an_alias_bomb(tmp_path: Path) -> No
     assert watcher.check() is False
     assert watcher.last_error is not None and "alias" in watcher.last_error
     assert watcher.evaluate(Action("read", "x")).approval is Approval.BLOCK
+
+
+def test_simulate_refuses_an_invisible_name_in_one_line_and_shows_flags(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "p.yaml"
+    path.write_text("rules:\n  - {name: d, match: {type: 'delete*'}, approval: block}\n")
+    assert main(["simulate", str(path), "del\u200bete:crm"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "U+200B (ZERO WIDTH SPACE)" in err and "Traceback" not in err
+    assert main(["simulate", str(path), "r\u0435ad:crm", "--format", "json"]) == 0
+    (decision,) = json.loads(capsys.readouterr().out)
+    assert decision["approval"] == "approve" and "CYRILLIC" in decision["flags"][0]

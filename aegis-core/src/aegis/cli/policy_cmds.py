@@ -310,10 +310,15 @@ def simulate(
 
     policy = Policy.from_yaml(file)  # PolicyError → issue lines on stderr, exit 1
 
-    decisions = [
-        policy.evaluate(Action(t, target, params=params, agent_id=agent), now=now)
-        for t, target in specs
-    ]
+    from aegis.errors import ActionError
+
+    decisions = []
+    for t, target in specs:
+        try:
+            action = Action(t, target, params=params, agent_id=agent)
+        except ActionError as exc:  # an agent could not send it either: say why, in one line
+            raise CliError(f"simulate: not a valid action: {exc}") from None
+        decisions.append(policy.evaluate(action, now=now))
     if format == "json":
         payload: list[dict[str, Any]] = [
             {
@@ -326,6 +331,7 @@ def simulate(
                 "is_allowed": d.is_allowed,
                 "matched_rule": d.matched_rule,
                 "unknown_conditions": list(d.unknown_conditions),
+                "flags": list(d.flags),
                 "reason": d.reason,
             }
             for d in decisions
