@@ -232,7 +232,22 @@ def _condition_problem(reg: Registration) -> str | None:
     except jsonschema.SchemaError as exc:
         where = "/".join(str(p) for p in exc.absolute_path) or "(top level)"
         return f"condition {reg.name!r}: invalid schema at {where}: {exc.message}"
+    if _has_ref(schema):
+        return (
+            f"condition {reg.name!r}: its schema uses $ref, which cannot resolve once the"
+            " fragment is part of the policy schema; inline the definitions"
+        )
     return None
+
+
+def _has_ref(schema: Any) -> bool:
+    if isinstance(schema, Mapping):
+        return any(
+            key in ("$ref", "$dynamicRef") or _has_ref(value) for key, value in schema.items()
+        )
+    if isinstance(schema, list):
+        return any(_has_ref(item) for item in schema)
+    return False
 
 
 def _ordered_impls(pm: pluggy.PluginManager, hook_name: str) -> list[Any]:

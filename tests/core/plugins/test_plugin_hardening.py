@@ -213,3 +213,42 @@ def test_fixture_stands_in_for_the_installed_plugin_and_restores_it(installed: P
     registry = plugins.get_registry()
     assert registry.get("conditions", "x_is") is not None
     assert registry.get("conditions", "x_is_new") is None
+
+
+class RefSchema:
+    @hookimpl
+    def aegis_register_conditions(self, register: Register) -> None:
+        register("refy", lambda argument, cc: lambda a, c: True, schema={"$ref": "#/$defs/x"})
+
+
+class RaisingFactory:
+    @hookimpl
+    def aegis_register_conditions(self, register: Register) -> None:
+        def factory(argument: Any, cc: Any) -> Any:
+            raise ZeroDivisionError("division by zero")
+
+        register("boom", factory, schema={"type": "integer"})
+
+
+def test_a_schema_with_ref_fails_its_plugin(aegis_plugin: Any) -> None:
+    aegis_plugin(RefSchema(), name="ref-schema")
+    assert "uses $ref" in _failure("ref-schema")
+
+
+def test_a_schema_that_cannot_be_applied_rejects_the_policy_not_crashes(
+    aegis_plugin: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(plugins, "_has_ref", lambda schema: False)  # the net behind the net
+    aegis_plugin(RefSchema(), name="ref-schema")
+    with pytest.raises(PolicyError, match=r"cannot validate: .*PointerToNowhere"):
+        Policy.from_yaml_string("rules:\n  - name: a\n    conditions: {refy: 1}\n")
+
+
+def test_a_plugin_factory_error_names_the_plugin(aegis_plugin: Any) -> None:
+    aegis_plugin(RaisingFactory(), name="boom-plugin")
+    with pytest.raises(PolicyError) as info:
+        Policy.from_yaml_string("rules:\n  - name: a\n    conditions: {boom: 1}\n", source="p.yaml")
+    assert str(info.value) == (
+        "p.yaml:3:24: rules[0].conditions.boom: ZeroDivisionError: division by zero"
+        " (in condition 'boom' of plugin boom-plugin)"
+    )

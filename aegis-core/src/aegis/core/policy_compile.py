@@ -126,6 +126,10 @@ def _leaf(
         check = cdef.factory(argument, cc)
     except Exception as exc:  # a plugin factory may raise anything: it is a load error
         message = str(exc) or type(exc).__name__
+        if cdef.plugin != BUILTIN_PLUGIN and not isinstance(exc, ConditionCompileError):
+            message = (
+                f"{type(exc).__name__}: {message} (in condition {name!r} of plugin {cdef.plugin})"
+            )
         where = (*path, name)
         if isinstance(argument, Mapping):
             for key in argument:

@@ -119,8 +119,15 @@ def _validate(
     if certainly_valid(instance):
         return True
     before = len(out)
-    for error in validator().iter_errors(instance):
-        out.extend(_problems(error, prefix))
+    try:
+        for error in validator().iter_errors(instance):
+            out.extend(_problems(error, prefix))
+    except RecursionError:
+        raise
+    except Exception as exc:  # a schema fragment that cannot be applied: reject, never crash
+        out.append(
+            (prefix, f"cannot validate: {type(exc).__name__}: {exc}{_failed_plugins_note()}", False)
+        )
     return len(out) == before
 
 
