@@ -272,9 +272,9 @@ class Policy:
             if outcome is True:
                 if flags and rule.approval is _AUTO:
                     notes = notes or []
-                    notes.append(f"auto rule {rule.name!r} skipped: {'; '.join(flags)}")
+                    notes.append(f"auto rule {rule.name!r} skipped: the name is flagged")
                     continue
-                if pending is None and unknown is None and notes is None:
+                if pending is None and unknown is None and not flags:
                     return PolicyDecision(
                         action,
                         rule.risk,
@@ -352,9 +352,11 @@ class Policy:
                     f" than {held.name!r}"
                 )
             risk = RiskLevel(max(risk, held.risk))
-        if flags and approval is _AUTO:  # only the defaults can still say auto here
-            notes.append("a look-alike name is never auto: a human decides")
-            approval = _APPROVE
+        if flags:  # said first, so the audit's reason shows it whatever decided
+            notes.insert(0, "flagged: " + "; ".join(flags))
+            if approval is _AUTO:  # only the defaults can still say auto here
+                notes.append("a flagged name is never auto: a human decides")
+                approval = _APPROVE
         full = "; ".join([*notes, reason])
         if approval is not _APPROVE:
             requirements = None
