@@ -140,6 +140,7 @@ def test_a_look_alike_of_a_blocked_name_is_blocked_and_flagged() -> None:
         decision = policy.evaluate(Action(type_, "crm"))  # Cyrillic ie, u, komi de
         assert (decision.matched_rule, decision.approval) == ("no_deletes", Approval.BLOCK)
     assert "CYRILLIC" in decision.flags[0] and "LATIN" in decision.flags[0]
+    assert decision.reason.startswith("flagged: type mixes scripts")  # the audit's reason
 
 
 def test_an_accent_an_executor_might_strip_does_not_dodge_a_block_rule() -> None:
