@@ -239,6 +239,7 @@ def verify(
 
         payload = {
             "ok": report.ok,
+            "status": report.status,
             "checked": report.checked,
             "last_id": report.last_id,
             "edited": report.edited,

@@ -31,7 +31,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal
 
-from sqlalchemy import Engine, create_engine, event, insert, inspect, make_url, select
+from sqlalchemy import Engine, create_engine, event, func, insert, inspect, make_url, select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.pool import StaticPool
 
@@ -51,7 +51,7 @@ from aegis.runtime.audit_record import (
     now_iso,
     outcome_values,
 )
-from aegis.runtime.audit_schema import GENESIS_HASH, chain_head, metadata
+from aegis.runtime.audit_schema import GENESIS_HASH, audit_log, chain_head, metadata
 from aegis.runtime.audit_ship import AuditSink, Shipper
 from aegis.runtime.audit_writer import FINAL, INTENT, RECORD, GroupCommitWriter, Statements, WriteOp
 
@@ -448,9 +448,28 @@ def _create_tables(engine: Engine, attempts: int = 5) -> None:
 
 
 def _ensure_head(engine: Engine) -> None:
+    """Create the chain head of a new trail; refuse to open a trail whose head is damaged.
+
+    Re-creating a deleted head at genesis would restart ids at 1 (every later write collides
+    with an existing row) and hide the deletion, so a head that is missing while records exist,
+    or that is behind the last record, is an ``AuditError`` naming the damage.
+    """
     with engine.connect() as conn:
-        if conn.execute(select(chain_head.c.id).where(chain_head.c.id == 1)).first() is not None:
+        head = conn.execute(select(chain_head.c.last_id).where(chain_head.c.id == 1)).first()
+        last_row = conn.execute(select(func.max(audit_log.c.id))).scalar()
+        if head is not None:
+            if last_row is not None and int(last_row) > int(head[0]):
+                raise AuditError(
+                    f"audit record {int(last_row)} lies beyond the chain head (id {int(head[0])}):"
+                    " rows were inserted or the head was rolled back; run 'aegis audit verify'"
+                )
             return
+        if last_row is not None:
+            raise AuditError(
+                f"the audit chain head is missing (table aegis_audit_head has no row) while the "
+                f"trail holds records up to id {int(last_row)}: it was deleted; run 'aegis audit "
+                "verify' and restore the store before writing to it"
+            )
         try:
             conn.execute(
                 insert(chain_head).values(id=1, last_id=0, last_hash=GENESIS_HASH, last_final=0)
