@@ -43,6 +43,7 @@ from aegis.core.result import Result, ResultStatus
 from aegis.errors import AuditError
 from aegis.runtime import DEFAULT_AUDIT_URL, audit_query
 from aegis.runtime.audit_chain import VerifyReport, canonical
+from aegis.runtime.audit_file import FileGuard
 from aegis.runtime.audit_query import AuditFilter, Order, RuleStats, Since
 from aegis.runtime.audit_record import (
     AuditRecord,
@@ -96,6 +97,7 @@ class AuditStore:
         self._engine: Engine | None = None
         self._memory = False
         self._writer: GroupCommitWriter | None = None
+        self._guard: FileGuard | None = None
         self._shippers: list[Shipper] = []
         self._open_hashes: dict[int, str] = {}
         self._lifecycle = threading.Lock()
@@ -135,21 +137,28 @@ class AuditStore:
                 raise AuditError(
                     f"cannot open the audit store at {self._safe_url()}: {exc}"
                 ) from exc
+            guard = _file_guard(engine)
             try:
                 _create_tables(engine)
                 _ensure_head(engine)
+                if guard is not None:
+                    guard.arm()  # the file the engine just opened (and the writer will)
                 writer = GroupCommitWriter(
                     lambda: _write_connection(engine),
                     Statements(engine.dialect.name, engine.dialect.paramstyle),
                     full=self.durability == "full",
                     on_final=self._wake_shippers,
+                    guard=guard.check if guard is not None else None,
                 )
                 writer.start()
-            except SQLAlchemyError as exc:
+            except (SQLAlchemyError, OSError) as exc:
+                if guard is not None:
+                    guard.close()
                 raise AuditError(
                     f"cannot open the audit store at {self._safe_url()}: {exc}"
                 ) from exc
             self._writer = writer
+            self._guard = guard
             self._shippers = [
                 Shipper(sink, engine, writer, read_lock=self._read_lock) for sink in self.sinks
             ]
@@ -166,6 +175,9 @@ class AuditStore:
             for shipper in self._shippers:
                 shipper.stop(deadline=self.close_timeout)
             writer.stop()
+            if self._guard is not None:
+                self._guard.close()
+                self._guard = None
             self._shippers = []
             self._open_hashes.clear()
             if self._engine is not None:
@@ -477,6 +489,16 @@ def _ensure_head(engine: Engine) -> None:
             conn.commit()
         except IntegrityError:  # another process created it first
             conn.rollback()
+
+
+def _file_guard(engine: Engine) -> FileGuard | None:
+    """A guard for a SQLite file database (none for memory databases and other dialects)."""
+    if engine.dialect.name != "sqlite":
+        return None
+    database = engine.url.database or ""
+    if database in ("", ":memory:") or database.startswith("file:"):
+        return None
+    return FileGuard(database)
 
 
 def _write_connection(engine: Engine) -> Any:

@@ -123,12 +123,16 @@ class GroupCommitWriter:
         full: bool,
         max_batch: int = 512,
         on_final: Callable[[], None] | None = None,
+        guard: Callable[[], None] | None = None,
     ) -> None:
         self._connect = connect
         self._st = statements
         self._full = full
         self._max_batch = max_batch
         self._on_final = on_final
+        #: Called inside every write transaction before it commits; raising rolls it back
+        #: (``audit_file.FileGuard.check``: the SQLite file is still the one opened).
+        self._guard = guard
         self._queue: collections.deque[WriteOp] = collections.deque()
         self._cv = threading.Condition(threading.Lock())
         self._conn_lock = threading.Lock()
@@ -274,6 +278,8 @@ class GroupCommitWriter:
                     cur.execute("PRAGMA synchronous=FULL" if full else "PRAGMA synchronous=NORMAL")
                     self._sync_full = full
                 cur.execute("BEGIN IMMEDIATE")
+                if self._guard is not None:
+                    self._guard()
             elif st.postgres and not full:
                 cur.execute("SET LOCAL synchronous_commit TO off")
             self._apply(cur, ops, sql)
