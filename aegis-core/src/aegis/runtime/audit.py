@@ -52,7 +52,14 @@ from aegis.runtime.audit_record import (
     now_iso,
     outcome_values,
 )
-from aegis.runtime.audit_schema import GENESIS_HASH, audit_log, chain_head, metadata
+from aegis.runtime.audit_schema import (
+    GENESIS_HASH,
+    INTENT_COLUMNS,
+    PARAMS_INLINE_MAX,
+    audit_log,
+    chain_head,
+    metadata,
+)
 from aegis.runtime.audit_ship import AuditSink, Shipper
 from aegis.runtime.audit_writer import FINAL, INTENT, RECORD, GroupCommitWriter, Statements, WriteOp
 
@@ -225,7 +232,7 @@ class AuditStore:
                 self.redactor,
                 now_iso(),
             )
-            op = WriteOp(INTENT, (canonical(values), values))
+            op = WriteOp(INTENT, _intent_payload(values))
         except Exception as exc:  # a value we cannot store must not let the action run
             raise AuditError(f"cannot build the audit record: {exc}") from exc
         try:
@@ -489,6 +496,23 @@ def _ensure_head(engine: Engine) -> None:
             conn.commit()
         except IntegrityError:  # another process created it first
             conn.rollback()
+
+
+_PARAMS_AT = INTENT_COLUMNS.index("params")
+
+
+def _intent_payload(values: tuple[Any, ...]) -> tuple[str, tuple[Any, ...], str | None]:
+    """(hashed JSON, row values, out-of-row params): big params are written once, not twice.
+
+    The hash covers the full params; the row keeps ``''`` and ``aegis_audit_params`` the text
+    (see ``audit_schema``), so the outcome's UPDATE does not copy them again.
+    """
+    intent_json = canonical(values)
+    params = values[_PARAMS_AT]
+    if len(params) <= PARAMS_INLINE_MAX:
+        return intent_json, values, None
+    row = (*values[:_PARAMS_AT], "", *values[_PARAMS_AT + 1 :])
+    return intent_json, row, params
 
 
 def _file_guard(engine: Engine) -> FileGuard | None:

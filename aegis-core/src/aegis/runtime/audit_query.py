@@ -19,7 +19,7 @@ from aegis.core.result import ResultStatus
 from aegis.core.risk import RiskLevel
 from aegis.runtime.audit_chain import VERIFY_COLUMNS, VerifyReport, verify_rows
 from aegis.runtime.audit_record import AuditRecord
-from aegis.runtime.audit_schema import audit_log, chain_head
+from aegis.runtime.audit_schema import audit_log, chain_head, record_columns, record_source
 
 Order = Literal["asc", "desc"]
 Since = dt.datetime | dt.date | dt.timedelta | str
@@ -101,7 +101,7 @@ def _timestamp(value: Since) -> str:
 def query(
     engine: Engine, flt: AuditFilter, *, limit: int | None = 100, order: Order = "asc"
 ) -> list[AuditRecord]:
-    stmt = select(audit_log)
+    stmt = select(*record_columns()).select_from(record_source())
     clauses = flt.clauses()
     if clauses:
         stmt = stmt.where(and_(*clauses))
@@ -173,12 +173,14 @@ def verify(engine: Engine, *, chunk: int = 5000) -> VerifyReport:
         head = conn.execute(
             select(chain_head.c.last_id, chain_head.c.last_hash).where(chain_head.c.id == 1)
         ).first()
-        cols = [audit_log.c[name] for name in VERIFY_COLUMNS]
+        cols = record_columns(VERIFY_COLUMNS)
 
         def rows() -> Iterator[Sequence[Any]]:
             last = None
             while True:
-                stmt = select(*cols).order_by(audit_log.c.id).limit(chunk)
+                stmt = (
+                    select(*cols).select_from(record_source()).order_by(audit_log.c.id).limit(chunk)
+                )
                 if last is not None:
                     stmt = stmt.where(audit_log.c.id > last)
                 batch = conn.execute(stmt).all()

@@ -34,7 +34,7 @@ from sqlalchemy import Engine, and_, case, func, or_, select
 
 from aegis.errors import AuditError
 from aegis.runtime.audit_record import AuditRecord, now_iso
-from aegis.runtime.audit_schema import audit_log, sink_cursor
+from aegis.runtime.audit_schema import audit_log, record_columns, record_source, sink_cursor
 from aegis.runtime.audit_writer import CURSOR, GroupCommitWriter, WriteOp
 
 log = logging.getLogger("aegis.audit.sinks")
@@ -231,7 +231,8 @@ class Shipper:
             if low is None:
                 return [], max(scan_from, int(top or 0) + 1)
             rows = conn.execute(
-                select(audit_log)
+                select(*record_columns())
+                .select_from(record_source())
                 .where(and_(c.id >= low, c.final_seq > final_seq))
                 .order_by(c.final_seq)
                 .limit(self._batch)

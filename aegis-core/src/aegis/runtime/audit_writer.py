@@ -93,6 +93,7 @@ class Statements:
             "insert": f"INSERT INTO aegis_audit ({cols}) VALUES ({marks})",
             "insert_intent": f"INSERT INTO aegis_audit ({intent_cols}, result) "
             f"VALUES ({intent_marks}, 'pending')",
+            "insert_params": "INSERT INTO aegis_audit_params (id, params) VALUES (?, ?)",
             "final": f"UPDATE aegis_audit SET {_FINAL_SET}, result_hash = ? "
             "WHERE id = ? AND result = 'pending'",
             "row": "SELECT row_hash, result FROM aegis_audit WHERE id = ?",
@@ -306,16 +307,19 @@ class GroupCommitWriter:
         last_id, last_hash, last_final = int(head[0]), head[1], int(head[2])
         start = (last_id, last_hash, last_final)
         intents: list[tuple[Any, ...]] = []
+        sides: list[tuple[Any, ...]] = []
         records: list[tuple[Any, ...]] = []
         finals: list[tuple[Any, ...]] = []
         cursors: list[tuple[Any, ...]] = []
         for op in ops:
             kind = op.kind
             if kind == INTENT:
-                intent_json, values = op.payload
+                intent_json, values, side_params = op.payload
                 last_id += 1
                 new_hash = row_hash(last_hash, last_id, intent_json)
                 intents.append((last_id, *values, last_hash, new_hash))
+                if side_params is not None:
+                    sides.append((last_id, side_params))
                 op.value = (last_id, new_hash)
                 last_hash = new_hash
             elif kind == FINAL:
@@ -342,6 +346,8 @@ class GroupCommitWriter:
                 cursors.append(op.payload)
         if intents:
             cur.executemany(sql["insert_intent"], intents)
+            if sides:
+                cur.executemany(sql["insert_params"], sides)
         if records:
             cur.executemany(sql["insert"], records)
         if finals:
