@@ -60,13 +60,13 @@ from aegis.runtime.audit_schema import (
     chain_head,
     metadata,
 )
-from aegis.runtime.audit_ship import AuditSink, Shipper
+from aegis.runtime.audit_ship import AuditSink, Shipper, SinkSpec, resolve_sinks
 from aegis.runtime.audit_writer import FINAL, INTENT, RECORD, GroupCommitWriter, Statements, WriteOp
 
 if TYPE_CHECKING:
     from aegis.runtime.approval_store import ApprovalBook
 
-__all__ = ["AuditRecord", "AuditSink", "AuditStore", "RuleStats", "VerifyReport"]
+__all__ = ["AuditRecord", "AuditSink", "AuditStore", "RuleStats", "SinkSpec", "VerifyReport"]
 
 Durability = Literal["full", "normal"]
 
@@ -80,7 +80,9 @@ class AuditStore:
     ``durability="normal"``: commits without waiting for the disk — faster, and a power cut may
     lose the last moments (a process crash does not). ``redactor=None`` means the default
     redaction; pass ``Redactor.disabled()`` to store params verbatim. ``sinks`` receive every
-    final record after it is committed (see ``AuditSink``).
+    final record after it is committed (see ``AuditSink``); each is a sink object, a registered
+    name (``"logging"``) or a name with options (``("jsonl", {"path": "audit.jsonl"})``), all
+    built and checked here, so an unknown name or a bad option is an ``AuditError`` at once.
     """
 
     def __init__(
@@ -89,7 +91,7 @@ class AuditStore:
         *,
         durability: Durability = "full",
         redactor: Redactor | None = None,
-        sinks: Sequence[AuditSink] = (),
+        sinks: Sequence[SinkSpec] = (),
         busy_timeout: float = 10.0,
         close_timeout: float = 5.0,
     ) -> None:
@@ -98,7 +100,7 @@ class AuditStore:
         self.url = f"sqlite:///{url}" if isinstance(url, Path) else str(url)
         self.durability: Durability = durability
         self.redactor = redactor if redactor is not None else DEFAULT_REDACTOR
-        self.sinks: tuple[AuditSink, ...] = tuple(sinks)
+        self.sinks: tuple[AuditSink, ...] = resolve_sinks(sinks)
         self.busy_timeout = busy_timeout
         self.close_timeout = close_timeout
         self._engine: Engine | None = None
