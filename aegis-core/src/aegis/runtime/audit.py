@@ -24,10 +24,10 @@ import asyncio
 import contextlib
 import functools
 import logging
+import os
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -41,7 +41,7 @@ from aegis.core.decision import PolicyDecision
 from aegis.core.redact import DEFAULT_REDACTOR, Redactor
 from aegis.core.result import Result, ResultStatus
 from aegis.errors import AuditError
-from aegis.runtime import DEFAULT_AUDIT_URL, audit_query
+from aegis.runtime import audit_query
 from aegis.runtime.audit_chain import VerifyReport, canonical
 from aegis.runtime.audit_file import FileGuard
 from aegis.runtime.audit_query import AuditFilter, Order, RuleStats, Since
@@ -61,7 +61,16 @@ from aegis.runtime.audit_schema import (
     metadata,
 )
 from aegis.runtime.audit_ship import AuditSink, Shipper, SinkSpec, resolve_sinks
-from aegis.runtime.audit_writer import FINAL, INTENT, RECORD, GroupCommitWriter, Statements, WriteOp
+from aegis.runtime.audit_url import audit_url, missing_driver_message
+from aegis.runtime.audit_writer import (
+    FINAL,
+    INTENT,
+    RECORD,
+    GroupCommitWriter,
+    Statements,
+    WriteOp,
+    one_line,
+)
 
 if TYPE_CHECKING:
     from aegis.runtime.approval_store import ApprovalBook
@@ -87,7 +96,7 @@ class AuditStore:
 
     def __init__(
         self,
-        url: str | Path = DEFAULT_AUDIT_URL,
+        url: str | os.PathLike[str] | None = None,
         *,
         durability: Durability = "full",
         redactor: Redactor | None = None,
@@ -97,7 +106,7 @@ class AuditStore:
     ) -> None:
         if durability not in ("full", "normal"):
             raise ValueError(f"durability must be 'full' or 'normal', not {durability!r}")
-        self.url = f"sqlite:///{url}" if isinstance(url, Path) else str(url)
+        self.url = audit_url(url)
         self.durability: Durability = durability
         self.redactor = redactor if redactor is not None else DEFAULT_REDACTOR
         self.sinks: tuple[AuditSink, ...] = resolve_sinks(sinks)
@@ -140,12 +149,7 @@ class AuditStore:
         with self._lifecycle:
             if self._writer is not None and not self._writer.closed:
                 return
-            try:
-                engine = self._get_engine()
-            except (ImportError, SQLAlchemyError) as exc:  # no such dialect or driver
-                raise AuditError(
-                    f"cannot open the audit store at {self._safe_url()}: {exc}"
-                ) from exc
+            engine = self._get_engine()
             guard = _file_guard(engine)
             try:
                 _create_tables(engine)
@@ -164,7 +168,7 @@ class AuditStore:
                 if guard is not None:
                     guard.close()
                 raise AuditError(
-                    f"cannot open the audit store at {self._safe_url()}: {exc}"
+                    f"cannot open the audit store at {self._safe_url()}: {one_line(exc)}"
                 ) from exc
             self._writer = writer
             self._guard = guard
@@ -397,7 +401,9 @@ class AuditStore:
                     raise AuditError(f"no audit trail at {self._safe_url()}")
                 yield
         except SQLAlchemyError as exc:
-            raise AuditError(f"cannot read the audit store at {self._safe_url()}: {exc}") from exc
+            raise AuditError(
+                f"cannot read the audit store at {self._safe_url()}: {one_line(exc)}"
+            ) from exc
 
     def _read_lock(self) -> contextlib.AbstractContextManager[Any]:
         # An in-memory SQLite database is one connection shared with the writer.
@@ -407,11 +413,26 @@ class AuditStore:
 
     def _get_engine(self) -> Engine:
         if self._engine is None:
-            self._engine, self._memory = _make_engine(self.url, self.busy_timeout, self.durability)
+            try:
+                self._engine, self._memory = _make_engine(
+                    self.url, self.busy_timeout, self.durability
+                )
+            except ImportError as exc:  # the URL's driver is not installed
+                raise AuditError(
+                    f"cannot open the audit store at {self._safe_url()}: "
+                    f"{missing_driver_message(self.url, exc)}"
+                ) from exc
+            except SQLAlchemyError as exc:  # no such dialect
+                raise AuditError(
+                    f"cannot open the audit store at {self._safe_url()}: {one_line(exc)}"
+                ) from exc
         return self._engine
 
     def _safe_url(self) -> str:
-        return make_url(self.url).render_as_string(hide_password=True)
+        try:
+            return make_url(self.url).render_as_string(hide_password=True)
+        except Exception:  # not a URL SQLAlchemy can parse: show no part that may be secret
+            return self.url.partition("://")[0] + "://..."
 
     def __repr__(self) -> str:
         return f"AuditStore({self._safe_url()!r}, durability={self.durability!r})"
@@ -428,7 +449,8 @@ def _make_engine(url: str, busy_timeout: float, durability: str) -> tuple[Engine
     try:
         parsed = make_url(url)
     except Exception as exc:
-        raise AuditError(f"not a database URL: {url!r} ({exc})") from exc
+        safe = url.partition("://")[0] + "://..."
+        raise AuditError(f"not a database URL: {safe} ({one_line(exc)})") from exc
     if parsed.get_backend_name() != "sqlite":
         return create_engine(parsed, pool_pre_ping=True), False
     database = parsed.database or ""

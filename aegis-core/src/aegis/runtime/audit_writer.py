@@ -393,8 +393,18 @@ def _quietly(fn: Callable[..., Any], *args: Any) -> None:
         log.debug("rollback after a failed commit failed too", exc_info=True)
 
 
+def one_line(exc: BaseException) -> str:
+    """A database error as one line: the driver's own message, without SQLAlchemy's SQL echo
+    and its "Background on this error at: https://sqlalche.me/..." link."""
+    orig = getattr(exc, "orig", None)
+    text = str(orig) if isinstance(orig, BaseException) else str(exc)
+    text = text.split("(Background on this error at:")[0].split("[SQL:")[0]
+    text = " ".join(text.split())
+    return f"{type(orig or exc).__name__}: {text}" if text else type(orig or exc).__name__
+
+
 def _audit_error(exc: BaseException) -> AuditError:
-    err = AuditError(f"the audit store could not write: {type(exc).__name__}: {exc}")
+    err = AuditError(f"the audit store could not write: {one_line(exc)}")
     err.__cause__ = exc
     return err
 

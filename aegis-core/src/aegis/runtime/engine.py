@@ -17,6 +17,7 @@ import asyncio
 import datetime as dt
 import functools
 import logging
+import os
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
@@ -34,7 +35,6 @@ from aegis.core.result import Result, ResultStatus
 from aegis.core.retry import NO_RETRY, RetryPolicy
 from aegis.core.risk import Approval, RiskLevel
 from aegis.errors import AuditError, ExecutorError
-from aegis.runtime import DEFAULT_AUDIT_URL
 from aegis.runtime.approval import (
     DEFAULT_APPROVAL_TIMEOUT,
     DEFAULT_EXECUTION_TIMEOUT,
@@ -65,8 +65,8 @@ class Runtime:
 
     ``executor`` and ``approval_handler`` may be given by registered name (``"cli"``,
     ``"auto"``, or one a plugin registered). ``audit`` may be an ``AuditStore`` or a SQLAlchemy
-    URL; by default ``sqlite:///aegis_audit.db`` in the working directory. The runtime closes
-    only a store it created.
+    URL or file path; by default ``$AEGIS_AUDIT_URL``, else ``sqlite:///aegis_audit.db`` in the
+    working directory. The runtime closes only a store it created.
     """
 
     def __init__(
@@ -513,10 +513,8 @@ def _make_store(value: AuditStore | str | None) -> AuditStore:
 
     if isinstance(value, AuditStore):
         return value
-    if value is None:
-        return AuditStore(DEFAULT_AUDIT_URL)
-    if isinstance(value, str):
-        return AuditStore(value)
+    if value is None or isinstance(value, str | os.PathLike):
+        return AuditStore(value)  # None: $AEGIS_AUDIT_URL, else the default file
     raise AuditError(f"audit must be an AuditStore or a SQLAlchemy URL, got {type(value).__name__}")
 
 
