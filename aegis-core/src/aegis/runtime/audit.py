@@ -75,7 +75,15 @@ from aegis.runtime.audit_writer import (
 if TYPE_CHECKING:
     from aegis.runtime.approval_store import ApprovalBook
 
-__all__ = ["AuditRecord", "AuditSink", "AuditStore", "RuleStats", "SinkSpec", "VerifyReport"]
+__all__ = [
+    "AuditLogger",
+    "AuditRecord",
+    "AuditSink",
+    "AuditStore",
+    "RuleStats",
+    "SinkSpec",
+    "VerifyReport",
+]
 
 Durability = Literal["full", "normal"]
 
@@ -554,3 +562,8 @@ def _write_connection(engine: Engine) -> Any:
     if engine.dialect.name == "sqlite":
         raw.driver_connection.isolation_level = None  # type: ignore[union-attr]
     return raw
+
+
+# The original README's name, importable from where it was (``aegis.runtime.audit``); it needs
+# AuditStore defined first.
+from aegis.runtime.audit_logger import AuditLogger  # noqa: E402

@@ -49,6 +49,7 @@ from aegis.runtime.plans import run_plan
 
 if TYPE_CHECKING:
     from aegis.runtime.audit import AuditStore
+    from aegis.runtime.audit_logger import AuditLogger
 
 
 log = logging.getLogger("aegis.runtime")
@@ -76,6 +77,7 @@ class Runtime:
         policy: PolicySource,
         approval_handler: Approver | Sequence[Approver] | None = None,
         audit: AuditStore | str | None = None,
+        audit_logger: AuditLogger | None = None,
         hooks: RuntimeHooks | None = None,
         retry: RetryPolicy | None = None,
         session_id: str | None = None,
@@ -92,6 +94,10 @@ class Runtime:
         self.approval_handler: ApprovalHandler | ApprovalChannel = (
             first.handler if isinstance(first, HandlerChannel) else first
         )
+        if audit_logger is not None:  # the original README's AuditLogger: record into its store
+            from aegis.runtime.audit_logger import store_for
+
+            audit = store_for(audit, audit_logger)
         self._owns_audit = not _is_store(audit)
         self.audit: AuditStore = _make_store(audit)
         self.hooks = hooks
