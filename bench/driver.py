@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from floor import guard_check_cost, raw_commit_floor
 from sides import Side, load_side
 from workload import (
     APPROVED_WRITE,
@@ -119,9 +120,13 @@ def bench_runs(side: Side, policy: Any, root: Path, sizes: Sizes) -> dict[str, F
     plans = [("b1", reads, side.durabilities[0]), ("b2", mixed, side.durabilities[0])]
     if "normal" in side.durabilities:
         plans.append(("b1_normal", reads, "normal"))
+    floors: list[float] = []
     for figure, specs, durability in plans:
         per_action = []
         for _ in range(sizes.repeats):
+            if figure == "b1":  # the floor, measured right beside each b1 run, same directory
+                floor_dir = _fresh_dir(root, "floor")
+                floors.append(raw_commit_floor(floor_dir, **sizes.floor_options())["mean_s"])
             workdir = _fresh_dir(root, figure)
             elapsed = asyncio.run(_sequential(side, policy, workdir, durability, specs))
             _check_count(side, workdir, len(specs), figure)
@@ -132,6 +137,15 @@ def bench_runs(side: Side, policy: Any, root: Path, sizes: Sizes) -> dict[str, F
             "us/action",
             {"actions": len(specs), "durability": durability, "actions_per_s": 1 / median},
         )
+    if floors:
+        figures["floor"] = Figure(
+            statistics.median(floors) * 1e6,
+            "us/commit",
+            {"what": "raw sqlite3 WAL commit, synchronous=FULL, steady state", "runs": floors},
+        )
+    guard = guard_check_cost(_fresh_dir(root, "guard"))
+    if guard is not None:
+        figures["guard"] = Figure(guard * 1e6, "us/check", {"what": "FileGuard.check()"})
     total = sizes.tasks * sizes.per_task
     rates = []
     for _ in range(sizes.repeats):
