@@ -121,12 +121,15 @@ def bench_runs(side: Side, policy: Any, root: Path, sizes: Sizes) -> dict[str, F
     if "normal" in side.durabilities:
         plans.append(("b1_normal", reads, "normal"))
     floors: list[float] = []
+    pairs: list[float] = []
     for figure, specs, durability in plans:
         per_action = []
         for _ in range(sizes.repeats):
             if figure == "b1":  # the floor, measured right beside each b1 run, same directory
                 floor_dir = _fresh_dir(root, "floor")
                 floors.append(raw_commit_floor(floor_dir, **sizes.floor_options())["mean_s"])
+                pair = raw_commit_floor(floor_dir, write_ahead=True, **sizes.floor_options())
+                pairs.append(pair["mean_s"])
             workdir = _fresh_dir(root, figure)
             elapsed = asyncio.run(_sequential(side, policy, workdir, durability, specs))
             _check_count(side, workdir, len(specs), figure)
@@ -142,6 +145,12 @@ def bench_runs(side: Side, policy: Any, root: Path, sizes: Sizes) -> dict[str, F
             statistics.median(floors) * 1e6,
             "us/commit",
             {"what": "raw sqlite3 WAL commit, synchronous=FULL, steady state", "runs": floors},
+        )
+    if pairs:
+        figures["floor_wa"] = Figure(
+            statistics.median(pairs) * 1e6,
+            "us/action",
+            {"what": "raw sqlite3 insert at NORMAL + update at FULL (write-ahead pair)"},
         )
     guard = guard_check_cost(_fresh_dir(root, "guard"))
     if guard is not None:

@@ -47,6 +47,12 @@ TARGETS = (
     Target("a4", "evaluate, 1,000 rules, no match", "time", 20.0),
     Target("b1", "run_one sequential, auto, file SQLite, full durability", "time", 1.2),
     Target("floor", "b1's floor: one raw SQLite WAL commit, FULL, steady state", "time", None),
+    Target(
+        "floor_wa",
+        "raw write-ahead pair: insert at NORMAL + update at FULL (our design's SQLite floor)",
+        "time",
+        None,
+    ),
     Target("b2", "run_one sequential, approve (auto-approved) + block", "time", None),
     Target("c1", "100 tasks x 100 run_one, one runtime, full durability", "rate", 10.0),
     Target("d1", "load + validate + compile 1,000 rules", "time", 4.0),
@@ -133,6 +139,10 @@ def floor_lines(rounds: list[dict[str, dict[str, Any]]], smoke: bool = False) ->
             b1, floor = figs["b1"]["value"], figs["floor"]["value"]
             ratios[side].append(b1 / floor)
             parts.append(f"{side} b1 {b1:.0f} us / floor {floor:.0f} us = {b1 / floor:.2f}x")
+            if "floor_wa" in figs:
+                parts[-1] += f", write-ahead pair {figs['floor_wa']['value']:.0f} us"
+            if "b1_normal" in figs:
+                parts[-1] += f", b1_normal {figs['b1_normal']['value']:.0f} us"
             if "guard" in figs:
                 parts[-1] += f" (deleted-file guard {figs['guard']['value']:.1f} us/check)"
         if parts:
