@@ -26,14 +26,12 @@ import functools
 import logging
 import os
 import threading
-import time
 from collections.abc import Iterator, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal
 
-from sqlalchemy import Engine, create_engine, event, func, insert, inspect, make_url, select
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
-from sqlalchemy.pool import StaticPool
+from sqlalchemy import Engine, inspect, make_url
+from sqlalchemy.exc import SQLAlchemyError
 
 from aegis.core.action import Action
 from aegis.core.approval import ApprovalDecision
@@ -44,6 +42,13 @@ from aegis.errors import AuditError
 from aegis.runtime import audit_query
 from aegis.runtime.audit_chain import VerifyReport, canonical
 from aegis.runtime.audit_file import FileGuard
+from aegis.runtime.audit_open import (
+    create_tables,
+    ensure_head,
+    file_guard,
+    make_engine,
+    write_connection,
+)
 from aegis.runtime.audit_query import AuditFilter, Order, RuleStats, Since
 from aegis.runtime.audit_record import (
     AuditRecord,
@@ -52,14 +57,7 @@ from aegis.runtime.audit_record import (
     now_iso,
     outcome_values,
 )
-from aegis.runtime.audit_schema import (
-    GENESIS_HASH,
-    INTENT_COLUMNS,
-    PARAMS_INLINE_MAX,
-    audit_log,
-    chain_head,
-    metadata,
-)
+from aegis.runtime.audit_schema import INTENT_COLUMNS, PARAMS_INLINE_MAX
 from aegis.runtime.audit_ship import AuditSink, Shipper, SinkSpec, resolve_sinks
 from aegis.runtime.audit_url import audit_url, missing_driver_message
 from aegis.runtime.audit_writer import (
@@ -158,14 +156,14 @@ class AuditStore:
             if self._writer is not None and not self._writer.closed:
                 return
             engine = self._get_engine()
-            guard = _file_guard(engine)
+            guard = file_guard(engine)
             try:
-                _create_tables(engine)
-                _ensure_head(engine)
+                create_tables(engine)
+                ensure_head(engine)
                 if guard is not None:
                     guard.arm()  # the file the engine just opened (and the writer will)
                 writer = GroupCommitWriter(
-                    lambda: _write_connection(engine),
+                    lambda: write_connection(engine),
                     Statements(engine.dialect.name, engine.dialect.paramstyle),
                     full=self.durability == "full",
                     on_final=self._wake_shippers,
@@ -422,7 +420,7 @@ class AuditStore:
     def _get_engine(self) -> Engine:
         if self._engine is None:
             try:
-                self._engine, self._memory = _make_engine(
+                self._engine, self._memory = make_engine(
                     self.url, self.busy_timeout, self.durability
                 )
             except ImportError as exc:  # the URL's driver is not installed
@@ -453,83 +451,6 @@ def _filter_names(filters: dict[str, Any]) -> dict[str, Any]:
     return {_FILTER_ALIASES.get(k, k): v for k, v in filters.items()}
 
 
-def _make_engine(url: str, busy_timeout: float, durability: str) -> tuple[Engine, bool]:
-    try:
-        parsed = make_url(url)
-    except Exception as exc:
-        safe = url.partition("://")[0] + "://..."
-        raise AuditError(f"not a database URL: {safe} ({one_line(exc)})") from exc
-    if parsed.get_backend_name() != "sqlite":
-        return create_engine(parsed, pool_pre_ping=True), False
-    database = parsed.database or ""
-    memory = database in ("", ":memory:") or "mode=memory" in str(parsed)
-    options: dict[str, Any] = {
-        "connect_args": {"check_same_thread": False, "timeout": busy_timeout}
-    }
-    if memory:
-        options["poolclass"] = StaticPool
-    engine = create_engine(parsed, **options)
-    sync = "FULL" if durability == "full" else "NORMAL"
-
-    @event.listens_for(engine, "connect")
-    def _pragmas(dbapi_conn: Any, _record: Any) -> None:
-        cur = dbapi_conn.cursor()
-        try:
-            cur.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
-            if not memory:
-                with contextlib.suppress(Exception):  # a read-only file can still be read
-                    cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute(f"PRAGMA synchronous={sync}")
-        finally:
-            cur.close()
-
-    return engine, memory
-
-
-def _create_tables(engine: Engine, attempts: int = 5) -> None:
-    """``create_all``, tolerating another process creating the same tables at the same moment."""
-    for attempt in range(attempts):
-        try:
-            metadata.create_all(engine)
-            return
-        except SQLAlchemyError:
-            if attempt == attempts - 1:
-                raise
-            time.sleep(0.05 * (attempt + 1))
-
-
-def _ensure_head(engine: Engine) -> None:
-    """Create the chain head of a new trail; refuse to open a trail whose head is damaged.
-
-    Re-creating a deleted head at genesis would restart ids at 1 (every later write collides
-    with an existing row) and hide the deletion, so a head that is missing while records exist,
-    or that is behind the last record, is an ``AuditError`` naming the damage.
-    """
-    with engine.connect() as conn:
-        head = conn.execute(select(chain_head.c.last_id).where(chain_head.c.id == 1)).first()
-        last_row = conn.execute(select(func.max(audit_log.c.id))).scalar()
-        if head is not None:
-            if last_row is not None and int(last_row) > int(head[0]):
-                raise AuditError(
-                    f"audit record {int(last_row)} lies beyond the chain head (id {int(head[0])}):"
-                    " rows were inserted or the head was rolled back; run 'aegis audit verify'"
-                )
-            return
-        if last_row is not None:
-            raise AuditError(
-                f"the audit chain head is missing (table aegis_audit_head has no row) while the "
-                f"trail holds records up to id {int(last_row)}: it was deleted; run 'aegis audit "
-                "verify' and restore the store before writing to it"
-            )
-        try:
-            conn.execute(
-                insert(chain_head).values(id=1, last_id=0, last_hash=GENESIS_HASH, last_final=0)
-            )
-            conn.commit()
-        except IntegrityError:  # another process created it first
-            conn.rollback()
-
-
 _PARAMS_AT = INTENT_COLUMNS.index("params")
 
 
@@ -545,23 +466,6 @@ def _intent_payload(values: tuple[Any, ...]) -> tuple[str, tuple[Any, ...], str 
         return intent_json, values, None
     row = (*values[:_PARAMS_AT], "", *values[_PARAMS_AT + 1 :])
     return intent_json, row, params
-
-
-def _file_guard(engine: Engine) -> FileGuard | None:
-    """A guard for a SQLite file database (none for memory databases and other dialects)."""
-    if engine.dialect.name != "sqlite":
-        return None
-    database = engine.url.database or ""
-    if database in ("", ":memory:") or database.startswith("file:"):
-        return None
-    return FileGuard(database)
-
-
-def _write_connection(engine: Engine) -> Any:
-    raw = engine.raw_connection()
-    if engine.dialect.name == "sqlite":
-        raw.driver_connection.isolation_level = None  # type: ignore[union-attr]
-    return raw
 
 
 # The original README's name, importable from where it was (``aegis.runtime.audit``); it needs
