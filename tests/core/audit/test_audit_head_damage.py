@@ -100,3 +100,23 @@ async def test_intact_trail_still_says_ok(db_url: str) -> None:
     report = AuditStore(db_url).verify()
     assert report.status == "ok"
     assert report.summary().startswith("OK: 3 records checked")
+
+
+async def test_opening_while_another_process_writes_is_not_mistaken_for_damage(
+    db_url: str,
+) -> None:
+    """The head and the last id are read in one snapshot: a commit in between is no 'damage'."""
+    import asyncio
+
+    from audit_helpers import spawn_writers
+
+    await _trail(db_url, 1)
+    writer = asyncio.create_task(asyncio.to_thread(spawn_writers, db_url, 1, 150))
+    opened = 0
+    while not writer.done() or opened == 0:
+        store = AuditStore(db_url)
+        await store.open()  # raised "lies beyond the chain head" when the reads straddled a commit
+        await store.close()
+        opened += 1
+    await writer
+    assert AuditStore(db_url).verify().status == "ok"

@@ -74,13 +74,16 @@ def ensure_head(engine: Engine) -> None:
     with an existing row) and hide the deletion, so a head that is missing while records exist,
     or that is behind the last record, is an ``AuditError`` naming the damage.
     """
+    # One statement, so one snapshot: read separately, another process's commit in between
+    # would look like a row beyond the head.
+    head_id = select(chain_head.c.last_id).where(chain_head.c.id == 1).scalar_subquery()
+    top_id = select(func.max(audit_log.c.id)).scalar_subquery()
     with engine.connect() as conn:
-        head = conn.execute(select(chain_head.c.last_id).where(chain_head.c.id == 1)).first()
-        last_row = conn.execute(select(func.max(audit_log.c.id))).scalar()
+        head, last_row = conn.execute(select(head_id, top_id)).one()
         if head is not None:
-            if last_row is not None and int(last_row) > int(head[0]):
+            if last_row is not None and int(last_row) > int(head):
                 raise AuditError(
-                    f"audit record {int(last_row)} lies beyond the chain head (id {int(head[0])}):"
+                    f"audit record {int(last_row)} lies beyond the chain head (id {int(head)}):"
                     " rows were inserted or the head was rolled back; run 'aegis audit verify'"
                 )
             return
