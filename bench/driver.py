@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import os
 import platform
@@ -174,8 +175,11 @@ def main() -> None:
     parser.add_argument("--smoke", action="store_true")
     parser.add_argument("--out", type=Path, required=True, help="where to write the JSON figures")
     parser.add_argument("--groups", default="abcde", help="figure groups to run, e.g. 'ad'")
+    parser.add_argument("--actions", type=int, default=None, help="b-figure actions (10,000)")
     args = parser.parse_args()
     sizes = Sizes.smoke_sizes() if args.smoke else Sizes()
+    if args.actions is not None:
+        sizes = dataclasses.replace(sizes, run_actions=args.actions)
     side = load_side(args.side)
     with tempfile.TemporaryDirectory(prefix=f"aegis-bench-{side.name}-") as tmp:
         root = Path(tmp)

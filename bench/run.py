@@ -67,13 +67,17 @@ TARGETS = (
 )
 
 
-def run_side(python: str, side: str, smoke: bool, groups: str) -> dict[str, Any]:
+def run_side(
+    python: str, side: str, smoke: bool, groups: str, actions: int | None = None
+) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix=f"aegis-bench-{side}-") as tmp:
         out = Path(tmp) / "figures.json"
         command = [python, str(HERE / "driver.py"), "--side", side, "--out", str(out)]
         command += ["--groups", groups]
         if smoke:
             command.append("--smoke")
+        if actions is not None:
+            command += ["--actions", str(actions)]
         print("+", " ".join(command), flush=True)
         # The side runs from an empty directory so only its installed package is importable.
         subprocess.run(command, check=True, cwd=tmp, env={**os.environ, "PYTHONPATH": ""})
@@ -205,6 +209,9 @@ def main() -> int:
     parser.add_argument("--smoke", action="store_true", help="tiny workload: harness check only")
     parser.add_argument("--groups", default="abcde", help="figure groups (a-e) to run")
     parser.add_argument(
+        "--actions", type=int, default=None, help="actions per b figure (default 10,000)"
+    )
+    parser.add_argument(
         "--rounds", type=int, default=3, help="rounds of both sides, alternating who goes first"
     )
     args = parser.parse_args()
@@ -216,7 +223,10 @@ def main() -> int:
         print(f"== round {number + 1}/{args.rounds}: {order[0]} first", flush=True)
         pythons = {"ours": args.ours_python, "peer": args.peer_python}
         rounds.append(
-            {side: run_side(pythons[side], side, args.smoke, args.groups) for side in order}
+            {
+                side: run_side(pythons[side], side, args.smoke, args.groups, args.actions)
+                for side in order
+            }
         )
     ours = merge([r["ours"] for r in rounds])
     peer = merge([r["peer"] for r in rounds])
