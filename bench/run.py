@@ -3,7 +3,9 @@
 Each side runs in its own interpreter (ours: this one; the peer: ``--peer-python``), one after
 the other so they never compete for the two cores. Results go to ``bench-results/`` as
 ``latest.json`` and ``latest.md`` (``smoke.*`` for ``--smoke`` runs, whose figures are only a
-proof that the harness works).
+proof that the harness works). ``--scale`` adds BENCH.md's 1M-record figures f1-f4
+(``bench/scale.py``, ours only: their targets compare this project with itself) as
+``scale.json``/``scale.md``; ``--scale-only`` runs just those.
 """
 
 from __future__ import annotations
@@ -214,7 +216,20 @@ def main() -> int:
     parser.add_argument(
         "--rounds", type=int, default=3, help="rounds of both sides, alternating who goes first"
     )
+    parser.add_argument(
+        "--scale", action="store_true", help="also the 1M-record figures f1-f4 (bench/scale.py)"
+    )
+    parser.add_argument("--scale-only", action="store_true", help="only f1-f4, no peer")
     args = parser.parse_args()
+    if args.scale or args.scale_only:
+        command = [args.ours_python, str(HERE / "scale.py"), "--out", str(args.out.resolve())]
+        if args.smoke:
+            command.append("--smoke")
+        print("+", " ".join(command), flush=True)
+        with tempfile.TemporaryDirectory(prefix="aegis-bench-scale-") as tmp:
+            subprocess.run(command, check=True, cwd=tmp, env={**os.environ, "PYTHONPATH": ""})
+        if args.scale_only:
+            return 0
 
     rounds: list[dict[str, dict[str, Any]]] = []
     for number in range(args.rounds):

@@ -9,6 +9,7 @@ import json
 import signal
 import sqlite3
 import subprocess
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -299,7 +300,7 @@ def test_tail_prints_new_records_until_ctrl_c(trail: Path, tmp_path: Path, fmt: 
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert proc.returncode == 0, err
+    assert proc.returncode == 130, err  # Ctrl-C: the documented exit code
     text = out_file.read_text()
     if fmt == "jsonl":
         ids = [json.loads(line)["id"] for line in text.splitlines()]
@@ -310,16 +311,26 @@ def test_tail_prints_new_records_until_ctrl_c(trail: Path, tmp_path: Path, fmt: 
 
 def test_tail_respects_filters_on_stdout(trail: Path, tmp_path: Path) -> None:
     proc = _tail_process(tmp_path, "--format", "jsonl", "--action-type", "delete*")
+    lines: list[str] = []
+    assert proc.stdout is not None
+    reader = threading.Thread(target=lambda: lines.extend(iter(proc.stdout.readline, "")))
+    reader.start()
     try:
-        time.sleep(1.5)
+        # Wait for what the tail printed, not a fixed time: a loaded machine starts it slowly.
+        _wait_for(lambda: len(lines) >= 2)  # the backlog: both earlier deletes
         run_actions(trail, [Action("read", "x"), Action("delete", "y")], session="s3")
-        time.sleep(2.5)
+        _wait_for(lambda: len(lines) >= 3)
+        time.sleep(1.5)  # one more poll: nothing else may arrive
         proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=20)
+        proc.wait(timeout=20)
+        reader.join(timeout=20)  # the reader alone drains stdout, to its end
+        assert proc.stderr is not None
+        err = proc.stderr.read()
+        out = "".join(lines)
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert proc.returncode == 0, err
+    assert proc.returncode == 130, err  # Ctrl-C: the documented exit code
     assert [json.loads(line)["target"] for line in out.splitlines()] == ["crm", "crm", "y"]
 
 
@@ -353,7 +364,7 @@ def test_tail_holds_back_a_pending_record_until_it_finishes(trail: Path, tmp_pat
         loop.close()
         if proc.poll() is None:
             proc.kill()
-    assert proc.returncode == 0, err
+    assert proc.returncode == 130, err  # Ctrl-C: the documented exit code
     records = [json.loads(line) for line in out_file.read_text().splitlines()]
     assert [(r["id"], r["result"]) for r in records] == [(6, "blocked"), (7, "success")]
 

@@ -34,7 +34,7 @@ def test_print_table_rich_on_a_terminal(
     monkeypatch.setenv("FORCE_COLOR", "1")
     print_table(("A", "B"), [("[bold]x[/]", "y")])
     out = capsys.readouterr().out
-    assert "┃" in out or "│" in out
+    assert "\x1b[" in out  # styled by rich (borderless: borders do not fit 80 columns)
     assert "[bold]x[/]" in out  # cell values are text, never rich markup
 
 

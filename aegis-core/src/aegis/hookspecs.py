@@ -152,9 +152,10 @@ def aegis_register_routes(register: Register) -> None:
     ``handler`` is ``async (aegis.http.HttpRequest) -> aegis.http.HttpResponse``; the request
     carries the raw body, so signature checks (Slack's signing secret, Discord's Ed25519,
     Telegram's secret token) are made on exactly the bytes received. The path may hold
-    ``{name}`` parameters (in ``request.params``). A route is reachable without the server's
-    API key — it must verify its own caller — and anything it reports goes through
-    ``responder.respond`` like any other answer. Paths are global; the first registration wins.
+    ``{name}`` parameters (in ``request.params``); ``request.context.responder("slack")`` gives
+    the ``Responder`` to report answers with. A route is reachable without the server's API key
+    — it must verify its own caller — and anything it reports goes through ``respond`` like any
+    other answer. Paths are global; the first registration wins.
     """
 
 

@@ -11,9 +11,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
+
+if TYPE_CHECKING:
+    from aegis.runtime.approval_channels import Responder
+    from aegis.runtime.audit import AuditStore
 
 
 def _lower_keys(headers: Mapping[str, str]) -> dict[str, str]:
@@ -31,6 +35,8 @@ class HttpRequest:
     body: bytes = b""
     #: Path parameters from the registered pattern (``/approvals/{token}`` -> ``token``).
     params: Mapping[str, str] = attrs.field(factory=dict)
+    #: What the server gives every route: its audit store (and so its approval requests).
+    context: RouteContext | None = None
 
     def header(self, name: str, default: str | None = None) -> str | None:
         return self.headers.get(name.lower(), default)
@@ -53,6 +59,20 @@ class HttpResponse:
     @classmethod
     def text(cls, text: str, status: int = 200) -> HttpResponse:
         return cls(status, text.encode("utf-8"), "text/plain; charset=utf-8")
+
+
+@attrs.frozen
+class RouteContext:
+    """The server's side of a route: where answers go."""
+
+    store: AuditStore
+
+    def responder(self, channel: str) -> Responder:
+        """A ``Responder`` for ``channel``; a waiter in this process is woken at once."""
+        from aegis.runtime.approval_channels import Responder
+        from aegis.runtime.approval_flow import WAKERS
+
+        return Responder(self.store.approvals, channel, WAKERS.wake)
 
 
 RouteHandler = Callable[[HttpRequest], Awaitable[HttpResponse]]

@@ -13,25 +13,40 @@ import traceback
 from collections.abc import Sequence
 from typing import Any
 
-from cyclopts import App
+from cyclopts import App, Parameter
 
 from aegis.cli.errors import EXIT_CODES_HELP, CliError, ExitCode
 
 BUILTIN_COMMANDS = frozenset(
-    {"init", "validate", "schema", "simulate", "audit", "approvals", "stats", "plugins", "demo"}
+    {
+        "init",
+        "validate",
+        "schema",
+        "simulate",
+        "audit",
+        "approvals",
+        "stats",
+        "plugins",
+        "demo",
+        "keys",
+    }
 )
 
 
 def build_app(*, with_plugins: bool = True) -> App:
     """A fresh root app (fresh each call, so plugin commands never leak between runs/tests)."""
     from aegis import __version__
-    from aegis.cli import approvals_cmds, audit_cmds, demo, plugins_cmd, policy_cmds
+    from aegis.cli import approvals_cmds, audit_cmds, demo, evidence_cmds, plugins_cmd, policy_cmds
 
     app = App(
         name="aegis",
         help="Aegis: policy checks, approval gates and an audit trail for AI agent actions.",
         help_epilogue=EXIT_CODES_HELP,
         version=__version__,
+        version_flags=["--version", "-V"],
+        # List options get no generated "--empty-NAME" twin: it only cluttered every --help.
+        # (Bool flags keep cyclopts' "--no-NAME" unless a command turns it off.)
+        default_parameter=Parameter(negative_iterable=()),
         suppress_keyboard_interrupt=False,  # run() reports it, in the same one-line style
     )
     app.command(policy_cmds.init, name="init")
@@ -43,6 +58,7 @@ def build_app(*, with_plugins: bool = True) -> App:
     audit_app.default(audit_cmds.audit)
     audit_app.command(audit_cmds.verify, name="verify")
     app.command(audit_app)
+    evidence_cmds.register(app, audit_app)
     app.command(audit_cmds.stats, name="stats")
     app.command(approvals_cmds.build())
 
@@ -83,6 +99,8 @@ def run(argv: Sequence[str] | None = None) -> int:
     tokens = list(sys.argv[1:] if argv is None else argv)
     try:
         app = build_app(with_plugins=_wants_plugin_commands(tokens))
+        if not tokens and app.default_command is None:
+            return _no_command(app)
         result: Any = app(
             tokens, exit_on_error=False, print_error=False, result_action="return_value"
         )
@@ -119,6 +137,14 @@ def run(argv: Sequence[str] | None = None) -> int:
     if isinstance(result, bool) or result is None:
         return ExitCode.OK
     return int(result) if isinstance(result, int) else ExitCode.OK
+
+
+def _no_command(app: App) -> int:
+    """Bare ``aegis``: the help a newcomer needs on stdout, and exit 2 like any usage error, so
+    a script that lost its arguments does not pass."""
+    app.help_print([])
+    _stderr("aegis: error: no command given; choose one of the commands above")
+    return ExitCode.USAGE
 
 
 def _one_line(text: str) -> str:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from cyclopts import Parameter
 
-from aegis.cli.audit_view import TABLE_COLUMNS, record_columns, table_row
+from aegis.cli.audit_view import record_columns
 from aegis.cli.errors import CliError, ExitCode
 from aegis.runtime import DEFAULT_AUDIT_URL
 
@@ -24,7 +24,8 @@ if TYPE_CHECKING:
 
 AUDIT_HELP = "Show, filter and export the audit trail; 'aegis audit verify' checks its hash chain."
 
-#: The table view: the original README's columns plus time and agent.
+#: Records the table shows without --limit: a screenful; the rest is counted, not printed.
+TABLE_LIMIT = 20
 
 DbOption = Annotated[
     str | None,
@@ -126,11 +127,19 @@ def _filters(
     return {k: v for k, v in out.items() if v is not None}
 
 
+def _resolve_session(store: AuditStore, filters: dict[str, Any]) -> None:
+    """``--session`` takes the shortened id a table shows, or any unique prefix."""
+    if "session" in filters:
+        from aegis.cli.ids import resolve_session
+
+        filters["session"] = resolve_session(store, filters["session"])
+
+
 def print_records(records: Sequence[AuditRecord], *, title: str | None = None) -> None:
     """The audit table (rich on a terminal, plain when piped); used by ``audit`` and ``demo``."""
-    from aegis.cli.output import print_table
+    from aegis.cli.audit_view import print_audit_table
 
-    print_table(TABLE_COLUMNS, [table_row(r) for r in records], title=title)
+    print_audit_table(records, title=title)
 
 
 def audit(
@@ -148,6 +157,7 @@ def audit(
     format: Annotated[Literal["table", "json", "jsonl", "csv"], Parameter(alias="-f")] = "table",
     output: Annotated[Path | None, Parameter(alias="-o")] = None,
     tail: Annotated[bool, Parameter(negative="")] = False,
+    chain: str | None = None,
 ) -> int:
     """Show the audit trail, filtered; export it as json, jsonl or csv.
 
@@ -156,13 +166,13 @@ def audit(
     db
         Audit store URL or file path (default: $AEGIS_AUDIT_URL or ./aegis_audit.db).
     session
-        Only this session id.
+        Only this session: its id, or a unique prefix such as the 8 characters the table shows.
     action_type
         Action type, globs allowed (delete*).
     risk_level
         low, medium, high or critical (comma-separated for several; any case).
     result
-        success, failed, blocked, denied, skipped or pending (comma-separated for several).
+        success, failed, blocked, denied, skipped, interrupted or pending (comma-separated).
     agent
         Only this agent id.
     decision
@@ -172,14 +182,21 @@ def audit(
     since
         ISO date/time (2026-03-21T18:00) or a span back from now: 30m, 1h, 2d.
     limit
-        Only the most recent N records (default: all).
+        Only the most recent N records (default: 20 for the table; json, jsonl, csv and
+        --output get every record).
     format
         table (for humans), json, jsonl or csv.
     output
         Write to this file instead of stdout (a progress bar shows on a terminal).
     tail
         Keep watching and print new records as they arrive (1 s poll) until Ctrl-C.
+    chain
+        Show one multi-agent task (its chain id) as a tree of delegating agents.
     """
+    if chain is not None:
+        from aegis.cli.evidence_cmds import show_chain
+
+        return show_chain(db, chain, format)
     if limit is not None and limit < 1:
         raise CliError("--limit must be at least 1")
     if tail and format == "json":
@@ -195,6 +212,7 @@ def audit(
         since=since,
     )
     store = open_store(db)
+    _resolve_session(store, filters)
     if tail:
         from aegis.cli.audit_tail import tail_records
 
@@ -208,11 +226,17 @@ def audit(
     from aegis.cli.audit_export import iter_records
 
     if format == "table":
-        records = list(iter_records(store, filters, limit=limit))
+        shown = limit or TABLE_LIMIT
+        records = list(iter_records(store, filters, limit=shown))
         if not records:
             sys.stderr.write("no audit records match\n")
             return ExitCode.OK
         print_records(records)
+        if len(records) == shown:
+            total = store.count(**filters)
+            if total > shown:
+                # stderr: a pipe gets only the table, a person sees what was left out.
+                sys.stderr.write(f"{total - shown} more: use --limit {total} to show all\n")
         return ExitCode.OK
     from aegis.cli.output import write_records
 
@@ -229,9 +253,13 @@ def verify(
     *,
     db: DbOption = None,
     format: Annotated[Literal["text", "json"], Parameter(alias="-f")] = "text",
+    checkpoint: Annotated[list[Path] | None, Parameter(consume_multiple=True)] = None,
+    public_key: Path | None = None,
 ) -> int:
     """Check the audit hash chain; name every edited, deleted or inserted record.
 
+    With --checkpoint and --public-key, also check the trail against signed checkpoints: a
+    rewritten, truncated or forked trail is named even when every hash was recomputed.
     Exit 0 when the chain is intact, 1 when it was tampered with.
 
     Parameters
@@ -240,7 +268,17 @@ def verify(
         Audit store URL or file path (default: $AEGIS_AUDIT_URL or ./aegis_audit.db).
     format
         text or json.
+    checkpoint
+        Checkpoint files or directories (aegis audit checkpoint).
+    public_key
+        The public key of the checkpoint signer (aegis keys generate).
     """
+    if checkpoint or public_key is not None:
+        from aegis.cli.evidence_cmds import verify_with_checkpoints
+
+        if not checkpoint:
+            raise CliError("--public-key needs --checkpoint (the files to check against)")
+        return verify_with_checkpoints(db, checkpoint, public_key, format)
     store = open_store(db)
     report = store.verify()
     if format == "json":
@@ -281,7 +319,7 @@ def stats(
     db
         Audit store URL or file path (default: $AEGIS_AUDIT_URL or ./aegis_audit.db).
     session
-        Only this session id.
+        Only this session: its id or a unique prefix.
     agent
         Only this agent id.
     since
@@ -292,7 +330,9 @@ def stats(
     filters = _filters(
         session=session, action_type=None, risk_level=None, result=None, agent=agent, since=since
     )
-    rows = open_store(db).stats(**filters)
+    store = open_store(db)
+    _resolve_session(store, filters)
+    rows = store.stats(**filters)
     if format == "json":
         import json
 

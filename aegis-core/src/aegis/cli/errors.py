@@ -14,15 +14,15 @@ class ExitCode(enum.IntEnum):
 
     OK = 0
     CHECK_FAILED = 1  # the thing checked is bad: invalid policy, tampered audit chain
-    USAGE = 2  # bad arguments: unknown option, missing file, malformed --param / type:target
+    USAGE = 2  # bad arguments: no/unknown command or option, missing file, malformed --param
     STORE_UNREACHABLE = 3  # the audit store does not exist or cannot be opened/read
     INTERNAL = 4  # a bug in aegis or a plugin (AEGIS_DEBUG=1 shows the traceback)
-    INTERRUPTED = 130  # Ctrl-C (except for ``audit --tail``, where Ctrl-C is the normal stop)
+    INTERRUPTED = 130  # Ctrl-C, also the usual way to stop ``audit --tail``
 
 
 EXIT_CODES_HELP = """\
-Exit codes: 0 ok; 1 check failed (invalid policy, tampered audit); 2 usage error (bad
-arguments, missing file); 3 audit store unreachable; 4 internal error (AEGIS_DEBUG=1 shows the
+Exit codes: 0 ok; 1 check failed (invalid policy, tampered audit); 2 usage error (no command,
+bad arguments, missing file); 3 audit store unreachable; 4 internal error (AEGIS_DEBUG=1 shows the
 traceback); 130 interrupted."""
 
 

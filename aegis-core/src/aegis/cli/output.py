@@ -34,6 +34,10 @@ CELL_STYLES = {
 }
 
 
+#: A terminal table column at most this wide is never wrapped (risk levels, counts, decisions).
+SHORT_COLUMN = 10
+
+
 def stdout_is_terminal() -> bool:
     """True when stdout is an interactive terminal (rich honours FORCE_COLOR / TTY_COMPATIBLE)."""
     from rich.console import Console
@@ -56,9 +60,18 @@ def print_table(
         from rich.table import Table
         from rich.text import Text
 
-        table = Table(title=title, show_lines=False, header_style="bold")
-        for name in columns:
-            table.add_column(name, overflow="fold")
+        # No box: borders cost three characters per column, which 80-column terminals need.
+        # Short columns never wrap; long ones wrap at spaces (and fold only a word too long).
+        table = Table(
+            title=title,
+            box=None,
+            pad_edge=False,
+            padding=(0, 1),
+            header_style="bold underline",
+        )
+        for i, name in enumerate(columns):
+            longest = max([len(name), *(len(row[i]) for row in cells)])
+            table.add_column(name, overflow="fold", no_wrap=longest <= SHORT_COLUMN)
         for row in cells:
             # Text, not str: a cell value is never interpreted as rich markup.
             table.add_row(*(Text(v, style=CELL_STYLES.get(v, "")) for v in row))

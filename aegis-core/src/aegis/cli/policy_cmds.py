@@ -145,13 +145,21 @@ def _rules_phrase(policy: Policy) -> str:
 # --- validate -------------------------------------------------------------------------------
 
 
-def validate(files: Annotated[list[Path], Parameter(consume_multiple=True)], /) -> int:
+def validate(
+    files: Annotated[list[Path], Parameter(consume_multiple=True)],
+    /,
+    *,
+    strict: Annotated[bool, Parameter(negative="")] = False,
+) -> int:
     """Check policy files; print file:line:col: key: message for every problem.
 
     Parameters
     ----------
     files
         One or more policy YAML files.
+    strict
+        Also report what is valid but lax (e.g. approvals anyone authenticated may answer);
+        exit 1 if there is any.
     """
     from aegis.core.policy import Policy
     from aegis.errors import PolicyError
@@ -181,12 +189,41 @@ def validate(files: Annotated[list[Path], Parameter(consume_multiple=True)], /) 
         sys.stdout.write(
             f"{file}: OK ({_rules_phrase(policy)}, fingerprint {policy.fingerprint[:12]})\n"
         )
+        if strict:
+            for warning in _lax(policy):
+                sys.stdout.write(f"{file}: strict: {warning}\n")
+                worst = max(worst, ExitCode.CHECK_FAILED)
     if len(files) > 1:
         bad = len(files) - ok
         sys.stdout.write(
             f"{ok} of {len(files)} files valid" + (f", {bad} with problems\n" if bad else "\n")
         )
     return worst
+
+
+def _lax(policy: Any) -> list[str]:
+    """What ``--strict`` reports: valid choices that leave a decision wider than it looks."""
+    from aegis.core.approvers import parse_requirements
+    from aegis.core.risk import Approval
+
+    found: list[str] = []
+    defaults = policy.defaults.approval
+    for rule in policy.rules:
+        approval = rule.approval or defaults
+        if approval is not Approval.APPROVE:
+            continue
+        terms, _ = parse_requirements(rule.approvers)
+        if terms is None or terms.allow is None:
+            found.append(
+                f"rule {rule.name!r}: its approval requests accept any answer a configured "
+                "channel authenticated (add approvers.allow to name who may answer)"
+            )
+    if defaults is Approval.APPROVE:
+        found.append(
+            "defaults: actions no rule matches need approval, and anyone a configured channel "
+            "authenticated may give it"
+        )
+    return found
 
 
 # --- schema ---------------------------------------------------------------------------------

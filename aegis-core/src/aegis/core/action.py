@@ -28,6 +28,11 @@ def _opt_str(instance: object, attribute: attrs.Attribute[Any], value: object) -
         raise TypeError(f"Action.{attribute.name} must be a string or None, got {value!r}")
 
 
+def _depth(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if type(value) is not int or value < 0:
+        raise TypeError(f"Action.{attribute.name} must be a non-negative int, got {value!r}")
+
+
 @attrs.frozen(eq=True, hash=False)
 class Action:
     """One thing an agent wants to do: ``Action("delete", "crm", params={"id": 7})``."""
@@ -39,9 +44,15 @@ class Action:
     agent_id: str | None = attrs.field(default=None, validator=_opt_str)
     session_id: str | None = attrs.field(default=None, validator=_opt_str)
     metadata: FrozenDict = attrs.field(factory=FrozenDict, converter=_freeze_metadata)
+    #: Delegation: the agent that handed this task down, the multi-agent task it belongs to,
+    #: and how many hand-offs deep it is (0 = the agent the user talked to).
+    parent_agent_id: str | None = attrs.field(default=None, validator=_opt_str, kw_only=True)
+    chain_id: str | None = attrs.field(default=None, validator=_opt_str, kw_only=True)
+    chain_depth: int = attrs.field(default=0, validator=_depth, kw_only=True)
 
     def __str__(self) -> str:
-        return f"{self.type}:{self.target}"
+        described = f" ({self.description})" if self.description else ""
+        return f"{self.type}:{self.target}{described}"
 
     @property
     def digest(self) -> str:
@@ -72,4 +83,7 @@ def with_identity(action: Action, agent_id: str | None, session_id: str | None) 
     set_(new, "agent_id", agent_id)
     set_(new, "session_id", session_id)
     set_(new, "metadata", action.metadata)
+    set_(new, "parent_agent_id", action.parent_agent_id)
+    set_(new, "chain_id", action.chain_id)
+    set_(new, "chain_depth", action.chain_depth)
     return new

@@ -50,21 +50,21 @@ _IDENTITIES: dict[str, Any] = {
 }
 
 APPROVERS_SCHEMA: dict[str, Any] = {
-    "description": "Who may answer this rule's approval requests (approval: approve only).",
-    "anyOf": [
-        _IDENTITIES,
-        {
-            "type": "object",
-            "additionalProperties": False,
-            "properties": {
-                "allow": _IDENTITIES,
-                "quorum": {"type": "integer", "minimum": 1, "maximum": 100},
-                "timeout": DURATION_SCHEMA,
-                "escalate_after": DURATION_SCHEMA,
-                "escalate_to": _IDENTITIES,
-            },
-        },
-    ],
+    "description": "Who may answer this rule's approval requests (approval: approve only): a"
+    " list of identities, or a mapping with allow, quorum, timeout, escalate_after, escalate_to.",
+    # One type list instead of anyOf, so an error names the key that is wrong: `items` and
+    # `minItems` apply to the list form, `properties` to the mapping form.
+    "type": ["array", "object"],
+    "minItems": 1,
+    "items": _IDENTITIES["items"],
+    "additionalProperties": False,
+    "properties": {
+        "allow": _IDENTITIES,
+        "quorum": {"type": "integer", "minimum": 1, "maximum": 100},
+        "timeout": DURATION_SCHEMA,
+        "escalate_after": DURATION_SCHEMA,
+        "escalate_to": _IDENTITIES,
+    },
 }
 
 

@@ -24,6 +24,15 @@ class ResultStatus(enum.StrEnum):
         return self.value
 
 
+_LABELS = {
+    ResultStatus.SUCCESS: "OK",
+    ResultStatus.FAILED: "FAIL",
+    ResultStatus.BLOCKED: "BLOCK",
+    ResultStatus.DENIED: "DENY",
+    ResultStatus.SKIPPED: "SKIP",
+}
+
+
 def _to_status(value: object) -> ResultStatus:
     """``"success"`` is as good as ``ResultStatus.SUCCESS``; anything else is a ValueError."""
     if type(value) is ResultStatus:
@@ -62,6 +71,10 @@ class Result:
     #: the runtime for executed actions, accepted from executors as in the original API.
     started_at: dt.datetime | None = None
     completed_at: dt.datetime | None = None
+
+    def __str__(self) -> str:
+        """``[OK] read -> crm`` (the original API's one-line form)."""
+        return f"[{_LABELS[self.status]}] {self.action.type} -> {self.action.target}"
 
     @property
     def ok(self) -> bool:

@@ -31,9 +31,12 @@ ApprovalAnswer = bool | ApprovalDecision
 
 
 class ApprovalHandler:
-    """Base class for approval handlers. Subclass and implement ``request_approval``.
+    """Base class for one-shot approval handlers. Subclass and implement ``request_approval``.
 
-    ``timeout`` (seconds) overrides the runtime's approval timeout for this handler.
+    ``timeout`` (seconds) can shorten the runtime's approval window for this handler, never
+    extend it. The runtime runs every handler as a channel (``HandlerChannel``): its answer is
+    checked like any other. The built-in handlers also accept the original API's one-argument
+    call, ``request_approval(decision)``.
     """
 
     name: ClassVar[str] = "custom"
@@ -51,7 +54,9 @@ class AutoApprovalHandler(ApprovalHandler):
     def __init__(self, approver: str = "auto") -> None:
         self.approver = approver
 
-    async def request_approval(self, action: Action, decision: PolicyDecision) -> ApprovalAnswer:
+    async def request_approval(
+        self, action: Action | PolicyDecision, decision: PolicyDecision | None = None
+    ) -> ApprovalAnswer:
         return ApprovalDecision.approve(approver=self.approver, reason="auto-approval handler")
 
 
@@ -67,7 +72,10 @@ class CallbackApprovalHandler(ApprovalHandler):
         self.callback = callback
         self.timeout = timeout
 
-    async def request_approval(self, action: Action, decision: PolicyDecision) -> ApprovalAnswer:
+    async def request_approval(
+        self, action: Action | PolicyDecision, decision: PolicyDecision | None = None
+    ) -> ApprovalAnswer:
+        action, decision = _both(action, decision)
         answer = self.callback(action, decision)
         if inspect.isawaitable(answer):
             return await answer
@@ -95,7 +103,10 @@ class CLIApprovalHandler(ApprovalHandler):
         self._require_tty = require_tty
         self._lock: asyncio.Lock | None = None
 
-    async def request_approval(self, action: Action, decision: PolicyDecision) -> ApprovalAnswer:
+    async def request_approval(
+        self, action: Action | PolicyDecision, decision: PolicyDecision | None = None
+    ) -> ApprovalAnswer:
+        action, decision = _both(action, decision)
         stream_in = self._in if self._in is not None else sys.stdin
         stream_out = self._out if self._out is not None else sys.stderr
         if self._require_tty and not _isatty(stream_in):
@@ -114,6 +125,19 @@ class CLIApprovalHandler(ApprovalHandler):
         if answer in {"y", "yes"}:
             return ApprovalDecision.approve(approver=_user(), reason="approved at the terminal")
         return ApprovalDecision.deny(approver=_user(), reason=f"answered {answer or 'nothing'!r}")
+
+
+def _both(
+    action: Action | PolicyDecision, decision: PolicyDecision | None
+) -> tuple[Action, PolicyDecision]:
+    """``(action, decision)`` from either call form: ``(action, decision)`` or ``(decision)``."""
+    if decision is None:
+        if not isinstance(action, PolicyDecision):
+            raise TypeError("request_approval needs a PolicyDecision")
+        return action.action, action
+    if not isinstance(action, Action):
+        raise TypeError("request_approval(action, decision): action must be an Action")
+    return action, decision
 
 
 def _isatty(stream: IO[str]) -> bool:
@@ -164,56 +188,3 @@ async def _read_line_on_daemon_thread(stream: IO[str]) -> str | None:
 
     threading.Thread(target=read, name="aegis-cli-approval", daemon=True).start()
     return await future
-
-
-async def decide(
-    handler: ApprovalHandler,
-    action: Action,
-    decision: PolicyDecision,
-    *,
-    timeout: float | None,
-) -> ApprovalDecision:
-    """Ask ``handler`` and normalise the answer; only an explicit approval approves."""
-    handler_name = getattr(handler, "name", None) or type(handler).__name__
-    limit = handler.timeout if handler.timeout is not None else timeout
-    try:
-        async with asyncio.timeout(limit) as window:
-            answer = await handler.request_approval(action, decision)
-    except TimeoutError as exc:
-        if window.expired():
-            return ApprovalDecision(
-                False, reason=f"no answer within {limit:g} s", handler=handler_name, timed_out=True
-            )
-        # The handler's own TimeoutError (an HTTP call, say): a handler error, not our window.
-        return ApprovalDecision(
-            False,
-            reason=f"approval handler raised {type(exc).__name__}: {exc}",
-            handler=handler_name,
-        )
-    except Exception as exc:
-        return ApprovalDecision(
-            False,
-            reason=f"approval handler raised {type(exc).__name__}: {exc}",
-            handler=handler_name,
-        )
-    if answer is True:
-        return ApprovalDecision(True, approver=None, reason=None, handler=handler_name)
-    if isinstance(answer, ApprovalDecision):
-        if answer.approved is True:
-            return ApprovalDecision(
-                True, approver=answer.approver, reason=answer.reason, handler=handler_name
-            )
-        return ApprovalDecision(
-            False,
-            approver=answer.approver,
-            reason=answer.reason or "denied",
-            handler=handler_name,
-            timed_out=answer.timed_out,
-        )
-    if answer is False:
-        return ApprovalDecision(False, reason="denied", handler=handler_name)
-    return ApprovalDecision(
-        False,
-        reason=f"handler returned {type(answer).__name__} {answer!r}, which is not an approval",
-        handler=handler_name,
-    )

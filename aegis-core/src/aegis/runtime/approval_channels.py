@@ -70,7 +70,7 @@ class QueueChannel(ApprovalChannel):
         )
 
 
-Waker = Callable[[str], None]
+Waker = Callable[["AnswerOutcome"], None]
 
 
 class Responder:
@@ -81,6 +81,10 @@ class Responder:
         self._book = book
         self.channel = channel
         self._wake = wake
+
+    def token(self, request: ApprovalRequest) -> str:
+        """The request's opaque callback token, for buttons and links (bound to its digest)."""
+        return self._book.token(request)
 
     async def respond(
         self,
@@ -99,7 +103,7 @@ class Responder:
         ``proof`` is whatever the channel verified (a signed payload, a message id) and is
         stored with the answer. The outcome says whether it counted and why not.
         """
-        outcome = await asyncio.to_thread(
+        outcome = await self._book.run(
             self._book.respond,
             request,
             channel=self.channel,
@@ -111,7 +115,7 @@ class Responder:
             digest=digest,
         )
         if self._wake is not None and outcome.request_id:
-            self._wake(outcome.request_id)
+            self._wake(outcome)
         return outcome
 
 
@@ -195,3 +199,56 @@ def _takes_one_argument(method: Callable[..., Any]) -> bool:
     except (TypeError, ValueError):
         return False
     return len(params) == 1
+
+
+def describe(request: ApprovalRequest) -> dict[str, Any]:
+    """What every channel shows people about a request, as plain JSON-ready data.
+
+    Params are the stored (redacted) ones: a channel never sees a secret it does not need.
+    """
+    return {
+        "id": request.id,
+        "state": request.state,
+        "action_type": request.action_type,
+        "target": request.target,
+        "params": request.params,
+        "description": request.description,
+        "risk_level": request.risk_level,
+        "matched_rule": request.matched_rule,
+        "agent_id": request.agent_id,
+        "session_id": request.session_id,
+        "who_may_answer": request.requirements.describe(),
+        "quorum": request.requirements.quorum,
+        "expires_at": _iso(request.expires_at),
+        "digest": request.digest,
+        "outcome": request.outcome,
+        "approvers": list(request.approvers),
+    }
+
+
+def summary_text(request: ApprovalRequest) -> str:
+    """A few lines for a chat message or an e-mail body."""
+    import json
+
+    params = json.dumps(request.params, ensure_ascii=False, default=str)
+    if len(params) > 1500:
+        params = params[:1500] + " …"
+    lines = [
+        f"Approval needed: {request.action_type} -> {request.target}",
+        f"risk {request.risk_level}, rule {request.matched_rule or '(defaults)'}",
+        f"agent {request.agent_id or '-'}, session {request.session_id or '-'}",
+        f"params {params}",
+        f"may answer: {request.requirements.describe()}",
+        f"expires {_iso(request.expires_at)} (request {request.id[:8]})",
+    ]
+    if request.description:
+        lines.insert(1, request.description)
+    if request.state != "pending":
+        lines.append(f"{request.state}: {request.outcome or ''}".rstrip(": "))
+    return "\n".join(lines)
+
+
+def _iso(ts: float) -> str:
+    import datetime as dt
+
+    return dt.datetime.fromtimestamp(ts, dt.UTC).isoformat(timespec="seconds")

@@ -36,7 +36,7 @@ from aegis.runtime.approval_channels import ApprovalChannel, HandlerChannel, Res
 from aegis.runtime.approval_rules import apply_edits
 
 if TYPE_CHECKING:
-    from aegis.runtime.approval_store import ApprovalBook, ApprovalRequest
+    from aegis.runtime.approval_store import AnswerOutcome, ApprovalBook, ApprovalRequest
     from aegis.runtime.engine import Runtime
 
 log = logging.getLogger("aegis.approvals")
@@ -60,10 +60,12 @@ class Sought:
 
 
 class _Wakers:
-    """In-process answers wake their waiter at once instead of at the next poll."""
+    """In-process answers wake their waiter at once (with the request as the answer left it)
+    instead of at the next poll."""
 
     def __init__(self) -> None:
         self._events: dict[str, tuple[asyncio.AbstractEventLoop, asyncio.Event]] = {}
+        self.latest: dict[str, ApprovalRequest] = {}
 
     def register(self, rid: str) -> asyncio.Event:
         event = asyncio.Event()
@@ -72,13 +74,18 @@ class _Wakers:
 
     def drop(self, rid: str) -> None:
         self._events.pop(rid, None)
+        self.latest.pop(rid, None)
 
-    def wake(self, rid: str) -> None:
-        found = self._events.get(rid)
-        if found is not None:
-            loop, event = found
-            with contextlib.suppress(RuntimeError):  # the loop is gone: nobody waits
-                loop.call_soon_threadsafe(event.set)
+    def wake(self, outcome: AnswerOutcome) -> None:
+        rid = outcome.request_id
+        found = self._events.get(rid) if rid else None
+        if found is None or rid is None:
+            return
+        if outcome.request is not None:
+            self.latest[rid] = outcome.request
+        loop, event = found
+        with contextlib.suppress(RuntimeError):  # the loop is gone: nobody waits
+            loop.call_soon_threadsafe(event.set)
 
 
 WAKERS = _Wakers()
@@ -105,7 +112,7 @@ async def seek_approval(
     for _round in range(MAX_ROUNDS):
         window = window_for(runtime.approval_timeout, current, channels)
         view = runtime.audit.redactor.redact(current_action.params)
-        request = await asyncio.to_thread(
+        request = await book.run(
             book.create,
             current_action,
             current,
@@ -147,7 +154,7 @@ async def seek_approval(
             )
         if fresh.approval is Approval.AUTO or _covers(final, current, fresh):
             return Sought(approval, candidate, fresh, None, None, original, final.id)
-        await asyncio.to_thread(
+        await book.run(
             book.settle,
             final.id,
             book_mod.SUPERSEDED,
@@ -193,26 +200,43 @@ async def _wait(
     if request.requirements.escalate_after is not None:
         escalate_at = loop.time() + request.requirements.escalate_after
     beat_at = loop.time() + book_mod.HEARTBEAT_EVERY
+    final: ApprovalRequest | None = None
     try:
         while True:
-            state = await asyncio.to_thread(book.state, rid)
+            event.clear()
+            pause = min(POLL_EVERY, max(0.0, deadline - loop.time()))
+            pending = [t for t in tasks if not t.done()]
+            if pause > 0:  # in-process channels answer first: wait for them before polling
+                waiter = asyncio.ensure_future(event.wait())
+                try:
+                    await asyncio.wait(
+                        [waiter, *pending], timeout=pause, return_when=asyncio.FIRST_COMPLETED
+                    )
+                finally:
+                    waiter.cancel()
+            known = WAKERS.latest.get(rid)
+            if known is not None and known.state != book_mod.PENDING:
+                final = known
+                break
+            state = await book.run(book.state, rid)
             if state != book_mod.PENDING:
                 break
             now = loop.time()
             if now >= deadline:
                 outcome = f"expired: no answer within {window:g} s"
-                if await asyncio.to_thread(book.settle, rid, book_mod.EXPIRED, outcome):
+                if await book.run(book.settle, rid, book_mod.EXPIRED, outcome):
                     break
                 continue  # answered at the last moment: read what it became
             if not live and all(t.done() for t in tasks):
-                outcome = "cancelled: no channel can answer any more (" + _why(book, rid) + ")"
-                if await asyncio.to_thread(book.settle, rid, book_mod.CANCELLED, outcome):
+                why = await book.run(_why, book, rid)
+                outcome = f"cancelled: no channel can answer any more ({why})"
+                if await book.run(book.settle, rid, book_mod.CANCELLED, outcome):
                     break
                 continue
             if escalate_at is not None and now >= escalate_at:
                 escalate_at = None
-                if await asyncio.to_thread(book.escalate, rid):
-                    fresh = await asyncio.to_thread(book.get, rid)
+                if await book.run(book.escalate, rid):
+                    fresh = await book.run(book.get, rid)
                     for channel in channels:
                         if not isinstance(channel, HandlerChannel):
                             tasks.append(
@@ -222,28 +246,15 @@ async def _wait(
                             )
             if now >= beat_at:
                 beat_at = now + book_mod.HEARTBEAT_EVERY
-                await asyncio.to_thread(book.heartbeat, [rid])
-            event.clear()
-            pause = min(POLL_EVERY, max(0.0, deadline - loop.time()))
-            if all(t.done() for t in tasks) or pause == 0:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(event.wait(), pause)
-            else:
-                pending = [t for t in tasks if not t.done()]
-                waiter = asyncio.ensure_future(event.wait())
-                try:
-                    await asyncio.wait(
-                        [waiter, *pending], timeout=pause, return_when=asyncio.FIRST_COMPLETED
-                    )
-                finally:
-                    waiter.cancel()
+                await book.run(book.heartbeat, [rid])
     except asyncio.CancelledError:
-        await _shielded_settle(book, rid, "cancelled: the waiting task was cancelled")
+        _settle_now(book, rid, "cancelled: the waiting task was cancelled")
         raise
     finally:
         WAKERS.drop(rid)
         _abandon_tasks(tasks)
-    final = await asyncio.to_thread(book.get, rid)
+    if final is None:
+        final = await book.run(book.get, rid)
     for channel in channels:
         if not isinstance(channel, HandlerChannel):
             _background(channel.settled(final))
@@ -382,8 +393,10 @@ def _background(coro: Any) -> None:
     task.add_done_callback(_swallow)
 
 
-async def _shielded_settle(book: ApprovalBook, rid: str, outcome: str) -> None:
+def _settle_now(book: ApprovalBook, rid: str, outcome: str) -> None:
+    """Mark the request cancelled, synchronously: a cancel scope that keeps cancelling (anyio's,
+    inside the MCP SDK) would interrupt any await here and leave the request pending."""
     try:
-        await asyncio.shield(asyncio.to_thread(book.settle, rid, book_mod.CANCELLED, outcome))
-    except BaseException:
+        book.settle(rid, book_mod.CANCELLED, outcome)
+    except Exception:
         log.exception("could not mark approval request %s cancelled", rid)

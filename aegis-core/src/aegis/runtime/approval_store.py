@@ -17,6 +17,8 @@ consistent view. The rules for accepting an answer are in ``aegis.runtime.approv
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import hashlib
 import hmac
 import json
@@ -25,9 +27,9 @@ import secrets
 import socket
 import time
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
 from sqlalchemy import (
@@ -42,6 +44,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    bindparam,
     insert,
     select,
     update,
@@ -117,6 +120,27 @@ secret_table = Table(
     Column("secret", String(64), nullable=False),
 )
 
+# Built once: constructing a statement costs more than running it on SQLite.
+_INSERT_REQUEST = insert(requests)
+_INSERT_ANSWER = insert(answers)
+_SELECT_REQUEST = select(requests).where(requests.c.id == bindparam("rid"))
+_SELECT_STATE = select(requests.c.state).where(requests.c.id == bindparam("rid"))
+_SELECT_ANSWERS = (
+    select(answers).where(answers.c.request_id == bindparam("rid")).order_by(answers.c.id)
+)
+_ANSWER = (
+    update(requests)
+    .where(requests.c.id == bindparam("rid"), requests.c.version == bindparam("seen"))
+    .values(
+        version=bindparam("next"),
+        state=bindparam("new_state"),
+        settled_at=bindparam("new_settled_at"),
+        outcome=bindparam("new_outcome"),
+        edits=bindparam("new_edits"),
+    )
+)
+_LINK = update(requests).where(requests.c.id == bindparam("rid"))
+
 PENDING, APPROVED, DENIED, EXPIRED = "pending", "approved", "denied", "expired"
 CANCELLED, ABANDONED, SUPERSEDED = "cancelled", "abandoned", "superseded"
 STATES = (PENDING, APPROVED, DENIED, EXPIRED, CANCELLED, ABANDONED, SUPERSEDED)
@@ -129,7 +153,7 @@ STALE_AFTER = 60.0
 
 @attrs.frozen
 class AnswerRecord:
-    id: int
+    id: int | None  # None in a snapshot made before the row was read back
     at: float
     channel: str
     responder: str
@@ -195,6 +219,9 @@ class AnswerOutcome:
     state: str
     message: str
     request_id: str | None
+    #: The request as this answer left it (when it was found), so a waiter in this process
+    #: need not read it back.
+    request: ApprovalRequest | None = None
 
 
 def _process_started() -> str:
@@ -215,6 +242,8 @@ def _pid_started(pid: int) -> str | None:
 
 
 HOST = socket.gethostname()
+_INLINE: contextvars.ContextVar[bool] = contextvars.ContextVar("aegis_inline", default=False)
+_T = TypeVar("_T")
 _STARTED = _process_started()
 
 
@@ -235,12 +264,42 @@ class ApprovalBook:
             with store._read_lock():
                 engine = store._get_engine()
                 if not self._ready:
-                    metadata.create_all(engine)
+                    # Another thread or process may be creating them right now: retried.
+                    from aegis.runtime.audit import _create_tables
+
+                    _create_tables(engine, tables=metadata)
                     self._ready = True
                 with engine.begin() as conn:
+                    if engine.dialect.name == "sqlite":
+                        _tune_sqlite(conn, store.busy_timeout)
                     yield conn
         except SQLAlchemyError as exc:
             raise AuditError(f"approval store at {store._safe_url()}: {_one_line(exc)}") from exc
+
+    async def run(self, fn: Callable[..., _T], /, *args: Any, **kwargs: Any) -> _T:
+        """Call one of this book's methods from async code without stalling the event loop.
+
+        On SQLite the call is made right here (a request write is a small commit that the
+        action's own fsynced record makes durable, and a thread hop would cost more than it);
+        if the database is busy for more than a few milliseconds, it is retried on a worker
+        thread with the store's full busy timeout. Other databases always use a thread.
+        """
+        if self._inline_ok():
+            token = _INLINE.set(True)
+            try:
+                result: _T = fn(*args, **kwargs)
+                return result
+            except AuditError as exc:
+                if "locked" not in str(exc) and "busy" not in str(exc):
+                    raise
+            finally:
+                _INLINE.reset(token)
+        threaded: _T = await asyncio.to_thread(fn, *args, **kwargs)
+        return threaded
+
+    def _inline_ok(self) -> bool:
+        store = self._store
+        return store.url.startswith("sqlite") and not store._memory and self._ready
 
     def _key(self) -> bytes:
         """The per-store secret behind callback tokens (made on first use, shared by all)."""
@@ -331,8 +390,10 @@ class ApprovalBook:
             "replaces": replaces,
         }
         with self._tx() as conn:
-            conn.execute(insert(requests).values(**values))
-        return self.get(str(values["id"]))
+            conn.execute(_INSERT_REQUEST, values)
+        return _request(
+            {**values, "settled_at": None, "audit_id": None, "outcome": None, "edits": None}, ()
+        )
 
     def respond(
         self,
@@ -356,7 +417,11 @@ class ApprovalBook:
         """
         identity = f"{channel}:{responder}"
         edits_json = None if edits is None else json.dumps(dict(edits), ensure_ascii=False)
-        rid, problem = self._resolve(ref, allow_prefix)
+        rid: str | None
+        if isinstance(ref, str) and ref and "." not in ref and not allow_prefix:
+            rid, problem = ref, f"no approval request {ref!r}"  # checked in the transaction
+        else:
+            rid, problem = self._resolve(ref, allow_prefix)
         for _attempt in range(20):
             with self._tx() as conn:
                 row = None if rid is None else _load(conn, rid)
@@ -392,19 +457,28 @@ class ApprovalBook:
                         ruling.message,
                     )
                     return AnswerOutcome(ruling.accepted, request.state, ruling.message, rid)
-                changed: dict[str, Any] = {"state": ruling.new_state}
+                changed: dict[str, Any] = {
+                    "state": ruling.new_state,
+                    "settled_at": row["settled_at"],
+                    "outcome": row["outcome"],
+                    "edits": row["edits"],
+                }
                 if ruling.new_state != PENDING:
                     changed.update(settled_at=time.time(), outcome=ruling.message)
                 if ruling.accepted and edits is not None:
                     changed["edits"] = edits_json
                 done = conn.execute(
-                    update(requests)
-                    .where(requests.c.id == rid, requests.c.version == row["version"])
-                    .values(version=row["version"] + 1, **changed)
+                    _ANSWER,
+                    {
+                        "rid": rid,
+                        "seen": row["version"],
+                        "next": row["version"] + 1,
+                        **{f"new_{k}": v for k, v in changed.items()},
+                    },
                 )
                 if done.rowcount != 1:
                     continue  # someone else changed it between our read and write: re-judge
-                _store_answer(
+                answer = _store_answer(
                     conn,
                     rid,
                     channel,
@@ -416,7 +490,15 @@ class ApprovalBook:
                     ruling.accepted,
                     ruling.message,
                 )
-                return AnswerOutcome(ruling.accepted, ruling.new_state, ruling.message, rid)
+                after = attrs.evolve(
+                    request,
+                    state=ruling.new_state,
+                    answers=(*request.answers, answer),
+                    settled_at=changed.get("settled_at"),
+                    outcome=changed.get("outcome"),
+                    edits=(dict(edits) if ruling.accepted and edits is not None else request.edits),
+                )
+                return AnswerOutcome(ruling.accepted, ruling.new_state, ruling.message, rid, after)
         return AnswerOutcome(False, "", "the request kept changing; try again", rid)
 
     def settle(self, rid: str, state: str, outcome: str, *, only_from: str = PENDING) -> bool:
@@ -455,7 +537,7 @@ class ApprovalBook:
 
     def link_audit(self, rid: str, audit_id: int) -> None:
         with self._tx() as conn:
-            conn.execute(update(requests).where(requests.c.id == rid).values(audit_id=audit_id))
+            conn.execute(_LINK.values(audit_id=bindparam("aid")), {"rid": rid, "aid": audit_id})
 
     def reap(self, now: float | None = None) -> list[tuple[str, str]]:
         """Settle requests nobody is waiting for any more: ``abandoned`` or ``expired``.
@@ -485,7 +567,7 @@ class ApprovalBook:
 
     def state(self, rid: str) -> str | None:
         with self._tx() as conn:
-            row = conn.execute(select(requests.c.state).where(requests.c.id == rid)).first()
+            row = conn.execute(_SELECT_STATE, {"rid": rid}).first()
         return None if row is None else str(row[0])
 
     def get(self, ref: str, *, allow_prefix: bool = False) -> ApprovalRequest:
@@ -532,15 +614,29 @@ class ApprovalBook:
         return found[0], ""
 
 
+def _tune_sqlite(conn: Connection, busy_timeout: float) -> None:
+    """Request writes need no fsync of their own: the action's record, committed with
+    ``synchronous=FULL`` right after, makes them durable too (WAL order), and a process crash
+    loses nothing committed. Inline calls wait at most 20 ms for the lock."""
+    dbapi = conn.connection.dbapi_connection
+    info = conn.connection.info
+    if not info.get("aegis_normal"):
+        dbapi.execute("PRAGMA synchronous=NORMAL")  # type: ignore[union-attr]
+        info["aegis_normal"] = True
+    inline = _INLINE.get()
+    if info.get("aegis_inline") != inline:
+        timeout = 20 if inline else int(1000 * busy_timeout)
+        dbapi.execute(f"PRAGMA busy_timeout={timeout}")  # type: ignore[union-attr]
+        info["aegis_inline"] = inline
+
+
 def _load(conn: Connection, rid: str) -> Mapping[str, Any] | None:
-    row = conn.execute(select(requests).where(requests.c.id == rid)).first()
+    row = conn.execute(_SELECT_REQUEST, {"rid": rid}).first()
     return None if row is None else dict(row._mapping)
 
 
 def _answers(conn: Connection, rid: str) -> tuple[AnswerRecord, ...]:
-    rows = conn.execute(
-        select(answers).where(answers.c.request_id == rid).order_by(answers.c.id)
-    ).fetchall()
+    rows = conn.execute(_SELECT_ANSWERS, {"rid": rid}).fetchall()
     return tuple(
         AnswerRecord(
             id=r.id,
@@ -568,20 +664,33 @@ def _store_answer(
     proof: str | None,
     accepted: bool,
     note: str,
-) -> None:
+) -> AnswerRecord:
+    at = time.time()
     conn.execute(
-        insert(answers).values(
-            request_id=rid,
-            at=time.time(),
-            channel=channel,
-            responder=identity,
-            verdict=str(verdict)[:16],
-            reason=reason,
-            edits=edits_json,
-            proof=proof,
-            accepted=1 if accepted else 0,
-            note=note,
-        )
+        _INSERT_ANSWER,
+        {
+            "request_id": rid,
+            "at": at,
+            "channel": channel,
+            "responder": identity,
+            "verdict": str(verdict)[:16],
+            "reason": reason,
+            "edits": edits_json,
+            "proof": proof,
+            "accepted": 1 if accepted else 0,
+            "note": note,
+        },
+    )
+    return AnswerRecord(
+        id=None,
+        at=at,
+        channel=channel,
+        responder=identity,
+        verdict=verdict,
+        reason=reason,
+        edits=None if edits_json is None else json.loads(edits_json),
+        accepted=accepted,
+        note=note,
     )
 
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import functools
 import logging
 import os
@@ -40,8 +41,11 @@ from aegis.core.redact import DEFAULT_REDACTOR, Redactor
 from aegis.core.result import Result, ResultStatus
 from aegis.errors import AuditError
 from aegis.runtime import audit_query
-from aegis.runtime.audit_chain import VerifyReport, canonical
+from aegis.runtime.audit_autocheckpoint import Checkpointer, CheckpointSchedule
+from aegis.runtime.audit_chain import VerifyReport, canonical, intent_json
 from aegis.runtime.audit_file import FileGuard
+from aegis.runtime.audit_interrupted import current_owner, mark_interrupted
+from aegis.runtime.audit_migrate import ensure_columns
 from aegis.runtime.audit_open import (
     create_tables,
     ensure_head,
@@ -109,6 +113,7 @@ class AuditStore:
         sinks: Sequence[SinkSpec] = (),
         busy_timeout: float = 10.0,
         close_timeout: float = 5.0,
+        checkpoints: CheckpointSchedule | None = None,
     ) -> None:
         if durability not in ("full", "normal"):
             raise ValueError(f"durability must be 'full' or 'normal', not {durability!r}")
@@ -126,6 +131,10 @@ class AuditStore:
         self._open_hashes: dict[int, str] = {}
         self._lifecycle = threading.Lock()
         self._approvals: ApprovalBook | None = None
+        self.checkpoints = checkpoints
+        self._checkpointer: Checkpointer | None = None
+        #: Ids this process closed as 'interrupted' when it opened the store.
+        self.interrupted: list[int] = []
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -160,6 +169,8 @@ class AuditStore:
             try:
                 create_tables(engine)
                 ensure_head(engine)
+                ensure_columns(engine)
+                checkpointer = self._make_checkpointer(engine)  # a bad key fails here, first
                 if guard is not None:
                     guard.arm()  # the file the engine just opened (and the writer will)
                 writer = GroupCommitWriter(
@@ -167,6 +178,7 @@ class AuditStore:
                     Statements(engine.dialect.name, engine.dialect.paramstyle),
                     full=self.durability == "full",
                     on_final=self._wake_shippers,
+                    owner=current_owner(),
                     guard=guard.check if guard is not None else None,
                 )
                 writer.start()
@@ -178,6 +190,7 @@ class AuditStore:
                 ) from exc
             self._writer = writer
             self._guard = guard
+            self._start_evidence(engine, writer, checkpointer)  # before sinks: they ship it
             self._shippers = [
                 Shipper(sink, engine, writer, read_lock=self._read_lock) for sink in self.sinks
             ]
@@ -193,6 +206,9 @@ class AuditStore:
                 return
             for shipper in self._shippers:
                 shipper.stop(deadline=self.close_timeout)
+            if self._checkpointer is not None:
+                self._checkpointer.stop()
+                self._checkpointer = None
             writer.stop()
             if self._guard is not None:
                 self._guard.close()
@@ -321,7 +337,7 @@ class AuditStore:
                 stamp,
             )
             rest = outcome_values(result, self.redactor, stamp)
-            op = WriteOp(RECORD, (canonical(values), values, rest, canonical(rest)))
+            op = WriteOp(RECORD, (intent_json(values), values, rest, canonical(rest)))
         except Exception as exc:
             raise AuditError(f"cannot build the audit record: {exc}") from exc
         audit_id, _ = await writer.submit(op)
@@ -338,6 +354,37 @@ class AuditStore:
     def _wake_shippers(self) -> None:
         for shipper in self._shippers:
             shipper.wake()
+        if self._checkpointer is not None:
+            self._checkpointer.wake()
+
+    def _make_checkpointer(self, engine: Engine) -> Checkpointer | None:
+        if self.checkpoints is None:
+            return None
+        return Checkpointer(self.checkpoints, engine, read_lock=self._read_lock)
+
+    def _start_evidence(
+        self, engine: Engine, writer: GroupCommitWriter, checkpointer: Checkpointer | None
+    ) -> None:
+        """Close rows dead processes left pending; start the checkpoint thread if configured."""
+        try:
+            self.interrupted = mark_interrupted(engine, writer)
+        except Exception:  # never a reason to refuse the store: the rows stay pending
+            log.exception("could not check the audit store for interrupted records")
+        if checkpointer is not None:
+            self._checkpointer = checkpointer
+            checkpointer.start()
+
+    def recover(self, *, older_than: dt.timedelta | None = None) -> list[int]:
+        """Mark pending rows of dead owners 'interrupted' now (``aegis audit recover``).
+
+        ``older_than`` also closes rows whose owner cannot be checked from this host (another
+        machine, or a store from before owners were recorded) that are at least that old.
+        """
+        return mark_interrupted(self._get_engine(), self._live_writer(), older_than=older_than)
+
+    @property
+    def checkpointer(self) -> Checkpointer | None:
+        return self._checkpointer
 
     # -- the read side (sync, for the CLI) -----------------------------------------------------
 
@@ -386,6 +433,12 @@ class AuditStore:
         """Per matched rule: total, counts by result and by decision (busiest rule first)."""
         with self._reading():
             return audit_query.stats(self._get_engine(), AuditFilter(**_filter_names(filters)))
+
+    def session_ids(self, prefix: str = "", *, limit: int | None = None) -> list[str]:
+        """Distinct recorded session ids starting with ``prefix``, sorted (the CLI resolves a
+        shortened id from a table with it)."""
+        with self._reading():
+            return audit_query.session_ids(self._get_engine(), prefix, limit=limit)
 
     def get(self, audit_id: int) -> AuditRecord | None:
         found = self.query(after_id=audit_id - 1, limit=1)
@@ -460,12 +513,16 @@ def _intent_payload(values: tuple[Any, ...]) -> tuple[str, tuple[Any, ...], str 
     The hash covers the full params; the row keeps ``''`` and ``aegis_audit_params`` the text
     (see ``audit_schema``), so the outcome's UPDATE does not copy them again.
     """
-    intent_json = canonical(values)
+    hashed = intent_json(values)
     params = values[_PARAMS_AT]
     if len(params) <= PARAMS_INLINE_MAX:
-        return intent_json, values, None
+        return hashed, values, None
     row = (*values[:_PARAMS_AT], "", *values[_PARAMS_AT + 1 :])
-    return intent_json, row, params
+    return hashed, row, params
+
+
+#: Kept for ``approval_store``, which creates its tables with the same retry.
+_create_tables = create_tables
 
 
 # The original README's name, importable from where it was (``aegis.runtime.audit``); it needs

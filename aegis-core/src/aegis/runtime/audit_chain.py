@@ -20,7 +20,12 @@ from typing import Any
 
 import attrs
 
-from aegis.runtime.audit_schema import GENESIS_HASH, INTENT_COLUMNS, RESULT_COLUMNS
+from aegis.runtime.audit_schema import (
+    BASE_INTENT_COLUMNS,
+    GENESIS_HASH,
+    INTENT_COLUMNS,
+    RESULT_COLUMNS,
+)
 
 _dumps = json.JSONEncoder(separators=(",", ":"), allow_nan=True).encode
 
@@ -28,6 +33,16 @@ _dumps = json.JSONEncoder(separators=(",", ":"), allow_nan=True).encode
 def canonical(values: Sequence[Any]) -> str:
     """The exact text hashed for a tuple of column values (stable across dialects)."""
     return _dumps(list(values))
+
+
+def intent_json(values: Sequence[Any]) -> str:
+    """The hashed text of a row's intent: columns added after the first format are left out
+    while they are NULL (trailing NULLs dropped), so every older row hashes as it always did,
+    and a newer row's delegation fields are covered as soon as they are set."""
+    end = len(values)
+    while end > BASE_INTENT_COLUMNS and values[end - 1] is None:
+        end -= 1
+    return canonical(values[:end] if end < len(values) else values)
 
 
 def row_hash(prev_hash: str, row_id: int, intent_json: str) -> str:
@@ -182,7 +197,7 @@ def verify_rows(
                     "(one of them was edited and re-hashed)",
                 )
             )
-        intent = canonical([row[i] for i in _INTENT_IDX])
+        intent = intent_json([row[i] for i in _INTENT_IDX])
         if row_hash(stored_prev, row_id, intent) != stored_hash:
             problems.append(ChainProblem("edited", row_id, row_id, "content does not match hash"))
         outcome = [row[i] for i in _RESULT_IDX]

@@ -55,11 +55,14 @@ def make_engine(url: str, busy_timeout: float, durability: str) -> tuple[Engine,
     return engine, memory
 
 
-def create_tables(engine: Engine, attempts: int = 5) -> None:
-    """``create_all``, tolerating another process creating the same tables at the same moment."""
+def create_tables(engine: Engine, attempts: int = 5, *, tables: Any = None) -> None:
+    """``create_all``, tolerating another process creating the same tables at the same moment.
+
+    ``tables`` is another ``MetaData`` (the approval tables); by default the audit's own.
+    """
     for attempt in range(attempts):
         try:
-            metadata.create_all(engine)
+            (tables if tables is not None else metadata).create_all(engine)
             return
         except SQLAlchemyError:
             if attempt == attempts - 1:

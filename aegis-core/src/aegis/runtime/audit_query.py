@@ -18,8 +18,9 @@ from sqlalchemy.sql.elements import ColumnElement
 from aegis.core.result import ResultStatus
 from aegis.core.risk import RiskLevel
 from aegis.runtime.audit_chain import VERIFY_COLUMNS, VerifyReport, verify_rows
+from aegis.runtime.audit_migrate import readable
 from aegis.runtime.audit_record import AuditRecord
-from aegis.runtime.audit_schema import audit_log, chain_head, record_columns, record_source
+from aegis.runtime.audit_schema import audit_log, chain_head, record_source, with_side_params
 
 Order = Literal["asc", "desc"]
 Since = dt.datetime | dt.date | dt.timedelta | str
@@ -101,7 +102,9 @@ def _timestamp(value: Since) -> str:
 def query(
     engine: Engine, flt: AuditFilter, *, limit: int | None = 100, order: Order = "asc"
 ) -> list[AuditRecord]:
-    stmt = select(*record_columns()).select_from(record_source())
+    # A store written before the later columns existed stays readable without migrating.
+    names = (c for c in audit_log.c if c.name != "owner")
+    stmt = select(*with_side_params(readable(engine, names))).select_from(record_source())
     clauses = flt.clauses()
     if clauses:
         stmt = stmt.where(and_(*clauses))
@@ -121,6 +124,20 @@ def count(engine: Engine, flt: AuditFilter) -> int:
         stmt = stmt.where(and_(*clauses))
     with engine.connect() as conn:
         return int(conn.execute(stmt).scalar_one())
+
+
+def session_ids(engine: Engine, prefix: str, *, limit: int | None = None) -> list[str]:
+    """Distinct session ids starting with ``prefix`` (case-sensitive on every dialect), sorted."""
+    c = audit_log.c
+    stmt = select(c.session_id).distinct().where(c.session_id.is_not(None))
+    if prefix:
+        # substr, not LIKE: SQLite's LIKE ignores case and would need the wildcards escaped.
+        stmt = stmt.where(func.substr(c.session_id, 1, len(prefix)) == prefix)
+    stmt = stmt.order_by(c.session_id)
+    if limit is not None:
+        stmt = stmt.limit(int(limit))
+    with engine.connect() as conn:
+        return [str(value) for value in conn.execute(stmt).scalars()]
 
 
 @attrs.frozen
@@ -173,7 +190,7 @@ def verify(engine: Engine, *, chunk: int = 5000) -> VerifyReport:
         head = conn.execute(
             select(chain_head.c.last_id, chain_head.c.last_hash).where(chain_head.c.id == 1)
         ).first()
-        cols = record_columns(VERIFY_COLUMNS)
+        cols = with_side_params(readable(engine, VERIFY_COLUMNS))
 
         def rows() -> Iterator[Sequence[Any]]:
             last = None

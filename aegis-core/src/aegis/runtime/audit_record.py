@@ -41,7 +41,15 @@ DECISIONS: tuple[str, ...] = (
     "error",
     "dry_run",
 )
-RESULTS: tuple[str, ...] = ("pending", "success", "failed", "blocked", "denied", "skipped")
+RESULTS: tuple[str, ...] = (
+    "pending",
+    "success",
+    "failed",
+    "blocked",
+    "denied",
+    "skipped",
+    "interrupted",  # its process died before recording an outcome (audit_interrupted)
+)
 
 _UTC = dt.UTC
 
@@ -164,7 +172,16 @@ def intent_values(
         else None,
         decision.policy_fingerprint if decision is not None else None,
         parent_id,
+        *_chain_values(action),
     )
+
+
+def _chain_values(action: Action) -> tuple[str | None, str | None, int | None]:
+    """Delegation columns; all NULL for an action outside any chain (its hash is unchanged)."""
+    parent, chain, depth = action.parent_agent_id, action.chain_id, action.chain_depth
+    if parent is None and chain is None and not depth:
+        return (None, None, None)
+    return (parent, chain, depth)
 
 
 def _duration(value: float | None) -> float | None:
@@ -221,6 +238,9 @@ class AuditRecord:
     prev_hash: str
     row_hash: str
     result_hash: str | None
+    parent_agent_id: str | None = None
+    chain_id: str | None = None
+    chain_depth: int | None = None
 
     @classmethod
     def from_mapping(cls, row: Mapping[str, Any] | Any) -> AuditRecord:
@@ -259,6 +279,9 @@ class AuditRecord:
             prev_hash=row["prev_hash"],
             row_hash=row["row_hash"],
             result_hash=row["result_hash"],
+            parent_agent_id=row.get("parent_agent_id"),
+            chain_id=row.get("chain_id"),
+            chain_depth=row.get("chain_depth"),
         )
 
     @property

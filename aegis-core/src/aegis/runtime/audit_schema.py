@@ -64,6 +64,10 @@ audit_log = Table(
     Column("unknown_conditions", Text),
     Column("policy_fingerprint", String(128)),
     Column("parent_id", BigInteger),
+    # Delegation (Action.parent_agent_id / chain_id / chain_depth): NULL when not delegated.
+    Column("parent_agent_id", String(255)),
+    Column("chain_id", String(255)),
+    Column("chain_depth", Integer),
     Column("result", String(16), nullable=False),
     Column("error", Text),
     Column("reason", Text),
@@ -74,10 +78,20 @@ audit_log = Table(
     Column("prev_hash", String(64), nullable=False),
     Column("row_hash", String(64), nullable=False),
     Column("result_hash", String(64)),
+    # Who wrote a pending row (host:pid:start), so a dead owner's rows become 'interrupted'.
+    # Not hashed: it says nothing about the action (audit_interrupted).
+    Column("owner", String(255)),
 )
 # Only the session index: each index costs a page write on the per-action path; time filters
 # use the primary key order (ids are chronological) and the CLI's default is "the last N".
 Index("ix_aegis_audit_session", audit_log.c.session_id)
+# Partial: rows outside any delegation chain (most of them) cost this index nothing.
+Index(
+    "ix_aegis_audit_chain",
+    audit_log.c.chain_id,
+    sqlite_where=audit_log.c.chain_id.is_not(None),
+    postgresql_where=audit_log.c.chain_id.is_not(None),
+)
 
 params_side = Table(
     "aegis_audit_params",
@@ -129,7 +143,15 @@ INTENT_COLUMNS: tuple[str, ...] = (
     "unknown_conditions",
     "policy_fingerprint",
     "parent_id",
+    # Added later: hashed only when set (see audit_chain.intent_json), so rows written before
+    # they existed keep their hashes.
+    "parent_agent_id",
+    "chain_id",
+    "chain_depth",
 )
+
+#: How many leading INTENT_COLUMNS every row's hash covers, whatever the later ones hold.
+BASE_INTENT_COLUMNS = 16
 
 #: Outcome columns in canonical order (what ``result_hash`` covers).
 RESULT_COLUMNS: tuple[str, ...] = (
@@ -151,11 +173,17 @@ def record_source() -> FromClause:
     return audit_log.outerjoin(params_side, params_side.c.id == audit_log.c.id)
 
 
-def record_columns(names: tuple[str, ...] = ALL_COLUMNS) -> list[Any]:
-    """Columns ``names`` of ``record_source()``, with ``params`` the full params text."""
+def with_side_params(columns: list[Any]) -> list[Any]:
+    """``columns`` (of ``aegis_audit``) with ``params`` read through ``record_source()``: the
+    out-of-row text where there is one, else the row's own."""
     return [
         func.coalesce(params_side.c.params, audit_log.c.params).label("params")
-        if name == "params"
-        else audit_log.c[name]
-        for name in names
+        if column is audit_log.c.params
+        else column
+        for column in columns
     ]
+
+
+def record_columns(names: tuple[str, ...] = ALL_COLUMNS) -> list[Any]:
+    """Columns ``names`` of ``record_source()``, with ``params`` the full params text."""
+    return with_side_params([audit_log.c[name] for name in names])

@@ -53,7 +53,7 @@ log = logging.getLogger("aegis.audit")
 INTENT, FINAL, RECORD, CURSOR = 0, 1, 2, 3
 
 _INSERT_COLUMNS = ("id", *INTENT_COLUMNS, *RESULT_COLUMNS, "prev_hash", "row_hash", "result_hash")
-_INTENT_INSERT_COLUMNS = ("id", *INTENT_COLUMNS, "prev_hash", "row_hash")
+_INTENT_INSERT_COLUMNS = ("id", *INTENT_COLUMNS, "prev_hash", "row_hash", "owner")
 _FINAL_SET = ", ".join(f"{c} = ?" for c in RESULT_COLUMNS)
 
 
@@ -124,8 +124,10 @@ class GroupCommitWriter:
         full: bool,
         max_batch: int = 512,
         on_final: Callable[[], None] | None = None,
+        owner: str | None = None,
         guard: Callable[[], None] | None = None,
     ) -> None:
+        self._owner = owner  # recorded on pending rows (see audit_interrupted)
         self._connect = connect
         self._st = statements
         self._full = full
@@ -317,7 +319,7 @@ class GroupCommitWriter:
                 intent_json, values, side_params = op.payload
                 last_id += 1
                 new_hash = row_hash(last_hash, last_id, intent_json)
-                intents.append((last_id, *values, last_hash, new_hash))
+                intents.append((last_id, *values, last_hash, new_hash, self._owner))
                 if side_params is not None:
                     sides.append((last_id, side_params))
                 op.value = (last_id, new_hash)

@@ -112,6 +112,7 @@ class Runtime:
         self.execution_timeout = check_timeout(execution_timeout, "execution_timeout")
         self._open_lock = asyncio.Lock()
         self._opened = False
+        self._links: set[asyncio.Task[None]] = set()
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -137,6 +138,8 @@ class Runtime:
         if not self._opened:
             return
         self._opened = False
+        if self._links:
+            await asyncio.gather(*self._links, return_exceptions=True)
         try:
             await self.executor.teardown()
         finally:
@@ -329,10 +332,21 @@ class Runtime:
         return await self.audit.record(stopped, parent_id=parent_id)
 
     async def _link_request(self, request_id: str, audit_id: int) -> None:
-        try:
-            await asyncio.to_thread(self.audit.approvals.link_audit, request_id, audit_id)
-        except Exception:  # the action already ran and is audited; the link is a convenience
-            log.exception("could not link approval request %s to record %s", request_id, audit_id)
+        """Point the request at the action's record, off the action's path (``close`` waits)."""
+
+        async def link() -> None:
+            try:
+                await self.audit.approvals.run(
+                    self.audit.approvals.link_audit, request_id, audit_id
+                )
+            except Exception:  # the action ran and is audited; the link is a convenience
+                log.exception(
+                    "could not link approval request %s to record %s", request_id, audit_id
+                )
+
+        task = asyncio.ensure_future(link())
+        self._links.add(task)
+        task.add_done_callback(self._links.discard)
 
     async def _gate(
         self,

@@ -1,0 +1,422 @@
+"""The MCP proxy: a real MCP server whose every tool call goes through the Aegis runtime.
+
+* ``tools/list`` is the union of the upstreams' tools (named ``server__tool`` when there are
+  several), minus tools the policy blocks outright and tools in quarantine (``pins``).
+* ``tools/call`` becomes ``Action(type=tool, target=server, params=arguments)`` and goes through
+  ``runtime.run_one``: decided, maybe approved, executed on the upstream, audited. Anything that
+  did not run comes back as a tool error (``is_error``) whose text says why, so the model reads
+  the reason instead of the client seeing a transport failure.
+* Resources and prompts are passed through and governed as actions of their own kind:
+  ``resources/read`` (params ``{"uri"}``) and ``prompts/get`` (params ``{"name", "arguments"}``).
+* A name the proxy did not list (a hidden or unknown tool) is refused by the policy gate and
+  audited like any other stopped call, so hiding is never the only defence.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Mapping, Sequence
+from typing import Any, Literal
+
+import attrs
+import mcp_types as types
+from aegis.adapters.mcp import explain, tool_action
+from aegis.adapters.mcp.executor import progress_callback
+from aegis.adapters.mcp.pins import QUARANTINED, TRUSTED, PinEvent, PinStore, ToolShape
+from aegis.adapters.mcp.upstream import Upstream, UpstreamDown
+
+from aegis.core.action import Action
+from aegis.core.decision import PolicyDecision
+from aegis.core.result import Result, ResultStatus
+from aegis.core.risk import Approval, RiskLevel
+from mcp.server.lowlevel import NotificationOptions, Server
+
+log = logging.getLogger("aegis.mcp.proxy")
+
+Quarantine = Literal["hide", "approve"]
+SEPARATOR = "__"
+
+
+@attrs.frozen
+class Route:
+    server: str
+    tool: str
+    definition: types.Tool
+
+
+class GatedPolicy:
+    """The user's policy, plus what only the proxy knows: which tools exist and which are
+    quarantined. Wrapping the policy (not checking beside it) means the runtime's re-evaluation
+    after an approval sees the same gate."""
+
+    def __init__(self, inner: Any, proxy: Proxy) -> None:
+        self.inner = inner
+        self.proxy = proxy
+
+    @property
+    def fingerprint(self) -> Any:
+        return getattr(self.inner, "fingerprint", None)
+
+    def evaluate(self, action: Action) -> PolicyDecision:
+        decision: PolicyDecision = self.inner.evaluate(action)
+        if action.metadata.get("mcp") != "tools/call" or not decision.is_allowed:
+            return decision  # a policy block stands as the policy said it
+        key = (action.target, action.type)
+        if key not in self.proxy.known:
+            reason = f"{action.type!r} is not a tool the proxy listed for server {action.target!r}"
+            return _gate(decision, Approval.BLOCK, "mcp-proxy:unlisted", reason)
+        if self.proxy.status.get(key) == QUARANTINED:
+            why = self.proxy.quarantine_reason(*key)
+            if self.proxy.quarantine == "hide":
+                return _gate(decision, Approval.BLOCK, "mcp-proxy:quarantine", why)
+            if decision.approval is Approval.AUTO:
+                reason = f"{why}; approve-only until accepted"
+                return _gate(decision, Approval.APPROVE, "mcp-proxy:quarantine", reason)
+        return decision
+
+
+def _gate(decision: PolicyDecision, approval: Approval, rule: str, reason: str) -> PolicyDecision:
+    """The policy's decision made stricter by the proxy; the audit names the proxy's rule."""
+    return attrs.evolve(
+        decision,
+        approval=approval,
+        risk_level=max(decision.risk_level, RiskLevel.HIGH),
+        matched_rule=rule,
+        reason=reason,
+    )
+
+
+class Proxy:
+    def __init__(
+        self,
+        runtime: Any,
+        upstreams: Sequence[Upstream],
+        *,
+        pins: PinStore | None = None,
+        quarantine: Quarantine = "hide",
+        prefix: bool | None = None,
+        start_timeout: float = 30.0,
+    ) -> None:
+        self.runtime = runtime
+        self.upstreams = {u.name: u for u in upstreams}
+        self.pins = pins
+        self.quarantine = quarantine
+        self.prefix = len(self.upstreams) > 1 if prefix is None else prefix
+        self.start_timeout = start_timeout
+        self.routes: dict[str, Route] = {}
+        self.known: set[tuple[str, str]] = set()
+        self.status: dict[tuple[str, str], str] = {}
+        self._reasons: dict[tuple[str, str], str] = {}
+        self._resources: dict[str, str] = {}  # uri -> server
+        self._prompts: dict[str, tuple[str, str]] = {}  # exposed name -> (server, prompt)
+        self._clients: list[Any] = []  # client sessions to tell about list changes
+        self._refresh_lock = asyncio.Lock()
+        runtime.update_policy(GatedPolicy(runtime.policy, self))
+        for upstream in upstreams:
+            upstream._on_notification = self._upstream_notification
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[Proxy]:
+        await self.runtime.open()
+        try:
+            await asyncio.gather(*(u.start(self.start_timeout) for u in self.upstreams.values()))
+            for upstream in self.upstreams.values():
+                if upstream.error:
+                    log.warning("%s", upstream.error)
+            await self.refresh()
+            yield self
+        finally:
+            await asyncio.gather(*(u.stop() for u in self.upstreams.values()))
+            await self.runtime.close()
+
+    def server(self) -> Server[Any]:
+        return Server(
+            "aegis-mcp-proxy",
+            version="0.1.0",
+            instructions="Tool calls pass through Aegis: policy, approval and audit.",
+            on_list_tools=self._list_tools,
+            on_call_tool=self._call_tool,
+            on_list_resources=self._list_resources,
+            on_read_resource=self._read_resource,
+            on_list_prompts=self._list_prompts,
+            on_get_prompt=self._get_prompt,
+        )
+
+    def initialization_options(self, server: Server[Any]) -> Any:
+        changes = NotificationOptions(
+            tools_changed=True, resources_changed=True, prompts_changed=True
+        )
+        return server.create_initialization_options(notification_options=changes)
+
+    # -- the tool table ----------------------------------------------------------------------
+
+    def exposed(self, server: str, name: str) -> str:
+        return f"{server}{SEPARATOR}{name}" if self.prefix else name
+
+    def quarantine_reason(self, server: str, tool: str) -> str:
+        why = self._reasons.get((server, tool), "changed since it was pinned")
+        return (
+            f"tool {tool!r} on server {server!r} is quarantined ({why}); a human must run "
+            f"'aegis mcp pins accept {server} {tool}' before it can be used"
+        )
+
+    async def refresh(self, only: str | None = None) -> None:
+        """List the upstreams' tools again and compare them with the pins."""
+        async with self._refresh_lock:
+            for upstream in self.upstreams.values():
+                if only is not None and upstream.name != only:
+                    continue
+                await self._refresh_one(upstream)
+
+    async def _refresh_one(self, upstream: Upstream) -> None:
+        name = upstream.name
+        try:
+            tools = await upstream.list_tools()
+        except Exception as exc:
+            log.warning("upstream %r: tools/list failed: %s", name, exc)
+            tools = []
+        status: dict[str, str] = {t.name: TRUSTED for t in tools}
+        events: list[PinEvent] = []
+        if self.pins is not None and tools:
+            shapes = [ToolShape(t.name, t.description or "", t.input_schema or {}) for t in tools]
+            status, events = await asyncio.to_thread(self.pins.reconcile, name, shapes)
+        for key in [k for k in self.known if k[0] == name]:
+            self.known.discard(key)
+            self.status.pop(key, None)
+        for exposed, route in list(self.routes.items()):
+            if route.server == name:
+                del self.routes[exposed]
+        for tool in tools:
+            key = (name, tool.name)
+            self.known.add(key)
+            self.status[key] = status.get(tool.name, QUARANTINED)
+            self.routes[self.exposed(name, tool.name)] = Route(name, tool.name, tool)
+        for event in events:
+            if event.kind == "quarantined":
+                self._reasons[(event.server, event.tool)] = event.reason
+            await self._audit_pin_event(event)
+
+    async def _audit_pin_event(self, event: PinEvent) -> None:
+        action = Action(
+            type=f"mcp_pin_{event.kind}",
+            target=event.server,
+            params={
+                "tool": event.tool,
+                "old_digest": event.old_digest,
+                "new_digest": event.new_digest,
+            },
+            description=f"tool pin {event.kind}: {event.tool} ({event.reason})",
+            session_id=self.runtime.session_id,
+            agent_id=self.runtime.agent_id,
+        )
+        stopped = event.kind == "quarantined"
+        decision = PolicyDecision(
+            action,
+            RiskLevel.HIGH if stopped else RiskLevel.LOW,
+            Approval.BLOCK if stopped else Approval.AUTO,
+            "mcp-tool-pinning",
+            reason=event.reason,
+        )
+        status = ResultStatus.BLOCKED if stopped else ResultStatus.SUCCESS
+        await self.runtime.audit.record(
+            Result(action, status, decision=decision, reason=event.reason)
+        )
+
+    def _listed(self, route: Route) -> bool:
+        key = (route.server, route.tool)
+        if self.status.get(key) == QUARANTINED and self.quarantine == "hide":
+            return False
+        probe = tool_action(route.tool, route.server, {})
+        decision = self.runtime.evaluate(probe)
+        # Blocked outright: blocked even though no condition was left unknown by empty params.
+        return decision.is_allowed or bool(decision.unknown_conditions)
+
+    # -- handlers ----------------------------------------------------------------------------
+
+    def _remember(self, ctx: Any) -> None:
+        session = getattr(ctx, "session", None)
+        if session is not None and session not in self._clients:
+            self._clients.append(session)
+
+    async def _recheck_quarantine(self, keys: list[tuple[str, str]]) -> None:
+        """A human may have accepted a tool from another process (``aegis mcp pins accept``)."""
+        if self.pins is None or not keys:
+            return
+        for server, tool in keys:
+            pin = await asyncio.to_thread(self.pins.get, server, tool)
+            route = self.routes.get(self.exposed(server, tool))
+            if pin is None or route is None or pin.status != TRUSTED:
+                continue
+            definition = route.definition
+            shape = ToolShape(tool, definition.description or "", definition.input_schema or {})
+            if pin.digest == shape.digest:
+                self.status[(server, tool)] = TRUSTED
+
+    def _quarantined(self) -> list[tuple[str, str]]:
+        return [key for key, state in self.status.items() if state == QUARANTINED]
+
+    async def _list_tools(self, ctx: Any, params: Any) -> types.ListToolsResult:
+        self._remember(ctx)
+        await self._recheck_quarantine(self._quarantined())
+        tools = [
+            route.definition.model_copy(update={"name": name})
+            for name, route in sorted(self.routes.items())
+            if self._listed(route)
+        ]
+        return types.ListToolsResult(tools=tools)
+
+    async def _call_tool(
+        self, ctx: Any, params: types.CallToolRequestParams
+    ) -> types.CallToolResult:
+        self._remember(ctx)
+        route = self.routes.get(params.name)
+        if route is not None:
+            server, tool = route.server, route.tool
+        elif not self.prefix and len(self.upstreams) == 1:
+            server, tool = next(iter(self.upstreams)), params.name
+        else:
+            server, tool = "(unknown)", params.name
+        if self.status.get((server, tool)) == QUARANTINED:
+            await self._recheck_quarantine([(server, tool)])
+        action = tool_action(tool, server, params.arguments or {})
+        token = progress_callback.set(_progress_forwarder(ctx))
+        try:
+            result = await self.runtime.run_one(action)
+        finally:
+            progress_callback.reset(token)
+        return to_call_result(result)
+
+    async def _list_resources(self, ctx: Any, params: Any) -> types.ListResourcesResult:
+        self._remember(ctx)
+        found: list[types.Resource] = []
+        for upstream in self._with("resources"):
+            try:
+                resources = await upstream.list_resources()
+            except Exception as exc:
+                log.warning("upstream %r: resources/list failed: %s", upstream.name, exc)
+                continue
+            for resource in resources:
+                self._resources[str(resource.uri)] = upstream.name
+                found.append(resource)
+        return types.ListResourcesResult(resources=found)
+
+    async def _read_resource(
+        self, ctx: Any, params: types.ReadResourceRequestParams
+    ) -> types.ReadResourceResult:
+        uri = str(params.uri)
+        server = self._resources.get(uri)
+        if server is None and len(self.upstreams) == 1:
+            server = next(iter(self.upstreams))
+        action = Action(
+            "resources/read",
+            server or "(unknown)",
+            {"uri": uri},
+            metadata={"mcp": "resources/read"},
+        )
+        result = await self.runtime.run_one(action)
+        if result.ok and isinstance(result.data, types.ReadResourceResult):
+            return result.data
+        raise _refusal(result)
+
+    async def _list_prompts(self, ctx: Any, params: Any) -> types.ListPromptsResult:
+        self._remember(ctx)
+        found: list[types.Prompt] = []
+        for upstream in self._with("prompts"):
+            try:
+                prompts = await upstream.list_prompts()
+            except Exception as exc:
+                log.warning("upstream %r: prompts/list failed: %s", upstream.name, exc)
+                continue
+            for prompt in prompts:
+                name = self.exposed(upstream.name, prompt.name)
+                self._prompts[name] = (upstream.name, prompt.name)
+                found.append(prompt.model_copy(update={"name": name}))
+        return types.ListPromptsResult(prompts=found)
+
+    async def _get_prompt(
+        self, ctx: Any, params: types.GetPromptRequestParams
+    ) -> types.GetPromptResult:
+        server, name = self._prompts.get(params.name, ("(unknown)", params.name))
+        if server == "(unknown)" and not self.prefix and len(self.upstreams) == 1:
+            server = next(iter(self.upstreams))
+        action = Action(
+            "prompts/get",
+            server,
+            {"name": name, "arguments": dict(params.arguments or {})},
+            metadata={"mcp": "prompts/get"},
+        )
+        result = await self.runtime.run_one(action)
+        if result.ok and isinstance(result.data, types.GetPromptResult):
+            return result.data
+        raise _refusal(result)
+
+    def _with(self, capability: str) -> list[Upstream]:
+        return [
+            u
+            for u in self.upstreams.values()
+            if u.alive and getattr(u.capabilities, capability, None) is not None
+        ]
+
+    # -- notifications from upstreams --------------------------------------------------------
+
+    async def _upstream_notification(self, upstream: Upstream, message: Any) -> None:
+        root = getattr(message, "root", message)
+        if isinstance(root, types.ToolListChangedNotification):
+            # Not inline: this runs in the upstream session's reader, which the re-list needs.
+            asyncio.get_running_loop().create_task(self._tools_changed(upstream.name))
+        elif isinstance(root, types.ResourceListChangedNotification):
+            await self._tell_clients("send_resource_list_changed")
+        elif isinstance(root, types.PromptListChangedNotification):
+            await self._tell_clients("send_prompt_list_changed")
+
+    async def _tools_changed(self, server: str) -> None:
+        try:
+            await self.refresh(only=server)
+            await self._tell_clients("send_tool_list_changed")
+        except Exception:
+            log.exception("could not refresh the tools of %r", server)
+
+    async def _tell_clients(self, method: str) -> None:
+        for session in list(self._clients):
+            try:
+                await getattr(session, method)()
+            except Exception:
+                self._clients.remove(session)
+
+
+def _progress_forwarder(ctx: Any) -> Any:
+    meta = getattr(ctx, "meta", None)
+    token = meta.get("progress_token") if isinstance(meta, Mapping) else None
+    if token is None:
+        token = getattr(meta, "progress_token", None)
+    session = getattr(ctx, "session", None)
+    if token is None or session is None:
+        return None
+
+    async def forward(progress: float, total: float | None, message: str | None) -> None:
+        with contextlib.suppress(Exception):
+            await session.send_progress_notification(token, progress, total, message)
+
+    return forward
+
+
+def to_call_result(result: Result) -> types.CallToolResult:
+    """What the MCP client sees: the upstream's answer if the call ran, else a tool error."""
+    if isinstance(result.data, types.CallToolResult) and result.executed:
+        return result.data
+    return types.CallToolResult(
+        content=[types.TextContent(type="text", text=explain(result))], is_error=True
+    )
+
+
+def _refusal(result: Result) -> Exception:
+    from mcp.shared.exceptions import MCPError
+
+    return MCPError(code=-32600, message=explain(result))
+
+
+__all__ = ["GatedPolicy", "Proxy", "Route", "UpstreamDown", "explain", "to_call_result"]

@@ -1,0 +1,374 @@
+"""BENCH.md's scale figures (f1-f4), for this project only: ``nox -s bench -- --scale``.
+
+The targets compare this project with itself (f2 with b1 on an empty store, f4 with a3/a4), so
+there is no peer side. The 1,000,000-record store is written straight into SQLite with the
+store's own record builders and hash functions (through ``run_one`` it would take many minutes);
+f1 then proves it is a valid trail: ``verify`` must report it intact, or no figure counts.
+
+* f1: ``AuditStore.verify()`` over 1M records, records/s, in a fresh process whose peak RSS is
+  reported beside the same run over 100k records (constant memory: the two should be close);
+  also ``verify`` against a signed checkpoint (chain + Merkle tree over the outcomes).
+* f2: sequential ``run_one`` (full durability) on a copy of the 1M store vs an empty store,
+  alternating which runs first; ratio of medians.
+* f3: ``query`` with one filter (session, action type glob, risk, since) on 1M records, the
+  last 100 matches (what ``aegis audit -n 100`` asks for), median ms; and ``--chain``.
+* f4: evaluate with 10,000 rules (the 1,000-rule pattern x10), last rule and no match, against
+  a3/a4 (1,000 rules) measured in the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import json
+import os
+import shutil
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from workload import ActionSpec, Figure, Sizes, thousand_rule_yaml, time_per_call
+
+TYPES = ("read_contact", "update_contact", "send_email", "delete_contact", "export_report")
+RISKS = ("LOW", "MEDIUM", "HIGH", "CRITICAL")
+
+
+def build_store(path: Path, n: int, batch: int = 20_000) -> float:
+    """Write ``n`` final records (a valid chain) into a new store at ``path``; seconds taken."""
+    from aegis import Action, Approval, PolicyDecision, Result, ResultStatus, RiskLevel
+    from aegis.core.redact import DEFAULT_REDACTOR
+    from aegis.runtime.audit import AuditStore
+    from aegis.runtime.audit_chain import canonical, intent_json, result_hash, row_hash
+    from aegis.runtime.audit_record import intent_values, outcome_values
+    from aegis.runtime.audit_schema import GENESIS_HASH, INTENT_COLUMNS, RESULT_COLUMNS
+
+    url = f"sqlite:///{path}"
+    store = AuditStore(url)
+    store.open_sync()
+    store.close_sync()
+    start = time.perf_counter()
+    base = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    cols = ("id", *INTENT_COLUMNS, *RESULT_COLUMNS, "prev_hash", "row_hash", "result_hash")
+    sql = f"INSERT INTO aegis_audit ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})"
+    conn = sqlite3.connect(path)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=OFF")
+    prev = GENESIS_HASH
+    levels = list(RiskLevel)
+    decisions = {}
+    for i in range(4):
+        act = Action(TYPES[i], "crm")
+        decisions[i] = PolicyDecision(act, levels[i], Approval.AUTO, matched_rule=f"rule_{i}")
+    rows: list[tuple[Any, ...]] = []
+    for rid in range(1, n + 1):
+        k = rid % len(TYPES)
+        chain = f"task-{rid // 50}" if rid % 10 == 0 else None
+        act = Action(
+            TYPES[k],
+            f"crm_{rid % 97}",
+            {"id": rid, "email": "someone@example.com"},
+            agent_id=f"agent-{rid % 13}",
+            session_id=f"s{rid // 100}",
+            chain_id=chain,
+            chain_depth=1 if chain else 0,
+        )
+        stamp = (base + dt.timedelta(milliseconds=rid * 10)).isoformat(timespec="microseconds")
+        decision = decisions[rid % 4]
+        values = intent_values(act, decision, None, "auto", None, DEFAULT_REDACTOR, stamp)
+        rest = outcome_values(
+            Result(act, ResultStatus.SUCCESS, attempts=1, duration_ms=1.5), DEFAULT_REDACTOR, stamp
+        )
+        new = row_hash(prev, rid, intent_json(values))
+        outcome = (rid, *rest)
+        sealed = result_hash(new, canonical(list(outcome)))
+        rows.append((rid, *values, *outcome, prev, new, sealed))
+        prev = new
+        if len(rows) >= batch:
+            conn.executemany(sql, rows)
+            rows.clear()
+    if rows:
+        conn.executemany(sql, rows)
+    conn.execute(
+        "UPDATE aegis_audit_head SET last_id = ?, last_hash = ?, last_final = ? WHERE id = 1",
+        (n, prev, n),
+    )
+    conn.commit()
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    conn.close()
+    return time.perf_counter() - start
+
+
+VERIFY_CHILD = """
+import json, resource, sys, time
+from aegis.runtime.audit import AuditStore
+store = AuditStore(sys.argv[1])
+start = time.perf_counter()
+if len(sys.argv) > 2:
+    from aegis.runtime.audit_checkpoint import Checkpoint
+    from aegis.runtime.audit_evidence import verify_against
+    from aegis.runtime.audit_keys import load_public_key
+    report = verify_against(store._get_engine(), [Checkpoint.load(sys.argv[2])],
+                            load_public_key(sys.argv[3]))
+    ok, checked = report.ok, report.chain.checked
+else:
+    report = store.verify()
+    ok, checked = report.ok, report.checked
+elapsed = time.perf_counter() - start
+rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(json.dumps({"ok": ok, "checked": checked, "seconds": elapsed, "rss_mib": rss}))
+"""
+
+
+def verify_in_child(url: str, *extra: str) -> dict[str, Any]:
+    out = subprocess.run(
+        [sys.executable, "-c", VERIFY_CHILD, url, *extra],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
+    if not result["ok"]:
+        raise RuntimeError(f"verify of {url} did not pass: the generated store is wrong")
+    return result
+
+
+def bench_f1(root: Path, big: Path, small: Path) -> dict[str, Figure]:
+    from aegis.runtime.audit import AuditStore
+    from aegis.runtime.audit_checkpoint import make_checkpoint, write_checkpoint
+    from aegis.runtime.audit_keys import generate_keypair, load_private_key
+
+    generate_keypair(root / "k.key", root / "k.pub")
+    cp_file = root / "cp.json"
+    start = time.perf_counter()
+    signer = load_private_key(root / "k.key")
+    cp = make_checkpoint(AuditStore(f"sqlite:///{big}")._get_engine(), signer)
+    checkpoint_s = time.perf_counter() - start
+    write_checkpoint(cp, cp_file)
+    small_run = verify_in_child(f"sqlite:///{small}")
+    runs = [verify_in_child(f"sqlite:///{big}") for _ in range(3)]
+    best = statistics.median(r["seconds"] for r in runs)
+    signed = verify_in_child(f"sqlite:///{big}", str(cp_file), str(root / "k.pub"))
+    n = runs[0]["checked"]
+    return {
+        "f1": Figure(
+            n / best,
+            "records/s",
+            {
+                "records": n,
+                "seconds": best,
+                "rss_mib_1m": statistics.median(r["rss_mib"] for r in runs),
+                "rss_mib_100k": small_run["rss_mib"],
+                "records_per_s_100k": small_run["checked"] / small_run["seconds"],
+            },
+        ),
+        "f1_checkpoint": Figure(
+            n / signed["seconds"],
+            "records/s",
+            {"seconds": signed["seconds"], "rss_mib": signed["rss_mib"], "sign_s": checkpoint_s},
+        ),
+    }
+
+
+async def _run_actions(url: str, n: int) -> float:
+    from aegis import Action, AutoApprovalHandler, Policy, Runtime
+    from aegis.adapters.base import BaseExecutor
+    from aegis.core.result import Result, ResultStatus
+    from aegis.runtime.audit import AuditStore
+
+    class NoOp(BaseExecutor):
+        async def execute(self, action: Any) -> Result:
+            return Result(action=action, status=ResultStatus.SUCCESS)
+
+    policy = Policy.from_dict(
+        {
+            "version": "1",
+            "defaults": {"risk_level": "medium", "approval": "block"},
+            "rules": [{"name": "reads", "match": {"type": "read*"}, "approval": "auto"}],
+        }
+    )
+    async with AuditStore(url) as store:
+        rt = Runtime(
+            executor=NoOp(), policy=policy, approval_handler=AutoApprovalHandler(), audit=store
+        )
+        actions = [Action("read_contact", "crm_prod", {"id": 1}) for _ in range(n)]
+        start = time.perf_counter()
+        for act in actions:
+            result = await rt.run_one(act)
+            if result.status is not ResultStatus.SUCCESS:
+                raise RuntimeError(f"f2: run_one gave {result.status}")
+        return time.perf_counter() - start
+
+
+def bench_f2(root: Path, big: Path, actions: int, rounds: int) -> dict[str, Figure]:
+    empty_times, full_times = [], []
+    for r in range(rounds):
+        order = ("empty", "full") if r % 2 == 0 else ("full", "empty")
+        for which in order:
+            target = root / f"f2-{which}-{r}.db"
+            if which == "full":
+                shutil.copy(big, target)
+            # The copy leaves ~1 GB of dirty pages: flushed now, not during the timed fsyncs.
+            os.sync()
+            elapsed = asyncio.run(_run_actions(f"sqlite:///{target}", actions))
+            (empty_times if which == "empty" else full_times).append(elapsed / actions)
+            target.unlink()
+            for suffix in ("-wal", "-shm"):
+                Path(f"{target}{suffix}").unlink(missing_ok=True)
+    empty, full = statistics.median(empty_times), statistics.median(full_times)
+    return {
+        "f2": Figure(
+            full / empty,
+            "x b1",
+            {"b1_empty_us": empty * 1e6, "b1_1m_us": full * 1e6, "actions": actions},
+        )
+    }
+
+
+def bench_f3(big: Path, repeats: int = 7) -> dict[str, Figure]:
+    from aegis.runtime.audit import AuditStore
+
+    store = AuditStore(f"sqlite:///{big}")
+    n = store.count()
+    cases: dict[str, dict[str, Any]] = {
+        "session": {"session": f"s{n // 200}"},
+        "type": {"action_type": "delete*"},
+        "risk": {"risk_level": "critical"},
+        "since": {"since": "2026-01-01T01:00:00+00:00"},
+        "type+risk": {"action_type": "export*", "risk_level": "low"},
+        "type (no match: a full scan)": {"action_type": "transfer*"},
+    }
+    out: dict[str, Figure] = {}
+    worst = 0.0
+    detail: dict[str, float] = {}
+    for name, flt in cases.items():
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            found = store.query(**flt, limit=100, order="desc")
+            times.append(time.perf_counter() - start)
+        ms = statistics.median(times) * 1e3
+        detail[f"{name}_ms"] = ms
+        detail[f"{name}_rows"] = len(found)
+        worst = max(worst, ms)
+    from aegis.runtime.audit_delegation import chain_records
+
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        chain = chain_records(store._get_engine(), f"task-{n // 100}")
+        times.append(time.perf_counter() - start)
+    detail["chain_ms"] = statistics.median(times) * 1e3
+    detail["chain_rows"] = len(chain)
+    out["f3"] = Figure(worst, "ms (slowest filter)", detail)
+    return out
+
+
+def bench_f4(root: Path, sizes: Sizes) -> dict[str, Figure]:
+    from aegis import Action, Policy
+
+    figures: dict[str, Figure] = {}
+    for count in (1000, 10_000):
+        path = root / f"policy-{count}.yaml"
+        path.write_text(thousand_rule_yaml(count))
+        policy = Policy.from_yaml(path)
+        last = ActionSpec(f"op_{count - 1}_x", f"svc_{count - 1}_a", {"count": count})
+        for label, spec, rule in (
+            ("last", last, f"rule_{count - 1}"),
+            ("none", ActionSpec("zzz", "nowhere", {"count": 5}), None),
+        ):
+            action = Action(spec.type, spec.target, params=spec.params)
+            got = policy.evaluate(action).matched_rule
+            if got != rule:
+                raise RuntimeError(f"f4: {count} rules matched {got!r}, expected {rule!r}")
+            seconds, _batch = time_per_call(lambda p=policy, a=action: p.evaluate(a), sizes)
+            figures[f"{count}_{label}"] = Figure(seconds * 1e6, "us/call")
+    return {
+        "f4": Figure(
+            max(
+                figures["10000_last"].value / figures["1000_last"].value,
+                figures["10000_none"].value / figures["1000_none"].value,
+            ),
+            "x a3/a4 (worse of the two)",
+            {k: v.value for k, v in figures.items()},
+        )
+    }
+
+
+TARGETS = {
+    "f1": ("verify 1M records", lambda v: v >= 200_000, ">= 200,000 records/s"),
+    "f1_checkpoint": ("verify 1M against a checkpoint (chain + tree)", None, "(reported)"),
+    "f2": ("run_one at 1M existing rows / empty store", lambda v: v <= 1.1, "<= 1.1x"),
+    "f3": ("filtered query, last 100 of 1M", lambda v: v < 100, "< 100 ms"),
+    "f4": ("evaluate 10,000 rules vs 1,000 (a3/a4)", lambda v: v <= 1.5, "<= 1.5x"),
+}
+
+
+def markdown(figures: dict[str, Figure], smoke: bool) -> str:
+    lines = ["| figure | what | value | unit | target | met? |", "|---|---|---:|---|---|---|"]
+    for key, (what, check, text) in TARGETS.items():
+        fig = figures.get(key)
+        if fig is None:
+            continue
+        met = "-" if check is None or smoke else ("yes" if check(fig.value) else "**no**")
+        lines.append(f"| {key} | {what} | {fig.value:,.2f} | {fig.unit} | {text} | {met} |")
+    lines.append("")
+    for key, fig in figures.items():
+        shown = ", ".join(
+            f"{k} {v:,.2f}" if isinstance(v, float) else f"{k} {v}" for k, v in fig.detail.items()
+        )
+        lines.append(f"- {key}: {shown}")
+    if smoke:
+        lines.append("\nSMOKE RUN: reduced store, figures not comparable to the targets.")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--out", type=Path, default=Path("bench-results"))
+    parser.add_argument("--records", type=int, default=1_000_000)
+    parser.add_argument("--smoke", action="store_true")
+    parser.add_argument("--figures", default="f1,f2,f3,f4", help="which figures to run")
+    args = parser.parse_args()
+    wanted = set(args.figures.split(","))
+    n = 20_000 if args.smoke else args.records
+    sizes = Sizes.smoke_sizes() if args.smoke else Sizes()
+    figures: dict[str, Figure] = {}
+    with tempfile.TemporaryDirectory(prefix="aegis-bench-scale-") as tmp:
+        root = Path(tmp)
+        big, small = root / "big.db", root / "small.db"
+        print(f"building a {n:,}-record store ...", flush=True)
+        built = build_store(big, n)
+        build_store(small, max(n // 10, 1))
+        print(f"built in {built:.1f} s", flush=True)
+        if "f1" in wanted:
+            figures.update(bench_f1(root, big, small))
+        if "f3" in wanted:
+            figures.update(bench_f3(big))
+        if "f4" in wanted:
+            figures.update(bench_f4(root, sizes))
+        if "f2" in wanted:
+            rounds = 2 if args.smoke else 6
+            figures.update(bench_f2(root, big, 300 if args.smoke else 2000, rounds))
+    table = markdown(figures, args.smoke)
+    print()
+    print(table)
+    args.out.mkdir(parents=True, exist_ok=True)
+    stem = "scale-smoke" if args.smoke else "scale"
+    if wanted != {"f1", "f2", "f3", "f4"}:
+        stem += "-" + "-".join(sorted(wanted))
+    stamp = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    payload = {"when": stamp, "records": n, "figures": {k: vars(v) for k, v in figures.items()}}
+    (args.out / f"{stem}.json").write_text(json.dumps(payload, indent=2))
+    (args.out / f"{stem}.md").write_text(f"Scale benchmark {stamp}\n\n{table}")
+    print(f"written: {args.out / (stem + '.json')}, {args.out / (stem + '.md')}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

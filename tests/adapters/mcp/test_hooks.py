@@ -1,0 +1,387 @@
+"""``aegis hook claude-code`` / ``cursor``: recorded payloads in, the documented answers out."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aegis.adapters.mcp import hooks
+from aegis.adapters.mcp.hook_run import post_tool_use, pre_tool_use
+from mcp_testkit import AEGIS
+
+from aegis import Policy, Runtime
+from aegis.runtime.audit import AuditStore
+
+PAYLOADS: dict[str, dict[str, Any]] = json.loads(
+    (Path(__file__).parent / "payloads" / "claude_code.json").read_text()
+)
+
+HOOK_POLICY = """\
+version: "1"
+defaults: {risk_level: medium, approval: block}
+rules:
+  - name: no_rm_rf
+    match: {type: bash, target: "rm -rf*"}
+    risk_level: critical
+    approval: block
+  - name: shell
+    match: {type: bash}
+    risk_level: low
+    approval: auto
+  - name: reads
+    match: {type: read}
+    risk_level: low
+    approval: auto
+  - name: env_files
+    match: {type: edit, target: "*.env"}
+    risk_level: high
+    approval: approve
+  - name: writes
+    match: {type: write}
+    risk_level: high
+    approval: approve
+  - name: crm_deletes
+    match: {type: "delete_*", target: crm}
+    risk_level: critical
+    approval: block
+"""
+
+
+@pytest.fixture
+def hook_policy(tmp_path: Path) -> Path:
+    path = tmp_path / "hook-policy.yaml"
+    path.write_text(HOOK_POLICY, encoding="utf-8")
+    return path
+
+
+def run_hook(payload: Any, policy: Path, db: str, *extra: str) -> subprocess.CompletedProcess[str]:
+    data = payload if isinstance(payload, str) else json.dumps(payload)
+    return subprocess.run(
+        [AEGIS, "hook", "claude-code", "--policy", str(policy), "--db", db, *extra],
+        input=data,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def answer(done: subprocess.CompletedProcess[str]) -> dict[str, Any]:
+    assert done.returncode == 0, done.stderr
+    out: dict[str, Any] = json.loads(done.stdout)["hookSpecificOutput"]
+    assert out["hookEventName"] == "PreToolUse"
+    return out
+
+
+def records(db: str) -> list[Any]:
+    store = AuditStore(db)
+    try:
+        return store.query(limit=None)
+    finally:
+        store.close_sync()
+
+
+@pytest.mark.parametrize(
+    ("name", "kind", "target"),
+    [
+        ("bash_rm", "bash", "rm -rf /home/dev/proj/build"),
+        ("write", "write", "/home/dev/proj/app.py"),
+        ("edit_env", "edit", "/home/dev/proj/.env"),
+        ("read", "read", "/home/dev/proj/README.md"),
+        ("webfetch", "webfetch", "https://example.com/docs"),
+        ("mcp_delete", "delete_contact", "crm"),
+    ],
+)
+def test_tool_to_action_mapping(name: str, kind: str, target: str) -> None:
+    call = hooks.claude_call(PAYLOADS[name])
+    assert (call.action.type, call.action.target) == (kind, target)
+    assert call.action.params == PAYLOADS[name]["tool_input"]
+    assert call.action.session_id == "abc123"
+    assert "/home/dev/proj" in call.action.description
+
+
+def test_mapping_can_be_overridden() -> None:
+    call = hooks.claude_call(PAYLOADS["bash_ls"], {"Bash": ("shell", "description")})
+    assert (call.action.type, call.action.target) == ("shell", "List files")
+
+
+@pytest.mark.parametrize(
+    ("name", "decision", "words"),
+    [
+        ("bash_rm", "deny", "no_rm_rf"),
+        ("bash_ls", "allow", "shell"),
+        ("read", "allow", "reads"),
+        ("write", "ask", "writes"),
+        ("edit_env", "ask", "env_files"),
+        ("webfetch", "deny", "defaults"),
+        ("mcp_delete", "deny", "crm_deletes"),
+    ],
+)
+async def test_recorded_payloads_get_the_documented_answers(
+    hook_policy: Path, db_url: str, name: str, decision: str, words: str
+) -> None:
+    runtime = Runtime(
+        executor=_no_exec(),
+        policy=Policy.from_yaml(hook_policy),
+        audit=db_url,
+        agent_id="claude-code",
+    )
+    async with runtime:
+        got = await pre_tool_use(runtime, hooks.claude_call(PAYLOADS[name]), wait_rules=())
+    assert got.decision == decision
+    assert words in got.reason
+    [row] = records(db_url)
+    assert (row.session_id, row.agent_id) == ("abc123", "claude-code")
+    expected = {"deny": "blocked", "allow": "pending", "ask": "pending"}[decision]
+    assert row.result == expected
+
+
+async def test_wait_rule_asks_the_channel_and_a_denial_is_a_deny(
+    hook_policy: Path, db_url: str
+) -> None:
+    from aegis.runtime.approval import CallbackApprovalHandler
+
+    asked: list[str] = []
+
+    def human(action: Any, decision: Any) -> bool:
+        asked.append(action.target)
+        return action.target.endswith(".py")
+
+    runtime = Runtime(
+        executor=_no_exec(),
+        policy=Policy.from_yaml(hook_policy),
+        audit=db_url,
+        approval_handler=CallbackApprovalHandler(human),
+    )
+    async with runtime:
+        ok = await pre_tool_use(runtime, hooks.claude_call(PAYLOADS["write"]), wait_rules={"*"})
+        no = await pre_tool_use(
+            runtime, hooks.claude_call(PAYLOADS["edit_env"]), wait_rules={"env_files"}
+        )
+    assert asked == ["/home/dev/proj/app.py", "/home/dev/proj/.env"]
+    assert ok.decision == "allow" and no.decision == "deny"
+    rows = {r.target: (r.decision, r.result) for r in records(db_url)}
+    assert rows["/home/dev/proj/app.py"] == ("approved", "pending")
+    assert rows["/home/dev/proj/.env"] == ("denied", "denied")
+
+
+async def test_post_tool_use_completes_the_record_with_the_outcome(
+    hook_policy: Path, db_url: str
+) -> None:
+    runtime = Runtime(executor=_no_exec(), policy=Policy.from_yaml(hook_policy), audit=db_url)
+    async with runtime:
+        for pre, post in (("bash_ls", "bash_ls_post"), ("bash_make", "bash_fail_post")):
+            await pre_tool_use(runtime, hooks.claude_call(PAYLOADS[pre]), wait_rules=())
+            await post_tool_use(runtime, hooks.claude_call(PAYLOADS[post]))
+    rows = [(r.target, r.result, r.error) for r in records(db_url)]
+    assert rows == [("ls -la", "success", None), ("make test", "failed", "exit status 2")]
+    assert records(db_url)[0].id == 1 and len(rows) == 2  # completed in place, not a second row
+
+
+def test_the_real_process_blocks_allows_and_completes(hook_policy: Path, db_url: str) -> None:
+    denied = answer(run_hook(PAYLOADS["bash_rm"], hook_policy, db_url))
+    assert (
+        denied["permissionDecision"] == "deny" and "no_rm_rf" in denied["permissionDecisionReason"]
+    )
+    allowed = answer(run_hook(PAYLOADS["bash_ls"], hook_policy, db_url))
+    assert allowed["permissionDecision"] == "allow"
+    post = run_hook(PAYLOADS["bash_ls_post"], hook_policy, db_url)
+    assert post.returncode == 0 and post.stdout == ""
+    assert [(r.target, r.result) for r in records(db_url)] == [
+        ("rm -rf /home/dev/proj/build", "blocked"),
+        ("ls -la", "success"),
+    ]
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "not json",
+        "[1, 2]",
+        json.dumps({"hook_event_name": "PreToolUse"}),
+        json.dumps({**PAYLOADS["bash_ls"], "tool_input": "ls"}),
+        json.dumps({**PAYLOADS["bash_ls"], "tool_input": {"description": "no command"}}),
+        json.dumps({**PAYLOADS["bash_ls"], "hook_event_name": "SomethingElse"}),
+    ],
+)
+def test_malformed_payload_is_denied_with_exit_2(hook_policy: Path, db_url: str, raw: str) -> None:
+    done = run_hook(raw, hook_policy, db_url)
+    assert done.returncode == 2
+    assert "denied" in done.stderr
+    assert '"allow"' not in done.stdout
+
+
+def test_broken_policy_is_denied_not_allowed(tmp_path: Path, db_url: str) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("version: '1'\nrules: [{name: x, match: {type: bash}, approval: maybe}]\n")
+    done = run_hook(PAYLOADS["bash_ls"], bad, db_url)
+    assert done.returncode == 2 and "denied" in done.stderr
+
+
+def test_install_keeps_other_settings_and_uninstall_removes_only_ours(
+    tmp_path: Path, hook_policy: Path
+) -> None:
+    settings = tmp_path / ".claude" / "settings.json"
+    settings.parent.mkdir()
+    theirs = {"matcher": "Bash", "hooks": [{"type": "command", "command": "my-linter"}]}
+    settings.write_text(json.dumps({"model": "x", "hooks": {"PreToolUse": [theirs]}}))
+    args = [AEGIS, "hook", "claude-code", "--install", "--project", "--policy", str(hook_policy)]
+    for _ in range(2):  # installing twice leaves one entry
+        done = subprocess.run(args, cwd=tmp_path, capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+    data = json.loads(settings.read_text())
+    assert data["model"] == "x"
+    pre = data["hooks"]["PreToolUse"]
+    assert pre[0] == theirs and len(pre) == 2
+    command = pre[1]["hooks"][0]["command"]
+    assert "hook claude-code" in command and str(hook_policy) in command
+    assert len(data["hooks"]["PostToolUse"]) == 1
+    undo = [AEGIS, "hook", "claude-code", "--uninstall", "--project"]
+    done = subprocess.run(undo, cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(settings.read_text()) == {"model": "x", "hooks": {"PreToolUse": [theirs]}}
+
+
+@pytest.mark.parametrize(
+    ("payload", "permission"),
+    [
+        (
+            {
+                "hook_event_name": "beforeShellExecution",
+                "command": "rm -rf /",
+                "cwd": "/w",
+                "conversation_id": "c1",
+                "generation_id": "g1",
+                "workspace_roots": ["/w"],
+            },
+            "deny",
+        ),
+        (
+            {
+                "hook_event_name": "beforeShellExecution",
+                "command": "ls",
+                "cwd": "/w",
+                "conversation_id": "c1",
+                "generation_id": "g2",
+                "workspace_roots": ["/w"],
+            },
+            "allow",
+        ),
+        (
+            {
+                "hook_event_name": "beforeMCPExecution",
+                "tool_name": "delete_contact",
+                "tool_input": '{"id": 1}',
+                "url": "crm",
+                "conversation_id": "c1",
+                "generation_id": "g3",
+                "workspace_roots": ["/w"],
+            },
+            "deny",
+        ),
+        (
+            {
+                "hook_event_name": "beforeReadFile",
+                "file_path": "/w/a.txt",
+                "content": "x",
+                "conversation_id": "c1",
+                "generation_id": "g4",
+                "workspace_roots": ["/w"],
+            },
+            "allow",
+        ),
+        ("garbage", "deny"),
+    ],
+)
+def test_cursor_hooks(hook_policy: Path, db_url: str, payload: Any, permission: str) -> None:
+    done = subprocess.run(
+        [AEGIS, "hook", "cursor", "--policy", str(hook_policy), "--db", db_url],
+        input=payload if isinstance(payload, str) else json.dumps(payload),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["permission"] == permission
+
+
+def _no_exec() -> Any:
+    from aegis.adapters.base import BaseExecutor
+
+    class NoExec(BaseExecutor):
+        async def execute(self, action: Any) -> Any:
+            raise AssertionError("a hook must never execute the tool itself")
+
+    return NoExec()
+
+
+async def test_wait_rule_edited_by_the_approver_answers_updated_input(
+    hook_policy: Path, db_url: str
+) -> None:
+    import asyncio
+
+    runtime = Runtime(
+        executor=_no_exec(),
+        policy=Policy.from_yaml(hook_policy),
+        audit=db_url,
+        approval_handler="queue",
+        approval_timeout=60,
+    )
+    async with runtime:
+        # Create the approval tables first: ApprovalBook's lazy create_all is not safe against
+        # a concurrent first use from another thread (reported to the core).
+        runtime.audit.approvals.list()
+        task = asyncio.create_task(
+            pre_tool_use(runtime, hooks.claude_call(PAYLOADS["write"]), wait_rules={"writes"})
+        )
+        request = None
+        for _ in range(300):  # the request row, read in-process; the answer comes from outside
+            found = await asyncio.to_thread(runtime.audit.approvals.list, state="pending")
+            if found:
+                request = found[0].id
+                break
+            if task.done():
+                raise AssertionError(f"the hook answered without waiting: {task.result()}")
+            await asyncio.sleep(0.1)
+        assert request is not None
+        done = subprocess.run(
+            [
+                AEGIS,
+                "approvals",
+                "approve",
+                request,
+                "--set",
+                'content="print(2)\\n"',
+                "--db",
+                db_url,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 0, done.stderr
+        got = await asyncio.wait_for(task, 60)
+    assert got.decision == "allow" and "edited" in got.reason
+    assert got.updated_input == {"file_path": "/home/dev/proj/app.py", "content": "print(2)\n"}
+    out = json.loads(hooks.claude_answer(got.decision, got.reason, got.updated_input))
+    assert out["hookSpecificOutput"]["updatedInput"]["content"] == "print(2)\n"
+
+
+async def test_a_lifecycle_veto_denies_in_the_hook_too(hook_policy: Path, db_url: str) -> None:
+    from aegis.runtime.hooks import RuntimeHooks
+
+    def veto(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("change freeze")
+
+    runtime = Runtime(
+        executor=_no_exec(),
+        policy=Policy.from_yaml(hook_policy),
+        audit=db_url,
+        hooks=RuntimeHooks(before_execute=veto),
+    )
+    async with runtime:
+        got = await pre_tool_use(runtime, hooks.claude_call(PAYLOADS["bash_ls"]), wait_rules=())
+    assert got.decision == "deny" and "change freeze" in got.reason
+    assert [r.result for r in records(db_url)] == ["blocked"]
