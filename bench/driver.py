@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import os
 import platform
@@ -21,6 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from floor import guard_check_cost, raw_commit_floor
 from sides import Side, load_side
 from workload import (
     APPROVED_WRITE,
@@ -119,9 +121,16 @@ def bench_runs(side: Side, policy: Any, root: Path, sizes: Sizes) -> dict[str, F
     plans = [("b1", reads, side.durabilities[0]), ("b2", mixed, side.durabilities[0])]
     if "normal" in side.durabilities:
         plans.append(("b1_normal", reads, "normal"))
+    floors: list[float] = []
+    pairs: list[float] = []
     for figure, specs, durability in plans:
         per_action = []
         for _ in range(sizes.repeats):
+            if figure == "b1":  # the floor, measured right beside each b1 run, same directory
+                floor_dir = _fresh_dir(root, "floor")
+                floors.append(raw_commit_floor(floor_dir, **sizes.floor_options())["mean_s"])
+                pair = raw_commit_floor(floor_dir, write_ahead=True, **sizes.floor_options())
+                pairs.append(pair["mean_s"])
             workdir = _fresh_dir(root, figure)
             elapsed = asyncio.run(_sequential(side, policy, workdir, durability, specs))
             _check_count(side, workdir, len(specs), figure)
@@ -132,6 +141,21 @@ def bench_runs(side: Side, policy: Any, root: Path, sizes: Sizes) -> dict[str, F
             "us/action",
             {"actions": len(specs), "durability": durability, "actions_per_s": 1 / median},
         )
+    if floors:
+        figures["floor"] = Figure(
+            statistics.median(floors) * 1e6,
+            "us/commit",
+            {"what": "raw sqlite3 WAL commit, synchronous=FULL, steady state", "runs": floors},
+        )
+    if pairs:
+        figures["floor_wa"] = Figure(
+            statistics.median(pairs) * 1e6,
+            "us/action",
+            {"what": "raw sqlite3 insert at NORMAL + update at FULL (write-ahead pair)"},
+        )
+    guard = guard_check_cost(_fresh_dir(root, "guard"))
+    if guard is not None:
+        figures["guard"] = Figure(guard * 1e6, "us/check", {"what": "FileGuard.check()"})
     total = sizes.tasks * sizes.per_task
     rates = []
     for _ in range(sizes.repeats):
@@ -151,8 +175,11 @@ def main() -> None:
     parser.add_argument("--smoke", action="store_true")
     parser.add_argument("--out", type=Path, required=True, help="where to write the JSON figures")
     parser.add_argument("--groups", default="abcde", help="figure groups to run, e.g. 'ad'")
+    parser.add_argument("--actions", type=int, default=None, help="b-figure actions (10,000)")
     args = parser.parse_args()
     sizes = Sizes.smoke_sizes() if args.smoke else Sizes()
+    if args.actions is not None:
+        sizes = dataclasses.replace(sizes, run_actions=args.actions)
     side = load_side(args.side)
     with tempfile.TemporaryDirectory(prefix=f"aegis-bench-{side.name}-") as tmp:
         root = Path(tmp)

@@ -14,6 +14,7 @@ import argparse
 import datetime as dt
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -47,6 +48,13 @@ TARGETS = (
     Target("a3", "evaluate, 1,000 rules, last rule matches", "time", 20.0),
     Target("a4", "evaluate, 1,000 rules, no match", "time", 20.0),
     Target("b1", "run_one sequential, auto, file SQLite, full durability", "time", 1.2),
+    Target("floor", "b1's floor: one raw SQLite WAL commit, FULL, steady state", "time", None),
+    Target(
+        "floor_wa",
+        "raw write-ahead pair: insert at NORMAL + update at FULL (our design's SQLite floor)",
+        "time",
+        None,
+    ),
     Target("b2", "run_one sequential, approve (auto-approved) + block", "time", None),
     Target("c1", "100 tasks x 100 run_one, one runtime, full durability", "rate", 10.0),
     Target("d1", "load + validate + compile 1,000 rules", "time", 4.0),
@@ -61,13 +69,17 @@ TARGETS = (
 )
 
 
-def run_side(python: str, side: str, smoke: bool, groups: str) -> dict[str, Any]:
+def run_side(
+    python: str, side: str, smoke: bool, groups: str, actions: int | None = None
+) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix=f"aegis-bench-{side}-") as tmp:
         out = Path(tmp) / "figures.json"
         command = [python, str(HERE / "driver.py"), "--side", side, "--out", str(out)]
         command += ["--groups", groups]
         if smoke:
             command.append("--smoke")
+        if actions is not None:
+            command += ["--actions", str(actions)]
         print("+", " ".join(command), flush=True)
         # The side runs from an empty directory so only its installed package is importable.
         subprocess.run(command, check=True, cwd=tmp, env={**os.environ, "PYTHONPATH": ""})
@@ -103,6 +115,59 @@ def compare(ours: dict[str, Any], peer: dict[str, Any]) -> list[dict[str, Any]]:
             }
         )
     return rows
+
+
+def merge(reports: list[dict[str, Any]]) -> dict[str, Any]:
+    """One side's figures over several rounds: the median of each, the rounds kept beside it."""
+    merged = dict(reports[0])
+    figures: dict[str, Any] = {}
+    for name, first in reports[0]["figures"].items():
+        values = [r["figures"][name]["value"] for r in reports if name in r["figures"]]
+        figures[name] = {**first, "value": statistics.median(values), "rounds": values}
+    merged["figures"] = figures
+    return merged
+
+
+def floor_lines(rounds: list[dict[str, dict[str, Any]]], smoke: bool = False) -> str:
+    """b1 beside the physical floor (one raw fsynced SQLite WAL commit), per round and median.
+
+    Each side's driver measures the floor right before each of its b1 runs, in the same
+    directory, so each b1 is divided by a floor measured under the same disk conditions.
+    """
+    lines = []
+    ratios: dict[str, list[float]] = {"ours": [], "peer": []}
+    for number, sides in enumerate(rounds, 1):
+        parts = []
+        for side in ("ours", "peer"):
+            figs = sides[side]["figures"]
+            if "b1" not in figs or "floor" not in figs:
+                continue
+            b1, floor = figs["b1"]["value"], figs["floor"]["value"]
+            ratios[side].append(b1 / floor)
+            parts.append(f"{side} b1 {b1:.0f} us / floor {floor:.0f} us = {b1 / floor:.2f}x")
+            if "floor_wa" in figs:
+                parts[-1] += f", write-ahead pair {figs['floor_wa']['value']:.0f} us"
+            if "b1_normal" in figs:
+                parts[-1] += f", b1_normal {figs['b1_normal']['value']:.0f} us"
+            if "guard" in figs:
+                parts[-1] += f" (deleted-file guard {figs['guard']['value']:.1f} us/check)"
+        if parts:
+            lines.append(f"- round {number}: " + "; ".join(parts))
+    if not ratios["ours"]:
+        return ""
+    summary = ", ".join(f"{side} {statistics.median(r):.2f}x" for side, r in ratios.items() if r)
+    met = statistics.median(ratios["ours"]) <= B1_FLOOR_TARGET
+    head = (
+        f"\nb1 / floor (floor: one raw sqlite3 WAL commit, synchronous=FULL, steady state; "
+        f"target ours <= {B1_FLOOR_TARGET}x): median {summary} -> "
+        f"{'not judged (smoke run)' if smoke else 'met' if met else 'NOT met'}"
+    )
+    load = os.getloadavg()
+    tail = f"load average at the end: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}"
+    return "\n".join([head, *lines, tail]) + "\n"
+
+
+B1_FLOOR_TARGET = 1.3
 
 
 def _fmt(value: float) -> str:
@@ -146,6 +211,12 @@ def main() -> int:
     parser.add_argument("--smoke", action="store_true", help="tiny workload: harness check only")
     parser.add_argument("--groups", default="abcde", help="figure groups (a-e) to run")
     parser.add_argument(
+        "--actions", type=int, default=None, help="actions per b figure (default 10,000)"
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="rounds of both sides, alternating who goes first"
+    )
+    parser.add_argument(
         "--scale", action="store_true", help="also the 1M-record figures f1-f4 (bench/scale.py)"
     )
     parser.add_argument("--scale-only", action="store_true", help="only f1-f4, no peer")
@@ -160,17 +231,29 @@ def main() -> int:
         if args.scale_only:
             return 0
 
-    ours = run_side(args.ours_python, "ours", args.smoke, args.groups)
-    peer = run_side(args.peer_python, "peer", args.smoke, args.groups)
+    rounds: list[dict[str, dict[str, Any]]] = []
+    for number in range(args.rounds):
+        # Alternate which side goes first: on a shared disk the first run is not the same run.
+        order = ("ours", "peer") if number % 2 == 0 else ("peer", "ours")
+        print(f"== round {number + 1}/{args.rounds}: {order[0]} first", flush=True)
+        pythons = {"ours": args.ours_python, "peer": args.peer_python}
+        rounds.append(
+            {
+                side: run_side(pythons[side], side, args.smoke, args.groups, args.actions)
+                for side in order
+            }
+        )
+    ours = merge([r["ours"] for r in rounds])
+    peer = merge([r["peer"] for r in rounds])
     rows = compare(ours, peer)
-    table = markdown(rows, ours, peer)
+    table = markdown(rows, ours, peer) + floor_lines(rounds, args.smoke)
     print()
     print(table)
 
     args.out.mkdir(parents=True, exist_ok=True)
     stem = "smoke" if args.smoke else "latest"
     stamp = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-    payload = {"when": stamp, "ours": ours, "peer": peer, "comparison": rows}
+    payload = {"when": stamp, "ours": ours, "peer": peer, "comparison": rows, "rounds": rounds}
     (args.out / f"{stem}.json").write_text(json.dumps(payload, indent=2))
     (args.out / f"{stem}.md").write_text(f"Benchmark run {stamp}\n\n{table}")
     print(f"written: {args.out / (stem + '.json')}, {args.out / (stem + '.md')}")

@@ -105,6 +105,10 @@ class Sizes:
     def smoke_sizes(cls) -> Sizes:
         return cls(500, 10, 50, 1, 5, 0.005, 2, True)
 
+    def floor_options(self) -> dict[str, int]:
+        """Commits timed / settling commits for ``floor.raw_commit_floor`` (fewer when smoke)."""
+        return {"commits": 200, "settle": 100} if self.smoke else {"commits": 3000, "settle": 1500}
+
 
 @dataclass
 class Figure:

@@ -131,7 +131,7 @@ def test_audit_filters(
         (("--limit", "many"), "--limit"),
         (("--format", "xml"), "xml"),
         (("--tail", "--format", "json"), "jsonl"),
-        (("--db", "not a url"), "--db"),
+        (("--db", "postgres:/nowhere"), "--db"),  # a plain path is a file; a broken URL is not
     ],
 )
 def test_audit_bad_arguments(

@@ -117,10 +117,25 @@ def aegis_register_conditions(register: Register) -> None:
 
 @hookspec
 def aegis_register_audit_sinks(register: Register) -> None:
-    """Register audit sinks: ``register("jsonl", JsonlSink)``.
+    """Register audit sinks: ``register("jsonl", JsonlSink, description="...")``.
 
-    The object is a factory called with keyword options, returning an ``AuditSink``. Sinks are
-    fed from the audit store after records are committed, never on an action's path.
+    The object is a factory (usually the class) called with the keyword options a user gives;
+    users attach a sink by name: ``AuditStore(url, sinks=["logging", ("jsonl", {"path":
+    "audit.jsonl"})])``. The store builds every sink when it is constructed, so an unknown name,
+    or options the factory rejects by raising ``TypeError``/``ValueError``/``OSError``, is an
+    ``AuditError`` there and then; validate options in the factory, not later.
+
+    The sink it returns has ``emit(records)``: a sequence of committed, final ``AuditRecord``
+    objects (never 'pending'), in the order they became final, at most 500 per call. It runs in
+    the sink's own background thread, never on an action's path, so blocking I/O is fine, and
+    it may return an awaitable (run on that thread's own event loop). Returning means "taken";
+    raising means "send this batch again later" (backoff from 0.2 s doubling to 30 s): nothing
+    is dropped, and delivery is at least once, so a crash between ``emit`` and saving the cursor
+    re-sends a batch (de-duplicate by ``record.id`` if it matters). Optional: ``name`` (the key
+    under which the sink's progress is saved in ``aegis_audit_sink_cursor``; two sinks of one
+    store must not share one, and a sink keeps its name across restarts to resume where it
+    stopped) and ``close()``, called once when the store closes. Records' params are already
+    redacted.
     """
 
 

@@ -114,6 +114,6 @@ async def test_inserting_at_the_next_id_makes_writes_fail_closed(
         "decision, result, prev_hash, row_hash) VALUES "
         "(6, 'x', 'read', 'crm', '{}', '', 'auto', 'success', 'a', 'b')",
     )
-    async with AuditStore(db_url) as again:
-        with pytest.raises(AuditError):
+    with pytest.raises(AuditError, match="beyond the chain head"):  # refused at open now
+        async with AuditStore(db_url) as again:
             await run_action(again)

@@ -7,7 +7,6 @@ silently created empty, so a typo in the path cannot look like "no actions were 
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -30,12 +29,20 @@ TABLE_LIMIT = 20
 
 DbOption = Annotated[
     str | None,
-    Parameter(help="Audit store URL (default: $AEGIS_AUDIT_URL or sqlite:///aegis_audit.db)."),
+    Parameter(help="Audit store URL or file path (default: $AEGIS_AUDIT_URL or ./aegis_audit.db)."),
 ]
 
 
 def store_url(db: str | None) -> str:
-    return db or os.environ.get("AEGIS_AUDIT_URL") or DEFAULT_AUDIT_URL
+    """``--db`` (a URL or a plain file path), else $AEGIS_AUDIT_URL, else the default file."""
+    from aegis.errors import AuditError
+    from aegis.runtime.audit_url import audit_url
+
+    try:
+        return audit_url(db)
+    except AuditError as exc:
+        source = "--db" if db is not None else "$AEGIS_AUDIT_URL"
+        raise CliError(f"{source}: {exc}", ExitCode.USAGE) from None
 
 
 def open_store(db: str | None) -> AuditStore:
@@ -62,8 +69,10 @@ def open_store(db: str | None) -> AuditStore:
     try:
         parsed.get_dialect().import_dbapi()  # fail here, clearly, if the driver is missing
     except ImportError as exc:
+        from aegis.runtime.audit_url import missing_driver_message
+
         raise CliError(
-            f"cannot open audit store {safe}: its database driver is not installed ({exc})",
+            f"cannot open audit store {safe}: {missing_driver_message(url, exc)}",
             ExitCode.STORE_UNREACHABLE,
         ) from None
     except Exception as exc:
@@ -155,7 +164,7 @@ def audit(
     Parameters
     ----------
     db
-        Audit store URL (default: $AEGIS_AUDIT_URL or sqlite:///aegis_audit.db).
+        Audit store URL or file path (default: $AEGIS_AUDIT_URL or ./aegis_audit.db).
     session
         Only this session: its id, or a unique prefix such as the 8 characters the table shows.
     action_type
@@ -256,7 +265,7 @@ def verify(
     Parameters
     ----------
     db
-        Audit store URL (default: $AEGIS_AUDIT_URL or sqlite:///aegis_audit.db).
+        Audit store URL or file path (default: $AEGIS_AUDIT_URL or ./aegis_audit.db).
     format
         text or json.
     checkpoint
@@ -277,6 +286,7 @@ def verify(
 
         payload = {
             "ok": report.ok,
+            "status": report.status,
             "checked": report.checked,
             "last_id": report.last_id,
             "edited": report.edited,
@@ -307,7 +317,7 @@ def stats(
     Parameters
     ----------
     db
-        Audit store URL (default: $AEGIS_AUDIT_URL or sqlite:///aegis_audit.db).
+        Audit store URL or file path (default: $AEGIS_AUDIT_URL or ./aegis_audit.db).
     session
         Only this session: its id or a unique prefix.
     agent

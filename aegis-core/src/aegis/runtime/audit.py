@@ -25,16 +25,14 @@ import contextlib
 import datetime as dt
 import functools
 import logging
+import os
 import threading
-import time
 from collections.abc import Iterator, Sequence
-from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal
 
-from sqlalchemy import Engine, create_engine, event, insert, inspect, make_url, select
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
-from sqlalchemy.pool import StaticPool
+from sqlalchemy import Engine, inspect, make_url
+from sqlalchemy.exc import SQLAlchemyError
 
 from aegis.core.action import Action
 from aegis.core.approval import ApprovalDecision
@@ -42,11 +40,19 @@ from aegis.core.decision import PolicyDecision
 from aegis.core.redact import DEFAULT_REDACTOR, Redactor
 from aegis.core.result import Result, ResultStatus
 from aegis.errors import AuditError
-from aegis.runtime import DEFAULT_AUDIT_URL, audit_query
+from aegis.runtime import audit_query
 from aegis.runtime.audit_autocheckpoint import Checkpointer, CheckpointSchedule
 from aegis.runtime.audit_chain import VerifyReport, canonical, intent_json
+from aegis.runtime.audit_file import FileGuard
 from aegis.runtime.audit_interrupted import current_owner, mark_interrupted
 from aegis.runtime.audit_migrate import ensure_columns
+from aegis.runtime.audit_open import (
+    create_tables,
+    ensure_head,
+    file_guard,
+    make_engine,
+    write_connection,
+)
 from aegis.runtime.audit_query import AuditFilter, Order, RuleStats, Since
 from aegis.runtime.audit_record import (
     AuditRecord,
@@ -55,14 +61,31 @@ from aegis.runtime.audit_record import (
     now_iso,
     outcome_values,
 )
-from aegis.runtime.audit_schema import GENESIS_HASH, chain_head, metadata
-from aegis.runtime.audit_ship import AuditSink, Shipper
-from aegis.runtime.audit_writer import FINAL, INTENT, RECORD, GroupCommitWriter, Statements, WriteOp
+from aegis.runtime.audit_schema import INTENT_COLUMNS, PARAMS_INLINE_MAX
+from aegis.runtime.audit_ship import AuditSink, Shipper, SinkSpec, resolve_sinks
+from aegis.runtime.audit_url import audit_url, missing_driver_message
+from aegis.runtime.audit_writer import (
+    FINAL,
+    INTENT,
+    RECORD,
+    GroupCommitWriter,
+    Statements,
+    WriteOp,
+    one_line,
+)
 
 if TYPE_CHECKING:
     from aegis.runtime.approval_store import ApprovalBook
 
-__all__ = ["AuditRecord", "AuditSink", "AuditStore", "RuleStats", "VerifyReport"]
+__all__ = [
+    "AuditLogger",
+    "AuditRecord",
+    "AuditSink",
+    "AuditStore",
+    "RuleStats",
+    "SinkSpec",
+    "VerifyReport",
+]
 
 Durability = Literal["full", "normal"]
 
@@ -76,31 +99,34 @@ class AuditStore:
     ``durability="normal"``: commits without waiting for the disk — faster, and a power cut may
     lose the last moments (a process crash does not). ``redactor=None`` means the default
     redaction; pass ``Redactor.disabled()`` to store params verbatim. ``sinks`` receive every
-    final record after it is committed (see ``AuditSink``).
+    final record after it is committed (see ``AuditSink``); each is a sink object, a registered
+    name (``"logging"``) or a name with options (``("jsonl", {"path": "audit.jsonl"})``), all
+    built and checked here, so an unknown name or a bad option is an ``AuditError`` at once.
     """
 
     def __init__(
         self,
-        url: str | Path = DEFAULT_AUDIT_URL,
+        url: str | os.PathLike[str] | None = None,
         *,
         durability: Durability = "full",
         redactor: Redactor | None = None,
-        sinks: Sequence[AuditSink] = (),
+        sinks: Sequence[SinkSpec] = (),
         busy_timeout: float = 10.0,
         close_timeout: float = 5.0,
         checkpoints: CheckpointSchedule | None = None,
     ) -> None:
         if durability not in ("full", "normal"):
             raise ValueError(f"durability must be 'full' or 'normal', not {durability!r}")
-        self.url = f"sqlite:///{url}" if isinstance(url, Path) else str(url)
+        self.url = audit_url(url)
         self.durability: Durability = durability
         self.redactor = redactor if redactor is not None else DEFAULT_REDACTOR
-        self.sinks: tuple[AuditSink, ...] = tuple(sinks)
+        self.sinks: tuple[AuditSink, ...] = resolve_sinks(sinks)
         self.busy_timeout = busy_timeout
         self.close_timeout = close_timeout
         self._engine: Engine | None = None
         self._memory = False
         self._writer: GroupCommitWriter | None = None
+        self._guard: FileGuard | None = None
         self._shippers: list[Shipper] = []
         self._open_hashes: dict[int, str] = {}
         self._lifecycle = threading.Lock()
@@ -138,30 +164,32 @@ class AuditStore:
         with self._lifecycle:
             if self._writer is not None and not self._writer.closed:
                 return
+            engine = self._get_engine()
+            guard = file_guard(engine)
             try:
-                engine = self._get_engine()
-            except (ImportError, SQLAlchemyError) as exc:  # no such dialect or driver
-                raise AuditError(
-                    f"cannot open the audit store at {self._safe_url()}: {exc}"
-                ) from exc
-            try:
-                _create_tables(engine)
-                _ensure_head(engine)
+                create_tables(engine)
+                ensure_head(engine)
                 ensure_columns(engine)
                 checkpointer = self._make_checkpointer(engine)  # a bad key fails here, first
+                if guard is not None:
+                    guard.arm()  # the file the engine just opened (and the writer will)
                 writer = GroupCommitWriter(
-                    lambda: _write_connection(engine),
+                    lambda: write_connection(engine),
                     Statements(engine.dialect.name, engine.dialect.paramstyle),
                     full=self.durability == "full",
                     on_final=self._wake_shippers,
                     owner=current_owner(),
+                    guard=guard.check if guard is not None else None,
                 )
                 writer.start()
-            except SQLAlchemyError as exc:
+            except (SQLAlchemyError, OSError) as exc:
+                if guard is not None:
+                    guard.close()
                 raise AuditError(
-                    f"cannot open the audit store at {self._safe_url()}: {exc}"
+                    f"cannot open the audit store at {self._safe_url()}: {one_line(exc)}"
                 ) from exc
             self._writer = writer
+            self._guard = guard
             self._start_evidence(engine, writer, checkpointer)  # before sinks: they ship it
             self._shippers = [
                 Shipper(sink, engine, writer, read_lock=self._read_lock) for sink in self.sinks
@@ -182,6 +210,9 @@ class AuditStore:
                 self._checkpointer.stop()
                 self._checkpointer = None
             writer.stop()
+            if self._guard is not None:
+                self._guard.close()
+                self._guard = None
             self._shippers = []
             self._open_hashes.clear()
             if self._engine is not None:
@@ -229,7 +260,7 @@ class AuditStore:
                 self.redactor,
                 now_iso(),
             )
-            op = WriteOp(INTENT, (intent_json(values), values))
+            op = WriteOp(INTENT, _intent_payload(values))
         except Exception as exc:  # a value we cannot store must not let the action run
             raise AuditError(f"cannot build the audit record: {exc}") from exc
         try:
@@ -429,7 +460,9 @@ class AuditStore:
                     raise AuditError(f"no audit trail at {self._safe_url()}")
                 yield
         except SQLAlchemyError as exc:
-            raise AuditError(f"cannot read the audit store at {self._safe_url()}: {exc}") from exc
+            raise AuditError(
+                f"cannot read the audit store at {self._safe_url()}: {one_line(exc)}"
+            ) from exc
 
     def _read_lock(self) -> contextlib.AbstractContextManager[Any]:
         # An in-memory SQLite database is one connection shared with the writer.
@@ -439,11 +472,26 @@ class AuditStore:
 
     def _get_engine(self) -> Engine:
         if self._engine is None:
-            self._engine, self._memory = _make_engine(self.url, self.busy_timeout, self.durability)
+            try:
+                self._engine, self._memory = make_engine(
+                    self.url, self.busy_timeout, self.durability
+                )
+            except ImportError as exc:  # the URL's driver is not installed
+                raise AuditError(
+                    f"cannot open the audit store at {self._safe_url()}: "
+                    f"{missing_driver_message(self.url, exc)}"
+                ) from exc
+            except SQLAlchemyError as exc:  # no such dialect
+                raise AuditError(
+                    f"cannot open the audit store at {self._safe_url()}: {one_line(exc)}"
+                ) from exc
         return self._engine
 
     def _safe_url(self) -> str:
-        return make_url(self.url).render_as_string(hide_password=True)
+        try:
+            return make_url(self.url).render_as_string(hide_password=True)
+        except Exception:  # not a URL SQLAlchemy can parse: show no part that may be secret
+            return self.url.partition("://")[0] + "://..."
 
     def __repr__(self) -> str:
         return f"AuditStore({self._safe_url()!r}, durability={self.durability!r})"
@@ -456,68 +504,27 @@ def _filter_names(filters: dict[str, Any]) -> dict[str, Any]:
     return {_FILTER_ALIASES.get(k, k): v for k, v in filters.items()}
 
 
-def _make_engine(url: str, busy_timeout: float, durability: str) -> tuple[Engine, bool]:
-    try:
-        parsed = make_url(url)
-    except Exception as exc:
-        raise AuditError(f"not a database URL: {url!r} ({exc})") from exc
-    if parsed.get_backend_name() != "sqlite":
-        return create_engine(parsed, pool_pre_ping=True), False
-    database = parsed.database or ""
-    memory = database in ("", ":memory:") or "mode=memory" in str(parsed)
-    options: dict[str, Any] = {
-        "connect_args": {"check_same_thread": False, "timeout": busy_timeout}
-    }
-    if memory:
-        options["poolclass"] = StaticPool
-    engine = create_engine(parsed, **options)
-    sync = "FULL" if durability == "full" else "NORMAL"
-
-    @event.listens_for(engine, "connect")
-    def _pragmas(dbapi_conn: Any, _record: Any) -> None:
-        cur = dbapi_conn.cursor()
-        try:
-            cur.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
-            if not memory:
-                with contextlib.suppress(Exception):  # a read-only file can still be read
-                    cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute(f"PRAGMA synchronous={sync}")
-        finally:
-            cur.close()
-
-    return engine, memory
+_PARAMS_AT = INTENT_COLUMNS.index("params")
 
 
-def _create_tables(engine: Engine, attempts: int = 5, *, tables: Any = None) -> None:
-    """``create_all``, tolerating another process creating the same tables at the same moment.
+def _intent_payload(values: tuple[Any, ...]) -> tuple[str, tuple[Any, ...], str | None]:
+    """(hashed JSON, row values, out-of-row params): big params are written once, not twice.
 
-    ``tables`` is another ``MetaData`` (the approval tables); by default the audit's own.
+    The hash covers the full params; the row keeps ``''`` and ``aegis_audit_params`` the text
+    (see ``audit_schema``), so the outcome's UPDATE does not copy them again.
     """
-    for attempt in range(attempts):
-        try:
-            (tables if tables is not None else metadata).create_all(engine)
-            return
-        except SQLAlchemyError:
-            if attempt == attempts - 1:
-                raise
-            time.sleep(0.05 * (attempt + 1))
+    hashed = intent_json(values)
+    params = values[_PARAMS_AT]
+    if len(params) <= PARAMS_INLINE_MAX:
+        return hashed, values, None
+    row = (*values[:_PARAMS_AT], "", *values[_PARAMS_AT + 1 :])
+    return hashed, row, params
 
 
-def _ensure_head(engine: Engine) -> None:
-    with engine.connect() as conn:
-        if conn.execute(select(chain_head.c.id).where(chain_head.c.id == 1)).first() is not None:
-            return
-        try:
-            conn.execute(
-                insert(chain_head).values(id=1, last_id=0, last_hash=GENESIS_HASH, last_final=0)
-            )
-            conn.commit()
-        except IntegrityError:  # another process created it first
-            conn.rollback()
+#: Kept for ``approval_store``, which creates its tables with the same retry.
+_create_tables = create_tables
 
 
-def _write_connection(engine: Engine) -> Any:
-    raw = engine.raw_connection()
-    if engine.dialect.name == "sqlite":
-        raw.driver_connection.isolation_level = None  # type: ignore[union-attr]
-    return raw
+# The original README's name, importable from where it was (``aegis.runtime.audit``); it needs
+# AuditStore defined first.
+from aegis.runtime.audit_logger import AuditLogger  # noqa: E402

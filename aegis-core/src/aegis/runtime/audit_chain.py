@@ -80,7 +80,10 @@ class VerifyReport:
     """The result of ``AuditStore.verify()``: ``ok`` is False when any problem was found.
 
     ``pending`` lists rows whose action began but never recorded an outcome (in flight, or the
-    process died while the action ran); they are not tampering, but an auditor should see them.
+    process died while the action ran); they are not tampering, but an auditor should see them,
+    so ``status`` (and the summary's first word) is ``incomplete`` then, never ``ok``. An empty
+    trail is ``empty``: a new store looks exactly like one whose rows were all deleted and whose
+    head was reset, which only a checkpoint kept elsewhere can tell apart.
     """
 
     checked: int
@@ -91,7 +94,17 @@ class VerifyReport:
 
     @property
     def ok(self) -> bool:
+        """No tampering found (pending rows and an empty trail are not tampering)."""
         return not self.problems
+
+    @property
+    def status(self) -> str:
+        """``tampered``, ``empty``, ``incomplete`` (rows without an outcome) or ``ok``."""
+        if self.problems:
+            return "tampered"
+        if self.checked == 0:
+            return "empty"
+        return "incomplete" if self.pending else "ok"
 
     def ids_of(self, kind: str) -> list[int]:
         return sorted({i for p in self.problems if p.kind == kind for i in p.ids})
@@ -110,11 +123,19 @@ class VerifyReport:
 
     def summary(self) -> str:
         head = f"{self.checked} records checked, chain head at id {self.last_id}"
-        if self.ok:
-            lines = [f"OK: {head}"]
-        else:
+        status = self.status
+        if status == "tampered":
             lines = [f"TAMPERED: {head}, {len(self.problems)} problem(s)"]
             lines += [f"  {p}" for p in self.problems]
+        elif status == "empty":
+            lines = [
+                "EMPTY: no records (a new store, or a trail that was emptied; only a checkpoint "
+                "kept elsewhere can tell which)"
+            ]
+        elif status == "incomplete":
+            lines = [f"INCOMPLETE: {head}, chain intact"]
+        else:
+            lines = [f"OK: {head}"]
         if self.pending:
             shown = ", ".join(str(i) for i in self.pending[:20])
             more = "" if len(self.pending) <= 20 else f" (+{len(self.pending) - 20} more)"
@@ -139,7 +160,11 @@ VERIFY_COLUMNS: tuple[str, ...] = (
 def verify_rows(
     rows: Iterator[Sequence[Any]], head_last_id: int | None, head_last_hash: str | None
 ) -> VerifyReport:
-    """Walk rows (``VERIFY_COLUMNS``, ascending id) and name every edited/deleted/inserted row."""
+    """Walk rows (``VERIFY_COLUMNS``, ascending id) and name every edited/deleted/inserted row.
+
+    ``head_last_id`` None means the head row is missing: that is itself a finding (the store
+    always has one from its first open), and the chain's end cannot be checked without it.
+    """
     problems: list[ChainProblem] = []
     pending: list[int] = []
     prev_id = 0
@@ -194,17 +219,28 @@ def verify_rows(
         prev_hash = stored_hash
         if row_id == head_last_id:
             hash_at_head = stored_hash
-    if head_last_id is not None and prev_id < head_last_id:
+    if head_last_id is None:
+        problems.append(
+            ChainProblem(
+                "head",
+                prev_id,
+                prev_id,
+                "the chain head is missing (table aegis_audit_head has no row): it was deleted, "
+                f"so records after id {prev_id} may have been deleted too and cannot be checked "
+                "without a checkpoint",
+            )
+        )
+    elif prev_id < head_last_id:
         problems.append(
             ChainProblem("deleted", prev_id + 1, head_last_id, "missing from the end of the chain")
         )
-    elif head_last_id is not None and head_last_id > 0 and hash_at_head != head_last_hash:
+    elif head_last_id > 0 and hash_at_head != head_last_hash:
         problems.append(
             ChainProblem("head", head_last_id, head_last_id, "last row does not match chain head")
         )
     return VerifyReport(
         checked=checked,
-        last_id=head_last_id or 0,
+        last_id=prev_id if head_last_id is None else head_last_id,
         last_hash=head_last_hash or GENESIS_HASH,
         problems=tuple(problems),
         pending=tuple(pending),

@@ -15,13 +15,18 @@ from sqlalchemy import Engine, select
 
 from aegis.runtime.audit_migrate import readable
 from aegis.runtime.audit_record import AuditRecord
-from aegis.runtime.audit_schema import audit_log
+from aegis.runtime.audit_schema import audit_log, record_source, with_side_params
 
 
 def chain_records(engine: Engine, chain_id: str) -> list[AuditRecord]:
     """Every record of one chain, in chain order (uses the partial index on chain_id)."""
     cols = readable(engine, (c for c in audit_log.c if c.name != "owner"))
-    stmt = select(*cols).where(audit_log.c.chain_id == chain_id).order_by(audit_log.c.id)
+    stmt = (
+        select(*with_side_params(cols))
+        .select_from(record_source())
+        .where(audit_log.c.chain_id == chain_id)
+        .order_by(audit_log.c.id)
+    )
     with engine.connect() as conn:
         return [AuditRecord.from_mapping(row) for row in conn.execute(stmt).mappings()]
 

@@ -28,7 +28,13 @@ from aegis.runtime.audit_checkpoint import Checkpoint, iter_outcomes, snapshot
 from aegis.runtime.audit_keys import key_id
 from aegis.runtime.audit_merkle import inclusion_path, record_leaf, root_from_path
 from aegis.runtime.audit_migrate import readable
-from aegis.runtime.audit_schema import INTENT_COLUMNS, RESULT_COLUMNS, audit_log
+from aegis.runtime.audit_schema import (
+    INTENT_COLUMNS,
+    RESULT_COLUMNS,
+    audit_log,
+    record_source,
+    with_side_params,
+)
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -42,7 +48,11 @@ def prove(engine: Engine, record_id: int, checkpoint: Checkpoint) -> dict[str, A
     cols = ["id", "prev_hash", *INTENT_COLUMNS, *RESULT_COLUMNS, "row_hash", "result_hash"]
     with snapshot(engine) as conn:
         row = (
-            conn.execute(select(*readable(engine, cols)).where(c.id == record_id))
+            conn.execute(
+                select(*with_side_params(readable(engine, cols)))
+                .select_from(record_source())
+                .where(c.id == record_id)
+            )
             .mappings()
             .first()
         )

@@ -20,7 +20,7 @@ from aegis.core.risk import RiskLevel
 from aegis.runtime.audit_chain import VERIFY_COLUMNS, VerifyReport, verify_rows
 from aegis.runtime.audit_migrate import readable
 from aegis.runtime.audit_record import AuditRecord
-from aegis.runtime.audit_schema import audit_log, chain_head
+from aegis.runtime.audit_schema import audit_log, chain_head, record_source, with_side_params
 
 Order = Literal["asc", "desc"]
 Since = dt.datetime | dt.date | dt.timedelta | str
@@ -103,7 +103,8 @@ def query(
     engine: Engine, flt: AuditFilter, *, limit: int | None = 100, order: Order = "asc"
 ) -> list[AuditRecord]:
     # A store written before the later columns existed stays readable without migrating.
-    stmt = select(*readable(engine, (c for c in audit_log.c if c.name != "owner")))
+    names = (c for c in audit_log.c if c.name != "owner")
+    stmt = select(*with_side_params(readable(engine, names))).select_from(record_source())
     clauses = flt.clauses()
     if clauses:
         stmt = stmt.where(and_(*clauses))
@@ -189,12 +190,14 @@ def verify(engine: Engine, *, chunk: int = 5000) -> VerifyReport:
         head = conn.execute(
             select(chain_head.c.last_id, chain_head.c.last_hash).where(chain_head.c.id == 1)
         ).first()
-        cols = readable(engine, VERIFY_COLUMNS)
+        cols = with_side_params(readable(engine, VERIFY_COLUMNS))
 
         def rows() -> Iterator[Sequence[Any]]:
             last = None
             while True:
-                stmt = select(*cols).order_by(audit_log.c.id).limit(chunk)
+                stmt = (
+                    select(*cols).select_from(record_source()).order_by(audit_log.c.id).limit(chunk)
+                )
                 if last is not None:
                     stmt = stmt.where(audit_log.c.id > last)
                 batch = conn.execute(stmt).all()

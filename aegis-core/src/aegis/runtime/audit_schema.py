@@ -10,11 +10,18 @@ which sorts chronologically as text.
 * ``aegis_audit_head`` — one row: the last id, the last row hash and the last final sequence
   number. Every write transaction reads and updates it under a lock, which is what keeps two
   processes (or replicas) from forking the chain.
+* ``aegis_audit_params`` — the params of a record whose params JSON is longer than
+  ``PARAMS_INLINE_MAX``, written once with the intent; the row's own ``params`` is then ``''``.
+  The outcome is an UPDATE of the row, and SQLite rewrites every overflow page of a row it
+  updates: kept inline, a 50 MB param would be written twice. Readers use ``record_columns``
+  / ``record_source``, which put the params back; hashes always cover the full params text.
 * ``aegis_audit_sink_cursor`` — how far each sink has shipped (``final_seq``) and the lowest id
   that may still need shipping (``scan_from``), so a restarted sink resumes where it stopped.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
@@ -27,7 +34,9 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    func,
 )
+from sqlalchemy.sql import FromClause
 
 metadata = MetaData()
 
@@ -83,6 +92,17 @@ Index(
     sqlite_where=audit_log.c.chain_id.is_not(None),
     postgresql_where=audit_log.c.chain_id.is_not(None),
 )
+
+params_side = Table(
+    "aegis_audit_params",
+    metadata,
+    Column("id", _Id, primary_key=True, autoincrement=False),
+    Column("params", Text, nullable=False),
+)
+
+#: Params JSON longer than this (characters) goes to ``aegis_audit_params``: about a quarter of
+#: a SQLite page, so a row that would overflow its page never keeps its params inline.
+PARAMS_INLINE_MAX = 1024
 
 chain_head = Table(
     "aegis_audit_head",
@@ -146,3 +166,24 @@ RESULT_COLUMNS: tuple[str, ...] = (
 )
 
 ALL_COLUMNS: tuple[str, ...] = tuple(c.name for c in audit_log.columns)
+
+
+def record_source() -> FromClause:
+    """``aegis_audit`` with its out-of-row params joined in (select from this to read rows)."""
+    return audit_log.outerjoin(params_side, params_side.c.id == audit_log.c.id)
+
+
+def with_side_params(columns: list[Any]) -> list[Any]:
+    """``columns`` (of ``aegis_audit``) with ``params`` read through ``record_source()``: the
+    out-of-row text where there is one, else the row's own."""
+    return [
+        func.coalesce(params_side.c.params, audit_log.c.params).label("params")
+        if column is audit_log.c.params
+        else column
+        for column in columns
+    ]
+
+
+def record_columns(names: tuple[str, ...] = ALL_COLUMNS) -> list[Any]:
+    """Columns ``names`` of ``record_source()``, with ``params`` the full params text."""
+    return with_side_params([audit_log.c[name] for name in names])

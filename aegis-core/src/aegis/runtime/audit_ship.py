@@ -27,14 +27,14 @@ import inspect
 import logging
 import threading
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 from sqlalchemy import Engine, and_, case, func, or_, select
 
 from aegis.errors import AuditError
 from aegis.runtime.audit_record import AuditRecord, now_iso
-from aegis.runtime.audit_schema import audit_log, sink_cursor
+from aegis.runtime.audit_schema import audit_log, record_columns, record_source, sink_cursor
 from aegis.runtime.audit_writer import CURSOR, GroupCommitWriter, WriteOp
 
 log = logging.getLogger("aegis.audit.sinks")
@@ -57,11 +57,57 @@ def build_sink(name: str, /, **options: Any) -> AuditSink:
         raise AuditError(f"unknown audit sink {name!r} (registered: {known})")
     try:
         sink = registration.obj(**options)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, OSError) as exc:
         raise AuditError(f"audit sink {name!r}: {exc}") from exc
     if not isinstance(sink, AuditSink):
         raise AuditError(f"audit sink {name!r} built {type(sink).__name__}, which has no emit()")
     return sink
+
+
+#: What ``AuditStore(sinks=[...])`` accepts for each sink: an object with ``emit``, a registered
+#: name (``"logging"``), or a name with keyword options (``("jsonl", {"path": "audit.jsonl"})``).
+SinkSpec = AuditSink | str | tuple[str, Mapping[str, Any]]
+
+
+def resolve_sinks(specs: Sequence[SinkSpec]) -> tuple[AuditSink, ...]:
+    """Build and check every sink now, so a typo fails where it was written, not in a thread.
+
+    Raises ``AuditError`` for an unknown name, options the sink rejects, something that is not
+    a sink, or two sinks that would share one saved cursor (the same ``name``).
+    """
+    if isinstance(specs, str | bytes) or not isinstance(specs, Sequence):
+        raise AuditError(
+            f"sinks must be a list (e.g. sinks=[{specs!r}]), not {type(specs).__name__}"
+        )
+    sinks: list[AuditSink] = []
+    for spec in specs:
+        if isinstance(spec, str):
+            sinks.append(build_sink(spec))
+        elif isinstance(spec, tuple) and len(spec) == 2 and isinstance(spec[0], str):
+            name, options = spec
+            if not isinstance(options, Mapping):
+                raise AuditError(
+                    f"audit sink {name!r}: options must be a mapping of keyword options "
+                    f"(e.g. ({name!r}, {{'path': ...}})), not {type(options).__name__}"
+                )
+            sinks.append(build_sink(name, **options))
+        elif not isinstance(spec, str | tuple) and isinstance(spec, AuditSink):
+            sinks.append(spec)
+        else:
+            raise AuditError(
+                f"{spec!r} is not an audit sink: give an object with emit(), a registered "
+                "name such as 'logging', or (name, {options}) such as ('jsonl', {'path': ...})"
+            )
+    seen: set[str] = set()
+    for sink in sinks:
+        name = sink_name(sink)
+        if name in seen:
+            raise AuditError(
+                f"two audit sinks are named {name!r}: each keeps its own saved cursor under its "
+                "name, so give one of them another name= option"
+            )
+        seen.add(name)
+    return tuple(sinks)
 
 
 def sink_name(sink: AuditSink) -> str:
@@ -231,7 +277,8 @@ class Shipper:
             if low is None:
                 return [], max(scan_from, int(top or 0) + 1)
             rows = conn.execute(
-                select(audit_log)
+                select(*record_columns())
+                .select_from(record_source())
                 .where(and_(c.id >= low, c.final_seq > final_seq))
                 .order_by(c.final_seq)
                 .limit(self._batch)

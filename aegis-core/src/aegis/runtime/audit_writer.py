@@ -93,6 +93,7 @@ class Statements:
             "insert": f"INSERT INTO aegis_audit ({cols}) VALUES ({marks})",
             "insert_intent": f"INSERT INTO aegis_audit ({intent_cols}, result) "
             f"VALUES ({intent_marks}, 'pending')",
+            "insert_params": "INSERT INTO aegis_audit_params (id, params) VALUES (?, ?)",
             "final": f"UPDATE aegis_audit SET {_FINAL_SET}, result_hash = ? "
             "WHERE id = ? AND result = 'pending'",
             "row": "SELECT row_hash, result FROM aegis_audit WHERE id = ?",
@@ -124,6 +125,7 @@ class GroupCommitWriter:
         max_batch: int = 512,
         on_final: Callable[[], None] | None = None,
         owner: str | None = None,
+        guard: Callable[[], None] | None = None,
     ) -> None:
         self._owner = owner  # recorded on pending rows (see audit_interrupted)
         self._connect = connect
@@ -131,6 +133,9 @@ class GroupCommitWriter:
         self._full = full
         self._max_batch = max_batch
         self._on_final = on_final
+        #: Called inside every write transaction before it commits; raising rolls it back
+        #: (``audit_file.FileGuard.check``: the SQLite file is still the one opened).
+        self._guard = guard
         self._queue: collections.deque[WriteOp] = collections.deque()
         self._cv = threading.Condition(threading.Lock())
         self._conn_lock = threading.Lock()
@@ -276,6 +281,8 @@ class GroupCommitWriter:
                     cur.execute("PRAGMA synchronous=FULL" if full else "PRAGMA synchronous=NORMAL")
                     self._sync_full = full
                 cur.execute("BEGIN IMMEDIATE")
+                if self._guard is not None:
+                    self._guard()
             elif st.postgres and not full:
                 cur.execute("SET LOCAL synchronous_commit TO off")
             self._apply(cur, ops, sql)
@@ -302,16 +309,19 @@ class GroupCommitWriter:
         last_id, last_hash, last_final = int(head[0]), head[1], int(head[2])
         start = (last_id, last_hash, last_final)
         intents: list[tuple[Any, ...]] = []
+        sides: list[tuple[Any, ...]] = []
         records: list[tuple[Any, ...]] = []
         finals: list[tuple[Any, ...]] = []
         cursors: list[tuple[Any, ...]] = []
         for op in ops:
             kind = op.kind
             if kind == INTENT:
-                intent_json, values = op.payload
+                intent_json, values, side_params = op.payload
                 last_id += 1
                 new_hash = row_hash(last_hash, last_id, intent_json)
                 intents.append((last_id, *values, last_hash, new_hash, self._owner))
+                if side_params is not None:
+                    sides.append((last_id, side_params))
                 op.value = (last_id, new_hash)
                 last_hash = new_hash
             elif kind == FINAL:
@@ -338,6 +348,8 @@ class GroupCommitWriter:
                 cursors.append(op.payload)
         if intents:
             cur.executemany(sql["insert_intent"], intents)
+            if sides:
+                cur.executemany(sql["insert_params"], sides)
         if records:
             cur.executemany(sql["insert"], records)
         if finals:
@@ -383,8 +395,18 @@ def _quietly(fn: Callable[..., Any], *args: Any) -> None:
         log.debug("rollback after a failed commit failed too", exc_info=True)
 
 
+def one_line(exc: BaseException) -> str:
+    """A database error as one line: the driver's own message, without SQLAlchemy's SQL echo
+    and its "Background on this error at: https://sqlalche.me/..." link."""
+    orig = getattr(exc, "orig", None)
+    text = str(orig) if isinstance(orig, BaseException) else str(exc)
+    text = text.split("(Background on this error at:")[0].split("[SQL:")[0]
+    text = " ".join(text.split())
+    return f"{type(orig or exc).__name__}: {text}" if text else type(orig or exc).__name__
+
+
 def _audit_error(exc: BaseException) -> AuditError:
-    err = AuditError(f"the audit store could not write: {type(exc).__name__}: {exc}")
+    err = AuditError(f"the audit store could not write: {one_line(exc)}")
     err.__cause__ = exc
     return err
 

@@ -17,6 +17,7 @@ import asyncio
 import datetime as dt
 import functools
 import logging
+import os
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
@@ -34,7 +35,6 @@ from aegis.core.result import Result, ResultStatus
 from aegis.core.retry import NO_RETRY, RetryPolicy
 from aegis.core.risk import Approval, RiskLevel
 from aegis.errors import AuditError, ExecutorError
-from aegis.runtime import DEFAULT_AUDIT_URL
 from aegis.runtime.approval import (
     DEFAULT_APPROVAL_TIMEOUT,
     DEFAULT_EXECUTION_TIMEOUT,
@@ -49,6 +49,7 @@ from aegis.runtime.plans import run_plan
 
 if TYPE_CHECKING:
     from aegis.runtime.audit import AuditStore
+    from aegis.runtime.audit_logger import AuditLogger
 
 
 log = logging.getLogger("aegis.runtime")
@@ -65,8 +66,8 @@ class Runtime:
 
     ``executor`` and ``approval_handler`` may be given by registered name (``"cli"``,
     ``"auto"``, or one a plugin registered). ``audit`` may be an ``AuditStore`` or a SQLAlchemy
-    URL; by default ``sqlite:///aegis_audit.db`` in the working directory. The runtime closes
-    only a store it created.
+    URL or file path; by default ``$AEGIS_AUDIT_URL``, else ``sqlite:///aegis_audit.db`` in the
+    working directory. The runtime closes only a store it created.
     """
 
     def __init__(
@@ -76,6 +77,7 @@ class Runtime:
         policy: PolicySource,
         approval_handler: Approver | Sequence[Approver] | None = None,
         audit: AuditStore | str | None = None,
+        audit_logger: AuditLogger | None = None,
         hooks: RuntimeHooks | None = None,
         retry: RetryPolicy | None = None,
         session_id: str | None = None,
@@ -92,6 +94,10 @@ class Runtime:
         self.approval_handler: ApprovalHandler | ApprovalChannel = (
             first.handler if isinstance(first, HandlerChannel) else first
         )
+        if audit_logger is not None:  # the original README's AuditLogger: record into its store
+            from aegis.runtime.audit_logger import store_for
+
+            audit = store_for(audit, audit_logger)
         self._owns_audit = not _is_store(audit)
         self.audit: AuditStore = _make_store(audit)
         self.hooks = hooks
@@ -549,10 +555,8 @@ def _make_store(value: AuditStore | str | None) -> AuditStore:
 
     if isinstance(value, AuditStore):
         return value
-    if value is None:
-        return AuditStore(DEFAULT_AUDIT_URL)
-    if isinstance(value, str):
-        return AuditStore(value)
+    if value is None or isinstance(value, str | os.PathLike):
+        return AuditStore(value)  # None: $AEGIS_AUDIT_URL, else the default file
     raise AuditError(f"audit must be an AuditStore or a SQLAlchemy URL, got {type(value).__name__}")
 
 
