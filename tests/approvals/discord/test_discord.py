@@ -360,3 +360,28 @@ def test_the_channel_and_route_are_registered() -> None:
     registry = plugins.get_registry()
     assert registry.get("approval_handlers", "discord") is not None
     assert registry.get("routes", INTERACTIONS_PATH) is not None
+
+
+async def test_escalation_posts_again_and_every_message_is_updated(
+    store: AuditStore, discord_api: Discord
+) -> None:
+    pol = policy(
+        f'{{allow: ["discord:{ALICE}"], escalate_after: 1s, escalate_to: ["discord:{BOB}"]}}'
+    )
+    run, first = await start(store, discord_api, pol)
+    early = await discord_api.click(first, "Approve", BOB)
+    assert "may not answer" in early["data"]["content"]  # not before the escalation
+    for _ in range(100):
+        if len(discord_api.messages) == 2:
+            break
+        await asyncio.sleep(0.05)
+    second = discord_api.messages[1]
+    await discord_api.click(second, "Approve", BOB)
+    result = await run.result()
+    assert result.ok and len(run.executor.ran) == 1
+    for _ in range(100):
+        if len(discord_api.edits) == 2:
+            break
+        await asyncio.sleep(0.05)
+    assert sorted(e["id"] for e in discord_api.edits) == sorted([first["id"], second["id"]])
+    assert all("APPROVED" in e["content"] for e in discord_api.edits)

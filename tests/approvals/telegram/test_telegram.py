@@ -307,6 +307,29 @@ async def test_webhook_checks_the_secret_and_answers_in_its_response(
     ]
 
 
+async def test_webhook_refuses_malformed_updates_before_reporting(
+    store: AuditStore, telegram_api: Telegram
+) -> None:
+    run, message = await start(store, telegram_api, timeout=1, polling=False)
+    press = telegram_api.press(message, "Approve", ALICE)
+    del press["callback_query"]["from"]["id"]
+    assert (await post(store, press, SECRET)).status == 400
+    assert (await post(store, {"no": "update_id"}, SECRET)).status == 400
+    request = HttpRequest(
+        "POST",
+        WEBHOOK_PATH,
+        {"X-Telegram-Bot-Api-Secret-Token": SECRET},
+        {},
+        b"{not json",
+        context=RouteContext(store),
+    )
+    assert (await webhook(request)).status == 400
+    result = await run.result()
+    assert run.executor.ran == [] and result.approval is not None and result.approval.timed_out
+    (req,) = store.approvals.list(limit=None)
+    assert req.answers == ()
+
+
 async def test_webhook_deny_reply(store: AuditStore, telegram_api: Telegram) -> None:
     run, message = await start(store, telegram_api, polling=False)
     response = await post(store, telegram_api.reply(message, "deny not today", BOB), SECRET)

@@ -233,7 +233,8 @@ class DiscordChannel(ApprovalChannel):
         self.client: discord.Client | None = None
         self._connect: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
-        self._posted: dict[str, tuple[int, ApprovalRequest]] = {}
+        #: request id -> (request, message ids): an escalation posts the request again
+        self._posted: dict[str, tuple[ApprovalRequest, list[int]]] = {}
         self._responder: Responder | None = None
         self._seen: collections.deque[int] = collections.deque(maxlen=4096)
 
@@ -248,6 +249,7 @@ class DiscordChannel(ApprovalChannel):
             await self.client.close()
         if self._connect is not None:
             self._connect.cancel()
+            await asyncio.gather(self._connect, return_exceptions=True)
         self.client, self._connect = None, None
 
     async def _ready(self) -> discord.Client:
@@ -276,20 +278,22 @@ class DiscordChannel(ApprovalChannel):
         route = Route("POST", "/channels/{channel_id}/messages", channel_id=self.channel_id)
         sent = await self._retry(lambda c: c.http.request(route, json=payload), request.expires_at)
         if isinstance(sent, dict):
-            self._posted[request.id] = (int(sent["id"]), request)
+            self._posted.setdefault(request.id, (request, []))[1].append(int(sent["id"]))
 
     async def settled(self, request: ApprovalRequest) -> None:
-        posted = self._posted.pop(request.id, None)
-        if posted is None:
-            return
-        route = Route(
-            "PATCH",
-            "/channels/{channel_id}/messages/{message_id}",
-            channel_id=self.channel_id,
-            message_id=posted[0],
-        )
+        _, message_ids = self._posted.pop(request.id, (request, []))
         payload = {"content": _text(request), "components": []}
-        await self._retry(lambda c: c.http.request(route, json=payload), time.time() + 30)
+        for message_id in message_ids:
+            route = Route(
+                "PATCH",
+                "/channels/{channel_id}/messages/{message_id}",
+                channel_id=self.channel_id,
+                message_id=message_id,
+            )
+            await self._retry(
+                lambda c, r=route: c.http.request(r, json=payload),  # type: ignore[misc]
+                time.time() + 30,
+            )
 
     async def _retry(
         self, call: Callable[[discord.Client], Awaitable[Any]], deadline: float
@@ -316,7 +320,7 @@ class DiscordChannel(ApprovalChannel):
     async def _lookup(self, token: str) -> ApprovalRequest | None:
         rid = token.partition(".")[0]
         posted = self._posted.get(rid)
-        return posted[1] if posted else None
+        return posted[0] if posted else None
 
     async def on_interaction(self, interaction: discord.Interaction[Any]) -> None:
         """Gateway path: the gateway is an authenticated connection, so the click is Discord's."""

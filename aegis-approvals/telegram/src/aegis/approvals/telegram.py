@@ -99,8 +99,10 @@ async def handle(
     query = update.get("callback_query")
     if isinstance(query, dict):
         user, data = query.get("from") or {}, query.get("data")
-        if not isinstance(data, str) or data[:2] not in ("a:", "d:") or "id" not in user:
+        if not isinstance(data, str) or data[:2] not in ("a:", "d:"):
             return None
+        if "id" not in user or "id" not in query:
+            raise ValueError("a callback_query without id or from.id")
         verdict = "approve" if data.startswith("a:") else "deny"
         outcome = await responder.respond(
             unpack(data[2:]), str(user["id"]), verdict, None, None, proof
@@ -116,8 +118,10 @@ async def handle(
     original = message.get("reply_to_message") or {}
     author = original.get("from") or {}
     found = REF.search(original.get("text") or "")
-    if found is None or author.get("is_bot") is not True or "id" not in (message.get("from") or {}):
+    if found is None or author.get("is_bot") is not True:
         return None  # not a reply to one of our approval messages
+    if "id" not in (message.get("from") or {}) or "id" not in (message.get("chat") or {}):
+        raise ValueError("a message without from.id or chat.id")
     if bot_id is not None and author.get("id") != bot_id:
         return None
     parsed = command(message["text"])
@@ -182,7 +186,8 @@ class TelegramChannel(ApprovalChannel):
         self.polling = polling
         self.poll_timeout = poll_timeout
         self._poller: asyncio.Task[None] | None = None
-        self._posted: dict[str, tuple[int, str]] = {}  # request id -> (message id, ref)
+        #: request id -> (ref, message ids): an escalation posts the request again
+        self._posted: dict[str, tuple[str, list[int]]] = {}
         self._responder: Responder | None = None
 
     async def __aenter__(self) -> TelegramChannel:
@@ -216,18 +221,17 @@ class TelegramChannel(ApprovalChannel):
             request.expires_at,
         )
         if sent is not None:
-            self._posted[request.id] = (sent.message_id, ref)
+            self._posted.setdefault(request.id, (ref, []))[1].append(sent.message_id)
 
     async def settled(self, request: ApprovalRequest) -> None:
-        posted = self._posted.pop(request.id, None)
-        if posted is None:
-            return
-        await self._retry(  # no reply_markup: the keyboard goes
-            lambda: self.bot.edit_message_text(
-                _text(request, posted[1]), chat_id=self.chat_id, message_id=posted[0]
-            ),
-            time.time() + 30,
-        )
+        ref, message_ids = self._posted.pop(request.id, ("", []))
+        for message_id in message_ids:
+            await self._retry(  # no reply_markup: the keyboard goes
+                lambda m=message_id: self.bot.edit_message_text(  # type: ignore[misc]
+                    _text(request, ref), chat_id=self.chat_id, message_id=m
+                ),
+                time.time() + 30,
+            )
 
     async def _retry(self, call: Callable[[], Awaitable[Any]], deadline: float) -> Any:
         """``call`` until it works; 429 (``retry_after``), 5xx and network errors are retried
@@ -335,7 +339,10 @@ async def webhook(request: HttpRequest) -> HttpResponse:
         del _SEEN[next(iter(_SEEN))]
     token = os.environ.get("AEGIS_TELEGRAM_TOKEN", "")
     responder = request.context.responder("telegram")
-    call = await handle(update, responder, f"telegram webhook update {update_id}", _bot_id(token))
+    try:
+        call = await handle(update, responder, f"telegram webhook {update_id}", _bot_id(token))
+    except (KeyError, TypeError, ValueError) as exc:  # a malformed update: nothing reported
+        return HttpResponse.json({"error": "bad request", "detail": repr(exc)}, 400)
     if call is None:
         return HttpResponse.json({"ok": True})
     method, args = call
