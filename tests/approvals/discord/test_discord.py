@@ -385,3 +385,20 @@ async def test_escalation_posts_again_and_every_message_is_updated(
         await asyncio.sleep(0.05)
     assert sorted(e["id"] for e in discord_api.edits) == sorted([first["id"], second["id"]])
     assert all("APPROVED" in e["content"] for e in discord_api.edits)
+
+
+async def test_a_network_that_is_down_means_denied(
+    store: AuditStore, discord_api: Discord, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import socket
+
+    import discord.http
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.setattr(discord.http.Route, "BASE", f"http://127.0.0.1:{port}/api/v10")
+    run = Run(store, policy(), 1.5, gateway=False)
+    result = await run.result()
+    assert run.executor.ran == [] and result.approval is not None and result.approval.timed_out
+    assert discord_api.messages == []

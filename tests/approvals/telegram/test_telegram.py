@@ -347,3 +347,18 @@ def test_the_channel_and_route_are_registered() -> None:
     assert registry.get("approval_handlers", "telegram") is not None
     assert registry.get("routes", WEBHOOK_PATH) is not None
     assert int(TOKEN.partition(":")[0]) == BOT_ID
+
+
+async def test_a_network_that_is_down_means_denied(
+    store: AuditStore, telegram_api: Telegram
+) -> None:
+    import socket
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    telegram_api.base_url = f"http://127.0.0.1:{port}/bot"
+    run = Run(store, telegram_api, policy(), 1.5, polling=True)
+    result = await run.result()
+    assert run.executor.ran == [] and result.approval is not None and result.approval.timed_out
+    assert telegram_api.messages == [] and telegram_api.send_attempts == 0
