@@ -84,3 +84,25 @@ class Result:
     def executed(self) -> bool:
         """True when the executor was called at least once."""
         return self.attempts > 0
+
+    def explain(self) -> str:
+        """One line saying what happened and why, for a model (or a person) to act on.
+
+        Framework adapters hand this to the model in place of a tool's output when the action
+        did not succeed, so the agent learns that it was blocked, denied or failed, and why,
+        instead of an exception ending its run. Every adapter uses it, so the model sees the
+        same words whichever framework it runs in.
+        """
+        what = f"{self.action.type} on {self.action.target}"
+        status = self.status
+        if status is ResultStatus.SUCCESS:
+            return f"Succeeded: {what}."
+        if status is ResultStatus.FAILED:
+            text = f"Failed: {what} ran and failed: {self.error or 'no error given'}"
+            return f"{text} ({self.reason})" if self.reason else text
+        label = {
+            ResultStatus.BLOCKED: "Blocked by policy",
+            ResultStatus.DENIED: "Not approved",
+            ResultStatus.SKIPPED: "Skipped",
+        }[status]
+        return f"{label}: {what} was not run. Reason: {self.reason or status.value}"

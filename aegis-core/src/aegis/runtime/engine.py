@@ -185,9 +185,27 @@ class Runtime:
 
     # -- running ----------------------------------------------------------------------------
 
-    async def run_one(self, action: Action, *, dry_run: bool | None = None) -> Result:
-        """Take one action through the whole pipeline and return its audited result."""
-        return await self._run(action, dry_run=self.dry_run if dry_run is None else dry_run)
+    async def run_one(
+        self,
+        action: Action,
+        *,
+        dry_run: bool | None = None,
+        executor: BaseExecutor | None = None,
+    ) -> Result:
+        """Take one action through the whole pipeline and return its audited result.
+
+        ``executor`` runs this one action instead of the runtime's own. It is for adapters
+        that carry the function to call with the action (a governed CrewAI or LangChain tool,
+        a framework's tool-call hook): the tool then runs *inside* the pipeline, after the
+        decision and approval and with the action the runtime hands over, so its outcome is
+        what the audit records. Everything else (policy, approval, hooks, retry, audit) is the
+        same. The runtime does not set up or tear down such an executor.
+        """
+        if executor is not None and not isinstance(executor, BaseExecutor):
+            raise ExecutorError(f"expected a BaseExecutor, got {type(executor).__name__}")
+        return await self._run(
+            action, dry_run=self.dry_run if dry_run is None else dry_run, executor=executor
+        )
 
     async def execute(
         self,
@@ -231,6 +249,7 @@ class Runtime:
         dry_run: bool,
         parent_id: int | None = None,
         note: str | None = None,
+        executor: BaseExecutor | None = None,
     ) -> Result:
         await self.open()
         action = self._bind(action)
@@ -301,7 +320,9 @@ class Runtime:
         )
         if failure:
             return await stop(blocked, failure)
-        result = await self._execute_recorded(action, decision, approval, parent_id, note)
+        result = await self._execute_recorded(
+            action, decision, approval, parent_id, note, executor or self.executor
+        )
         if sought is not None and sought.request_id and result.audit_id is not None:
             await self._link_request(sought.request_id, result.audit_id)
         return result
@@ -369,6 +390,7 @@ class Runtime:
         approval: ApprovalDecision | None,
         parent_id: int | None,
         note: str | None,
+        executor: BaseExecutor,
     ) -> Result:
         """Write ahead, run, and complete the record, whatever happens in between."""
         audit_id = await self.audit.begin(action, decision, approval, parent_id=parent_id)
@@ -376,7 +398,7 @@ class Runtime:
         started = _utcnow()
         try:
             raw, updates = await execute_and_verify(
-                self.executor,
+                executor,
                 action,
                 decision,
                 retry=self.retry,
