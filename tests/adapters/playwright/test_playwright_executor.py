@@ -19,13 +19,14 @@ async def out_text(browser: PlaywrightExecutor) -> str | None:
 async def test_allowed_actions_run_in_the_browser_and_are_audited(
     runtime: Runtime, browser: PlaywrightExecutor, store: AuditStore, site: str, tmp_path: Path
 ) -> None:
+    browser.screenshot_dir = tmp_path.resolve()
     shot = tmp_path / "form.png"
     results = [
         await runtime.run_one(Action("navigate", f"{site}/signup.html")),
         await runtime.run_one(Action("fill", "#name", params={"value": "Ada"})),
         await runtime.run_one(Action("select", "#plan", params={"value": "pro"})),
         await runtime.run_one(Action("click", "#preview")),
-        await runtime.run_one(Action("screenshot", "page", params={"path": str(shot)})),
+        await runtime.run_one(Action("screenshot", "page", params={"path": "form.png"})),
         await runtime.run_one(Action("screenshot", "#out")),
     ]
     assert [r.status for r in results] == [ResultStatus.SUCCESS] * 6, [r.error for r in results]
@@ -144,3 +145,27 @@ async def test_browser_closes_with_the_runtime(
 def test_registered_as_the_playwright_executor() -> None:
     registration = plugins.get_registry().get("executors", "playwright")
     assert registration is not None and registration.obj is PlaywrightExecutor
+
+
+@pytest.mark.parametrize("path", ["../escape.png", "/tmp/elsewhere.png", "sub/../../up.png"])
+async def test_screenshots_cannot_be_written_outside_their_directory(
+    runtime: Runtime, browser: PlaywrightExecutor, site: str, tmp_path: Path, path: str
+) -> None:
+    shots = tmp_path / "shots"
+    shots.mkdir()
+    browser.screenshot_dir = shots.resolve()
+    await runtime.run_one(Action("navigate", f"{site}/signup.html"))
+    result = await runtime.run_one(Action("screenshot", "page", params={"path": path}))
+    assert result.status is ResultStatus.FAILED and "leaves" in (result.error or "")
+    assert not list(tmp_path.rglob("*.png"))
+
+
+async def test_no_screenshot_file_without_a_configured_directory(
+    runtime: Runtime, site: str, tmp_path: Path
+) -> None:
+    await runtime.run_one(Action("navigate", f"{site}/signup.html"))
+    target = tmp_path / "x.png"
+    result = await runtime.run_one(Action("screenshot", "page", params={"path": str(target)}))
+    assert result.status is ResultStatus.FAILED and "screenshot_dir" in (result.error or "")
+    assert not target.exists()
+    assert (await runtime.run_one(Action("screenshot", "page"))).data["png"][:4] == b"\x89PNG"

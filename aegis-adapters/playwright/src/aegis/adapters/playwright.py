@@ -9,7 +9,7 @@ type            target                 params
 ``click``       a selector             —
 ``fill``        a selector             ``value`` (text)
 ``select``      a selector             ``value`` (one or a list) or ``label``
-``screenshot``  ``page`` or a selector ``path`` (optional file), ``full_page``
+``screenshot``  ``page`` or a selector ``path`` (file under ``screenshot_dir``), ``full_page``
 ``evaluate``    ``page`` or a selector ``expression`` (JavaScript), ``arg``
 ==============  =====================  =================================================
 
@@ -17,12 +17,17 @@ JavaScript runs only through ``evaluate``, so a policy that blocks ``evaluate`` 
 script an agent could inject: ``navigate`` refuses ``javascript:``, ``data:`` and every scheme
 but http/https (``allowed_schemes``), which would otherwise run script under another name. Type
 names are matched exactly (no lower-casing), so a type the policy did not decide on can never
-be mapped onto one it did. Anything the executor cannot do ends as a FAILED result, not a guess.
+be mapped onto one it did. A screenshot's PNG bytes are the result's ``data["png"]``; it is
+written to disk only under ``screenshot_dir`` (a ``path`` that leaves it, or any ``path`` when
+no directory is configured, fails), so an agent cannot overwrite files with it. Anything the
+executor cannot do ends as a FAILED result, not a guess.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -56,12 +61,14 @@ class PlaywrightExecutor(BaseExecutor):
         args: Sequence[str] = QUIET_ARGS,
         timeout_ms: float = 10_000,
         allowed_schemes: Sequence[str] = ("http", "https"),
+        screenshot_dir: str | os.PathLike[str] | None = None,
     ) -> None:
         self.executable_path = executable_path
         self.headless = headless
         self.args = list(args)
         self.timeout_ms = timeout_ms
         self.allowed_schemes = frozenset(s.lower() for s in allowed_schemes)
+        self.screenshot_dir = Path(screenshot_dir).resolve() if screenshot_dir else None
         self._playwright: Playwright | None = None
         self._browser: Browser | None = None
         self._page: Page | None = None
@@ -158,14 +165,24 @@ class PlaywrightExecutor(BaseExecutor):
         return {"selected": chosen}
 
     async def _screenshot(self, page: Page, action: Action) -> dict[str, Any]:
-        path = action.params.get("path")
-        if path is not None and not isinstance(path, str):
-            raise ValueError("screenshot params.path must be text")
+        path = self._screenshot_path(action.params.get("path"))
         if action.target in PAGE_TARGETS:
             png = await page.screenshot(path=path, full_page=bool(action.params.get("full_page")))
         else:
             png = await page.locator(action.target).screenshot(path=path)
         return {"png": png, "path": path}
+
+    def _screenshot_path(self, path: object) -> str | None:
+        if path is None:
+            return None
+        if not isinstance(path, str) or not path:
+            raise ValueError("screenshot params.path must be text")
+        if self.screenshot_dir is None:
+            raise ValueError("screenshot params.path needs a screenshot_dir on the executor")
+        resolved = (self.screenshot_dir / path).resolve()
+        if not resolved.is_relative_to(self.screenshot_dir):
+            raise ValueError(f"screenshot path {path!r} leaves {self.screenshot_dir}")
+        return str(resolved)
 
     async def _evaluate(self, page: Page, action: Action) -> dict[str, Any]:
         expression = action.params.get("expression")
