@@ -77,7 +77,12 @@ async def test_evaluate_runs_when_the_policy_allows_it(
         on_node = await rt.run_one(
             Action("evaluate", "#out", params={"expression": "(el) => el.textContent"})
         )
+        near_name = await rt.run_one(
+            Action("Evaluate", "page", params={"expression": "() => document.title = 'x'"})
+        )
+        title = await browser.page.title()
     assert on_page.data == {"value": 42} and on_node.data == {"value": "nothing yet"}
+    assert near_name.status is ResultStatus.FAILED and title == "Signup"
 
 
 async def test_denied_click_never_reaches_the_page(
