@@ -225,3 +225,22 @@ async def test_an_approvers_edit_is_what_the_tool_runs_with(store: AuditStore) -
     assert [(r.params["amount"], r.result) for r in store.query(limit=None)] == [
         (1000, "skipped"), (100, "success")
     ]  # fmt: skip
+
+
+async def test_an_audit_store_that_cannot_write_raises_and_nothing_runs(
+    runtime: Runtime, store: AuditStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from aegis import AuditError
+
+    calls: list[Any] = []
+
+    async def cannot_write(*args: Any, **kwargs: Any) -> Any:
+        raise AuditError("disk full")
+
+    monkeypatch.setattr(store, "begin", cannot_write)
+    monkeypatch.setattr(store, "record", cannot_write)
+    with pytest.raises(AuditError, match="disk full"):
+        await govern_tool_use(
+            runtime, use("get_order", order_id=1), "shop", tool=lambda **kw: calls.append(kw)
+        )
+    assert calls == []

@@ -320,3 +320,26 @@ async def test_an_approvers_edit_is_what_the_tool_runs_with(store: AuditStore) -
     assert [(r.params["email"], r.result) for r in recs] == [
         ("typo@x", "skipped"), ("ada@corp.example", "success")
     ]  # fmt: skip
+
+
+async def test_an_audit_store_that_cannot_write_stops_the_run_before_the_tool(
+    runtime: Runtime, store: AuditStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from aegis import AuditError
+
+    calls: list[str] = []
+
+    @governed_tool(runtime=runtime, action_type="read", action_target="crm")
+    async def fetch(q: str) -> str:
+        """Fetch."""
+        calls.append(q)
+        return q
+
+    async def cannot_write(*args: Any, **kwargs: Any) -> Any:
+        raise AuditError("disk full")
+
+    monkeypatch.setattr(store, "begin", cannot_write)
+    monkeypatch.setattr(store, "record", cannot_write)
+    with pytest.raises(Exception, match="disk full") as raised:  # the SDK wraps it: UserError
+        await run_agent(fetch, "fetch", {"q": "x"})
+    assert isinstance(raised.value.__cause__, AuditError) and calls == []
