@@ -244,3 +244,30 @@ async def test_an_audit_store_that_cannot_write_raises_and_nothing_runs(
             runtime, use("get_order", order_id=1), "shop", tool=lambda **kw: calls.append(kw)
         )
     assert calls == []
+
+
+async def test_identity_fixed_on_the_runtime_wins_over_the_call(
+    runtime: Runtime, store: AuditStore
+) -> None:
+    result = await govern_tool_call(
+        runtime, "get_order", {"order_id": 2}, "shop", agent_id="claims-admin", session_id="conv-1"
+    )
+    assert result.ok
+    [rec] = store.query(limit=None)
+    assert (rec.agent_id, rec.session_id) == ("support-bot", "sess-7")
+
+
+async def test_the_calls_identity_is_recorded_when_the_runtime_fixes_none(
+    store: AuditStore, recorder: Recorder
+) -> None:
+    from aegis import Policy
+    from conftest import POLICY
+
+    async with Runtime(
+        executor=recorder, policy=Policy.from_yaml_string(POLICY, source="p.yaml"), audit=store
+    ) as runtime:
+        await govern_tool_call(
+            runtime, "get_order", {"order_id": 2}, "shop", agent_id="claude-1", session_id="conv-1"
+        )
+    [rec] = store.query(limit=None)
+    assert (rec.agent_id, rec.session_id) == ("claude-1", "conv-1")

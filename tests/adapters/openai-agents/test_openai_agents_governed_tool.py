@@ -343,3 +343,36 @@ async def test_an_audit_store_that_cannot_write_stops_the_run_before_the_tool(
     with pytest.raises(Exception, match="disk full") as raised:  # the SDK wraps it: UserError
         await run_agent(fetch, "fetch", {"q": "x"})
     assert isinstance(raised.value.__cause__, AuditError) and calls == []
+
+
+async def test_parallel_calls_in_one_turn_are_governed_one_by_one(
+    runtime: Runtime, store: AuditStore
+) -> None:
+    from openai_agents_helpers import say, tool_outputs
+
+    ran: list[str] = []
+
+    @governed_tool(runtime=runtime, action_type="read", action_target="crm")
+    async def read_note(note_id: int) -> str:
+        """Read a note."""
+        ran.append(f"read {note_id}")
+        return f"note {note_id}"
+
+    @governed_tool(runtime=runtime, action_type="delete", action_target="crm")
+    async def drop_note(note_id: int) -> str:
+        """Drop a note."""
+        ran.append(f"drop {note_id}")
+        return "dropped"
+
+    def both(items: list[Any]) -> list[Any]:
+        return call_tool("read_note", {"note_id": 1}, "c1")(items) + call_tool(
+            "drop_note", {"note_id": 2}, "c2"
+        )(items)
+
+    model = ScriptedModel(both, lambda items: say(" | ".join(tool_outputs(items))))
+    result = await Runner.run(Agent(name="a", model=model, tools=[read_note, drop_note]), "x")
+    assert ran == ["read 1"]
+    assert result.final_output.startswith("note 1 | Blocked by policy: delete on crm")
+    assert sorted((r.action_type, r.result) for r in store.query(limit=None)) == [
+        ("delete", "blocked"), ("read", "success")
+    ]  # fmt: skip
