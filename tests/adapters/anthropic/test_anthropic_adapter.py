@@ -271,3 +271,19 @@ async def test_the_calls_identity_is_recorded_when_the_runtime_fixes_none(
         )
     [rec] = store.query(limit=None)
     assert (rec.agent_id, rec.session_id) == ("claude-1", "conv-1")
+
+
+async def test_input_nested_past_the_limit_is_recorded_and_not_run(
+    runtime: Runtime, recorder: Recorder, store: AuditStore
+) -> None:
+    deep: Any = "leaf"
+    for _ in range(100):
+        deep = {"d": deep}
+    calls: list[Any] = []
+    result = await govern_tool_call(
+        runtime, "get_order", {"x": deep}, "shop", tool=lambda **kw: calls.append(kw)
+    )
+    assert result.status is ResultStatus.FAILED and "cannot be params" in (result.error or "")
+    assert calls == [] and recorder.ran == []
+    [rec] = store.query(limit=None)
+    assert rec.result == "failed" and rec.params["tool_input"].startswith("{'x': {'d'")

@@ -376,3 +376,21 @@ async def test_parallel_calls_in_one_turn_are_governed_one_by_one(
     assert sorted((r.action_type, r.result) for r in store.query(limit=None)) == [
         ("delete", "blocked"), ("read", "success")
     ]  # fmt: skip
+
+
+async def test_arguments_nested_past_the_limit_are_audited_and_not_run(
+    runtime: Runtime, store: AuditStore
+) -> None:
+    calls: list[Any] = []
+
+    @governed_tool(runtime=runtime, action_type="read", action_target="crm")
+    async def fetch(q: str) -> str:
+        """Fetch."""
+        calls.append(q)
+        return q
+
+    deep = '{"q": ' + "[" * 200 + "]" * 200 + "}"
+    out = await fetch.on_invoke_tool(_ctx(fetch, deep), deep)
+    assert calls == [] and "cannot be params" in out
+    [rec] = store.query(limit=None)
+    assert rec.result == "failed" and rec.params == {"arguments": deep}

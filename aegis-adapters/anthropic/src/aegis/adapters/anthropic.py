@@ -27,8 +27,9 @@ from anthropic.types import ToolResultBlockParam, ToolUseBlock
 
 from aegis.adapters.base import BaseExecutor, CallableExecutor
 from aegis.core.action import Action
-from aegis.core.frozen import thaw
+from aegis.core.frozen import freeze_params, thaw
 from aegis.core.result import Result
+from aegis.errors import ActionError
 from aegis.runtime.engine import Runtime
 
 __all__ = ["govern_tool_call", "govern_tool_use", "tool_results_to_api_format"]
@@ -44,6 +45,14 @@ class _Refuse(BaseExecutor):
 
     async def execute(self, action: Action) -> Result:
         raise TypeError(self._problem)
+
+
+def _excerpt(value: object, limit: int = 2000) -> str | list[Any]:
+    """What the audit keeps of an input that cannot be params: a list as is, else its text."""
+    if isinstance(value, list) and all(isinstance(v, str | int | float | bool) for v in value):
+        return value
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def _calling(tool: Callable[..., Any]) -> Callable[[Action], Any]:
@@ -79,11 +88,16 @@ async def govern_tool_call(
     if not isinstance(runtime, Runtime):
         raise TypeError(f"govern_tool_call needs an aegis Runtime, got {type(runtime).__name__}")
     problem = None
-    if isinstance(tool_input, Mapping):
-        params: Mapping[str, Any] = tool_input
-    else:
-        params = {"tool_input": tool_input}
+    params: Mapping[str, Any]
+    if not isinstance(tool_input, Mapping):
+        params = {"tool_input": _excerpt(tool_input)}
         problem = f"tool input must be a JSON object, got {type(tool_input).__name__}"
+    else:
+        try:
+            params = freeze_params(tool_input)
+        except ActionError as exc:
+            params = {"tool_input": _excerpt(tool_input)}
+            problem = f"tool input cannot be params: {exc}"
     action = Action(
         tool_name,
         target,

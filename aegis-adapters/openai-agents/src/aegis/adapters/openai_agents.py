@@ -40,6 +40,7 @@ from aegis.adapters.base import BaseExecutor, CallableExecutor
 from aegis.core.action import Action
 from aegis.core.frozen import FrozenDict, freeze_params, thaw
 from aegis.core.result import Result, ResultStatus
+from aegis.errors import ActionError
 from aegis.runtime.engine import Runtime
 
 __all__ = ["aegis_guardrail", "govern_tools", "governed_tool"]
@@ -47,15 +48,22 @@ __all__ = ["aegis_guardrail", "govern_tools", "governed_tool"]
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def _arguments(raw: str) -> tuple[dict[str, Any], str | None]:
-    """The model's JSON arguments as params, or (raw text kept for the audit, the problem)."""
+def _arguments(raw: str) -> tuple[FrozenDict, str | None]:
+    """The model's JSON arguments as params, or (raw text kept for the audit, the problem).
+
+    Arguments that cannot be params (not JSON, not an object, nested past the core's limit)
+    still make an action, so the attempt is decided and recorded; it fails without running.
+    """
     try:
         parsed = json.loads(raw) if raw and raw.strip() else {}
-    except ValueError as exc:
-        return {"arguments": raw}, f"tool arguments are not valid JSON: {exc}"
+    except (ValueError, RecursionError) as exc:
+        return freeze_params({"arguments": raw}), f"tool arguments are not valid JSON: {exc}"
     if not isinstance(parsed, dict):
-        return {"arguments": raw}, "tool arguments are not a JSON object"
-    return parsed, None
+        return freeze_params({"arguments": raw}), "tool arguments are not a JSON object"
+    try:
+        return freeze_params(parsed), None
+    except ActionError as exc:
+        return freeze_params({"arguments": raw}), f"tool arguments cannot be params: {exc}"
 
 
 def _agent_name(agent: Any) -> str | None:
@@ -176,8 +184,8 @@ class _Release(BaseExecutor):
     over different ones (a human edited them) it fails rather than run the unedited call.
     """
 
-    def __init__(self, sent: dict[str, Any], problem: str | None) -> None:
-        self._sent: FrozenDict = freeze_params(sent)  # compared as the runtime holds params
+    def __init__(self, sent: FrozenDict, problem: str | None) -> None:
+        self._sent = sent
         self._problem = problem
 
     async def execute(self, action: Action) -> Result:
