@@ -172,3 +172,16 @@ def action_digest(
     """SHA-256 over the canonical action: what an approval is bound to."""
     body = _dump([type_, target, agent, session, canonical_value(params)])
     return hashlib.sha256(body.encode("utf-8")).hexdigest()
+
+
+def thaw(value: Any) -> Any:
+    """A mutable copy of frozen params: ``FrozenDict`` -> ``dict``, tuples -> lists, deeply.
+
+    For adapters that hand params to code expecting JSON-shaped values (a framework tool,
+    an SDK call). The copy is the callee's to change: the decided action stays frozen.
+    """
+    if isinstance(value, Mapping):
+        return {k: thaw(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [thaw(v) for v in value]
+    return value
