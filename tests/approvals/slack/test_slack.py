@@ -143,6 +143,7 @@ async def test_no_answer_expires_and_the_message_is_updated(
     message = await f.message()
     assert "<!channel>" not in json.dumps(message["blocks"])  # target text cannot ping or link
     assert "&lt;!channel&gt;" in json.dumps(message["blocks"])
+    assert "<!channel>" not in message["text"]  # nor the notification text
     result = await f.result()
     assert result.status is ResultStatus.DENIED and result.approval.timed_out
     update = await updated(slack)
@@ -285,7 +286,16 @@ async def test_a_signed_callback_approves_and_its_replay_is_refused(
 
 @pytest.mark.parametrize(
     "forge",
-    ["wrong-secret", "stale", "future", "unsigned", "tampered", "bad-timestamp", "v1-scheme"],
+    [
+        "wrong-secret",
+        "stale",
+        "future",
+        "unsigned",
+        "tampered",
+        "bad-timestamp",
+        "superscript-timestamp",
+        "v1-scheme",
+    ],
 )
 async def test_forged_or_stale_callbacks_are_rejected_before_parsing(
     store: AuditStore, slack: FakeSlack, flow: Any, forge: str
@@ -301,12 +311,15 @@ async def test_forged_or_stale_callbacks_are_rejected_before_parsing(
         "unsigned": lambda: (signed_form(payload)[0], {}),
         "tampered": lambda: signed_form(payload),
         "bad-timestamp": lambda: signed_form(payload),
+        "superscript-timestamp": lambda: signed_form(payload),
         "v1-scheme": lambda: signed_form(payload),
     }[forge]()
     if forge == "tampered":
         body = body.replace(b"U0ALICE", b"U0MALLO")
     if forge == "bad-timestamp":
         headers["X-Slack-Request-Timestamp"] = "1e9"
+    if forge == "superscript-timestamp":
+        headers["X-Slack-Request-Timestamp"] = "\u00b9\u2077"
     if forge == "v1-scheme":
         headers["X-Slack-Signature"] = headers["X-Slack-Signature"].replace("v0=", "v1=")
     response = await post(store, body, headers)
@@ -314,6 +327,20 @@ async def test_forged_or_stale_callbacks_are_rejected_before_parsing(
     result = await f.result()
     assert result.status is ResultStatus.DENIED and result.approval.timed_out
     assert f.answers() == []  # nothing reached the core
+
+
+async def test_a_signed_callback_naming_the_bare_id_is_not_an_answer(
+    store: AuditStore, slack: FakeSlack, flow: Any
+) -> None:
+    f = flow(policy(), socket=False, timeout=1.5)
+    message, ts = await f.message(), await f.ts()
+    (request,) = store.approvals.list(limit=None)
+    button = {**slack.button(message, APPROVE), "value": request.id}
+    body, headers = signed_form(block_actions(ALICE, button, ts))
+    assert (await post(store, body, headers)).status == 200  # Slack gets its ack
+    result = await f.result()
+    assert result.status is ResultStatus.DENIED and f.executor.ran == []
+    assert f.answers() == []
 
 
 async def test_the_signature_window_is_five_minutes(store: AuditStore) -> None:

@@ -34,6 +34,7 @@ from aegis.approvals.slack_blocks import (
     EDIT,
     deny_view,
     edit_view,
+    esc,
     message_blocks,
     parse_command,
     read_edits,
@@ -176,8 +177,8 @@ class Answers:
         thread: str | None = None,
     ) -> None:
         responder = self.responder(token)
-        if responder is None:
-            log.warning("slack answer from %s for a request never posted here: ignored", user)
+        if responder is None or "." not in token:  # only a token binds the answer to the action
+            log.warning("slack answer from %s without a request token: ignored", user)
             return
         outcome = await responder.respond(token, user, verdict, reason, edits, proof)
         if not outcome.accepted:
@@ -244,7 +245,7 @@ class SlackChannel(ApprovalChannel):
             self.client.chat_postMessage,
             request.expires_at,
             channel=self.channel,
-            text=summary_text(request)[:3000],
+            text=esc(summary_text(request))[:3000],
             blocks=message_blocks(request, token),
             unfurl_links=False,
         )
@@ -258,7 +259,7 @@ class SlackChannel(ApprovalChannel):
         posted = self._open.pop(token, None)
         for channel, ts in posted.messages if posted else []:
             self._threads.pop((channel, ts), None)
-            text, blocks = summary_text(request)[:3000], message_blocks(request, None)
+            text, blocks = esc(summary_text(request))[:3000], message_blocks(request, None)
             update = self.client.chat_update
             await call(update, time.time() + 4.5, channel=channel, ts=ts, text=text, blocks=blocks)
 
@@ -288,21 +289,19 @@ class SlackChannel(ApprovalChannel):
     async def _on_envelope(self, client: SocketModeClient, req: SocketModeRequest) -> None:
         """Ack first (Slack wants it within 3 s), except a modal's, whose ack carries errors."""
         payload = req.payload if isinstance(req.payload, dict) else {}
-        proof = f"slack socket mode envelope {req.envelope_id}"
+        modal = req.type == "interactive" and payload.get("type") == "view_submission"
+        if not modal:
+            await client.send_socket_mode_response(SocketModeResponse(req.envelope_id))
         ack: dict[str, Any] | None = None
         try:
-            if req.type == "interactive" and payload.get("type") == "view_submission":
-                ack = await self.answers.interaction(payload, proof)
-            else:
-                await client.send_socket_mode_response(SocketModeResponse(req.envelope_id))
-                if req.type == "interactive":
-                    await self.answers.interaction(payload, proof)
-                elif req.type == "events_api":
-                    await self._on_event(payload.get("event") or {})
-                return
+            if req.type == "interactive":
+                ack = await self.answers.interaction(payload, f"slack envelope {req.envelope_id}")
+            elif req.type == "events_api":
+                await self._on_event(payload.get("event") or {})
         except Exception:
             log.exception("slack envelope %s could not be handled", req.envelope_id)
-        await client.send_socket_mode_response(SocketModeResponse(req.envelope_id, ack))
+        if modal:
+            await client.send_socket_mode_response(SocketModeResponse(req.envelope_id, ack))
 
     async def _on_event(self, event: Mapping[str, Any]) -> None:
         """A thread reply: only a person's exact ``approve`` / ``deny <reason>`` is an answer."""
@@ -358,7 +357,7 @@ class Interactivity:
         ts = request.header("x-slack-request-timestamp") or ""
         signature = request.header("x-slack-signature") or ""
         now = self.clock.now()
-        if not ts.isdigit() or not signature.startswith("v0="):
+        if not (ts.isascii() and ts.isdigit()) or not signature.startswith("v0="):
             return "missing or malformed signature headers"
         if abs(now - int(ts)) > WINDOW:
             return "stale timestamp"
