@@ -28,18 +28,6 @@ from typing import Any, ClassVar
 from urllib.parse import parse_qs
 
 import aiohttp
-from aegis.approvals.slack_blocks import (
-    APPROVE,
-    DENY,
-    EDIT,
-    deny_view,
-    edit_view,
-    esc,
-    message_blocks,
-    parse_command,
-    read_edits,
-    read_reason,
-)
 from slack_sdk.errors import SlackApiError
 from slack_sdk.signature import Clock, SignatureVerifier
 from slack_sdk.socket_mode.aiohttp import SocketModeClient
@@ -48,6 +36,7 @@ from slack_sdk.socket_mode.response import SocketModeResponse
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
+from aegis.approvals import slack_blocks as ui
 from aegis.errors import ApprovalError
 from aegis.hookspecs import Register, hookimpl
 from aegis.http import HttpRequest, HttpResponse
@@ -131,14 +120,18 @@ class Answers:
         self, action: Mapping[str, Any], user: str, channel: str | None, trigger: Any, proof: str
     ) -> None:
         token, kind = str(action.get("value") or ""), action.get("action_id")
-        if kind == APPROVE:
+        if kind == ui.APPROVE:
             await self.report(token, user, "approve", proof, channel)
-        elif kind in (DENY, EDIT) and isinstance(trigger, str):
+        elif kind in (ui.DENY, ui.EDIT) and isinstance(trigger, str):
             request = await self.lookup(token)
             if request is None:
                 await self.tell(channel, user, "This request is no longer open.")
                 return
-            view = edit_view(request, token, channel) if kind == EDIT else deny_view(token, channel)
+            view = (
+                ui.edit_view(request, token, channel)
+                if kind == ui.EDIT
+                else ui.deny_view(token, channel)
+            )
             # A trigger id is good for three seconds: no long retries.
             await call(self.client.views_open, time.time() + 2.5, trigger_id=trigger, view=view)
 
@@ -151,14 +144,14 @@ class Answers:
         except (ValueError, KeyError, TypeError):
             return None
         values = (view.get("state") or {}).get("values") or {}
-        reason = read_reason(values)
-        if view.get("callback_id") == DENY:
+        reason = ui.read_reason(values)
+        if view.get("callback_id") == ui.DENY:
             await self.report(token, user, "deny", proof, channel, reason=reason)
-        elif view.get("callback_id") == EDIT:
+        elif view.get("callback_id") == ui.EDIT:
             request = await self.lookup(token)
             if request is None:
                 return {"response_action": "errors", "errors": {"reason": "no longer open"}}
-            edits, errors = read_edits(request, values)
+            edits, errors = ui.read_edits(request, values)
             if errors:
                 return {"response_action": "errors", "errors": errors}
             await self.report(token, user, "approve", proof, channel, reason=reason, edits=edits)
@@ -190,12 +183,6 @@ class Answers:
             extra = {"thread_ts": thread} if thread else {}
             post = self.client.chat_postEphemeral
             await call(post, time.time() + 2.0, channel=channel, user=user, text=text, **extra)
-
-
-class _Posted:
-    def __init__(self, request: ApprovalRequest, responder: Responder) -> None:
-        self.request, self.responder = request, responder
-        self.messages: list[tuple[str, str]] = []  # (channel id, message ts)
 
 
 class SlackChannel(ApprovalChannel):
@@ -230,7 +217,7 @@ class SlackChannel(ApprovalChannel):
         self.base_url = base_url
         self.client = client or web_client(token, base_url)
         self.answers = Answers(self.client, self._lookup, self._responder)
-        self._open: dict[str, _Posted] = {}  # token -> the request and where it was posted
+        self._open: dict[str, tuple[ApprovalRequest, Responder]] = {}  # by token
         self._threads: dict[tuple[str, str], str] = {}  # (channel, message ts) -> token
         self._last: Responder | None = None
         self._socket: SocketModeClient | None = None
@@ -238,28 +225,26 @@ class SlackChannel(ApprovalChannel):
 
     async def notify(self, request: ApprovalRequest, responder: Responder) -> None:
         token = responder.token(request)
-        posted = self._open.setdefault(token, _Posted(request, responder))
+        self._open.setdefault(token, (request, responder))
         self._last = responder
         self.start()
         sent = await call(
             self.client.chat_postMessage,
             request.expires_at,
             channel=self.channel,
-            text=esc(summary_text(request))[:3000],
-            blocks=message_blocks(request, token),
+            text=ui.esc(summary_text(request))[:3000],
+            blocks=ui.message_blocks(request, token),
             unfurl_links=False,
         )
         if sent is not None:
-            where = (str(sent["channel"]), str(sent["ts"]))
-            posted.messages.append(where)
-            self._threads[where] = token
+            self._threads[(str(sent["channel"]), str(sent["ts"]))] = token
 
     async def settled(self, request: ApprovalRequest) -> None:
-        token = next((t for t, p in self._open.items() if p.request.id == request.id), "")
-        posted = self._open.pop(token, None)
-        for channel, ts in posted.messages if posted else []:
-            self._threads.pop((channel, ts), None)
-            text, blocks = esc(summary_text(request))[:3000], message_blocks(request, None)
+        token = next((t for t, (r, _) in self._open.items() if r.id == request.id), "")
+        self._open.pop(token, None)
+        for channel, ts in [where for where, t in self._threads.items() if t == token]:
+            del self._threads[(channel, ts)]
+            text, blocks = ui.esc(summary_text(request))[:3000], ui.message_blocks(request, None)
             update = self.client.chat_update
             await call(update, time.time() + 4.5, channel=channel, ts=ts, text=text, blocks=blocks)
 
@@ -309,7 +294,7 @@ class SlackChannel(ApprovalChannel):
             return
         channel, thread, user = event.get("channel"), event.get("thread_ts"), event.get("user")
         token = self._threads.get((str(channel), str(thread)))
-        command = parse_command(str(event.get("text") or ""))
+        command = ui.parse_command(str(event.get("text") or ""))
         if token is None or not user or event.get("ts") == thread or command is None:
             return
         proof = f"slack thread reply {channel}/{event.get('ts')}"
@@ -319,13 +304,13 @@ class SlackChannel(ApprovalChannel):
         )
 
     async def _lookup(self, token: str) -> ApprovalRequest | None:
-        posted = self._open.get(token)
-        return posted.request if posted else None
+        found = self._open.get(token)
+        return found[0] if found else None
 
     def _responder(self, token: str) -> Responder | None:
         """A late or foreign token still goes to the core, which refuses and records it."""
-        posted = self._open.get(token)
-        return posted.responder if posted else self._last
+        found = self._open.get(token)
+        return found[1] if found else self._last
 
 
 class Interactivity:
