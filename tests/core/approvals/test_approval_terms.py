@@ -92,3 +92,33 @@ async def test_a_policy_with_no_terms_accepts_any_channel_identity(store: AuditS
     ) as rt:
         result = await rt.run_one(PAY)
     assert result.status is ResultStatus.SUCCESS
+
+
+async def test_runtime_closes_the_channels_it_built_by_name(
+    store: AuditStore, aegis_plugin: Any
+) -> None:
+    from aegis import hookimpl
+
+    closed: list[str] = []
+
+    class Closing(ScriptedChannel):
+        name = "closing"
+
+        async def aclose(self) -> None:
+            closed.append("named")
+
+    class Plugin:
+        @hookimpl
+        def aegis_register_approval_handlers(self, register: Any) -> None:
+            register("closing", Closing)
+
+    aegis_plugin(Plugin(), name="closing-channel")
+    mine = Closing()
+    async with Runtime(
+        executor=Recorder(),
+        policy=Policy.from_yaml_string(policy_text()),
+        approval_handler=["closing", mine],
+        audit=store,
+    ):
+        pass
+    assert closed == ["named"]  # the one passed in as an object is the caller's to close

@@ -53,6 +53,10 @@ class ApprovalChannel:
         """``escalate_after`` passed unanswered: by default, notify again."""
         await self.notify(request, responder)
 
+    async def aclose(self) -> None:
+        """Release connections (a Socket Mode link, a gateway, a poller). A Runtime calls it on
+        ``close()`` for channels it built from a registered name."""
+
 
 class QueueChannel(ApprovalChannel):
     """Posts nowhere: the request waits in the audit database until someone answers it with

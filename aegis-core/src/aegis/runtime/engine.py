@@ -89,6 +89,9 @@ class Runtime:
         self.executor: BaseExecutor = _resolve(executor, "executors", BaseExecutor)
         self._policy = policy
         self.channels: tuple[ApprovalChannel, ...] = _channels(approval_handler)
+        #: Channels the runtime built from a registered name: it closes them (a Socket Mode
+        #: connection, a gateway, a poller); channels you passed in are yours to close.
+        self._owned_channels = _built_by_name(approval_handler, self.channels)
         first = self.channels[0]
         #: The first channel's handler (the one-handler API of earlier versions).
         self.approval_handler: ApprovalHandler | ApprovalChannel = (
@@ -143,6 +146,8 @@ class Runtime:
         try:
             await self.executor.teardown()
         finally:
+            for channel in self._owned_channels:
+                await _close_channel(channel)
             if self._owns_audit:
                 await self.audit.close()
 
@@ -527,6 +532,28 @@ def _channels(value: Approver | Sequence[Approver] | None) -> tuple[ApprovalChan
         resolved = _resolve(item, "approval_handlers", (ApprovalHandler, ApprovalChannel))
         out.append(resolved if isinstance(resolved, ApprovalChannel) else HandlerChannel(resolved))
     return tuple(out)
+
+
+def _built_by_name(
+    value: Approver | Sequence[Approver] | None, channels: tuple[ApprovalChannel, ...]
+) -> tuple[ApprovalChannel, ...]:
+    given = [value] if isinstance(value, str | ApprovalHandler | ApprovalChannel) else value
+    if given is None:
+        return ()
+    return tuple(c for item, c in zip(given, channels, strict=True) if isinstance(item, str))
+
+
+async def _close_channel(channel: ApprovalChannel) -> None:
+    """``aclose()`` (or ``close()``) of a channel the runtime owns; errors are only logged."""
+    closer = getattr(channel, "aclose", None) or getattr(channel, "close", None)
+    if closer is None:
+        return
+    try:
+        value = closer()
+        if asyncio.iscoroutine(value) or isinstance(value, asyncio.Future):
+            await asyncio.wait_for(value, 10.0)
+    except Exception:
+        log.exception("could not close approval channel %s", getattr(channel, "name", channel))
 
 
 def _resolve(value: Any, kind: str, base: type | tuple[type, ...]) -> Any:
