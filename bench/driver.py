@@ -118,7 +118,13 @@ def bench_runs(side: Side, policy: Any, root: Path, sizes: Sizes) -> dict[str, F
     n = sizes.run_actions
     reads = [(READ, "success")] * n
     mixed = [(APPROVED_WRITE, "success"), (BLOCKED_DELETE, "blocked")] * (n // 2)
-    plans = [("b1", reads, side.durabilities[0]), ("b2", mixed, side.durabilities[0])]
+    approves = [(APPROVED_WRITE, "success")] * n
+    plans = [
+        ("b1", reads, side.durabilities[0]),
+        ("b2", mixed, side.durabilities[0]),
+        # Issue 5's b2: the approve-rule action alone, auto-approved (a stored request each).
+        ("b2_approve", approves, side.durabilities[0]),
+    ]
     if "normal" in side.durabilities:
         plans.append(("b1_normal", reads, "normal"))
     floors: list[float] = []

@@ -56,6 +56,7 @@ TARGETS = (
         None,
     ),
     Target("b2", "run_one sequential, approve (auto-approved) + block", "time", None),
+    Target("b2_approve", "run_one sequential, approve rule only, auto-approved", "time", None),
     Target("c1", "100 tasks x 100 run_one, one runtime, full durability", "rate", 10.0),
     Target("d1", "load + validate + compile 1,000 rules", "time", 4.0),
     Target("e1", "peak RSS at the end", "memory", 1.2, at_most=True),
@@ -136,6 +137,7 @@ def floor_lines(rounds: list[dict[str, dict[str, Any]]], smoke: bool = False) ->
     """
     lines = []
     ratios: dict[str, list[float]] = {"ours": [], "peer": []}
+    b2_ratios: list[float] = []
     for number, sides in enumerate(rounds, 1):
         parts = []
         for side in ("ours", "peer"):
@@ -151,6 +153,10 @@ def floor_lines(rounds: list[dict[str, dict[str, Any]]], smoke: bool = False) ->
                 parts[-1] += f", b1_normal {figs['b1_normal']['value']:.0f} us"
             if "guard" in figs:
                 parts[-1] += f" (deleted-file guard {figs['guard']['value']:.1f} us/check)"
+            if side == "ours" and "b2_approve" in figs:
+                b2 = figs["b2_approve"]["value"]
+                b2_ratios.append(b2 / b1)
+                parts[-1] += f", b2_approve {b2:.0f} us = {b2 / b1:.2f}x b1"
         if parts:
             lines.append(f"- round {number}: " + "; ".join(parts))
     if not ratios["ours"]:
@@ -162,12 +168,20 @@ def floor_lines(rounds: list[dict[str, dict[str, Any]]], smoke: bool = False) ->
         f"target ours <= {B1_FLOOR_TARGET}x): median {summary} -> "
         f"{'not judged (smoke run)' if smoke else 'met' if met else 'NOT met'}"
     )
+    if b2_ratios:
+        b2_met = statistics.median(b2_ratios) <= B2_TARGET
+        head += (
+            f"\nb2_approve / b1 (ours; target <= {B2_TARGET}x): median "
+            f"{statistics.median(b2_ratios):.2f}x -> "
+            f"{'not judged (smoke run)' if smoke else 'met' if b2_met else 'NOT met'}"
+        )
     load = os.getloadavg()
     tail = f"load average at the end: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}"
     return "\n".join([head, *lines, tail]) + "\n"
 
 
 B1_FLOOR_TARGET = 1.3
+B2_TARGET = 1.3
 
 
 def _fmt(value: float) -> str:
