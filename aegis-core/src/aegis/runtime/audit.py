@@ -242,8 +242,14 @@ class AuditStore:
         approval: ApprovalDecision | None = None,
         *,
         parent_id: int | None = None,
+        detached: bool = False,
     ) -> int:
         """Write the 'pending' row for an action about to run; returns its id.
+
+        ``detached``: another process will complete the row (a coding-agent hook, a server's
+        authorise-then-report caller), so the row names no owner process and opening a store
+        never marks it ``interrupted`` when this process exits; ``aegis audit recover
+        --older-than`` closes it if nobody ever reports.
 
         Raises ``AuditError`` when the row cannot be written: the caller must not run the action.
         If the caller is cancelled while the row is being written, the row is still written and
@@ -261,6 +267,7 @@ class AuditStore:
                 now_iso(),
             )
             op = WriteOp(INTENT, _intent_payload(values))
+            op.detached = detached
         except Exception as exc:  # a value we cannot store must not let the action run
             raise AuditError(f"cannot build the audit record: {exc}") from exc
         try:

@@ -57,10 +57,15 @@ _INTENT_INSERT_COLUMNS = ("id", *INTENT_COLUMNS, "prev_hash", "row_hash", "owner
 _FINAL_SET = ", ".join(f"{c} = ?" for c in RESULT_COLUMNS)
 
 
+#: The owner of a pending row that another process completes: ``owner_gone`` cannot judge it,
+#: so opening a store never marks it ``interrupted`` (see audit_interrupted).
+DETACHED_OWNER = "detached"
+
+
 class WriteOp:
     """One queued write. ``payload`` depends on ``kind``; ``value``/``error`` are the answer."""
 
-    __slots__ = ("abandoned", "error", "future", "kind", "loop", "payload", "value")
+    __slots__ = ("abandoned", "detached", "error", "future", "kind", "loop", "payload", "value")
 
     def __init__(self, kind: int, payload: Any) -> None:
         self.kind = kind
@@ -72,6 +77,8 @@ class WriteOp:
         self.error: BaseException | None = None
         self.future: asyncio.Future[Any] | concurrent.futures.Future[Any] | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
+        #: An intent another process will complete: recorded with ``DETACHED_OWNER``.
+        self.detached = False
 
 
 class Statements:
@@ -319,7 +326,8 @@ class GroupCommitWriter:
                 intent_json, values, side_params = op.payload
                 last_id += 1
                 new_hash = row_hash(last_hash, last_id, intent_json)
-                intents.append((last_id, *values, last_hash, new_hash, self._owner))
+                owner = DETACHED_OWNER if op.detached else self._owner
+                intents.append((last_id, *values, last_hash, new_hash, owner))
                 if side_params is not None:
                     sides.append((last_id, side_params))
                 op.value = (last_id, new_hash)

@@ -92,7 +92,7 @@ async def pre_tool_use(runtime: Any, call: HookCall, *, wait_rules: Collection[s
     failure = await _vetoed(runtime, "before_execute", action=action, decision=decision)
     if failure:
         return await _stop(runtime, action, decision, approval, failure)
-    audit_id = await runtime.audit.begin(action, decision, approval)
+    audit_id = await runtime.audit.begin(action, decision, approval, detached=True)
     if call.tool_use_id:
         _remember(runtime.audit.url, call.tool_use_id, audit_id)
     if approval is not None and approval.handler and approval.handler.endswith(":ask"):

@@ -1,0 +1,48 @@
+"""A pending row begun ``detached`` is completed by another process, never 'interrupted'."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+from aegis import Action, Result, ResultStatus
+from aegis.runtime.audit import AuditStore
+
+BEGIN = textwrap.dedent(
+    """
+    import asyncio, sys
+    from aegis import Action
+    from aegis.runtime.audit import AuditStore
+
+    async def main():
+        async with AuditStore(sys.argv[1]) as store:
+            detached = sys.argv[2] == "1"
+            print(await store.begin(Action("Bash", "claude-code"), None, detached=detached))
+
+    asyncio.run(main())
+    """
+)
+
+
+def _begin_in_a_process_that_exits(url: str, detached: bool) -> int:
+    done = subprocess.run(
+        [sys.executable, "-c", BEGIN, url, "1" if detached else "0"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    return int(done.stdout.strip())
+
+
+async def test_detached_row_survives_its_writer_and_is_completed_elsewhere(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'audit.db'}"
+    detached = _begin_in_a_process_that_exits(url, detached=True)
+    owned = _begin_in_a_process_that_exits(url, detached=False)
+    async with AuditStore(url) as store:  # opening marks rows of dead owners
+        assert store.get(owned).result == "interrupted"  # type: ignore[union-attr]
+        assert store.get(detached).result == "pending"  # type: ignore[union-attr]
+        await store.finish(detached, Result(Action("Bash", "claude-code"), ResultStatus.SUCCESS))
+        assert store.get(detached).result == "success"  # type: ignore[union-attr]
