@@ -129,7 +129,9 @@ def test_approve_from_the_page_runs_the_action(server, page, tmp_path: Path) -> 
     card = page.locator(f"[data-request='{agent.request_id}']")
     assert card.is_visible()
     assert "web:ops" in card.inner_text()  # who may answer is shown
-    page.screenshot(path=str(tmp_path / "pending.png"))
+    shots = Path(os.environ.get("AEGIS_SCREENSHOTS") or tmp_path)
+    shots.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(shots / "dashboard-pending.png"), full_page=True)
     card.locator("input[name=reason]").fill("checked the list")
     card.locator("button[value=approve]").click()
     page.wait_for_url("**/dashboard?msg=*")
@@ -138,6 +140,7 @@ def test_approve_from_the_page_runs_the_action(server, page, tmp_path: Path) -> 
     assert [r["type"] for r in ran_on(record, "crm_approve")] == ["bulk_update"]
     page.goto(proc.url + "/dashboard/audit")
     assert page.locator("#chain").inner_text() == "verified"
+    page.screenshot(path=str(shots / "dashboard-audit.png"), full_page=True)
     assert "web:ops" in page.inner_text("table")
 
 

@@ -69,6 +69,8 @@ def to_action(body: ActionBody, agent: str | None) -> Action:
 def decision_dict(decision: PolicyDecision) -> dict[str, Any]:
     """The original README's shape: ``{"risk_level": "CRITICAL", "approval": "block", ...}``."""
     return {
+        "action_type": decision.action.type,
+        "target": decision.action.target,
         "risk_level": decision.risk_level.name,
         "approval": decision.approval.value,
         "is_allowed": decision.is_allowed,
