@@ -7,12 +7,15 @@ anything; errors are ``{"error": ..., "detail": ...}`` (see ``errors``).
 from __future__ import annotations
 
 import asyncio
+import json
 import time
+from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 import msgspec
 from litestar import Request, Response, get, post
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
+from litestar.response import ServerSentEvent, ServerSentEventMessage
 
 from aegis.cli.approvals_cmds import _as_dict as request_dict
 from aegis.core.action import Action
@@ -339,6 +342,38 @@ async def audit(
     }
 
 
+@get("/api/v1/audit/stream", summary="Server-sent events: every finished record from ?cursor on")
+async def audit_stream(
+    request: Request[Any, Any, Any],
+    cursor: Annotated[int | None, QueryParameter(ge=0)] = None,
+    limit: Annotated[int | None, QueryParameter(ge=1)] = None,
+) -> ServerSentEvent:
+    """A live tail. Records still pending (running, awaiting a report) are held back until
+    they finish, so each is sent once, final; ``limit`` ends the stream after that many."""
+    ctx = context(request)
+    ctx.caller(request, "audit:read")
+
+    async def events() -> AsyncIterator[ServerSentEventMessage]:
+        after = cursor if cursor is not None else 0
+        if cursor is None:
+            newest = await asyncio.to_thread(ctx.store.query, limit=1, order="desc")
+            after = newest[0].id if newest else 0
+        sent = 0
+        while limit is None or sent < limit:
+            batch = await asyncio.to_thread(ctx.store.query, after_id=after, limit=200)
+            for rec in batch:
+                if rec.result == "pending":
+                    break
+                after = rec.id
+                sent += 1
+                yield ServerSentEventMessage(data=json.dumps(rec.to_dict()), id=rec.id)
+                if limit is not None and sent >= limit:
+                    return
+            await asyncio.sleep(0.5)
+
+    return ServerSentEvent(events())
+
+
 @get("/api/v1/audit/verify", summary="Check the hash chain")
 async def audit_verify(request: Request[Any, Any, Any]) -> dict[str, Any]:
     ctx = context(request)
@@ -395,6 +430,7 @@ HANDLERS = [
     approve,
     deny,
     audit,
+    audit_stream,
     audit_verify,
     stats,
     policy,
