@@ -169,6 +169,11 @@ def test_audit_cursor_pagination_and_filters(client) -> None:
     globbed = c.get("/api/v1/audit?action_type=read_*", headers=bearer("dev")).json()["records"]
     assert len(globbed) == 5
     assert c.get("/api/v1/audit?since=yesterday-ish", headers=bearer("dev")).status_code == 400
+    # found by schemathesis: an id past 64 bits overflowed the SQLite driver (a 500)
+    huge = 2**70
+    assert c.get(f"/api/v1/audit?cursor={huge}", headers=bearer("dev")).status_code == 400
+    r = c.post(f"/api/v1/audit/{huge}/outcome", json={"status": "success"}, headers=bearer("root"))
+    assert r.status_code in (400, 404)
     assert c.get("/api/v1/audit/verify", headers=bearer("dev")).json()["ok"] is True
     stats = c.get("/api/v1/stats", headers=bearer("dev")).json()
     by_rule = {s["rule"]: s for s in stats}

@@ -10,11 +10,12 @@ import asyncio
 import json
 import time
 from collections.abc import AsyncIterator
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 from litestar import Request, Response, get, post
-from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
+from litestar.openapi import ResponseSpec
+from litestar.params import FromPath, FromQuery, JSONBody, PathParameter, QueryParameter
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 
 from aegis.cli.approvals_cmds import _as_dict as request_dict
@@ -25,16 +26,28 @@ from aegis.errors import AegisError, ApprovalError
 from aegis.runtime.approval_flow import WAKERS
 from aegis.runtime.engine import Authorization
 from aegis.server.context import Context, context
-from aegis.server.errors import ApiError
+from aegis.server.errors import ApiError, ErrorBody, error_responses
 from aegis.server.service import REPORTABLE, Job
 
 MAX_WAIT = 55.0
+#: Ids beyond a signed 63-bit integer exist in no database (and overflow SQLite's driver).
+MAX_ID = 2**62
+PENDING = {
+    202: ResponseSpec(
+        data_container=dict[str, Any],
+        description="waiting for approval (or still running): poll status_url",
+        generate_examples=False,
+    ),
+}
 FIRST_NEWS = 25.0
 
 
+NonEmpty = Annotated[str, msgspec.Meta(min_length=1, max_length=1000)]
+
+
 class ActionBody(msgspec.Struct, forbid_unknown_fields=True):
-    action_type: str
-    target: str
+    action_type: NonEmpty
+    target: NonEmpty
     params: dict[str, Any] = {}
     agent_id: str | None = None
     session_id: str | None = None
@@ -49,7 +62,7 @@ class Verdict(msgspec.Struct, forbid_unknown_fields=True):
 
 
 class Outcome(msgspec.Struct, forbid_unknown_fields=True):
-    status: str
+    status: Literal["success", "failed", "skipped"]
     error: str | None = None
     reason: str | None = None
     duration_ms: float | None = None
@@ -108,7 +121,10 @@ def result_dict(result: Result) -> dict[str, Any]:
 
 
 @post(
-    "/api/v1/evaluate", status_code=200, summary="Decide one action (or a list) without running it"
+    "/api/v1/evaluate",
+    responses=error_responses(400, 401, 403, 413, 429),
+    status_code=200,
+    summary="Decide one action (or a list) without running it",
 )
 async def evaluate(
     request: Request[Any, Any, Any], data: JSONBody[ActionBody | list[ActionBody]]
@@ -162,7 +178,12 @@ def job_view(ctx: Context, job: Job) -> tuple[int, dict[str, Any]]:
     return 202, body
 
 
-@post("/api/v1/execute", summary="Run an action through the pipeline (or authorise it)")
+@post(
+    "/api/v1/execute",
+    status_code=200,
+    responses={**error_responses(400, 401, 403, 413, 429), **PENDING},
+    summary="Run an action through the pipeline (or authorise it)",
+)
 async def execute(request: Request[Any, Any, Any], data: JSONBody[ActionBody]) -> Response[Any]:
     ctx = context(request)
     key = ctx.caller(request, "execute")
@@ -172,7 +193,11 @@ async def execute(request: Request[Any, Any, Any], data: JSONBody[ActionBody]) -
     return Response(body, status_code=status)
 
 
-@get("/api/v1/executions/{job_id:str}", summary="An execution's status; ?wait=S long-polls")
+@get(
+    "/api/v1/executions/{job_id:str}",
+    responses={**error_responses(400, 401, 403, 413, 429, 404), **PENDING},
+    summary="An execution's status; ?wait=S long-polls",
+)
 async def execution(
     request: Request[Any, Any, Any],
     job_id: FromPath[str],
@@ -188,9 +213,16 @@ async def execution(
     return Response(body, status_code=status)
 
 
-@post("/api/v1/audit/{audit_id:int}/outcome", status_code=200, summary="Report what you did")
+@post(
+    "/api/v1/audit/{audit_id:int}/outcome",
+    responses=error_responses(400, 401, 403, 413, 429, 404, 409),
+    status_code=200,
+    summary="Report what you did",
+)
 async def report_outcome(
-    request: Request[Any, Any, Any], audit_id: FromPath[int], data: JSONBody[Outcome]
+    request: Request[Any, Any, Any],
+    audit_id: Annotated[int, PathParameter(ge=1, le=MAX_ID)],
+    data: JSONBody[Outcome],
 ) -> dict[str, Any]:
     ctx = context(request)
     key = ctx.caller(request, "execute")
@@ -220,7 +252,11 @@ async def report_outcome(
 # -- approvals -------------------------------------------------------------------------------
 
 
-@get("/api/v1/approvals", summary="Approval requests (pending by default)")
+@get(
+    "/api/v1/approvals",
+    responses=error_responses(400, 401, 403, 413, 429),
+    summary="Approval requests (pending by default)",
+)
 async def list_approvals(
     request: Request[Any, Any, Any],
     state_filter: Annotated[str | None, QueryParameter(name="state")] = "pending",
@@ -240,7 +276,11 @@ def _get_request(ctx: Context, rid: str) -> Any:
         raise ApiError(404, "no such approval request", str(exc).splitlines()[0]) from exc
 
 
-@get("/api/v1/approvals/{request_id:str}", summary="One approval request with its answers")
+@get(
+    "/api/v1/approvals/{request_id:str}",
+    responses=error_responses(400, 401, 403, 413, 429, 404),
+    summary="One approval request with its answers",
+)
 async def show_approval(
     request: Request[Any, Any, Any], request_id: FromPath[str]
 ) -> dict[str, Any]:
@@ -272,7 +312,12 @@ async def answer(
     return {"accepted": True, "state": outcome.state, "message": outcome.message}
 
 
-@post("/api/v1/approvals/{request_id:str}/approve", status_code=200, summary="Approve (maybe edit)")
+@post(
+    "/api/v1/approvals/{request_id:str}/approve",
+    responses=error_responses(400, 401, 403, 413, 429, 404, 409),
+    status_code=200,
+    summary="Approve (maybe edit)",
+)
 async def approve(
     request: Request[Any, Any, Any],
     request_id: FromPath[str],
@@ -283,7 +328,12 @@ async def approve(
     return await answer(ctx, request_id, "key", key.name, "approve", data or Verdict())
 
 
-@post("/api/v1/approvals/{request_id:str}/deny", status_code=200, summary="Deny")
+@post(
+    "/api/v1/approvals/{request_id:str}/deny",
+    responses=error_responses(400, 401, 403, 413, 429, 404, 409),
+    status_code=200,
+    summary="Deny",
+)
 async def deny(
     request: Request[Any, Any, Any],
     request_id: FromPath[str],
@@ -297,7 +347,11 @@ async def deny(
 # -- audit -----------------------------------------------------------------------------------
 
 
-@get("/api/v1/audit", summary="Audit records; filters as in 'aegis audit'; cursor pagination")
+@get(
+    "/api/v1/audit",
+    responses=error_responses(400, 401, 403, 413, 429),
+    summary="Audit records; filters as in 'aegis audit'; cursor pagination",
+)
 async def audit(
     request: Request[Any, Any, Any],
     session: FromQuery[str | None] = None,
@@ -309,7 +363,7 @@ async def audit(
     matched_rule: FromQuery[str | None] = None,
     since: FromQuery[str | None] = None,
     until: FromQuery[str | None] = None,
-    cursor: Annotated[int | None, QueryParameter(ge=0)] = None,
+    cursor: Annotated[int | None, QueryParameter(ge=0, le=MAX_ID)] = None,
     limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100,
 ) -> dict[str, Any]:
     ctx = context(request)
@@ -324,8 +378,8 @@ async def audit(
             agent=agent,
             decision=decision,
             matched_rule=matched_rule,
-            since=since,
-            until=until,
+            since=since or None,
+            until=until or None,
             after_id=cursor,
             limit=limit + 1,
         )
@@ -342,11 +396,16 @@ async def audit(
     }
 
 
-@get("/api/v1/audit/stream", summary="Server-sent events: every finished record from ?cursor on")
+@get(
+    "/api/v1/audit/stream",
+    media_type="text/event-stream",
+    responses=error_responses(400, 401, 403, 413, 429),
+    summary="Server-sent events: every finished record from ?cursor on",
+)
 async def audit_stream(
     request: Request[Any, Any, Any],
-    cursor: Annotated[int | None, QueryParameter(ge=0)] = None,
-    limit: Annotated[int | None, QueryParameter(ge=1)] = None,
+    cursor: Annotated[int | None, QueryParameter(ge=0, le=MAX_ID)] = None,
+    limit: Annotated[int | None, QueryParameter(ge=1, le=1_000_000)] = None,
 ) -> ServerSentEvent:
     """A live tail. Records still pending (running, awaiting a report) are held back until
     they finish, so each is sent once, final; ``limit`` ends the stream after that many."""
@@ -374,7 +433,11 @@ async def audit_stream(
     return ServerSentEvent(events())
 
 
-@get("/api/v1/audit/verify", summary="Check the hash chain")
+@get(
+    "/api/v1/audit/verify",
+    responses=error_responses(400, 401, 403, 413, 429),
+    summary="Check the hash chain",
+)
 async def audit_verify(request: Request[Any, Any, Any]) -> dict[str, Any]:
     ctx = context(request)
     ctx.caller(request, "audit:read")
@@ -382,14 +445,18 @@ async def audit_verify(request: Request[Any, Any, Any]) -> dict[str, Any]:
     return {"ok": report.ok, "report": _jsonable(report)}
 
 
-@get("/api/v1/stats", summary="Per-rule counts")
+@get("/api/v1/stats", responses=error_responses(400, 401, 403, 413, 429), summary="Per-rule counts")
 async def stats(request: Request[Any, Any, Any]) -> list[dict[str, Any]]:
     ctx = context(request)
     ctx.caller(request, "audit:read")
     return [s.to_dict() for s in await asyncio.to_thread(ctx.store.stats)]
 
 
-@get("/api/v1/policy", summary="The policy in force (read only: no policy change over HTTP yet)")
+@get(
+    "/api/v1/policy",
+    responses=error_responses(400, 401, 403, 413, 429),
+    summary="The policy in force (read only: no policy change over HTTP yet)",
+)
 async def policy(request: Request[Any, Any, Any]) -> dict[str, Any]:
     ctx = context(request)
     ctx.caller(request, "audit:read")
@@ -409,7 +476,15 @@ async def health() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@get("/ready", summary="The database is reachable and the chain head readable")
+@get(
+    "/ready",
+    responses={
+        503: ResponseSpec(
+            data_container=ErrorBody, description="database unreachable", generate_examples=False
+        )
+    },
+    summary="The database is reachable and the chain head readable",
+)
 async def ready(request: Request[Any, Any, Any]) -> Response[Any]:
     ctx = context(request)
     started = time.monotonic()

@@ -5,10 +5,39 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import msgspec
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
+from litestar.openapi import ResponseSpec
 
 log = logging.getLogger("aegis.server")
+
+
+class ErrorBody(msgspec.Struct):
+    """Every error the API returns."""
+
+    error: str
+    detail: Any
+
+
+_WHY = {
+    400: "invalid body, parameter or filter (the detail names it)",
+    401: "no API key, or an unknown one",
+    403: "the key lacks the scope, or the record belongs to another key",
+    404: "no such request, execution or record",
+    409: "the core refused the answer, or no outcome is expected",
+    413: "body or batch too large",
+    429: "rate limited (Retry-After)",
+}
+
+
+def error_responses(*codes: int) -> dict[int, ResponseSpec]:
+    """OpenAPI entries for the errors a handler can return (all share ``ErrorBody``)."""
+    wanted = codes or (400, 401, 403, 413, 429)
+    return {
+        c: ResponseSpec(data_container=ErrorBody, description=_WHY[c], generate_examples=False)
+        for c in wanted
+    }
 
 
 class ApiError(Exception):
