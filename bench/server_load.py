@@ -153,15 +153,18 @@ def main() -> int:
     parser.add_argument("--peer")
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--peer-first", action="store_true", help="alternate the order")
     opts = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk not found (apt-get install -y wrk)")
     load = os.getloadavg()
     report: dict[str, object] = {"loadavg_before": load}
     ours_args = ["--database", "sqlite:///aegis_audit.db", "--executor", "bench_noop:Noop"]
-    report["ours"] = run_side("ours", opts.ours, ours_args, opts.seconds, opts.connections)
+    sides = [("ours", opts.ours, ours_args)]
     if opts.peer:
-        report["peer"] = run_side("peer", opts.peer, [], opts.seconds, opts.connections)
+        sides.append(("peer", opts.peer, []))
+    for name, aegis, args in reversed(sides) if opts.peer_first else sides:
+        report[name] = run_side(name, aegis, args, opts.seconds, opts.connections)
     report["loadavg_after"] = os.getloadavg()
     print(json.dumps(report, indent=2))
     return 0
