@@ -13,7 +13,6 @@ from server_helpers import bearer
 
 from aegis import hookimpl, plugins
 from aegis.http import HttpRequest, HttpResponse
-from aegis.runtime.audit import AuditStore
 
 SECRET = b"channel-signing-secret"
 
@@ -23,7 +22,6 @@ class SignedCallbackPlugin:
 
     def __init__(self) -> None:
         self.seen: list[HttpRequest] = []
-        self.store: AuditStore | None = None
 
     async def callback(self, request: HttpRequest) -> HttpResponse:
         self.seen.append(request)
@@ -31,11 +29,10 @@ class SignedCallbackPlugin:
         good = hmac.new(SECRET, request.body, hashlib.sha256).hexdigest()
         if not hmac.compare_digest(sig, good):
             return HttpResponse.json({"error": "bad signature"}, status=401)
-        assert self.store is not None
+        assert request.context is not None
         data = request.json()
-        outcome = self.store.approvals.respond(
-            request.params["rid"], channel="chat", responder=data["user"], verdict=data["verdict"]
-        )
+        responder = request.context.responder("chat")
+        outcome = await responder.respond(request.params["rid"], data["user"], data["verdict"])
         return HttpResponse.json({"accepted": outcome.accepted, "message": outcome.message})
 
     @hookimpl
@@ -53,7 +50,6 @@ def channel() -> Iterator[SignedCallbackPlugin]:
 
 def test_route_gets_raw_body_and_needs_no_api_key(make_app, channel) -> None:
     app, ran = make_app()
-    channel.store = app.state.aegis.store
     with TestClient(app) as c:
         pending = c.post(
             "/api/v1/execute",

@@ -305,8 +305,7 @@ async def answer(
         edits=body.edits if verdict == "approve" else None,
         digest=body.digest,
     )
-    if outcome.request_id:
-        WAKERS.wake(outcome.request_id)
+    WAKERS.wake(outcome)
     if not outcome.accepted:
         raise ApiError(409, "answer refused", outcome.message)
     return {"accepted": True, "state": outcome.state, "message": outcome.message}

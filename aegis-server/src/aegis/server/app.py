@@ -15,7 +15,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin
 
 from aegis import plugins
-from aegis.http import HttpRequest, HttpResponse, RouteHandler
+from aegis.http import HttpRequest, HttpResponse, RouteContext, RouteHandler
 from aegis.runtime.audit import AuditStore
 from aegis.runtime.engine import Runtime
 from aegis.server import api, dashboard
@@ -34,7 +34,9 @@ log = logging.getLogger("aegis.server")
 _PARAM = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
-def plugin_route(path: str, handler: RouteHandler, methods: Sequence[str]) -> HTTPRouteHandler:
+def plugin_route(
+    path: str, handler: RouteHandler, methods: Sequence[str], context: RouteContext
+) -> HTTPRouteHandler:
     """A Litestar handler around a framework-neutral plugin handler (raw body preserved)."""
 
     async def call(request: Request[Any, Any, Any]) -> Response[bytes]:
@@ -46,6 +48,7 @@ def plugin_route(path: str, handler: RouteHandler, methods: Sequence[str]) -> HT
             query={k: v for k, v in request.query_params.items()},
             body=raw,
             params={k: str(v) for k, v in request.path_params.items()},
+            context=context,
         )
         out = await handler(neutral)
         if not isinstance(out, HttpResponse):
@@ -63,12 +66,12 @@ def plugin_route(path: str, handler: RouteHandler, methods: Sequence[str]) -> HT
     )(call)
 
 
-def registered_routes() -> list[HTTPRouteHandler]:
+def registered_routes(context: RouteContext) -> list[HTTPRouteHandler]:
     found: list[HTTPRouteHandler] = []
     for name, reg in sorted(plugins.get_registry().of_kind("routes").items()):
         methods = reg.options.get("methods") or ["POST"]
         try:
-            found.append(plugin_route(name, reg.obj, methods))
+            found.append(plugin_route(name, reg.obj, methods, context))
         except Exception as exc:  # a bad registration must not take the server down
             log.error("route %s from plugin %s not mounted: %s", name, reg.plugin, exc)
     return found
@@ -108,7 +111,11 @@ def create_app(
             await service.stop()
 
     app = Litestar(
-        route_handlers=[*api.HANDLERS, *dashboard.HANDLERS, *registered_routes()],
+        route_handlers=[
+            *api.HANDLERS,
+            *dashboard.HANDLERS,
+            *registered_routes(RouteContext(store)),
+        ],
         lifespan=[lifespan],
         request_max_body_size=cfg.max_body_bytes,
         exception_handlers={
