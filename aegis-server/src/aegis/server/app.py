@@ -18,7 +18,7 @@ from aegis import plugins
 from aegis.http import HttpRequest, HttpResponse, RouteContext, RouteHandler
 from aegis.runtime.audit import AuditStore
 from aegis.runtime.engine import Runtime
-from aegis.server import api, dashboard
+from aegis.server import api, audit_api, dashboard
 from aegis.server.auth import ApiKey, KeyRing, RateLimiter, Sessions
 from aegis.server.context import Context, ServerConfig
 from aegis.server.errors import (
@@ -113,6 +113,7 @@ def create_app(
     app = Litestar(
         route_handlers=[
             *api.HANDLERS,
+            *audit_api.HANDLERS,
             *dashboard.HANDLERS,
             *registered_routes(RouteContext(store)),
         ],
