@@ -214,9 +214,22 @@ class Runtime:
         """
         if executor is not None and not isinstance(executor, BaseExecutor):
             raise ExecutorError(f"expected a BaseExecutor, got {type(executor).__name__}")
-        return await self._run(
+        return await self._run_result(
             action, dry_run=self.dry_run if dry_run is None else dry_run, executor=executor
         )
+
+    async def authorize(self, action: Action, *, detached: bool = False) -> Authorization | Result:
+        """Decide, approve and begin the record of an action that *someone else* will run.
+
+        For callers that act themselves (agents over HTTP, coding-agent hooks): everything up
+        to the executor happens as in ``run_one`` (hooks, approval, re-evaluation); then,
+        instead of executing, the record is written as pending and an ``Authorization`` with
+        its id is returned. The caller acts and reports with ``AuditStore.finish(audit_id,
+        result)`` (from any process on the same database). Anything not allowed comes back
+        as its final, audited ``Result``, as from ``run_one``. ``detached``: this process may
+        exit before the report (a hook), so the pending row names no owner process.
+        """
+        return await self._run(action, dry_run=False, authorize=True, detached=detached)
 
     async def execute(
         self,
@@ -241,13 +254,30 @@ class Runtime:
         )
         return await run_plan(
             steps,
-            run=functools.partial(self._run, dry_run=self.dry_run if dry_run is None else dry_run),
+            run=functools.partial(
+                self._run_result, dry_run=self.dry_run if dry_run is None else dry_run
+            ),
             skip=self._record_skip,
             evaluate=self.evaluate,
             executor=self.executor,
             stop_on_failure=stop_on_failure,
             rollback=rollback,
         )
+
+    async def _run_result(
+        self,
+        action: Action,
+        *,
+        dry_run: bool,
+        parent_id: int | None = None,
+        note: str | None = None,
+        executor: BaseExecutor | None = None,
+    ) -> Result:
+        out = await self._run(
+            action, dry_run=dry_run, parent_id=parent_id, note=note, executor=executor
+        )
+        assert isinstance(out, Result)
+        return out
 
     async def _record_skip(self, action: Action, reason: str) -> Result:
         bound = self._bind(action)
@@ -261,7 +291,9 @@ class Runtime:
         parent_id: int | None = None,
         note: str | None = None,
         executor: BaseExecutor | None = None,
-    ) -> Result:
+        authorize: bool = False,
+        detached: bool = False,
+    ) -> Result | Authorization:
         await self.open()
         action = self._bind(action)
         decision = self._decide(action)
@@ -331,9 +363,16 @@ class Runtime:
         )
         if failure:
             return await stop(blocked, failure)
-        result = await self._execute_recorded(
-            action, decision, approval, parent_id, note, executor or self.executor
-        )
+        result: Result | Authorization
+        if authorize:
+            audit_id = await self.audit.begin(
+                action, decision, approval, parent_id=parent_id, detached=detached
+            )
+            result = Authorization(action, decision, approval, audit_id)
+        else:
+            result = await self._execute_recorded(
+                action, decision, approval, parent_id, note, executor or self.executor
+            )
         if sought is not None and sought.request_id and result.audit_id is not None:
             await self._link_request(sought.request_id, result.audit_id)
         return result
@@ -512,6 +551,19 @@ class Runtime:
         agent = self.agent_id if self.agent_id is not None else action.agent_id
         session = self.session_id if self._session_fixed else action.session_id or self.session_id
         return with_identity(action, agent, session)
+
+
+@attrs.frozen
+class Authorization:
+    """An action allowed (and approved, if it had to be) whose record is begun, not finished.
+
+    Whoever runs it reports the outcome with ``AuditStore.finish(audit_id, result)``.
+    """
+
+    action: Action
+    decision: PolicyDecision
+    approval: ApprovalDecision | None
+    audit_id: int
 
 
 Approver = ApprovalHandler | ApprovalChannel | str

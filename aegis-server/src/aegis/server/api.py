@@ -1,0 +1,381 @@
+"""The REST API under ``/api/v1``: evaluate, execute (or authorise and report), approvals, audit.
+
+Every handler names the scope it needs (``ctx.caller(request, scope)``) before it reads
+anything; errors are ``{"error": ..., "detail": ...}`` (see ``errors``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Annotated, Any, Literal
+
+import msgspec
+from litestar import Request, Response, get, post
+from litestar.openapi import ResponseSpec
+from litestar.params import FromPath, JSONBody, PathParameter, QueryParameter
+
+from aegis.cli.approvals_cmds import _as_dict as request_dict
+from aegis.core.action import Action
+from aegis.core.decision import PolicyDecision
+from aegis.core.result import Result
+from aegis.errors import AegisError, ApprovalError
+from aegis.runtime.approval_flow import WAKERS
+from aegis.runtime.engine import Authorization
+from aegis.server.context import Context, context
+from aegis.server.errors import ApiError, ErrorBody, error_responses
+from aegis.server.service import REPORTABLE, Job
+
+MAX_WAIT = 55.0
+#: Ids beyond a signed 63-bit integer exist in no database (and overflow SQLite's driver).
+MAX_ID = 2**62
+PENDING = {
+    202: ResponseSpec(
+        data_container=dict[str, Any],
+        description="waiting for approval (or still running): poll status_url",
+        generate_examples=False,
+    ),
+}
+FIRST_NEWS = 25.0
+
+
+NonEmpty = Annotated[str, msgspec.Meta(min_length=1, max_length=1000)]
+
+
+class ActionBody(msgspec.Struct, forbid_unknown_fields=True):
+    action_type: NonEmpty
+    target: NonEmpty
+    params: dict[str, Any] = {}
+    agent_id: str | None = None
+    session_id: str | None = None
+    description: str = ""
+
+
+class Verdict(msgspec.Struct, forbid_unknown_fields=True):
+    reason: str | None = None
+    edits: dict[str, Any] | None = None
+    #: The digest of the action the approver saw (optional; refused if it differs).
+    digest: str | None = None
+
+
+class Outcome(msgspec.Struct, forbid_unknown_fields=True):
+    status: Literal["success", "failed", "skipped"]
+    error: str | None = None
+    reason: str | None = None
+    duration_ms: float | None = None
+
+
+def to_action(body: ActionBody, agent: str | None) -> Action:
+    try:
+        return Action(
+            body.action_type,
+            body.target,
+            params=body.params,
+            description=body.description,
+            agent_id=agent if agent is not None else body.agent_id,
+            session_id=body.session_id,
+        )
+    except (AegisError, TypeError, ValueError) as exc:
+        raise ApiError(400, "invalid action", str(exc)) from exc
+
+
+def decision_dict(decision: PolicyDecision) -> dict[str, Any]:
+    """The original README's shape: ``{"risk_level": "CRITICAL", "approval": "block", ...}``."""
+    return {
+        "action_type": decision.action.type,
+        "target": decision.action.target,
+        "risk_level": decision.risk_level.name,
+        "approval": decision.approval.value,
+        "is_allowed": decision.is_allowed,
+        "matched_rule": decision.matched_rule,
+        "reason": decision.reason or None,
+    }
+
+
+def _jsonable(value: Any) -> Any:
+    try:
+        return msgspec.to_builtins(value, str_keys=True, enc_hook=repr)
+    except Exception:
+        return repr(value)
+
+
+def result_dict(result: Result) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "status": result.status.value,
+        "executed": result.executed,
+        "audit_id": result.audit_id,
+        "data": _jsonable(result.data),
+        "error": result.error,
+        "reason": result.reason,
+        "approver": result.approval.approver if result.approval else None,
+    }
+    if result.decision is not None:
+        out.update(decision_dict(result.decision))
+    return out
+
+
+# -- evaluate --------------------------------------------------------------------------------
+
+
+@post(
+    "/api/v1/evaluate",
+    responses=error_responses(400, 401, 403, 413, 429),
+    status_code=200,
+    summary="Decide one action (or a list) without running it",
+)
+async def evaluate(
+    request: Request[Any, Any, Any], data: JSONBody[ActionBody | list[ActionBody]]
+) -> Any:
+    ctx = context(request)
+    key = ctx.caller(request, "evaluate")
+    if isinstance(data, list):
+        if len(data) > ctx.config.max_batch:
+            raise ApiError(413, "batch too large", f"at most {ctx.config.max_batch} actions")
+        return [decision_dict(ctx.runtime.evaluate(to_action(b, key.agent))) for b in data]
+    return decision_dict(ctx.runtime.evaluate(to_action(data, key.agent)))
+
+
+# -- execute / authorise ---------------------------------------------------------------------
+
+
+def job_view(ctx: Context, job: Job) -> tuple[int, dict[str, Any]]:
+    status_url = f"/api/v1/executions/{job.id}"
+    if job.done.is_set():
+        out = job.outcome
+        if isinstance(out, Result):
+            return 200, {"execution_id": job.id, **result_dict(out)}
+        if isinstance(out, Authorization):
+            return 200, {
+                "execution_id": job.id,
+                "status": "authorized",
+                "executed": False,
+                "audit_id": out.audit_id,
+                "outcome_url": f"/api/v1/audit/{out.audit_id}/outcome",
+                "report_within_s": ctx.service.outcome_timeout,
+                "approver": out.approval.approver if out.approval else None,
+                **decision_dict(out.decision),
+            }
+        detail = job.failure or "the action's job ended without a result"
+        return 500, {"error": "execution failed", "detail": detail, "execution_id": job.id}
+    body: dict[str, Any] = {"execution_id": job.id, "status_url": status_url}
+    if job.request_ids:
+        rid = job.request_ids[-1]
+        body.update(status="pending_approval", request_id=rid)
+        try:
+            req = ctx.store.approvals.get(rid)
+            body.update(
+                expires_at=request_dict(req)["expires_at"],
+                who_may_answer=req.requirements.describe(),
+                approve_url=f"/api/v1/approvals/{rid}/approve",
+            )
+        except (AegisError, ApprovalError):
+            pass
+    else:
+        body["status"] = "running"
+    return 202, body
+
+
+@post(
+    "/api/v1/execute",
+    status_code=200,
+    responses={**error_responses(400, 401, 403, 413, 429), **PENDING},
+    summary="Run an action through the pipeline (or authorise it)",
+)
+async def execute(request: Request[Any, Any, Any], data: JSONBody[ActionBody]) -> Response[Any]:
+    ctx = context(request)
+    key = ctx.caller(request, "execute")
+    job = ctx.service.start_job(to_action(data, key.agent), key.name)
+    await ctx.service.first_news(job, FIRST_NEWS)
+    status, body = job_view(ctx, job)
+    return Response(body, status_code=status)
+
+
+@get(
+    "/api/v1/executions/{job_id:str}",
+    responses={**error_responses(400, 401, 403, 413, 429, 404), **PENDING},
+    summary="An execution's status; ?wait=S long-polls",
+)
+async def execution(
+    request: Request[Any, Any, Any],
+    job_id: FromPath[str],
+    wait: Annotated[float, QueryParameter(ge=0.0, le=MAX_WAIT)] = 0.0,
+) -> Response[Any]:
+    ctx = context(request)
+    key = ctx.caller(request, "execute")
+    job = ctx.service.jobs.get(job_id)
+    if job is None or (job.key_name != key.name and not key.allows("admin")):
+        raise ApiError(404, "no such execution", f"execution {job_id} is unknown to this server")
+    await ctx.service.until_done(job, min(wait, MAX_WAIT))
+    status, body = job_view(ctx, job)
+    return Response(body, status_code=status)
+
+
+@post(
+    "/api/v1/audit/{audit_id:int}/outcome",
+    responses=error_responses(400, 401, 403, 413, 429, 404, 409),
+    status_code=200,
+    summary="Report what you did",
+)
+async def report_outcome(
+    request: Request[Any, Any, Any],
+    audit_id: Annotated[int, PathParameter(ge=1, le=MAX_ID)],
+    data: JSONBody[Outcome],
+) -> dict[str, Any]:
+    ctx = context(request)
+    key = ctx.caller(request, "execute")
+    if data.status not in REPORTABLE:
+        raise ApiError(400, "invalid outcome", f"status must be one of {', '.join(REPORTABLE)}")
+    owner = await asyncio.to_thread(ctx.service.outcomes.owner, audit_id)
+    if owner is None:
+        raise ApiError(409, "no outcome expected", f"record {audit_id} awaits no report")
+    if owner != key.name and not key.allows("admin"):
+        raise ApiError(403, "not yours", f"record {audit_id} was authorised for another key")
+    record = await asyncio.to_thread(ctx.store.get, audit_id)
+    if record is None:
+        raise ApiError(404, "no such record", f"audit record {audit_id}")
+    result = Result(
+        Action(record.action_type, record.target),
+        data.status,
+        error=data.error,
+        reason=data.reason or f"reported by key:{key.name}",
+        duration_ms=data.duration_ms,
+        attempts=1 if data.status != "skipped" else 0,
+    )
+    if not await ctx.service.report(audit_id, result):
+        raise ApiError(409, "no outcome expected", f"record {audit_id} was already closed")
+    return {"audit_id": audit_id, "status": data.status}
+
+
+# -- approvals -------------------------------------------------------------------------------
+
+
+@get(
+    "/api/v1/approvals",
+    responses=error_responses(400, 401, 403, 413, 429),
+    summary="Approval requests (pending by default)",
+)
+async def list_approvals(
+    request: Request[Any, Any, Any],
+    state_filter: Annotated[str | None, QueryParameter(name="state")] = "pending",
+    limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100,
+) -> list[dict[str, Any]]:
+    ctx = context(request)
+    ctx.caller(request, "approve", "audit:read")
+    wanted = None if state_filter in (None, "", "all") else state_filter
+    found = await asyncio.to_thread(ctx.store.approvals.list, state=wanted, limit=limit)
+    return [request_dict(r) for r in found]
+
+
+def _get_request(ctx: Context, rid: str) -> Any:
+    try:
+        return ctx.store.approvals.get(rid)
+    except (AegisError, KeyError, LookupError) as exc:
+        raise ApiError(404, "no such approval request", str(exc).splitlines()[0]) from exc
+
+
+@get(
+    "/api/v1/approvals/{request_id:str}",
+    responses=error_responses(400, 401, 403, 413, 429, 404),
+    summary="One approval request with its answers",
+)
+async def show_approval(
+    request: Request[Any, Any, Any], request_id: FromPath[str]
+) -> dict[str, Any]:
+    ctx = context(request)
+    ctx.caller(request, "approve", "audit:read")
+    found = await asyncio.to_thread(_get_request, ctx, request_id)
+    return request_dict(found)
+
+
+async def answer(
+    ctx: Context, rid: str, channel: str, who: str, verdict: str, body: Verdict
+) -> dict[str, Any]:
+    """Report one answer through the core's single check; wake a waiter in this process."""
+    await asyncio.to_thread(_get_request, ctx, rid)
+    outcome = await asyncio.to_thread(
+        ctx.store.approvals.respond,
+        rid,
+        channel=channel,
+        responder=who,
+        verdict=verdict,
+        reason=body.reason,
+        edits=body.edits if verdict == "approve" else None,
+        digest=body.digest,
+    )
+    WAKERS.wake(outcome)
+    if not outcome.accepted:
+        raise ApiError(409, "answer refused", outcome.message)
+    return {"accepted": True, "state": outcome.state, "message": outcome.message}
+
+
+@post(
+    "/api/v1/approvals/{request_id:str}/approve",
+    responses=error_responses(400, 401, 403, 413, 429, 404, 409),
+    status_code=200,
+    summary="Approve (maybe edit)",
+)
+async def approve(
+    request: Request[Any, Any, Any],
+    request_id: FromPath[str],
+    data: JSONBody[Verdict | None] = None,
+) -> dict[str, Any]:
+    ctx = context(request)
+    key = ctx.caller(request, "approve")
+    return await answer(ctx, request_id, "key", key.name, "approve", data or Verdict())
+
+
+@post(
+    "/api/v1/approvals/{request_id:str}/deny",
+    responses=error_responses(400, 401, 403, 413, 429, 404, 409),
+    status_code=200,
+    summary="Deny",
+)
+async def deny(
+    request: Request[Any, Any, Any],
+    request_id: FromPath[str],
+    data: JSONBody[Verdict | None] = None,
+) -> dict[str, Any]:
+    ctx = context(request)
+    key = ctx.caller(request, "approve")
+    return await answer(ctx, request_id, "key", key.name, "deny", data or Verdict())
+
+
+# -- health ----------------------------------------------------------------------------------
+
+
+@get("/health", summary="The process answers")
+async def health() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@get(
+    "/ready",
+    responses={
+        503: ResponseSpec(
+            data_container=ErrorBody, description="database unreachable", generate_examples=False
+        )
+    },
+    summary="The database is reachable and the chain head readable",
+)
+async def ready(request: Request[Any, Any, Any]) -> Response[Any]:
+    ctx = context(request)
+    started = time.monotonic()
+    try:
+        await asyncio.to_thread(ctx.store.query, limit=1, order="desc")
+    except Exception as exc:
+        return Response({"error": "not ready", "detail": str(exc).splitlines()[0]}, status_code=503)
+    return Response({"status": "ready", "db_ms": round((time.monotonic() - started) * 1000, 1)})
+
+
+HANDLERS = [
+    evaluate,
+    execute,
+    execution,
+    report_outcome,
+    list_approvals,
+    show_approval,
+    approve,
+    deny,
+    health,
+    ready,
+]

@@ -1,0 +1,69 @@
+"""The server's configuration and per-app state, and who the caller of a request is."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+from litestar import Request
+
+from aegis.runtime.audit import AuditStore
+from aegis.runtime.engine import Runtime
+from aegis.server.auth import ANONYMOUS, ApiKey, KeyRing, RateLimiter, Sessions
+from aegis.server.errors import ApiError
+from aegis.server.service import Service
+
+SESSION_COOKIE = "aegis_session"
+
+
+@attrs.frozen
+class ServerConfig:
+    max_body_bytes: int = 1_000_000
+    max_batch: int = 1000
+    rate_per_key: float = 0.0  # requests/s per key; 0 = unlimited
+    secure_cookies: bool = False  # set when served over HTTPS
+    outcome_timeout: float = 300.0
+
+
+@attrs.define
+class Context:
+    runtime: Runtime
+    store: AuditStore
+    service: Service
+    keys: KeyRing
+    sessions: Sessions
+    limiter: RateLimiter
+    config: ServerConfig
+
+    def caller(self, request: Request[Any, Any, Any], *scopes: str) -> ApiKey:
+        """The key behind ``Authorization: Bearer``; it must have one of ``scopes``."""
+        header = request.headers.get("authorization", "")
+        scheme, _, presented = header.partition(" ")
+        if self.keys.open:
+            key = ANONYMOUS
+        elif scheme.lower() != "bearer" or not presented.strip():
+            raise ApiError(
+                401,
+                "unauthorized",
+                "send 'Authorization: Bearer KEY'",
+                {"WWW-Authenticate": "Bearer"},
+            )
+        else:
+            found = self.keys.lookup(presented.strip())
+            if found is None:
+                raise ApiError(
+                    401, "unauthorized", "unknown API key", {"WWW-Authenticate": "Bearer"}
+                )
+            key = found
+        if not any(key.allows(s) for s in scopes):
+            raise ApiError(403, "forbidden", f"key {key.name!r} lacks scope {' or '.join(scopes)}")
+        if not self.limiter.allow(key.name):
+            raise ApiError(
+                429, "rate limited", f"key {key.name!r}: slow down", {"Retry-After": "1"}
+            )
+        return key
+
+
+def context(request: Request[Any, Any, Any]) -> Context:
+    ctx: Context = request.app.state.aegis
+    return ctx

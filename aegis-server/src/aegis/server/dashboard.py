@@ -1,0 +1,221 @@
+"""The dashboard: server-rendered pages (no scripts, no CDN) where people answer approvals.
+
+Sign-in is with an API key that has the ``approve`` scope; the key is checked once and never
+stored in the cookie. The session cookie is signed, HttpOnly, SameSite=Strict (Secure behind
+HTTPS); every form carries a CSRF token derived from the session. Answers go through the same
+core check as every channel, as identity ``web:<key name>``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import json
+from typing import Any
+
+from litestar import Request, Response, get, post
+from litestar.datastructures import Cookie
+from litestar.params import FromPath, FromQuery, URLEncodedBody
+from litestar.response import Redirect
+
+from aegis.server.api import Verdict, answer
+from aegis.server.auth import SESSION_SECONDS, ApiKey
+from aegis.server.context import SESSION_COOKIE, Context, context
+from aegis.server.errors import ApiError
+
+_STYLE = """
+body{font-family:system-ui,sans-serif;margin:2rem;max-width:70rem;color:#222}
+nav a{margin-right:1rem} table{border-collapse:collapse;width:100%}
+td,th{border-bottom:1px solid #ddd;padding:.4rem;text-align:left;vertical-align:top}
+.req{border:1px solid #ccc;border-radius:6px;padding:1rem;margin:1rem 0}
+.msg{background:#eef;padding:.5rem} .err{background:#fee;padding:.5rem}
+pre{background:#f6f6f6;padding:.5rem;white-space:pre-wrap}
+"""
+
+
+def _page(title: str, body: str, *, signed_in: str | None = None) -> Response[str]:
+    nav = (
+        '<nav><a href="/dashboard">Pending approvals</a><a href="/dashboard/audit">Audit</a>'
+        f"<span>signed in as web:{html.escape(signed_in)}</span></nav>"
+        if signed_in
+        else ""
+    )
+    doc = (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)} - Aegis"
+        f"</title><style>{_STYLE}</style></head><body>{nav}<h1>{html.escape(title)}</h1>"
+        f"{body}</body></html>"
+    )
+    return Response(
+        doc,
+        media_type="text/html",
+        headers={
+            "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "
+            "form-action 'self'; frame-ancestors 'none'",
+            "X-Frame-Options": "DENY",
+            "Referrer-Policy": "no-referrer",
+        },
+    )
+
+
+def _session(ctx: Context, request: Request[Any, Any, Any]) -> tuple[ApiKey, str] | None:
+    cookie = request.cookies.get(SESSION_COOKIE)
+    name = ctx.sessions.verify(cookie)
+    key = ctx.keys.named(name) if name else None
+    if key is None or cookie is None or not key.allows("approve"):
+        return None
+    return key, cookie
+
+
+def _login_form(error: str = "") -> Response[str]:
+    err = f"<p class='err'>{html.escape(error)}</p>" if error else ""
+    return _page(
+        "Sign in",
+        f"{err}<form method='post' action='/dashboard/login'>"
+        "<label>API key (with the approve scope) <input type='password' name='key' "
+        "autocomplete='off' required></label> <button type='submit'>Sign in</button></form>",
+    )
+
+
+@get("/dashboard/login", include_in_schema=False)
+async def login_page() -> Response[str]:
+    return _login_form()
+
+
+@post("/dashboard/login", include_in_schema=False, status_code=303)
+async def login(
+    request: Request[Any, Any, Any], data: URLEncodedBody[dict[str, str]]
+) -> Response[Any]:
+    ctx = context(request)
+    if ctx.keys.open:
+        return _login_form("this server has no API keys: the dashboard needs one (--api-key)")
+    key = ctx.keys.lookup(data.get("key", "").strip())
+    if key is None or not key.allows("approve"):
+        return _login_form("unknown key, or it lacks the approve scope")
+    cookie = Cookie(
+        key=SESSION_COOKIE,
+        value=ctx.sessions.issue(key.name),
+        max_age=SESSION_SECONDS,
+        httponly=True,
+        samesite="strict",
+        secure=ctx.config.secure_cookies,
+        path="/dashboard",
+    )
+    return Redirect("/dashboard", cookies=[cookie], status_code=303)
+
+
+def _csrf_field(ctx: Context, cookie: str) -> str:
+    return f"<input type='hidden' name='csrf' value='{ctx.sessions.csrf(cookie)}'>"
+
+
+def _request_card(ctx: Context, req: Any, cookie: str) -> str:
+    from aegis.cli.approvals_cmds import _as_dict
+
+    d = _as_dict(req)
+    rid = html.escape(req.id)
+    params = html.escape(json.dumps(d["params"], indent=2, ensure_ascii=False))
+    csrf = _csrf_field(ctx, cookie)
+    return (
+        f"<div class='req' data-request='{rid}'>"
+        f"<h2>{html.escape(req.action_type)} &rarr; {html.escape(req.target)}</h2>"
+        f"<table><tr><th>request</th><td>{rid}</td></tr>"
+        f"<tr><th>agent / session</th><td>{html.escape(str(req.agent_id))} / "
+        f"{html.escape(str(req.session_id))}</td></tr>"
+        f"<tr><th>rule</th><td>{html.escape(str(req.matched_rule))} "
+        f"(risk {html.escape(req.risk_level)})</td></tr>"
+        f"<tr><th>who may answer</th><td>{html.escape(d['who_may_answer'])}</td></tr>"
+        f"<tr><th>expires</th><td>{html.escape(d['expires_at'])} "
+        f"(in {d['expires_in_s']} s)</td></tr>"
+        f"<tr><th>description</th><td>{html.escape(req.description)}</td></tr></table>"
+        f"<pre>{params}</pre>"
+        f"<form method='post' action='/dashboard/approvals/{rid}/answer'>{csrf}"
+        "<label>Reason <input name='reason'></label><br>"
+        "<label>Edits (JSON object of params to change, optional)<br>"
+        "<textarea name='edits' rows='2' cols='60'></textarea></label><br>"
+        "<button type='submit' name='verdict' value='approve'>Approve</button> "
+        "<button type='submit' name='verdict' value='deny'>Deny</button></form></div>"
+    )
+
+
+@get("/dashboard", include_in_schema=False)
+async def pending(
+    request: Request[Any, Any, Any], msg: FromQuery[str | None] = None
+) -> Response[Any]:
+    ctx = context(request)
+    session = _session(ctx, request)
+    if session is None:
+        return Redirect("/dashboard/login", status_code=303)
+    key, cookie = session
+    found = await asyncio.to_thread(ctx.store.approvals.list, state="pending", limit=200)
+    note = f"<p class='msg'>{html.escape(msg)}</p>" if msg else ""
+    cards = "".join(_request_card(ctx, r, cookie) for r in found) or "<p>Nothing is waiting.</p>"
+    return _page("Pending approvals", note + cards, signed_in=key.name)
+
+
+@post("/dashboard/approvals/{request_id:str}/answer", include_in_schema=False, status_code=303)
+async def answer_form(
+    request: Request[Any, Any, Any], request_id: FromPath[str], data: URLEncodedBody[dict[str, str]]
+) -> Response[Any]:
+    ctx = context(request)
+    session = _session(ctx, request)
+    if session is None:
+        return Redirect("/dashboard/login", status_code=303)
+    key, cookie = session
+    if not ctx.sessions.csrf_ok(cookie, data.get("csrf")):
+        raise ApiError(403, "forbidden", "missing or wrong CSRF token")
+    verdict = data.get("verdict")
+    if verdict not in ("approve", "deny"):
+        raise ApiError(400, "invalid request", "verdict must be approve or deny")
+    edits: dict[str, Any] | None = None
+    if (data.get("edits") or "").strip():
+        try:
+            edits = json.loads(data["edits"])
+        except ValueError as exc:
+            return Redirect(f"/dashboard?msg=edits are not JSON: {exc}", status_code=303)
+        if not isinstance(edits, dict):
+            return Redirect("/dashboard?msg=edits must be a JSON object", status_code=303)
+    body = Verdict(reason=data.get("reason") or None, edits=edits)
+    try:
+        out = await answer(ctx, request_id, "web", key.name, verdict, body)
+        msg = f"{verdict}: {out['message'] or out['state']}"
+    except ApiError as exc:
+        msg = f"{exc.error}: {exc.detail}"
+    from urllib.parse import quote
+
+    return Redirect(f"/dashboard?msg={quote(msg)}", status_code=303)
+
+
+@get("/dashboard/audit", include_in_schema=False)
+async def audit_page(
+    request: Request[Any, Any, Any], action_type: FromQuery[str | None] = None
+) -> Response[Any]:
+    ctx = context(request)
+    session = _session(ctx, request)
+    if session is None:
+        return Redirect("/dashboard/login", status_code=303)
+    key, _ = session
+    records = await asyncio.to_thread(
+        ctx.store.query, action_type=action_type or None, limit=200, order="desc"
+    )
+    report = await asyncio.to_thread(ctx.store.verify)
+    chain = "verified" if report.ok else "BROKEN"
+    rows = "".join(
+        f"<tr><td>{r.id}</td><td>{html.escape(r.created_at.isoformat(timespec='seconds'))}</td>"
+        f"<td>{html.escape(r.action_type)}</td><td>{html.escape(r.target)}</td>"
+        f"<td>{html.escape(str(r.matched_rule))}</td><td>{html.escape(r.decision)}</td>"
+        f"<td>{html.escape(r.result)}</td><td>{html.escape(str(r.approver or ''))}</td></tr>"
+        for r in records
+    )
+    value = html.escape(action_type or "")
+    form = (
+        "<form method='get' action='/dashboard/audit'><label>action type (glob) "
+        f"<input name='action_type' value='{value}'></label> <button>Filter</button></form>"
+    )
+    table = (
+        f"<p>Chain: <strong id='chain'>{chain}</strong></p>{form}<table><tr><th>id</th>"
+        "<th>at</th><th>type</th><th>target</th><th>rule</th><th>decision</th><th>result</th>"
+        f"<th>approver</th></tr>{rows}</table>"
+    )
+    return _page("Audit log", table, signed_in=key.name)
+
+
+HANDLERS = [login_page, login, pending, answer_form, audit_page]

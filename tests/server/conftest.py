@@ -1,0 +1,64 @@
+"""Fixtures for the server: a policy, a recording executor, and an app on a real SQLite file."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from litestar import Litestar
+from litestar.testing import TestClient
+from server_helpers import ADMIN, BOT, DEV, OPS, POLICY, RecordingExecutor
+
+from aegis import Policy, Runtime
+from aegis.runtime.audit import AuditStore
+from aegis.server.app import create_app
+from aegis.server.auth import parse_keys
+from aegis.server.context import ServerConfig
+from aegis.server.service import ServerQueueChannel
+
+
+@pytest.fixture
+def policy_file(tmp_path: Path) -> Path:
+    path = tmp_path / "policy.yaml"
+    path.write_text(POLICY)
+    return path
+
+
+@pytest.fixture
+def db_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'audit.db'}"
+
+
+AppFactory = Callable[..., tuple[Litestar, RecordingExecutor]]
+
+
+@pytest.fixture
+def make_app(policy_file: Path, db_url: str) -> AppFactory:
+    def make(
+        *,
+        executor: bool = True,
+        keys: tuple[str, ...] = (OPS, DEV, BOT, ADMIN),
+        config: ServerConfig | None = None,
+        approval: list[Any] | None = None,
+    ) -> tuple[Litestar, RecordingExecutor]:
+        recorder = RecordingExecutor()
+        runtime = Runtime(
+            executor=recorder,
+            policy=Policy.from_yaml(policy_file),
+            approval_handler=approval or [ServerQueueChannel()],
+            audit=AuditStore(db_url),
+            approval_timeout=60,
+        )
+        app = create_app(runtime, keys=parse_keys(keys), config=config, authorize_only=not executor)
+        return app, recorder
+
+    return make
+
+
+@pytest.fixture
+def client(make_app: AppFactory) -> Iterator[tuple[TestClient[Litestar], RecordingExecutor]]:
+    app, recorder = make_app()
+    with TestClient(app, base_url="http://127.0.0.1") as c:
+        yield c, recorder

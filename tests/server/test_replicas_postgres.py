@@ -1,0 +1,92 @@
+"""Two ``aegis serve`` processes on one real PostgreSQL: an action pending on replica A is
+approved through replica B and runs on A, once; both write one verified chain; a replica
+killed while its request is pending never runs it, however it is answered later."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from server_exec import ran
+from server_helpers import DEV, OPS, POLICY, ServerProcess, bearer, free_port
+
+pytestmark = pytest.mark.postgres
+
+Start = Callable[[str], ServerProcess]
+
+
+@pytest.fixture
+def replicas(tmp_path: Path, pg_url: str) -> Iterator[tuple[Start, str]]:
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(POLICY)
+    record = str(tmp_path / "ran.jsonl")
+    started: list[ServerProcess] = []
+
+    def start(name: str) -> ServerProcess:
+        args = [str(policy), "--database", pg_url, "--executor", "server_exec:FileRecorder"]
+        args += ["--executor-option", f"path={record}", "--api-key", OPS, "--api-key", DEV]
+        proc = ServerProcess(args, free_port(), str(tmp_path / f"{name}.log"))
+        started.append(proc)
+        proc.wait_ready()
+        return proc
+
+    try:
+        yield start, record
+    finally:
+        for proc in started:
+            proc.stop()
+
+
+BULK = {"action_type": "bulk_update", "target": "crm", "params": {"count": 500}}
+
+
+def test_pending_on_a_approved_on_b_runs_once_on_a(replicas) -> None:
+    start, record = replicas
+    a, b = start("a"), start("b")
+    with httpx.Client(base_url=a.url, headers=bearer("dev"), timeout=70) as ca:
+        pending = ca.post("/api/v1/execute", json=BULK)
+        assert pending.status_code == 202
+        rid = pending.json()["request_id"]
+        with httpx.Client(base_url=b.url, headers=bearer("ops"), timeout=30) as cb:
+            listed = cb.get("/api/v1/approvals").json()
+            assert [r["id"] for r in listed] == [rid]
+            assert cb.post(f"/api/v1/approvals/{rid}/approve", json={}).status_code == 200
+            done = ca.get(pending.json()["status_url"], params={"wait": 30})
+            assert done.status_code == 200
+            assert (done.json()["status"], done.json()["approver"]) == ("success", "key:ops")
+            # both replicas write: an auto action through each
+            for c in (ca, cb):
+                r = c.post("/api/v1/execute", json={"action_type": "read", "target": "crm"})
+                assert r.json()["status"] == "success"
+            assert cb.get("/api/v1/audit/verify").json()["ok"] is True
+            records = cb.get("/api/v1/audit").json()["records"]
+    assert [r["result"] for r in records] == ["success", "success", "success"]
+    runs = ran(record)
+    assert [r["type"] for r in runs] == ["bulk_update", "read", "read"]
+    assert runs[0]["pid"] == a.proc.pid  # the waiting replica ran it
+    assert {runs[1]["pid"], runs[2]["pid"]} == {a.proc.pid, b.proc.pid}
+
+
+def test_a_replica_killed_while_pending_never_runs_it(replicas) -> None:
+    start, record = replicas
+    a, b = start("a"), start("b")
+    with httpx.Client(base_url=a.url, headers=bearer("dev"), timeout=30) as ca:
+        rid = ca.post("/api/v1/execute", json=BULK).json()["request_id"]
+    a.stop(kill=True)  # SIGKILL: the waiter is gone without a word
+    a2 = start("a-restarted")  # opening the store reaps requests whose waiter died
+    with httpx.Client(base_url=b.url, headers=bearer("ops"), timeout=30) as cb:
+        deadline = time.monotonic() + 30
+        state = "pending"
+        while state == "pending" and time.monotonic() < deadline:
+            state = cb.get(f"/api/v1/approvals/{rid}").json()["state"]
+            time.sleep(0.3)
+        assert state == "abandoned"
+        late = cb.post(f"/api/v1/approvals/{rid}/approve", json={})
+        assert late.status_code == 409
+    time.sleep(1.0)
+    assert ran(record) == []
+    with httpx.Client(base_url=a2.url, headers=bearer("dev"), timeout=30) as c2:
+        assert c2.get("/api/v1/audit/verify").json()["ok"] is True
