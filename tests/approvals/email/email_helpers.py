@@ -223,9 +223,15 @@ async def until(check: Callable[[], Any], seconds: float = 10.0) -> None:
         await asyncio.sleep(0.02)
 
 
+def text_of(mail: EmailMessage) -> str:
+    part = mail.get_body(preferencelist=("plain",))
+    assert part is not None, "no text part"
+    return str(part.get_content()).replace("\r\n", "\n")
+
+
 def links(mail: EmailMessage) -> dict[str, str]:
     """{"approve": link, "deny": link} from a request mail's text."""
-    text = str(mail.get_body(preferencelist=("plain",)).get_content()).replace("\r\n", "\n")  # type: ignore[union-attr]
+    text = text_of(mail)
     found = re.findall(
         r"^(Approve|Deny): " + re.escape(BASE) + r"/approvals/email/(\S+)$", text, re.M
     )

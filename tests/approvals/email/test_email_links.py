@@ -9,8 +9,9 @@ import time
 
 import pytest
 from aegis.approvals.email import ROUTE, make_link, read_link
-from email_helpers import PAY, SECRET, Inbox, channel, links, policy, start, until, visit
+from email_helpers import SECRET, Inbox, channel, links, policy, start, text_of, until, visit
 
+from aegis import Action
 from aegis.core.result import ResultStatus
 from aegis.runtime.audit import AuditStore
 
@@ -21,7 +22,7 @@ async def test_approve_by_link_runs_and_a_get_never_answers(store: AuditStore, s
     task, executor = start(store, channel(smtp, [ALICE]), policy(f'["email:{ALICE}"]'))
     await until(lambda: smtp.mails)
     (mail,) = smtp.mails
-    text = str(mail.get_body().get_content())  # type: ignore[union-attr]
+    text = text_of(mail)
     assert mail["To"] == ALICE and mail["From"] == "aegis@example.com"
     assert "pay -> bank" in mail["Subject"]
     for shown in ("[REDACTED]", "risk high", "rule big_payment", "billing-bot", "sess-42"):
@@ -46,7 +47,7 @@ async def test_approve_by_link_runs_and_a_get_never_answers(store: AuditStore, s
     assert (
         follow["Subject"].startswith("[approved]") and follow["In-Reply-To"] == mail["Message-ID"]
     )
-    assert f"approved by email:{ALICE}" in str(follow.get_body().get_content())  # type: ignore[union-attr]
+    assert f"approved by email:{ALICE}" in text_of(follow)
     page = await visit(store, link)
     assert page.status == 409 and b"Already approved" in page.body
 
@@ -60,7 +61,7 @@ async def test_deny_with_a_reason_is_not_run_and_says_why(store: AuditStore, smt
     assert executor.ran == [] and result.status is ResultStatus.DENIED
     assert result.reason == "denied: wrong account"
     await until(lambda: len(smtp.mails) == 2)
-    body = str(smtp.mails[1].get_body().get_content())  # type: ignore[union-attr]
+    body = text_of(smtp.mails[1])
     assert body.startswith(f"denied by email:{ALICE}: wrong account")
 
 
@@ -107,7 +108,7 @@ async def test_no_answer_expires_and_the_follow_up_says_so(store: AuditStore, sm
     assert result.approval is not None and result.approval.timed_out
     await until(lambda: len(smtp.mails) == 2)
     assert smtp.mails[1]["Subject"].startswith("[expired]")
-    assert str(smtp.mails[1].get_body().get_content()).startswith("expired")  # type: ignore[union-attr]
+    assert text_of(smtp.mails[1]).startswith("expired")
 
 
 def _resign(link: str, change: int, value: object) -> str:
@@ -185,9 +186,6 @@ async def test_quorum_of_two_across_two_recipients(store: AuditStore, smtp: Inbo
 async def test_recipients_come_from_the_rule_too_and_headers_cannot_be_injected(
     store: AuditStore, smtp: Inbox
 ) -> None:
-    sneaky = PAY.with_params(PAY.params)
-    from aegis import Action
-
     sneaky = Action("pay", "bank\r\nBcc: eve@example.com", params={"amount": 5000})
     task, _ = start(store, channel(smtp, []), policy(f'["email:{BOB}", "slack:U1"]'), sneaky)
     await until(lambda: smtp.mails)
