@@ -73,8 +73,15 @@ async def test_edited_params_are_re_evaluated_and_redacted_values_stay_real(
     link = links(smtp.mails[0])["approve"]
     page = await visit(store, link)
     assert b'name="params"' in page.body and b"[REDACTED]" in page.body
-    bad = await visit(store, link, "POST", {"params": "{not json"})
-    assert bad.status == 400
+    for bad_form in (
+        {"params": "{not json"},
+        {"params": "[" * 20000},
+        {"params": '{"amount": 1}'},  # api_key removed: edits only set values
+        {f"f{i}": "x" for i in range(20)},
+    ):
+        bad = await visit(store, link, "POST", bad_form)
+        assert bad.status == 400, bad_form
+    assert store.approvals.list(limit=None)[0].answers == ()
     edited = json.dumps({"amount": 900, "api_key": "[REDACTED]"})  # the key left as shown
     answered = await visit(store, link, "POST", {"params": edited})
     assert answered.status == 200, answered.body
@@ -227,3 +234,15 @@ def test_bad_settings_are_one_line_errors(
     }
     with pytest.raises(ValueError, match=message):
         EmailChannel(**{**base, **kwargs})  # type: ignore[arg-type]
+
+
+async def test_escalation_mails_the_escalate_to_addresses_who_may_then_answer(
+    store: AuditStore, smtp: Inbox
+) -> None:
+    terms = f'{{allow: ["email:{ALICE}"], escalate_after: 300ms, escalate_to: ["email:{BOB}"]}}'
+    task, executor = start(store, channel(smtp, []), policy(terms))
+    await until(lambda: smtp.to(BOB))
+    assert len(smtp.to(ALICE)) == 1  # alice is not mailed twice
+    assert (await visit(store, links(smtp.to(BOB)[0])["approve"], "POST")).status == 200
+    result = await task
+    assert result.ok and len(executor.ran) == 1

@@ -31,7 +31,7 @@ from typing import Any, ClassVar
 import aiosmtplib
 import attrs
 
-from aegis.errors import ApprovalError
+from aegis.errors import ApprovalError, AuditError
 from aegis.hookspecs import Register, hookimpl
 from aegis.http import HttpRequest, HttpResponse
 from aegis.runtime.approval_channels import ApprovalChannel, Responder, summary_text
@@ -156,14 +156,6 @@ def _clean(text: str, limit: int = 150) -> str:
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
-def _exact_emails(patterns: Sequence[str]) -> list[str]:
-    return [
-        p.partition(":")[2]
-        for p in patterns
-        if p.startswith("email:") and "@" in p and not any(c in p for c in "*?[")
-    ]
-
-
 # --- the channel -------------------------------------------------------------------------------
 
 
@@ -215,7 +207,11 @@ class EmailChannel(ApprovalChannel):
     def recipients(self, request: ApprovalRequest, *, escalated: bool = False) -> list[str]:
         """The configured addresses plus the exact ``email:`` approvers the rule names."""
         terms = request.requirements
-        named = _exact_emails((terms.allow or ()) + (terms.escalate_to if escalated else ()))
+        named = [
+            p[len("email:") :]
+            for p in (terms.allow or ()) + (terms.escalate_to if escalated else ())
+            if p.startswith("email:") and "@" in p and not any(c in p for c in "*?[")
+        ]
         return list(dict.fromkeys([*self.to, *named]))
 
     async def notify(self, request: ApprovalRequest, responder: Responder) -> None:
@@ -227,7 +223,8 @@ class EmailChannel(ApprovalChannel):
     async def escalated(self, request: ApprovalRequest, responder: Responder) -> None:
         sent = self._sent.get(request.id, {})
         new = [r for r in self.recipients(request, escalated=True) if r not in sent]
-        await self._ask(request, responder, new)
+        if new:
+            await self._ask(request, responder, new)
 
     async def settled(self, request: ApprovalRequest) -> None:
         sent = self._sent.pop(request.id, None) or {r: "" for r in self.recipients(request)}
@@ -385,6 +382,8 @@ async def link_page(request: HttpRequest) -> HttpResponse:
         found = await book.run(book.get, link.token)
     except ApprovalError as exc:
         return _page("Link refused", _p(str(exc)), status=404)
+    except AuditError as exc:
+        return _page("Not available", _p(str(exc)), status=503)
     summary = f"<pre>{html.escape(summary_text(found))}</pre>"
     who = _p(f"You answer as {link.recipient}.")
     if request.method == "GET":
@@ -393,14 +392,14 @@ async def link_page(request: HttpRequest) -> HttpResponse:
         return _page(f"{link.verdict.capitalize()} this action?", summary, who, _form(link, found))
     if len(request.body) > MAX_FORM:
         return _page("Too large", status=413)
-    form = urllib.parse.parse_qs(request.body.decode("utf-8", "replace"), max_num_fields=8)
-    reason = (form.get("reason", [""])[0].strip()[:2000]) or None
-    edits = None
-    if link.verdict == "approve" and "params" in form:
-        try:
+    try:
+        form = urllib.parse.parse_qs(request.body.decode("utf-8", "replace"), max_num_fields=8)
+        edits = None
+        if link.verdict == "approve" and "params" in form:
             edits = dict(_edits(found.params, json.loads(form["params"][0]))) or None
-        except ValueError as exc:
-            return _page("Not answered", _p(f"params: {exc}"), summary, status=400)
+    except (ValueError, RecursionError) as exc:
+        return _page("Not answered", _p(str(exc)), summary, status=400)
+    reason = (form.get("reason", [""])[0].strip()[:2000]) or None
     outcome = await request.context.responder("email").respond(
         link.token, link.recipient, link.verdict, reason, edits, f"email link {link.mac[:16]}"
     )

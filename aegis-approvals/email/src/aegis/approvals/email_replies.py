@@ -49,7 +49,7 @@ def first_command(mail: Message) -> tuple[str, str | None] | None:
         return None
     try:
         text = str(part.get_content())
-    except (LookupError, ValueError):
+    except (LookupError, ValueError, AttributeError, TypeError):
         return None
     line = next((line.strip() for line in text.splitlines() if line.strip()), "")
     if line.lower() == "approve":
@@ -89,7 +89,10 @@ class ReplyWatcher:
                 log.warning("IMAP %s:%s: %s: %s", self.host, self.port, type(exc).__name__, exc)
                 found = []
             for raw in found:
-                await self.report(raw, request, responder, sent)
+                try:
+                    await self.report(raw, request, responder, sent)
+                except Exception:  # one odd mail must not stop the watch
+                    log.exception("reply to %s could not be read", request.id)
             await asyncio.sleep(self.poll_interval)
 
     def _fetch(self, rid: str) -> list[bytes]:
