@@ -8,10 +8,9 @@ import json
 import time
 
 import pytest
-from aegis.approvals.email import ROUTE, make_link, read_link
+from aegis.approvals.email import ROUTE, _clean, make_link, read_link
 from email_helpers import SECRET, Inbox, channel, links, policy, start, text_of, until, visit
 
-from aegis import Action
 from aegis.core.result import ResultStatus
 from aegis.runtime.audit import AuditStore
 
@@ -190,17 +189,22 @@ async def test_quorum_of_two_across_two_recipients(store: AuditStore, smtp: Inbo
     }
 
 
-async def test_recipients_come_from_the_rule_too_and_headers_cannot_be_injected(
-    store: AuditStore, smtp: Inbox
-) -> None:
-    sneaky = Action("pay", "bank\r\nBcc: eve@example.com", params={"amount": 5000})
-    task, _ = start(store, channel(smtp, []), policy(f'["email:{BOB}", "slack:U1"]'), sneaky)
+async def test_recipients_come_from_the_rule_too(store: AuditStore, smtp: Inbox) -> None:
+    rule = f'["email:{BOB}", "email:*@example.com", "slack:U1"]'
+    task, _ = start(store, channel(smtp, []), policy(rule))
     await until(lambda: smtp.mails)
     (mail,) = smtp.mails
-    assert mail["To"] == BOB and smtp.rcpts == [[BOB]] and mail["Bcc"] is None
-    assert "\n" not in mail["Subject"] and "Bcc: eve" in mail["Subject"]
+    assert mail["To"] == BOB and smtp.rcpts == [[BOB]]
     await visit(store, links(mail)["deny"], "POST")
     await task
+
+
+def test_subjects_are_one_line_whatever_a_name_holds() -> None:
+    # The core already refuses control characters in action names; this is the second wall.
+    assert _clean("pay -> bank\r\nBcc: eve@example.com\u2028x") == (
+        "pay -> bank Bcc: eve@example.com x"
+    )
+    assert len(_clean("x" * 500)) == 150
 
 
 def test_the_channel_and_its_route_are_registered() -> None:
