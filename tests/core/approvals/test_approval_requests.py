@@ -204,6 +204,33 @@ async def test_answers_for_another_digest_replays_and_strangers_are_refused_and_
     ]
 
 
+async def test_an_answer_the_channel_could_not_verify_is_stored_and_never_counts(
+    store: AuditStore,
+) -> None:
+    """``refused=``: an e-mail reply whose sender failed DKIM, on a rule that lets anyone answer."""
+    executor = Recorder()
+    outcomes: list[Any] = []
+
+    async def script(request: ApprovalRequest, responder: Responder) -> None:
+        outcomes.append(
+            await responder.respond(request.id, "eve", "approve", refused="DKIM failed")
+        )
+        outcomes.append(await responder.respond(request.id, "alice", "deny", "no"))
+
+    async with runtime(store, executor, PAYING, ScriptedChannel(script)) as rt:
+        result = await rt.run_one(PAY)
+    assert executor.ran == [] and result.reason == "denied: no"
+    assert not outcomes[0].accepted and outcomes[0].message == "refused: DKIM failed"
+    assert outcomes[0].state == "pending"
+    (req,) = store.approvals.list(limit=None)
+    first = req.answers[0]
+    assert (first.responder, first.accepted, first.note) == (
+        "test:eve",
+        False,
+        "refused: DKIM failed",
+    )
+
+
 async def test_token_answers_are_bound_to_request_and_digest(store: AuditStore) -> None:
     executor = Recorder()
 

@@ -100,12 +100,14 @@ class Responder:
         proof: str | None = None,
         *,
         digest: str | None = None,
+        refused: str | None = None,
     ) -> AnswerOutcome:
         """Report one answer: ``request`` is the request id or its callback token.
 
         ``verdict`` is ``"approve"`` or ``"deny"``; ``edits`` (approve only) sets params;
         ``proof`` is whatever the channel verified (a signed payload, a message id) and is
-        stored with the answer. The outcome says whether it counted and why not.
+        stored with the answer. The outcome says whether it counted and why not. ``refused``
+        (why) records an attempt the channel could not verify, so it is audited but never counts.
         """
         outcome = await self._book.run(
             self._book.respond,
@@ -117,6 +119,7 @@ class Responder:
             edits=edits,
             proof=proof,
             digest=digest,
+            refused=refused,
         )
         if self._wake is not None and outcome.request_id:
             self._wake(outcome)

@@ -55,7 +55,7 @@ from aegis.core.action import Action
 from aegis.core.approvers import ApprovalRequirements
 from aegis.core.decision import PolicyDecision
 from aegis.errors import ApprovalError, AuditError
-from aegis.runtime.approval_rules import judge
+from aegis.runtime.approval_rules import Verdict, judge
 from aegis.runtime.audit_interrupted import current_owner, owner_gone
 
 if TYPE_CHECKING:
@@ -392,13 +392,16 @@ class ApprovalBook:
         proof: str | None = None,
         digest: str | None = None,
         allow_prefix: bool = False,
+        refused: str | None = None,
     ) -> AnswerOutcome:
         """Record an answer and settle the request if it decides it. Never raises for a bad one.
 
         ``ref`` is a request id, a callback token, or (``allow_prefix``, for people typing ids)
         a unique id prefix. ``responder`` is the identity *within* ``channel``; the identity
         checked against the rule's allow list is ``channel:responder``. ``digest``, when
-        given, must be the digest of the action the responder saw.
+        given, must be the digest of the action the responder saw. ``refused`` records an
+        attempt the channel could not verify (an e-mail whose sender failed DKIM): stored, never
+        accepted, the request left as it was.
         """
         identity = f"{channel}:{responder}"
         edits_json = None if edits is None else json.dumps(dict(edits), ensure_ascii=False)
@@ -417,7 +420,10 @@ class ApprovalBook:
                     return AnswerOutcome(False, "", note, rid)
                 assert rid is not None
                 request = _request(row, _answers(conn, rid))
-                ruling = judge(request, identity, verdict, reason, edits, digest, time.time())
+                if refused is not None:
+                    ruling = Verdict(False, None, f"refused: {refused}")
+                else:
+                    ruling = judge(request, identity, verdict, reason, edits, digest, time.time())
                 if ruling.new_state is None:
                     _store_answer(conn, rid, attempt, ruling.accepted, ruling.message)
                     return AnswerOutcome(ruling.accepted, request.state, ruling.message, rid)

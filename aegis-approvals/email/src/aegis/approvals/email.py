@@ -1,0 +1,417 @@
+"""Approval channel: mail each approver signed approve / deny links (and read their replies).
+
+The channel only carries messages. A link names the request's callback token, the recipient it
+was mailed to, the verdict and the request's expiry, signed with HMAC-SHA256 under
+``AEGIS_EMAIL_LINK_SECRET``; opening it shows a confirmation page (mail scanners prefetch
+links, so a GET never answers) and the page's form POSTs the answer. Everything after that —
+the binding to the action's digest, single use, the allow list (``email:<address>``), quorum
+and expiry — is checked by the core in ``responder.respond``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import html
+import json
+import logging
+import math
+import os
+import re
+import secrets
+import time
+import urllib.parse
+from collections.abc import Iterator, Mapping, Sequence
+from email.message import EmailMessage
+from email.utils import formatdate
+from typing import Any, ClassVar
+
+import aiosmtplib
+import attrs
+
+from aegis.errors import ApprovalError, AuditError
+from aegis.hookspecs import Register, hookimpl
+from aegis.http import HttpRequest, HttpResponse
+from aegis.runtime.approval_channels import ApprovalChannel, Responder, summary_text
+from aegis.runtime.approval_store import ApprovalRequest
+
+log = logging.getLogger("aegis.approvals.email")
+
+ROUTE = "/approvals/email/{link}"
+PREFIX = "/approvals/email/"
+MAX_FORM = 64 * 1024
+_TLS_MODES = {"auto": None, "starttls": True, "none": False, "tls": False}
+_SCHEMES = {"smtp": "auto", "smtp+starttls": "starttls", "smtps": "tls"}
+
+
+# --- links -------------------------------------------------------------------------------------
+
+
+@attrs.frozen
+class Link:
+    token: str
+    recipient: str
+    verdict: str
+    expires: int
+    mac: str
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _mac(secret: bytes, body: str) -> str:
+    return _b64(hmac.new(secret, b"aegis-email-link|" + body.encode(), hashlib.sha256).digest())
+
+
+def make_link(secret: bytes, token: str, recipient: str, verdict: str, expires_at: float) -> str:
+    """``<payload>.<mac>``, both base64url: the request token, who it was sent to, the verdict
+    and the request's expiry, so none of them can be changed without the secret."""
+    payload = json.dumps([1, token, recipient, verdict, math.ceil(expires_at)])
+    body = _b64(payload.encode())
+    return f"{body}.{_mac(secret, body)}"
+
+
+def read_link(secret: bytes, link: str, now: float | None = None) -> tuple[Link | None, str]:
+    """(the link, "") when it is ours, unaltered and unexpired; else (None, why not)."""
+    body, _, mac = link.partition(".")
+    if not body or not mac or not hmac.compare_digest(mac, _mac(secret, body)):
+        return None, "this link is not valid (altered, or not issued by this server)"
+    try:
+        version, token, recipient, verdict, expires = json.loads(
+            base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
+        )
+    except (ValueError, TypeError):
+        return None, "this link is not valid (unreadable)"
+    if version != 1 or verdict not in ("approve", "deny"):
+        return None, "this link is not valid (unknown kind)"
+    if (time.time() if now is None else now) > expires:
+        return None, "this link has expired, and so has the request it was for"
+    return Link(str(token), str(recipient), verdict, int(expires), mac), ""
+
+
+def load_secret(value: str | bytes | None = None) -> bytes:
+    raw = value if value is not None else os.environ.get("AEGIS_EMAIL_LINK_SECRET", "")
+    secret = raw.encode() if isinstance(raw, str) else raw
+    if len(secret) < 16:
+        raise ValueError("email channel: AEGIS_EMAIL_LINK_SECRET must be at least 16 bytes")
+    return secret
+
+
+# --- settings ----------------------------------------------------------------------------------
+
+
+def smtp_options(
+    url: str | None = None,
+    host: str | None = None,
+    port: int | None = None,
+    username: str | None = None,
+    password: str | None = None,
+    tls: str | None = None,
+) -> dict[str, Any]:
+    """aiosmtplib keyword options from a URL (``smtp://``, ``smtp+starttls://``, ``smtps://``,
+    with ``user:password@``) or from the separate settings, each defaulting to its env var."""
+    env = os.environ.get
+    url = url or env("AEGIS_EMAIL_SMTP_URL")
+    if url:
+        parts = urllib.parse.urlsplit(url)
+        if parts.scheme not in _SCHEMES:
+            raise ValueError(f"email channel: SMTP URL scheme must be one of {sorted(_SCHEMES)}")
+        host, port, tls = parts.hostname, parts.port, _SCHEMES[parts.scheme]
+        username = urllib.parse.unquote(parts.username) if parts.username else None
+        password = urllib.parse.unquote(parts.password) if parts.password else None
+    else:
+        host = host or env("AEGIS_EMAIL_SMTP_HOST")
+        port = port or int(env("AEGIS_EMAIL_SMTP_PORT") or 0) or None
+        username = username or env("AEGIS_EMAIL_SMTP_USER")
+        password = password or env("AEGIS_EMAIL_SMTP_PASSWORD")
+        tls = tls or env("AEGIS_EMAIL_SMTP_TLS") or "auto"
+    if not host:
+        raise ValueError("email channel: set AEGIS_EMAIL_SMTP_URL or AEGIS_EMAIL_SMTP_HOST")
+    if tls not in _TLS_MODES:
+        raise ValueError(f"email channel: SMTP tls must be one of {sorted(_TLS_MODES)}")
+    default_port = {"tls": 465, "starttls": 587}.get(tls, 25)
+    return {
+        "hostname": host,
+        "port": port or default_port,
+        "username": username,
+        "password": password,
+        "use_tls": tls == "tls",
+        "start_tls": _TLS_MODES[tls],
+    }
+
+
+def _addresses(value: str | Sequence[str] | None) -> list[str]:
+    if value is None:
+        value = os.environ.get("AEGIS_EMAIL_TO", "")
+    items = value.split(",") if isinstance(value, str) else list(value)
+    return [a.strip() for a in items if a.strip()]
+
+
+def _clean(text: str, limit: int = 150) -> str:
+    """One header-safe line: an agent chooses action names, never our mail headers."""
+    flat = re.sub(r"[\x00-\x1f\x7f\u2028\u2029\x85]+", " ", text).strip()
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+# --- the channel -------------------------------------------------------------------------------
+
+
+class EmailChannel(ApprovalChannel):
+    """Every argument defaults to its ``AEGIS_EMAIL_*`` environment variable (README)."""
+
+    name: ClassVar[str] = "email"
+
+    def __init__(
+        self,
+        *,
+        smtp_url: str | None = None,
+        host: str | None = None,
+        port: int | None = None,
+        username: str | None = None,
+        password: str | None = None,
+        tls: str | None = None,
+        sender: str | None = None,
+        to: str | Sequence[str] | None = None,
+        link_secret: str | bytes | None = None,
+        base_url: str | None = None,
+        imap_url: str | None = None,
+        poll_interval: float = 10.0,
+        authserv_id: str | None = None,
+        attempt_timeout: float = 30.0,
+    ) -> None:
+        self.smtp = smtp_options(smtp_url, host, port, username, password, tls)
+        self.sender = sender or os.environ.get("AEGIS_EMAIL_FROM", "")
+        if "@" not in self.sender:
+            raise ValueError("email channel: give sender= or set AEGIS_EMAIL_FROM to an address")
+        self.to = _addresses(to)
+        self.base_url = (base_url or os.environ.get("AEGIS_EMAIL_BASE_URL", "")).rstrip("/")
+        has_secret = link_secret is not None or "AEGIS_EMAIL_LINK_SECRET" in os.environ
+        self.secret = load_secret(link_secret) if has_secret else None
+        if (self.secret is None) != (not self.base_url):
+            raise ValueError("email channel: links need both AEGIS_EMAIL_BASE_URL and a secret")
+        imap_url = imap_url or os.environ.get("AEGIS_EMAIL_IMAP_URL")
+        self.replies = None
+        if imap_url:
+            from aegis.approvals.email_replies import ReplyWatcher
+
+            authserv_id = authserv_id or os.environ.get("AEGIS_EMAIL_AUTHSERV_ID")
+            self.replies = ReplyWatcher(imap_url, poll_interval, authserv_id)
+        if self.secret is None and self.replies is None:
+            raise ValueError("email channel: configure links (base URL + secret) or IMAP replies")
+        self.attempt_timeout = attempt_timeout
+        self._sent: dict[str, dict[str, str]] = {}  # request id -> recipient -> Message-ID
+
+    def recipients(self, request: ApprovalRequest, *, escalated: bool = False) -> list[str]:
+        """The configured addresses plus the exact ``email:`` approvers the rule names."""
+        terms = request.requirements
+        named = [
+            p[len("email:") :]
+            for p in (terms.allow or ()) + (terms.escalate_to if escalated else ())
+            if p.startswith("email:") and "@" in p and not any(c in p for c in "*?[")
+        ]
+        return list(dict.fromkeys([*self.to, *named]))
+
+    async def notify(self, request: ApprovalRequest, responder: Responder) -> None:
+        await self._ask(request, responder, self.recipients(request))
+        if self.replies is not None:
+            sent = self._sent.setdefault(request.id, {})
+            await self.replies.watch(request, responder, sent)
+
+    async def escalated(self, request: ApprovalRequest, responder: Responder) -> None:
+        sent = self._sent.get(request.id, {})
+        new = [r for r in self.recipients(request, escalated=True) if r not in sent]
+        if new:
+            await self._ask(request, responder, new)
+
+    async def settled(self, request: ApprovalRequest) -> None:
+        sent = self._sent.pop(request.id, None) or {r: "" for r in self.recipients(request)}
+        headline = request.outcome or request.state
+        mails = []
+        for recipient, message_id in sent.items():
+            mail = self._mail(recipient, f"[{request.state}] {self._subject(request)}")
+            if message_id:
+                mail["In-Reply-To"] = mail["References"] = message_id
+            mail.set_content(f"{headline}\n\n{summary_text(request)}\n")
+            mails.append(mail)
+        await self._send(mails, deadline=time.time() + 4.5)  # the runtime allows 5 s
+
+    async def _ask(
+        self, request: ApprovalRequest, responder: Responder, recipients: Sequence[str]
+    ) -> None:
+        if not recipients:
+            log.warning("approval request %s: no e-mail recipients configured", request.id)
+            return
+        token = responder.token(request)
+        sent = self._sent.setdefault(request.id, {})
+        mails = []
+        for recipient in recipients:
+            mail = self._mail(recipient, self._subject(request))
+            mail["Message-ID"] = sent[recipient] = self._message_id(request)
+            mail.set_content(self._body(request, token, recipient))
+            mails.append(mail)
+        await self._send(mails, deadline=request.expires_at)
+
+    def _subject(self, request: ApprovalRequest) -> str:
+        return _clean(f"Approval needed: {request.action_type} -> {request.target}")
+
+    def _mail(self, recipient: str, subject: str) -> EmailMessage:
+        mail = EmailMessage()
+        mail["From"], mail["To"], mail["Subject"] = self.sender, recipient, subject
+        mail["Date"] = formatdate()
+        mail["Auto-Submitted"] = "auto-generated"
+        return mail
+
+    def _message_id(self, request: ApprovalRequest) -> str:
+        domain = self.sender.rpartition("@")[2].strip("> ")
+        return f"<aegis.{request.id}.{secrets.token_hex(6)}@{domain}>"
+
+    def _body(self, request: ApprovalRequest, token: str, recipient: str) -> str:
+        lines = [summary_text(request), ""]
+        if self.secret is not None:
+            for verdict in ("approve", "deny"):
+                link = make_link(self.secret, token, recipient, verdict, request.expires_at)
+                lines.append(f"{verdict.capitalize()}: {self.base_url}{PREFIX}{link}")
+            lines += [
+                "",
+                "Each link opens a page that asks you to confirm; nothing is decided before.",
+                f"The links answer as {recipient}: do not forward this mail.",
+            ]
+        if self.replies is not None:
+            lines.append('Or reply with "approve" or "deny <reason>" as the first line.')
+        return "\n".join(lines) + "\n"
+
+    async def _send(self, mails: Sequence[EmailMessage], *, deadline: float) -> bool:
+        """Send each mail; retry temporary failures with backoff until ``deadline``."""
+        pending, delay = list(mails), 0.5
+        while True:
+            failed, why = [], ""
+            for mail in pending:
+                try:
+                    timeout = max(1.0, min(self.attempt_timeout, deadline - time.time()))
+                    await aiosmtplib.send(mail, sender=self.sender, timeout=timeout, **self.smtp)
+                except (aiosmtplib.SMTPException, OSError) as exc:
+                    why = f"{type(exc).__name__}: {exc}"
+                    if _permanent(exc):
+                        log.warning("mail to %s refused for good: %s", mail["To"], why)
+                    else:
+                        failed.append(mail)
+            if not failed:
+                return True
+            if time.time() + delay >= deadline:
+                log.warning("mail server %s gave up: %s", self.smtp["hostname"], why)
+                return False
+            await asyncio.sleep(delay)
+            pending, delay = failed, min(delay * 2, 30.0)
+
+
+def _permanent(exc: BaseException) -> bool:
+    if isinstance(exc, aiosmtplib.SMTPRecipientsRefused):
+        return all(r.code >= 500 for r in exc.recipients)
+    return isinstance(exc, aiosmtplib.SMTPResponseException) and 500 <= exc.code < 600
+
+
+# --- the link route ----------------------------------------------------------------------------
+
+
+def _page(title: str, *parts: str, status: int = 200) -> HttpResponse:
+    body = (
+        '<!doctype html><html><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width">'
+        f"<title>{html.escape(title)}</title></head><body><h1>{html.escape(title)}</h1>"
+        + "".join(parts)
+        + "</body></html>"
+    )
+    headers = {
+        "Cache-Control": "no-store",
+        "Referrer-Policy": "no-referrer",  # the URL is the credential
+        "Content-Security-Policy": "default-src 'none'; form-action 'self'",
+        "X-Frame-Options": "DENY",
+    }
+    return HttpResponse(status, body.encode(), "text/html; charset=utf-8", headers)
+
+
+def _p(text: str) -> str:
+    return f"<p>{html.escape(text)}</p>"
+
+
+def _form(link: Link, request: ApprovalRequest) -> str:
+    fields = '<p><label>Reason (optional)<br><input name="reason" size="60"></label></p>'
+    if link.verdict == "approve" and request.requirements.quorum == 1:
+        params = html.escape(json.dumps(request.params, indent=2, ensure_ascii=False))
+        fields += (
+            "<p><label>Params (edit to change what runs; the edited action is checked"
+            f' against the policy again)<br><textarea name="params" rows="12" cols="70">'
+            f"{params}</textarea></label></p>"
+        )
+    button = "Approve" if link.verdict == "approve" else "Deny"
+    return f'<form method="post">{fields}<p><button type="submit">{button}</button></p></form>'
+
+
+def _edits(shown: Mapping[str, Any], submitted: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
+    """The changed values only, as (dotted) paths: an untouched ``[REDACTED]`` stays real."""
+    if not isinstance(submitted, dict):
+        raise ValueError("params must be a JSON object")
+    if missing := sorted(set(shown) - set(submitted)):
+        raise ValueError(f"params cannot be removed ({', '.join(prefix + m for m in missing)})")
+    for key, value in submitted.items():
+        old = shown.get(key)
+        if isinstance(old, dict) and isinstance(value, dict):
+            yield from _edits(old, value, f"{prefix}{key}.")
+        elif key not in shown or old != value:
+            yield prefix + key, value
+
+
+async def link_page(request: HttpRequest) -> HttpResponse:
+    """``GET /approvals/email/{link}`` shows the request and a form; ``POST`` answers it."""
+    if request.method not in ("GET", "POST"):
+        return _page("Method not allowed", status=405)
+    if request.context is None:
+        return _page("Not available", _p("no audit store"), status=503)
+    try:
+        secret = load_secret()
+    except ValueError as exc:
+        return _page("Not configured", _p(str(exc)), status=503)
+    link, problem = read_link(secret, request.params.get("link", ""))
+    if link is None:
+        return _page("Link refused", _p(problem), status=410 if "expired" in problem else 403)
+    book = request.context.store.approvals
+    try:
+        found = await book.run(book.get, link.token)
+    except ApprovalError as exc:
+        return _page("Link refused", _p(str(exc)), status=404)
+    except AuditError as exc:
+        return _page("Not available", _p(str(exc)), status=503)
+    summary = f"<pre>{html.escape(summary_text(found))}</pre>"
+    who = _p(f"You answer as {link.recipient}.")
+    if request.method == "GET":
+        if found.state != "pending":
+            return _page(f"Already {found.state}", summary, status=409)
+        return _page(f"{link.verdict.capitalize()} this action?", summary, who, _form(link, found))
+    if len(request.body) > MAX_FORM:
+        return _page("Too large", status=413)
+    try:
+        form = urllib.parse.parse_qs(request.body.decode("utf-8", "replace"), max_num_fields=8)
+        edits = None
+        if link.verdict == "approve" and "params" in form:
+            edits = dict(_edits(found.params, json.loads(form["params"][0]))) or None
+    except (ValueError, RecursionError) as exc:
+        return _page("Not answered", _p(str(exc)), summary, status=400)
+    reason = (form.get("reason", [""])[0].strip()[:2000]) or None
+    outcome = await request.context.responder("email").respond(
+        link.token, link.recipient, link.verdict, reason, edits, f"email link {link.mac[:16]}"
+    )
+    title = "Answer recorded" if outcome.accepted else "Answer refused"
+    return _page(title, _p(outcome.message), summary, status=200 if outcome.accepted else 409)
+
+
+@hookimpl
+def aegis_register_approval_handlers(register: Register) -> None:
+    register("email", EmailChannel, description="mail approvers links / read replies (SMTP, IMAP)")
+
+
+@hookimpl
+def aegis_register_routes(register: Register) -> None:
+    register(ROUTE, link_page, methods=["GET", "POST"])
