@@ -15,7 +15,7 @@ from aegis.core.frozen import freeze_params
 from aegis.errors import ActionError
 
 if TYPE_CHECKING:
-    from aegis.runtime.approval_store import ApprovalRequest
+    from aegis.runtime.approval_record import ApprovalRequest
 
 VERDICTS = ("approve", "deny")
 

@@ -33,17 +33,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
 from sqlalchemy import (
-    BigInteger,
-    Column,
     Connection,
-    Float,
-    Index,
-    Integer,
-    MetaData,
-    SmallInteger,
-    String,
-    Table,
-    Text,
     bindparam,
     insert,
     select,
@@ -55,174 +45,57 @@ from aegis.core.action import Action
 from aegis.core.approvers import ApprovalRequirements
 from aegis.core.decision import PolicyDecision
 from aegis.errors import ApprovalError, AuditError
+from aegis.runtime.approval_record import (
+    ABANDONED,
+    APPROVED,
+    CANCELLED,
+    DENIED,
+    EXPIRED,
+    PENDING,
+    STATES,
+    SUPERSEDED,
+    AnswerOutcome,
+    AnswerRecord,
+    ApprovalRequest,
+)
+from aegis.runtime.approval_record import request_from_row as _request
 from aegis.runtime.approval_rules import Verdict, judge
+from aegis.runtime.approval_schema import (
+    _ANSWER,
+    _INSERT_ANSWER,
+    _INSERT_REQUEST,
+    _LINK,
+    _SELECT_ANSWERS,
+    _SELECT_REQUEST,
+    _SELECT_STATE,
+    metadata,
+    requests,
+    secret_table,
+)
 from aegis.runtime.audit_interrupted import current_owner, owner_gone
 
 if TYPE_CHECKING:
     from aegis.runtime.audit import AuditStore
 
-metadata = MetaData()
-
-requests = Table(
-    "aegis_approval_request",
-    metadata,
-    Column("id", String(32), primary_key=True),
-    Column("version", Integer, nullable=False),
-    Column("state", String(16), nullable=False),
-    Column("created_at", Float, nullable=False),
-    Column("expires_at", Float, nullable=False),
-    Column("settled_at", Float),
-    Column("action_type", Text, nullable=False),
-    Column("target", Text, nullable=False),
-    Column("agent_id", Text),
-    Column("session_id", Text),
-    Column("params", Text, nullable=False),  # redacted, for people to read
-    Column("description", Text, nullable=False),
-    Column("digest", String(64), nullable=False),  # of the real (unredacted) action
-    Column("policy_fingerprint", String(128)),
-    Column("matched_rule", Text),
-    Column("risk_level", String(16), nullable=False),
-    Column("decision_reason", Text),
-    Column("requirements", Text, nullable=False),  # JSON of ApprovalRequirements
-    Column("escalated", SmallInteger, nullable=False),
-    Column("channels", Text, nullable=False),  # JSON list of channel names notified
-    Column("owner_host", Text, nullable=False),
-    Column("owner_pid", Integer, nullable=False),
-    Column("owner_started", Text, nullable=False),
-    Column("heartbeat_at", Float, nullable=False),
-    Column("replaces", String(32)),  # the request this one reopens (policy tightened)
-    Column("audit_id", BigInteger),  # the action's audit record, once written
-    Column("outcome", Text),  # why it settled as it did
-    Column("edits", Text),  # JSON of the accepted edits, if any
-)
-Index("ix_aegis_approval_request_state", requests.c.state)
-
-answers = Table(
-    "aegis_approval_answer",
-    metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("request_id", String(32)),  # None when the reference resolved to nothing
-    Column("at", Float, nullable=False),
-    Column("channel", String(64), nullable=False),
-    Column("responder", Text, nullable=False),
-    Column("verdict", String(16), nullable=False),
-    Column("reason", Text),
-    Column("edits", Text),
-    Column("proof", Text),
-    Column("accepted", SmallInteger, nullable=False),
-    Column("note", Text),  # why it was refused, or what it did
-)
-Index("ix_aegis_approval_answer_request", answers.c.request_id)
-
-secret_table = Table(
-    "aegis_approval_secret",
-    metadata,
-    Column("id", Integer, primary_key=True, autoincrement=False),
-    Column("secret", String(64), nullable=False),
-)
-
-# Built once: constructing a statement costs more than running it on SQLite.
-_INSERT_REQUEST = insert(requests)
-_INSERT_ANSWER = insert(answers)
-_SELECT_REQUEST = select(requests).where(requests.c.id == bindparam("rid"))
-_SELECT_STATE = select(requests.c.state).where(requests.c.id == bindparam("rid"))
-_SELECT_ANSWERS = (
-    select(answers).where(answers.c.request_id == bindparam("rid")).order_by(answers.c.id)
-)
-_ANSWER = (
-    update(requests)
-    .where(requests.c.id == bindparam("rid"), requests.c.version == bindparam("seen"))
-    .values(
-        version=bindparam("next"),
-        state=bindparam("new_state"),
-        settled_at=bindparam("new_settled_at"),
-        outcome=bindparam("new_outcome"),
-        edits=bindparam("new_edits"),
-    )
-)
-_LINK = update(requests).where(requests.c.id == bindparam("rid"))
-
-PENDING, APPROVED, DENIED, EXPIRED = "pending", "approved", "denied", "expired"
-CANCELLED, ABANDONED, SUPERSEDED = "cancelled", "abandoned", "superseded"
-STATES = (PENDING, APPROVED, DENIED, EXPIRED, CANCELLED, ABANDONED, SUPERSEDED)
+__all__ = [
+    "ABANDONED",
+    "APPROVED",
+    "CANCELLED",
+    "DENIED",
+    "EXPIRED",
+    "PENDING",
+    "STATES",
+    "SUPERSEDED",
+    "AnswerOutcome",
+    "AnswerRecord",
+    "ApprovalBook",
+    "ApprovalRequest",
+]
 
 #: A waiting process refreshes its requests this often; one silent for ``STALE_AFTER`` on
 #: another host is presumed dead (on this host the process table says so at once).
 HEARTBEAT_EVERY = 5.0
 STALE_AFTER = 60.0
-
-
-@attrs.frozen
-class AnswerRecord:
-    id: int | None  # None in a snapshot made before the row was read back
-    at: float
-    channel: str
-    responder: str
-    verdict: str
-    reason: str | None
-    edits: dict[str, Any] | None
-    accepted: bool
-    note: str | None
-
-
-@attrs.frozen
-class ApprovalRequest:
-    """One request, as stored (params redacted). ``answers`` holds every attempt, in order."""
-
-    id: str
-    state: str
-    created_at: float
-    expires_at: float
-    settled_at: float | None
-    action_type: str
-    target: str
-    agent_id: str | None
-    session_id: str | None
-    params: dict[str, Any]
-    description: str
-    digest: str
-    policy_fingerprint: str | None
-    matched_rule: str | None
-    risk_level: str
-    decision_reason: str | None
-    requirements: ApprovalRequirements
-    escalated: bool
-    channels: tuple[str, ...]
-    owner_host: str
-    owner_pid: int
-    owner_started: str
-    heartbeat_at: float
-    replaces: str | None
-    audit_id: int | None
-    outcome: str | None
-    edits: dict[str, Any] | None
-    answers: tuple[AnswerRecord, ...] = ()
-
-    @property
-    def approvers(self) -> tuple[str, ...]:
-        """Distinct identities whose approval was accepted, in answer order."""
-        seen: list[str] = []
-        for a in self.answers:
-            if a.accepted and a.verdict == "approve" and a.responder not in seen:
-                seen.append(a.responder)
-        return tuple(seen)
-
-    @property
-    def settled(self) -> bool:
-        return self.state != PENDING
-
-
-@attrs.frozen
-class AnswerOutcome:
-    """What became of one answer: accepted or not, and the request's state afterwards."""
-
-    accepted: bool
-    state: str
-    message: str
-    request_id: str | None
-    #: The request as this answer left it (when it was found), so a waiter in this process
-    #: need not read it back.
-    request: ApprovalRequest | None = None
 
 
 HOST = socket.gethostname()
@@ -654,48 +527,6 @@ def _store_answer(
         edits=None if attempt.edits_json is None else json.loads(attempt.edits_json),
         accepted=accepted,
         note=note,
-    )
-
-
-def _request(row: Mapping[str, Any], found: tuple[AnswerRecord, ...]) -> ApprovalRequest:
-    spec = json.loads(row["requirements"])
-    allow = spec.get("allow")
-    requirements = ApprovalRequirements(
-        allow=None if allow is None else tuple(allow),
-        quorum=int(spec.get("quorum", 1)),
-        timeout=spec.get("timeout"),
-        escalate_after=spec.get("escalate_after"),
-        escalate_to=tuple(spec.get("escalate_to") or ()),
-    )
-    return ApprovalRequest(
-        id=row["id"],
-        state=row["state"],
-        created_at=row["created_at"],
-        expires_at=row["expires_at"],
-        settled_at=row["settled_at"],
-        action_type=row["action_type"],
-        target=row["target"],
-        agent_id=row["agent_id"],
-        session_id=row["session_id"],
-        params=json.loads(row["params"]),
-        description=row["description"],
-        digest=row["digest"],
-        policy_fingerprint=row["policy_fingerprint"],
-        matched_rule=row["matched_rule"],
-        risk_level=row["risk_level"],
-        decision_reason=row["decision_reason"],
-        requirements=requirements,
-        escalated=bool(row["escalated"]),
-        channels=tuple(json.loads(row["channels"])),
-        owner_host=row["owner_host"],
-        owner_pid=row["owner_pid"],
-        owner_started=row["owner_started"],
-        heartbeat_at=row["heartbeat_at"],
-        replaces=row["replaces"],
-        audit_id=row["audit_id"],
-        outcome=row["outcome"],
-        edits=None if row["edits"] is None else json.loads(row["edits"]),
-        answers=found,
     )
 
 
