@@ -23,6 +23,7 @@ BUILTIN_COMMANDS = frozenset(
         "validate",
         "schema",
         "simulate",
+        "test",
         "audit",
         "approvals",
         "stats",
@@ -36,7 +37,15 @@ BUILTIN_COMMANDS = frozenset(
 def build_app(*, with_plugins: bool = True) -> App:
     """A fresh root app (fresh each call, so plugin commands never leak between runs/tests)."""
     from aegis import __version__
-    from aegis.cli import approvals_cmds, audit_cmds, demo, evidence_cmds, plugins_cmd, policy_cmds
+    from aegis.cli import (
+        approvals_cmds,
+        audit_cmds,
+        demo,
+        evidence_cmds,
+        plugins_cmd,
+        policy_cmds,
+        policy_test,
+    )
 
     app = App(
         name="aegis",
@@ -53,6 +62,7 @@ def build_app(*, with_plugins: bool = True) -> App:
     app.command(policy_cmds.validate, name="validate")
     app.command(policy_cmds.schema, name="schema")
     app.command(policy_cmds.simulate, name="simulate")
+    app.command(policy_test.run_tests, name="test")
 
     audit_app = App(name="audit", help=audit_cmds.AUDIT_HELP)
     audit_app.default(audit_cmds.audit)
