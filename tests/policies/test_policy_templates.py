@@ -20,6 +20,18 @@ CASES_DIR = Path(__file__).resolve().parents[2] / "policies"
 CASE_FILES = sorted(CASES_DIR.glob("*.cases.yaml"))
 #: The quick-start template is covered by the README's own tests.
 WITHOUT_CASES = {"default"}
+#: The templates issue 9 lists (its names, with the file names `aegis init --template` takes).
+ISSUE_TEMPLATES = (
+    "crm",
+    "coding-agent",
+    "finance",
+    "browser",
+    "data-pipeline",
+    "devops",
+    "healthcare",
+    "ecommerce",
+    "support",
+)
 
 
 def _load(path: Path) -> dict[str, Any]:
@@ -39,7 +51,7 @@ def _builtin_templates() -> dict[str, Path]:
 def test_every_builtin_template_has_cases_and_every_cases_file_a_template() -> None:
     templates = set(_builtin_templates())
     with_cases = {_load(path)["template"] for path in CASE_FILES}
-    assert {"crm", "coding-agent", "finance"} <= templates
+    assert set(ISSUE_TEMPLATES) <= templates
     assert with_cases == templates - WITHOUT_CASES
     for path in CASE_FILES:
         assert path.name == f"{_load(path)['template']}.cases.yaml"
