@@ -47,3 +47,20 @@ def test_explain_of_an_invalid_action_is_one_line(run_cli: RunCli, tmp_path: Pat
     result = run_cli("simulate", FINANCE, "read", "--explain")
     assert result.code == 2
     assert result.err.count("\n") == 1
+
+
+def test_validate_strict_flags_a_shadowed_rule_and_exits_1(run_cli: RunCli, tmp_path: Path) -> None:
+    policy = tmp_path / "p.yaml"
+    policy.write_text(
+        'version: "1"\ndefaults: { approval: block }\nrules:\n'
+        "  - { name: deletes, match: { type: 'delete*' }, approval: block }\n"
+        "  - { name: delete_user, match: { type: delete_user }, approval: auto }\n"
+    )
+    lax = run_cli("validate", str(policy))
+    assert lax.code == 0
+    strict = run_cli("validate", "--strict", str(policy))
+    assert strict.code == 1
+    assert (
+        f"{policy}: strict: rule 'delete_user' can never match: the earlier rule 'deletes' "
+        "(type delete*, no conditions) takes every action it fits"
+    ) in strict.out.splitlines()

@@ -159,8 +159,9 @@ def validate(
     files
         One or more policy YAML files.
     strict
-        Also report what is valid but lax (e.g. approvals anyone authenticated may answer);
-        exit 1 if there is any.
+        Also report what is valid but lax or misleading: approvals anyone authenticated may
+        answer, rules an earlier rule shadows, overlapping rules with different decisions, an
+        auto default; exit 1 if there is any.
     """
     from aegis.core.policy import Policy
     from aegis.errors import PolicyError
@@ -203,11 +204,13 @@ def validate(
 
 
 def _lax(policy: Any) -> list[str]:
-    """What ``--strict`` reports: valid choices that leave a decision wider than it looks."""
+    """What ``--strict`` reports: valid choices that leave a decision wider than it looks, and
+    rules that do not do what their place suggests (``aegis.core.policy_lint``)."""
     from aegis.core.approvers import parse_requirements
+    from aegis.core.policy_lint import lint
     from aegis.core.risk import Approval
 
-    found: list[str] = []
+    found: list[str] = lint(policy)
     defaults = policy.defaults.approval
     for rule in policy.rules:
         approval = rule.approval or defaults
