@@ -24,6 +24,7 @@ BUILTIN_COMMANDS = frozenset(
         "schema",
         "simulate",
         "test",
+        "diff",
         "audit",
         "approvals",
         "stats",
@@ -44,6 +45,7 @@ def build_app(*, with_plugins: bool = True) -> App:
         evidence_cmds,
         plugins_cmd,
         policy_cmds,
+        policy_diff,
         policy_test,
     )
 
@@ -63,6 +65,7 @@ def build_app(*, with_plugins: bool = True) -> App:
     app.command(policy_cmds.schema, name="schema")
     app.command(policy_cmds.simulate, name="simulate")
     app.command(policy_test.run_tests, name="test")
+    app.command(policy_diff.diff, name="diff")
 
     audit_app = App(name="audit", help=audit_cmds.AUDIT_HELP)
     audit_app.default(audit_cmds.audit)
