@@ -210,3 +210,14 @@ def test_template_and_policy_keys_name_what_is_tested(tmp_path: Path, run_cli: R
     result = run_cli("test", str(tmp_path))
     assert result.code == 0, result.out
     assert "2 of 2 cases passed in 2 files" in result.out
+
+
+def test_hidden_directories_are_not_searched(policy_dir: Path, run_cli: RunCli) -> None:
+    _cases(policy_dir, "cases:\n  - action: read:crm\n    expect: { approval: auto }\n")
+    hidden = policy_dir / ".venv"
+    hidden.mkdir()
+    (hidden / "team.yaml").write_text(POLICY)
+    _cases(hidden, "cases:\n  - action: read:crm\n    expect: { approval: block }\n")
+    result = run_cli("test", str(policy_dir))
+    assert result.code == 0, result.out
+    assert "1 of 1 cases passed in 1 file" in result.out

@@ -76,8 +76,13 @@ class CaseFile:
 def find_case_files(path: Path) -> list[Path]:
     """``path`` itself (a cases file), a policy's sibling cases file, or every one under a
     directory."""
-    if path.is_dir():
-        return sorted(p for p in path.rglob(f"*{SUFFIX}") if p.is_file())
+    if path.is_dir():  # hidden directories (.git, .venv, .nox) are not searched
+        found = path.rglob(f"*{SUFFIX}")
+        return sorted(
+            p
+            for p in found
+            if p.is_file() and not any(part.startswith(".") for part in p.relative_to(path).parts)
+        )
     if not path.exists():
         raise CliError(f"{path}: no such file or directory")
     if path.name.endswith(SUFFIX):
