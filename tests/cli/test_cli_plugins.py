@@ -43,7 +43,10 @@ def test_plugins_lists_builtins(run_cli: RunCli) -> None:
     result = run_cli("plugins")
     assert result.code == 0, result.err
     assert "aegis.builtins.templates" in result.out
-    assert "policy_templates: coding-agent, crm, default, finance" in result.out
+    assert (
+        "policy_templates: browser, coding-agent, crm, data-pipeline, default, devops, "
+        "ecommerce, finance, healthcare, support" in result.out
+    )
     assert "agent-aegis-core" in result.out
 
 

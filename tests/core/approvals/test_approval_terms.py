@@ -71,7 +71,10 @@ def test_validate_strict_names_rules_anyone_may_approve(
 ) -> None:
     lax, tight = tmp_path / "lax.yaml", tmp_path / "tight.yaml"
     lax.write_text(policy_text())
-    tight.write_text(policy_text(approvers='["slack:U1"]'))
+    # --strict also reports an auto default (policy_lint), so the tight policy blocks instead
+    tight.write_text(
+        policy_text(approvers='["slack:U1"]').replace("approval: auto}", "approval: block}")
+    )
     assert main(["validate", str(lax)]) == 0
     assert main(["validate", "--strict", str(tight)]) == 0
     capsys.readouterr()

@@ -23,6 +23,8 @@ BUILTIN_COMMANDS = frozenset(
         "validate",
         "schema",
         "simulate",
+        "test",
+        "diff",
         "audit",
         "approvals",
         "stats",
@@ -36,7 +38,16 @@ BUILTIN_COMMANDS = frozenset(
 def build_app(*, with_plugins: bool = True) -> App:
     """A fresh root app (fresh each call, so plugin commands never leak between runs/tests)."""
     from aegis import __version__
-    from aegis.cli import approvals_cmds, audit_cmds, demo, evidence_cmds, plugins_cmd, policy_cmds
+    from aegis.cli import (
+        approvals_cmds,
+        audit_cmds,
+        demo,
+        evidence_cmds,
+        plugins_cmd,
+        policy_cmds,
+        policy_diff,
+        policy_test,
+    )
 
     app = App(
         name="aegis",
@@ -53,6 +64,8 @@ def build_app(*, with_plugins: bool = True) -> App:
     app.command(policy_cmds.validate, name="validate")
     app.command(policy_cmds.schema, name="schema")
     app.command(policy_cmds.simulate, name="simulate")
+    app.command(policy_test.run_tests, name="test")
+    app.command(policy_diff.diff, name="diff")
 
     audit_app = App(name="audit", help=audit_cmds.AUDIT_HELP)
     audit_app.default(audit_cmds.audit)

@@ -16,6 +16,7 @@ from cyclopts import Parameter
 from aegis.cli.errors import CliError, ExitCode
 
 if TYPE_CHECKING:
+    from aegis.core.decision import PolicyDecision
     from aegis.core.policy import Policy
     from aegis.plugins import Registration
 
@@ -158,8 +159,9 @@ def validate(
     files
         One or more policy YAML files.
     strict
-        Also report what is valid but lax (e.g. approvals anyone authenticated may answer);
-        exit 1 if there is any.
+        Also report what is valid but lax or misleading: approvals anyone authenticated may
+        answer, rules an earlier rule shadows, overlapping rules with different decisions, an
+        auto default; exit 1 if there is any.
     """
     from aegis.core.policy import Policy
     from aegis.errors import PolicyError
@@ -202,11 +204,13 @@ def validate(
 
 
 def _lax(policy: Any) -> list[str]:
-    """What ``--strict`` reports: valid choices that leave a decision wider than it looks."""
+    """What ``--strict`` reports: valid choices that leave a decision wider than it looks, and
+    rules that do not do what their place suggests (``aegis.core.policy_lint``)."""
     from aegis.core.approvers import parse_requirements
+    from aegis.core.policy_lint import lint
     from aegis.core.risk import Approval
 
-    found: list[str] = []
+    found: list[str] = lint(policy)
     defaults = policy.defaults.approval
     for rule in policy.rules:
         approval = rule.approval or defaults
@@ -275,6 +279,7 @@ def simulate(
     agent: str | None = None,
     at: str | None = None,
     format: Annotated[Literal["table", "json"], Parameter(alias="-f")] = "table",
+    explain: Annotated[bool, Parameter(negative="")] = False,
 ) -> int:
     """Show what the policy decides for each action, without executing anything.
 
@@ -295,6 +300,9 @@ def simulate(
         Evaluate as if at this ISO date/time (time conditions); default now.
     format
         table or json.
+    explain
+        For each action, every rule in order and why it matched or not (which glob, which
+        condition, which value, what was unknown).
     """
     from aegis.cli.parsing import parse_action_spec, parse_datetime, parse_params
 
@@ -312,30 +320,17 @@ def simulate(
 
     from aegis.errors import ActionError
 
-    decisions = []
+    built = []
     for t, target in specs:
         try:
-            action = Action(t, target, params=params, agent_id=agent)
+            built.append(Action(t, target, params=params, agent_id=agent))
         except ActionError as exc:  # an agent could not send it either: say why, in one line
             raise CliError(f"simulate: not a valid action: {exc}") from None
-        decisions.append(policy.evaluate(action, now=now))
+    if explain:
+        return _explained(policy, built, now, format)
+    decisions = [policy.evaluate(action, now=now) for action in built]
     if format == "json":
-        payload: list[dict[str, Any]] = [
-            {
-                "action_type": d.action.type,
-                "target": d.action.target,
-                "params": d.action.params,
-                "agent_id": d.action.agent_id,
-                "risk_level": d.risk_level.name,
-                "approval": d.approval.value,
-                "is_allowed": d.is_allowed,
-                "matched_rule": d.matched_rule,
-                "unknown_conditions": list(d.unknown_conditions),
-                "flags": list(d.flags),
-                "reason": d.reason,
-            }
-            for d in decisions
-        ]
+        payload: list[dict[str, Any]] = [_decision_json(d) for d in decisions]
         sys.stdout.write(json.dumps(payload, indent=2, default=str) + "\n")
         return ExitCode.OK
 
@@ -358,4 +353,35 @@ def simulate(
         rows,
         title=f"Simulation: {file} (nothing executed)",
     )
+    return ExitCode.OK
+
+
+def _decision_json(d: PolicyDecision) -> dict[str, Any]:
+    return {
+        "action_type": d.action.type,
+        "target": d.action.target,
+        "params": d.action.params,
+        "agent_id": d.action.agent_id,
+        "risk_level": d.risk_level.name,
+        "approval": d.approval.value,
+        "is_allowed": d.is_allowed,
+        "matched_rule": d.matched_rule,
+        "unknown_conditions": list(d.unknown_conditions),
+        "flags": list(d.flags),
+        "reason": d.reason,
+    }
+
+
+def _explained(policy: Policy, actions: list[Any], now: Any, format: str) -> int:
+    from aegis.cli.policy_explain import render_text, to_json
+    from aegis.core.policy_explain import explain
+
+    explanations = [explain(policy, action, now=now) for action in actions]
+    if format == "json":
+        payload = [{**_decision_json(e.decision), "explain": to_json(e)} for e in explanations]
+        sys.stdout.write(json.dumps(payload, indent=2, default=str) + "\n")
+        return ExitCode.OK
+    sys.stdout.write(f"Explanation: {policy.source} (nothing executed)\n")
+    for e in explanations:
+        sys.stdout.write("\n" + render_text(e))
     return ExitCode.OK
