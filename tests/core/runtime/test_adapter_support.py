@@ -12,6 +12,7 @@ import asyncio
 import contextvars
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import pytest
 from runtime_helpers import RecordingExecutor, rows
@@ -169,3 +170,25 @@ def test_explain_names_the_outcome_and_the_reason() -> None:
     assert Result(action, "denied", reason="denied: no").explain().startswith("Not approved:")
     assert "KeyError: 'id'" in Result(action, "failed", error=KeyError("id")).explain()
     assert Result(action, "skipped").explain().endswith("Reason: skipped")
+
+
+async def test_toolbox_executor_dispatches_by_name_and_refuses_what_it_lacks() -> None:
+    from types import SimpleNamespace
+
+    from aegis.adapters.base import ToolboxExecutor
+    from aegis.core.result import Result, ResultStatus
+
+    class Box(ToolboxExecutor):
+        framework = "Test"
+
+        async def run_tool(self, tool: Any, action: Action) -> Result:
+            return Result(action, ResultStatus.SUCCESS, data=tool.name)
+
+    with pytest.raises(ValueError, match="two Test tools are named 'a'"):
+        Box([SimpleNamespace(name="a"), SimpleNamespace(name="a")])
+    box = Box([SimpleNamespace(name="a")])
+    assert (await box.execute(Action("a", "x"))).data == "a"
+    missing = await box.execute(Action("b", "x"))
+    assert missing.status is ResultStatus.FAILED and "no Test tool named 'b' (have: a)" in (
+        missing.error or ""
+    )

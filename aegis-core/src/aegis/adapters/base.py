@@ -76,6 +76,39 @@ _portal_lock = threading.Lock()
 _portal: asyncio.AbstractEventLoop | None = None
 
 
+class ToolboxExecutor(BaseExecutor):
+    """Runs each allowed action with the framework tool named by ``action.type``.
+
+    The original README's ``LangChainExecutor(tools=[...])`` shape, shared by every framework
+    adapter: tools are indexed by ``name`` once (two with one name is an error, never a silent
+    pick), an action naming no tool fails without running anything, and ``run_tool`` is the
+    one framework-specific call.
+    """
+
+    framework: str = "framework"
+
+    def __init__(self, tools: Any) -> None:
+        self.tools: dict[str, Any] = {}
+        for tool in tools:
+            if tool.name in self.tools:
+                raise ValueError(f"two {self.framework} tools are named {tool.name!r}")
+            self.tools[tool.name] = tool
+
+    async def execute(self, action: Action) -> Result:
+        tool = self.tools.get(action.type)
+        if tool is None:
+            have = ", ".join(sorted(self.tools)) or "none"
+            return Result(
+                action,
+                ResultStatus.FAILED,
+                error=f"no {self.framework} tool named {action.type!r} (have: {have})",
+            )
+        return await self.run_tool(tool, action)
+
+    async def run_tool(self, tool: Any, action: Action) -> Result:
+        raise NotImplementedError(f"{type(self).__name__} must implement run_tool()")
+
+
 def _portal_loop() -> asyncio.AbstractEventLoop:
     """The one event loop (on a daemon thread) that runs every ``call_sync`` coroutine."""
     global _portal

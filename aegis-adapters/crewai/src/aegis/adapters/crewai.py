@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 from crewai.tools import BaseTool
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
-from aegis.adapters.base import BaseExecutor, CallableExecutor, call_sync
+from aegis.adapters.base import BaseExecutor, CallableExecutor, ToolboxExecutor, call_sync
 from aegis.core.action import Action
 from aegis.core.result import Result
 
@@ -38,23 +38,12 @@ if TYPE_CHECKING:
 __all__ = ["AegisCrewAITool", "AegisToolHook", "CrewAIExecutor", "govern_tools"]
 
 
-class CrewAIExecutor(BaseExecutor):
+class CrewAIExecutor(ToolboxExecutor):
     """Runs allowed actions with CrewAI tools, chosen by name (``action.type``)."""
 
-    def __init__(self, tools: Sequence[BaseTool]) -> None:
-        self.tools: dict[str, BaseTool] = {}
-        for tool in tools:
-            if tool.name in self.tools:
-                raise ValueError(f"two CrewAI tools are named {tool.name!r}")
-            self.tools[tool.name] = tool
+    framework = "CrewAI"
 
-    async def execute(self, action: Action) -> Result:
-        tool = self.tools.get(action.type)
-        if tool is None:
-            have = ", ".join(sorted(self.tools)) or "none"
-            return Result(
-                action, "failed", error=f"no CrewAI tool named {action.type!r} (have: {have})"
-            )
+    async def run_tool(self, tool: BaseTool, action: Action) -> Result:
         run = CallableExecutor(lambda a: tool.run(**a.params), blocking=True)
         return await run.execute(action)
 

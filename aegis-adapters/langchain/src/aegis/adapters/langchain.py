@@ -30,7 +30,7 @@ from langchain_core.messages import ToolMessage
 from langchain_core.tools import BaseTool, ToolException
 from pydantic import ConfigDict
 
-from aegis.adapters.base import BaseExecutor, CallableExecutor, call_sync
+from aegis.adapters.base import BaseExecutor, CallableExecutor, ToolboxExecutor, call_sync
 from aegis.core.action import Action
 from aegis.core.result import Result, ResultStatus
 
@@ -49,25 +49,12 @@ __all__ = [  # noqa: F822 (AegisMiddleware is built on first access, see __getat
 ANY_ARGS: dict[str, Any] = {"type": "object", "properties": {}, "additionalProperties": True}
 
 
-class LangChainExecutor(BaseExecutor):
+class LangChainExecutor(ToolboxExecutor):
     """Runs allowed actions with LangChain tools, chosen by name (``action.type``)."""
 
-    def __init__(self, tools: Sequence[BaseTool]) -> None:
-        self.tools: dict[str, BaseTool] = {}
-        for tool in tools:
-            if tool.name in self.tools:
-                raise ValueError(f"two LangChain tools are named {tool.name!r}")
-            self.tools[tool.name] = tool
+    framework = "LangChain"
 
-    async def execute(self, action: Action) -> Result:
-        tool = self.tools.get(action.type)
-        if tool is None:
-            have = ", ".join(sorted(self.tools)) or "none"
-            return Result(
-                action,
-                ResultStatus.FAILED,
-                error=f"no LangChain tool named {action.type!r} (have: {have})",
-            )
+    async def run_tool(self, tool: BaseTool, action: Action) -> Result:
         return Result(action, ResultStatus.SUCCESS, data=await tool.ainvoke(dict(action.params)))
 
 
