@@ -13,13 +13,20 @@ compare ``VerifyReport.last_hash`` with a copy kept elsewhere, to close that gap
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Iterator, Sequence
 from typing import Any
 
 import attrs
 
+from aegis.runtime.audit_chain_walk import (
+    RangeWalk,
+    canonical,
+    exact_check,
+    python_fast_rows,
+    result_hash,
+    row_hash,
+)
+from aegis.runtime.audit_chain_walk import intent_json as _intent_json
 from aegis.runtime.audit_schema import (
     BASE_INTENT_COLUMNS,
     GENESIS_HASH,
@@ -27,30 +34,26 @@ from aegis.runtime.audit_schema import (
     RESULT_COLUMNS,
 )
 
-_dumps = json.JSONEncoder(separators=(",", ":"), allow_nan=True).encode
+__all__ = [
+    "VERIFY_COLUMNS",
+    "ChainProblem",
+    "VerifyReport",
+    "canonical",
+    "finish_walk",
+    "intent_json",
+    "result_hash",
+    "row_hash",
+    "verify_rows",
+]
 
-
-def canonical(values: Sequence[Any]) -> str:
-    """The exact text hashed for a tuple of column values (stable across dialects)."""
-    return _dumps(list(values))
+_N_INTENT = len(INTENT_COLUMNS)
 
 
 def intent_json(values: Sequence[Any]) -> str:
     """The hashed text of a row's intent: columns added after the first format are left out
     while they are NULL (trailing NULLs dropped), so every older row hashes as it always did,
     and a newer row's delegation fields are covered as soon as they are set."""
-    end = len(values)
-    while end > BASE_INTENT_COLUMNS and values[end - 1] is None:
-        end -= 1
-    return canonical(values[:end] if end < len(values) else values)
-
-
-def row_hash(prev_hash: str, row_id: int, intent_json: str) -> str:
-    return hashlib.sha256(f"{prev_hash}\n{row_id}\n{intent_json}".encode()).hexdigest()
-
-
-def result_hash(row_hash_: str, result_json: str) -> str:
-    return hashlib.sha256(f"{row_hash_}\n{result_json}".encode()).hexdigest()
+    return _intent_json(values, BASE_INTENT_COLUMNS)
 
 
 @attrs.frozen
@@ -143,9 +146,6 @@ class VerifyReport:
         return "\n".join(lines)
 
 
-_INTENT_IDX = tuple(range(2, 2 + len(INTENT_COLUMNS)))
-_RESULT_IDX = tuple(range(2 + len(INTENT_COLUMNS), 2 + len(INTENT_COLUMNS) + len(RESULT_COLUMNS)))
-
 #: Columns ``verify`` reads, in this order: id, prev_hash, intent..., result..., row/result hash.
 VERIFY_COLUMNS: tuple[str, ...] = (
     "id",
@@ -165,60 +165,34 @@ def verify_rows(
     ``head_last_id`` None means the head row is missing: that is itself a finding (the store
     always has one from its first open), and the chain's end cannot be checked without it.
     """
-    problems: list[ChainProblem] = []
-    pending: list[int] = []
-    prev_id = 0
-    prev_hash = GENESIS_HASH
-    checked = 0
-    hash_at_head: str | None = None
-    limit = head_last_id if head_last_id is not None else None
-    for row in rows:
-        row_id = int(row[0])
-        stored_prev = row[1]
-        stored_hash = row[-2]
-        stored_result_hash = row[-1]
-        checked += 1
-        if limit is not None and row_id > limit:
-            problems.append(
-                ChainProblem("inserted", row_id, row_id, "not part of the chain (beyond its head)")
-            )
-            continue
-        if row_id > prev_id + 1:
-            problems.append(
-                ChainProblem("deleted", prev_id + 1, row_id - 1, "missing from the chain")
-            )
-        elif stored_prev != prev_hash:
-            problems.append(
-                ChainProblem(
-                    "broken_link",
-                    prev_id,
-                    row_id,
-                    "this row does not follow the stored hash of the row before it "
-                    "(one of them was edited and re-hashed)",
-                )
-            )
-        intent = intent_json([row[i] for i in _INTENT_IDX])
-        if row_hash(stored_prev, row_id, intent) != stored_hash:
-            problems.append(ChainProblem("edited", row_id, row_id, "content does not match hash"))
-        outcome = [row[i] for i in _RESULT_IDX]
-        status = outcome[2]
-        if status == "pending":
-            if stored_result_hash is not None or outcome[0] is not None:
-                problems.append(
-                    ChainProblem("edited", row_id, row_id, "outcome removed (row set to pending)")
-                )
-            else:
-                pending.append(row_id)
-        elif stored_result_hash is None or (
-            result_hash(stored_hash, canonical(outcome)) != stored_result_hash
-        ):
-            problems.append(
-                ChainProblem("edited", row_id, row_id, "outcome does not match its hash")
-            )
-        prev_id = row_id
-        prev_hash = stored_hash
-        if row_id == head_last_id:
-            hash_at_head = stored_hash
+    kept: dict[int, Sequence[Any]] = {}
+
+    def remember() -> Iterator[Sequence[Any]]:
+        for row in rows:
+            kept.clear()
+            kept[int(row[0])] = row
+            yield row
+
+    def exact(ids: list[int]) -> dict[int, tuple[bool, bool]]:
+        return exact_check([kept[i] for i in ids if i in kept], BASE_INTENT_COLUMNS, _N_INTENT)
+
+    walk = RangeWalk(0, GENESIS_HASH, head_last_id, exact)
+    walk.feed(python_fast_rows(remember(), BASE_INTENT_COLUMNS, _N_INTENT))
+    return finish_walk([walk.to_dict()], head_last_id, head_last_hash)
+
+
+def finish_walk(
+    walks: Sequence[dict[str, Any]], head_last_id: int | None, head_last_hash: str | None
+) -> VerifyReport:
+    """Join the walks of consecutive id ranges (``RangeWalk.to_dict``) and check the chain's end
+    against its head."""
+    problems = [
+        ChainProblem(str(k), int(a), int(b), str(d)) for w in walks for k, a, b, d in w["problems"]
+    ]
+    pending = [int(i) for w in walks for i in w["pending"]]
+    checked = sum(int(w["checked"]) for w in walks)
+    prev_id = int(walks[-1]["prev_id"]) if walks else 0
+    hash_at_head = next((w["hash_at_head"] for w in walks if w["hash_at_head"] is not None), None)
     if head_last_id is None:
         problems.append(
             ChainProblem(

@@ -13,6 +13,7 @@ import weakref
 from typing import Any
 
 from sqlalchemy import Engine, inspect, null, text
+from sqlalchemy.schema import CreateIndex
 
 from aegis.runtime.audit_schema import audit_log
 
@@ -44,8 +45,17 @@ def ensure_columns(engine: Engine) -> None:
             # Another process added it at the same moment; anything else shows on the re-check.
             if name not in _columns(engine):
                 raise
-    for index in audit_log.indexes:
-        index.create(engine, checkfirst=True)
+    # IF NOT EXISTS, not checkfirst: SQLAlchemy cannot reflect the expression index on
+    # lower(action_type), so a check would never see it and create it twice.
+    for attempt in (1, 2):
+        try:
+            with engine.begin() as conn:
+                for index in audit_log.indexes:
+                    conn.execute(CreateIndex(index, if_not_exists=True))
+            break
+        except Exception:
+            if attempt == 2:  # not another process creating the same index at the same moment
+                raise
     _present[engine] = _columns(engine)
 
 

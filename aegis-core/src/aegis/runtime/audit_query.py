@@ -8,19 +8,21 @@ query (or ``--tail``) a trail that another process is writing.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Iterator, Sequence
+import re
+from collections.abc import Iterable, Sequence
 from typing import Any, Literal
 
 import attrs
-from sqlalchemy import Engine, and_, func, select
+from sqlalchemy import Connection, Engine, Select, and_, func, select, union_all
+from sqlalchemy.sql import operators
 from sqlalchemy.sql.elements import ColumnElement
 
 from aegis.core.result import ResultStatus
 from aegis.core.risk import RiskLevel
-from aegis.runtime.audit_chain import VERIFY_COLUMNS, VerifyReport, verify_rows
+from aegis.runtime.audit_chain import VerifyReport
 from aegis.runtime.audit_migrate import readable
 from aegis.runtime.audit_record import AuditRecord
-from aegis.runtime.audit_schema import audit_log, chain_head, record_source, with_side_params
+from aegis.runtime.audit_schema import audit_log, record_source, with_side_params
 
 Order = Literal["asc", "desc"]
 Since = dt.datetime | dt.date | dt.timedelta | str
@@ -110,11 +112,57 @@ def query(
         stmt = stmt.where(and_(*clauses))
     if order not in ("asc", "desc"):
         raise ValueError(f"order must be 'asc' or 'desc', not {order!r}")
-    stmt = stmt.order_by(audit_log.c.id.asc() if order == "asc" else audit_log.c.id.desc())
-    if limit is not None:
-        stmt = stmt.limit(int(limit))
+    by_id = audit_log.c.id.asc() if order == "asc" else audit_log.c.id.desc()
     with engine.connect() as conn:
+        types = _types_matching(conn, flt.action_type) if flt.action_type is not None else None
+        if types is not None and limit is not None:
+            if not types:
+                return []
+            stmt = _by_type(stmt, types, by_id, int(limit))
+        else:
+            stmt = stmt.order_by(by_id)
+            if limit is not None:
+                stmt = stmt.limit(int(limit))
         return [AuditRecord.from_mapping(row) for row in conn.execute(stmt).mappings()]
+
+
+#: More distinct action types than this in a store, and a type glob is left to a plain scan.
+TYPE_SKIP_MAX = 1000
+
+
+def _types_matching(conn: Connection, pattern: str) -> list[str] | None:
+    """The distinct ``lower(action_type)`` values that may match ``pattern``, found by seeking
+    through ``ix_aegis_audit_type`` (one seek per distinct type, never a scan of the rows);
+    None when there are too many to be worth it.
+
+    The glob is checked here only to leave values out that cannot match; the query keeps its
+    own ``ilike`` condition, so what matches is decided by the database as before.
+    """
+    key = func.lower(audit_log.c.action_type)
+    seek = select(key).order_by(key).limit(1)
+    maybe = re.compile(
+        ".*".join(".".join(re.escape(q) for q in part.split("?")) for part in pattern.split("*")),
+        re.IGNORECASE | re.DOTALL,
+    )
+    found: list[str] = []
+    value = conn.execute(seek).scalar()
+    for _ in range(TYPE_SKIP_MAX):
+        if value is None:
+            return found
+        if maybe.fullmatch(value):
+            found.append(value)
+        value = conn.execute(seek.where(key > value)).scalar()
+    return None
+
+
+def _by_type(stmt: Select[Any], types: list[str], by_id: Any, limit: int) -> Select[Any]:
+    """The newest (or oldest) ``limit`` rows of each type, from the index in id order, merged:
+    no sort of every matching row, however many there are."""
+    key = func.lower(audit_log.c.action_type)
+    parts = [stmt.where(key == t).order_by(by_id).limit(limit).subquery() for t in types]
+    merged = union_all(*(select(p) for p in parts)).subquery()
+    order = merged.c.id.asc() if by_id.modifier is operators.asc_op else merged.c.id.desc()
+    return select(merged).order_by(order).limit(limit)
 
 
 def count(engine: Engine, flt: AuditFilter) -> int:
@@ -181,33 +229,8 @@ def stats(engine: Engine, flt: AuditFilter) -> list[RuleStats]:
 
 
 def verify(engine: Engine, *, chunk: int = 5000) -> VerifyReport:
-    """Check the whole chain inside one read snapshot (concurrent writers are not "inserts")."""
-    with engine.connect() as conn:
-        if engine.dialect.name == "sqlite":
-            conn.exec_driver_sql("BEGIN")  # pysqlite would not start a read transaction itself
-        else:
-            conn = conn.execution_options(isolation_level="REPEATABLE READ")
-        head = conn.execute(
-            select(chain_head.c.last_id, chain_head.c.last_hash).where(chain_head.c.id == 1)
-        ).first()
-        cols = with_side_params(readable(engine, VERIFY_COLUMNS))
+    """Check the whole chain inside one read snapshot (concurrent writers are not "inserts");
+    on SQLite, ranges of a large trail in a process per core (``audit_verify``)."""
+    from aegis.runtime import audit_verify
 
-        def rows() -> Iterator[Sequence[Any]]:
-            last = None
-            while True:
-                stmt = (
-                    select(*cols).select_from(record_source()).order_by(audit_log.c.id).limit(chunk)
-                )
-                if last is not None:
-                    stmt = stmt.where(audit_log.c.id > last)
-                batch = conn.execute(stmt).all()
-                yield from batch
-                if len(batch) < chunk:
-                    return
-                last = batch[-1][0]
-
-        head_id = int(head[0]) if head is not None else None
-        head_hash = head[1] if head is not None else None
-        report = verify_rows(rows(), head_id, head_hash)
-        conn.rollback()
-        return report
+    return audit_verify.verify(engine, chunk=chunk)

@@ -85,6 +85,10 @@ audit_log = Table(
 # Only the session index: each index costs a page write on the per-action path; time filters
 # use the primary key order (ids are chronological) and the CLI's default is "the last N".
 Index("ix_aegis_audit_session", audit_log.c.session_id)
+# Type globs (``aegis audit -a 'delete*'``): the distinct types are found by skipping through
+# this index, then each one's newest rows read in id order from it (audit_query._by_type), so
+# a glob that matches nothing, or rarely, never scans the table.
+Index("ix_aegis_audit_type", func.lower(audit_log.c.action_type), audit_log.c.id)
 # Partial: rows outside any delegation chain (most of them) cost this index nothing.
 Index(
     "ix_aegis_audit_chain",
