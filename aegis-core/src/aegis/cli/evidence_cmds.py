@@ -132,26 +132,37 @@ def verify_with_checkpoints(
 
 
 def prove(
-    record_id: int,
+    record_id: int | None = None,
     /,
     *,
-    checkpoint: list[Path],
+    checkpoint: list[Path] | None = None,
+    consistency: tuple[Path, Path] | None = None,
     db: DbOption = None,
     out: Annotated[Path | None, Parameter(alias="-o")] = None,
 ) -> int:
-    """Write a proof that one record is part of a checkpointed trail (checkable offline).
+    """Write a proof, checkable offline: that one record is part of a checkpointed trail, or
+    (--consistency OLD NEW) that the trail NEW signed extends the one OLD signed.
 
     Parameters
     ----------
     record_id
-        The audit record id.
+        The audit record id (for an inclusion proof).
     checkpoint
         Checkpoint file(s) or directory; the newest that covers the record is used.
+    consistency
+        Two checkpoint files, the older first: prove the later trail extends the earlier.
     db
         Audit store URL (default: $AEGIS_AUDIT_URL or sqlite:///aegis_audit.db).
     out
         Write the proof here (default: print it).
     """
+    if consistency is not None:
+        if record_id is not None or checkpoint:
+            raise CliError("--consistency OLD NEW takes no record id and no --checkpoint")
+        return _prove_consistency(consistency[0], consistency[1], db, out)
+    if record_id is None:
+        raise CliError("give a record id (with --checkpoint), or --consistency OLD NEW")
+    checkpoint = checkpoint or []
     from aegis.runtime.audit_checkpoint import load_checkpoints
     from aegis.runtime.audit_proof import prove as make_proof
 
@@ -176,6 +187,23 @@ def prove(
     return ExitCode.OK
 
 
+def _prove_consistency(old_file: Path, new_file: Path, db: str | None, out: Path | None) -> int:
+    from aegis.runtime.audit_checkpoint import Checkpoint
+    from aegis.runtime.audit_consistency import prove_consistency
+
+    old, new = Checkpoint.load(old_file), Checkpoint.load(new_file)
+    store = open_store(db)
+    with store._reading():
+        proof = prove_consistency(store._get_engine(), old, new)
+    text = json.dumps(proof, indent=2) + "\n"
+    if out is None:
+        sys.stdout.write(text)
+    else:
+        out.write_text(text, encoding="utf-8")
+        sys.stderr.write(f"consistency proof {old.name} -> {new.name}: {out}\n")
+    return ExitCode.OK
+
+
 def verify_proof_cmd(
     proof: Path,
     /,
@@ -185,7 +213,8 @@ def verify_proof_cmd(
 ) -> int:
     """Check a proof file offline: no database, only the proof and the public key.
 
-    Exit 0 when the record is part of the signed trail, 1 when it is not.
+    Exit 0 when the record is part of the signed trail (or, for a consistency proof, the later
+    trail extends the earlier), 1 when it is not.
 
     Parameters
     ----------
@@ -206,7 +235,12 @@ def verify_proof_cmd(
         raise CliError(f"cannot read {proof}: {exc.strerror or exc}") from None
     except ValueError as exc:
         raise CliError(f"{proof}: not JSON ({exc})", ExitCode.CHECK_FAILED) from None
-    report = verify_proof(data, key)
+    if isinstance(data, dict) and data.get("format") == "aegis-consistency/1":
+        from aegis.runtime.audit_consistency import verify_consistency
+
+        report = verify_consistency(data, key)
+    else:
+        report = verify_proof(data, key)
     if format == "json":
         payload = {"ok": report.ok, "record_id": report.record_id, "detail": report.detail}
         sys.stdout.write(json.dumps(payload) + "\n")

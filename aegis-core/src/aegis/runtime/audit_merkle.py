@@ -152,3 +152,84 @@ def root_from_path(leaf: bytes, index: int, size: int, path: Sequence[bytes]) ->
         fn >>= 1
         sn >>= 1
     return acc if sn == 0 else None
+
+
+def consistency_ranges(old: int, new: int) -> list[tuple[int, int]]:
+    """The leaf ranges ``[start, end)`` whose subtree roots form the consistency proof from a
+    tree of ``old`` leaves to one of ``new`` (RFC 6962 section 2.1.2, SUBPROOF), in order.
+
+    Empty when nothing needs proving (``old`` is 0 or equal to ``new``).
+    """
+    if not 0 <= old <= new:
+        raise ValueError(f"a tree of {old} leaves cannot grow into one of {new}")
+    if old in (0, new):
+        return []
+    ranges: list[tuple[int, int]] = []
+    start, end, m, whole = 0, new, old, True
+    while m != end - start:
+        k = _largest_power_below(end - start)
+        if m <= k:
+            ranges.append((start + k, end))
+            end = start + k
+        else:
+            ranges.append((start, start + k))
+            start, m, whole = start + k, m - k, False
+    if not whole:
+        ranges.append((start, end))
+    ranges.reverse()
+    return ranges
+
+
+def subtree_roots(leaves: Iterable[bytes], ranges: Sequence[tuple[int, int]]) -> list[bytes]:
+    """The roots of disjoint leaf ranges, in the order given, from one pass over the leaves
+    (memory O(log n) per range; leaves outside every range are skipped)."""
+    order = sorted(range(len(ranges)), key=lambda i: ranges[i][0])
+    builders = [TreeBuilder() for _ in ranges]
+    end = max((r[1] for r in ranges), default=0)
+    cursor = 0
+    for seen, leaf in enumerate(leaves):
+        if seen >= end:
+            break
+        while cursor < len(order) and ranges[order[cursor]][1] <= seen:
+            cursor += 1
+        if cursor < len(order) and ranges[order[cursor]][0] <= seen:
+            builders[order[cursor]].add(leaf)
+    for i, (start, stop) in enumerate(ranges):
+        if builders[i].size != stop - start:
+            raise ValueError(f"the tree has fewer than {stop} leaves")
+    return [b.root() for b in builders]
+
+
+def consistent(old: int, new: int, old_root: bytes, new_root: bytes, path: Sequence[bytes]) -> bool:
+    """Whether ``path`` proves the tree of ``new`` leaves with ``new_root`` extends the tree of
+    ``old`` leaves with ``old_root`` (RFC 9162 section 2.1.4.2)."""
+    if not 0 <= old <= new:
+        return False
+    if old == 0:
+        return not path  # every tree extends the empty one
+    if old == new:
+        return not path and old_root == new_root
+    nodes = list(path)
+    if old & (old - 1) == 0:  # a power of two: the old tree is itself a subtree of the new
+        nodes.insert(0, old_root)
+    if not nodes:
+        return False
+    fn, sn = old - 1, new - 1
+    while fn & 1:
+        fn >>= 1
+        sn >>= 1
+    fr = sr = nodes[0]
+    for c in nodes[1:]:
+        if sn == 0:
+            return False
+        if fn & 1 or fn == sn:
+            fr = node_hash(c, fr)
+            sr = node_hash(c, sr)
+            while not fn & 1 and fn != 0:
+                fn >>= 1
+                sn >>= 1
+        else:
+            sr = node_hash(sr, c)
+        fn >>= 1
+        sn >>= 1
+    return fr == old_root and sr == new_root and sn == 0
