@@ -177,3 +177,21 @@ def test_the_other_ranges_are_walked_by_other_processes(
     monkeypatch.setattr(audit_verify.walk_mod, "walk_sqlite", counting)
     assert trail.verify().ok
     assert len(here) == 1 and here[0] > 0  # this process walked only the last range
+
+
+def test_bytes_that_are_not_utf8_in_a_text_column_are_an_edit(
+    trail: AuditStore, db_url: str, workers: int
+) -> None:
+    raw(db_url, "UPDATE aegis_audit SET target = CAST(x'fffe' AS TEXT) WHERE id = 17")
+    report = trail.verify()
+    assert report.edited == [17], report.summary()
+
+
+def test_a_blob_and_bad_text_together_still_name_the_rows(
+    trail: AuditStore, db_url: str, workers: int
+) -> None:
+    """The blob makes the database's JSON functions fail: the range is walked from the columns,
+    where the text that is not UTF-8 is an edit too."""
+    raw(db_url, "UPDATE aegis_audit SET target = x'00ff' WHERE id = 12")
+    raw(db_url, "UPDATE aegis_audit SET agent_id = CAST(x'fffe' AS TEXT) WHERE id = 13")
+    assert trail.verify().edited == [12, 13]

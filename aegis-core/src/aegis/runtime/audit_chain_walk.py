@@ -17,12 +17,13 @@ is checked the exact way, from its columns (``exact``), and only that decides.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import re
 import sqlite3
 import sys
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 _dumps = json.JSONEncoder(separators=(",", ":"), allow_nan=True).encode
@@ -83,7 +84,10 @@ def _matches(preimage: bytes | None, stored: Any) -> bool:
         return True
     if _NON_ASCII_BYTES.search(preimage) is None:
         return False
-    return _sha256(ascii_json(preimage)).hexdigest() == stored
+    try:
+        return _sha256(ascii_json(preimage)).hexdigest() == stored
+    except UnicodeDecodeError:  # bytes written into a text column: never what was hashed
+        return False
 
 
 class RangeWalk:
@@ -205,7 +209,8 @@ def walk_sqlite(
 
     def exact(ids: list[int]) -> dict[int, tuple[bool, bool]]:
         marks = ",".join("?" * len(ids))
-        rows = conn.execute(spec["exact_by_id_sql"].format(ids=marks), ids).fetchall()
+        with _lenient_text(conn):
+            rows = conn.execute(spec["exact_by_id_sql"].format(ids=marks), ids).fetchall()
         return exact_check(rows, base, n_intent)
 
     walk = RangeWalk(int(spec["prev_id"]), str(spec["prev_hash"]), spec["head_id"], exact)
@@ -215,10 +220,23 @@ def walk_sqlite(
         while chunk := cur.fetchmany(batch):
             walk.feed(chunk)
     except sqlite3.Error:
-        cur = conn.execute(spec["exact_sql"], (walk.prev_id, hi))
-        while chunk := cur.fetchmany(batch):
-            walk.feed(python_fast_rows(chunk, base, n_intent))
+        with _lenient_text(conn):
+            cur = conn.execute(spec["exact_sql"], (walk.prev_id, hi))
+            while chunk := cur.fetchmany(batch):
+                walk.feed(python_fast_rows(chunk, base, n_intent))
     return walk.to_dict()
+
+
+@contextlib.contextmanager
+def _lenient_text(conn: sqlite3.Connection) -> Iterator[None]:
+    """Text that is not UTF-8 (bytes cast into a text column) read as lone surrogates, so it
+    hashes to something no writer produced (an edit), instead of stopping the walk."""
+    saved = conn.text_factory
+    conn.text_factory = lambda b: b.decode("utf-8", "surrogateescape")
+    try:
+        yield
+    finally:
+        conn.text_factory = saved
 
 
 def python_fast_rows(rows: Iterable[Sequence[Any]], base: int, n_intent: int) -> Iterable[FastRow]:
