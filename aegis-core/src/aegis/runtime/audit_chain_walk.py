@@ -215,8 +215,10 @@ def walk_sqlite(
 
     walk = RangeWalk(int(spec["prev_id"]), str(spec["prev_hash"]), spec["head_id"], exact)
     hi = spec["hi"]
+    bounds = (walk.prev_id, hi)
+    side = conn.execute(spec["side_rows_sql"], bounds).fetchone() is not None
     try:
-        cur = conn.execute(spec["fast_sql"], (walk.prev_id, hi))
+        cur = conn.execute(spec["fast_sql" if side else "fast_inline_sql"], bounds)
         while chunk := cur.fetchmany(batch):
             walk.feed(chunk)
     except sqlite3.Error:

@@ -57,10 +57,13 @@ def workers() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+_SIDE_PARAMS = "coalesce(p.params, a.params)"
+
+
 def _col(name: str, present: set[str]) -> str:
     if name not in present:
         return "NULL"
-    return "coalesce(p.params, a.params)" if name == "params" else f"a.{name}"
+    return _SIDE_PARAMS if name == "params" else f"a.{name}"
 
 
 def _intent_sql(present: set[str]) -> str:
@@ -103,8 +106,13 @@ def sqlite_spec(present: set[str]) -> dict[str, Any]:
         f"{_FROM} WHERE a.id > ? AND a.id <= ? ORDER BY a.id"
     )
     exact = f"SELECT {_exact_columns(present)} {_FROM}"
+    # The same without the join, for a range with no out-of-row params (checked in the same
+    # snapshot, so there the join could only ever have found nothing).
+    inline = fast.replace(_FROM, "FROM aegis_audit a").replace(_SIDE_PARAMS, "a.params")
     return {
         "fast_sql": fast,
+        "fast_inline_sql": inline,
+        "side_rows_sql": "SELECT 1 FROM aegis_audit_params WHERE id > ? AND id <= ? LIMIT 1",
         "exact_sql": f"{exact} WHERE a.id > ? AND a.id <= ? ORDER BY a.id",
         "exact_by_id_sql": f"{exact} WHERE a.id IN ({{ids}})",
         "base": BASE_INTENT_COLUMNS,
