@@ -10,7 +10,8 @@ f1 then proves it is a valid trail: ``verify`` must report it intact, or no figu
   with the CPU seconds of every process it used (it walks id ranges in a process per core);
   also ``verify`` against a signed checkpoint (chain + Merkle tree over the outcomes).
 * f2: sequential ``run_one`` (full durability) on a copy of the 1M store vs an empty store,
-  alternating which runs first; ratio of medians.
+  both open at once, in alternating batches (which goes first alternates too); ratio of the
+  medians, and the median and quartiles of the per-batch ratios.
 * f3: ``query`` with one filter (session, action type glob, risk, since) on 1M records, the
   last 100 matches (what ``aegis audit -n 100`` asks for), median ms; and ``--chain``.
 * f4: evaluate with 10,000 rules (the 1,000-rule pattern x10), last rule and no match, against
@@ -188,11 +189,10 @@ def bench_f1(root: Path, big: Path, small: Path) -> dict[str, Figure]:
     }
 
 
-async def _run_actions(url: str, n: int) -> float:
-    from aegis import Action, AutoApprovalHandler, Policy, Runtime
+def _runtime(store: Any) -> Any:
+    from aegis import AutoApprovalHandler, Policy, Runtime
     from aegis.adapters.base import BaseExecutor
     from aegis.core.result import Result, ResultStatus
-    from aegis.runtime.audit import AuditStore
 
     class NoOp(BaseExecutor):
         async def execute(self, action: Any) -> Result:
@@ -205,40 +205,69 @@ async def _run_actions(url: str, n: int) -> float:
             "rules": [{"name": "reads", "match": {"type": "read*"}, "approval": "auto"}],
         }
     )
-    async with AuditStore(url) as store:
-        rt = Runtime(
-            executor=NoOp(), policy=policy, approval_handler=AutoApprovalHandler(), audit=store
-        )
-        actions = [Action("read_contact", "crm_prod", {"id": 1}) for _ in range(n)]
-        start = time.perf_counter()
-        for act in actions:
-            result = await rt.run_one(act)
-            if result.status is not ResultStatus.SUCCESS:
-                raise RuntimeError(f"f2: run_one gave {result.status}")
-        return time.perf_counter() - start
+    return Runtime(
+        executor=NoOp(), policy=policy, approval_handler=AutoApprovalHandler(), audit=store
+    )
 
 
-def bench_f2(root: Path, big: Path, actions: int, rounds: int) -> dict[str, Figure]:
-    empty_times, full_times = [], []
-    for r in range(rounds):
-        order = ("empty", "full") if r % 2 == 0 else ("full", "empty")
-        for which in order:
-            target = root / f"f2-{which}-{r}.db"
-            if which == "full":
-                shutil.copy(big, target)
-            # The copy leaves ~1 GB of dirty pages: flushed now, not during the timed fsyncs.
-            os.sync()
-            elapsed = asyncio.run(_run_actions(f"sqlite:///{target}", actions))
-            (empty_times if which == "empty" else full_times).append(elapsed / actions)
-            target.unlink()
-            for suffix in ("-wal", "-shm"):
-                Path(f"{target}{suffix}").unlink(missing_ok=True)
-    empty, full = statistics.median(empty_times), statistics.median(full_times)
+async def _interleaved(urls: dict[str, str], batches: int, batch: int) -> dict[str, list[float]]:
+    """Both stores open at once; batches of ``batch`` sequential ``run_one`` alternate between
+    them (which goes first alternates too), so load on this shared machine falls on both
+    alike. Seconds per action, one value per batch."""
+    from aegis import Action
+    from aegis.core.result import ResultStatus
+    from aegis.runtime.audit import AuditStore
+
+    stores = {k: AuditStore(u) for k, u in urls.items()}
+    times: dict[str, list[float]] = {k: [] for k in urls}
+    for store in stores.values():
+        await store.open()
+    try:
+        runtimes = {k: _runtime(s) for k, s in stores.items()}
+        for which in urls:  # warm-up: first writes, the WAL's first checkpoint
+            for _ in range(batch):
+                await runtimes[which].run_one(Action("read_contact", "crm_prod", {"id": 1}))
+        names = list(urls)
+        for b in range(batches):
+            for which in names if b % 2 == 0 else reversed(names):
+                rt = runtimes[which]
+                start = time.perf_counter()
+                for _ in range(batch):
+                    result = await rt.run_one(Action("read_contact", "crm_prod", {"id": 1}))
+                    if result.status is not ResultStatus.SUCCESS:
+                        raise RuntimeError(f"f2: run_one gave {result.status}")
+                times[which].append((time.perf_counter() - start) / batch)
+    finally:
+        for store in stores.values():
+            await store.close()
+    return times
+
+
+def bench_f2(root: Path, big: Path, batches: int, batch: int) -> dict[str, Figure]:
+    full_db, empty_db = root / "f2-full.db", root / "f2-empty.db"
+    shutil.copy(big, full_db)
+    os.sync()  # the copy's dirty pages are flushed now, not during the timed fsyncs
+    urls = {"empty": f"sqlite:///{empty_db}", "full": f"sqlite:///{full_db}"}
+    times = asyncio.run(_interleaved(urls, batches, batch))
+    empty, full = statistics.median(times["empty"]), statistics.median(times["full"])
+    ratios = sorted(f / e for e, f in zip(times["empty"], times["full"], strict=True))
+    quartiles = statistics.quantiles(ratios, n=4)
+    for path in (full_db, empty_db):
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{path}{suffix}").unlink(missing_ok=True)
     return {
         "f2": Figure(
             full / empty,
             "x b1",
-            {"b1_empty_us": empty * 1e6, "b1_1m_us": full * 1e6, "actions": actions},
+            {
+                "b1_empty_us": empty * 1e6,
+                "b1_1m_us": full * 1e6,
+                "batch_ratio_median": statistics.median(ratios),
+                "batch_ratio_q1": quartiles[0],
+                "batch_ratio_q3": quartiles[2],
+                "batches": batches,
+                "actions_per_batch": batch,
+            },
         )
     }
 
@@ -367,8 +396,8 @@ def main() -> int:
         if "f4" in wanted:
             figures.update(bench_f4(root, sizes))
         if "f2" in wanted:
-            rounds = 2 if args.smoke else 6
-            figures.update(bench_f2(root, big, 300 if args.smoke else 2000, rounds))
+            batches = 4 if args.smoke else 40
+            figures.update(bench_f2(root, big, batches, 50 if args.smoke else 250))
     table = markdown(figures, args.smoke)
     print()
     print(table)
