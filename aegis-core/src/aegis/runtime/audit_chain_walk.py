@@ -24,6 +24,7 @@ import re
 import sqlite3
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 _dumps = json.JSONEncoder(separators=(",", ":"), allow_nan=True).encode
@@ -264,7 +265,9 @@ def main() -> int:
     """Script mode: a JSON spec (with ``path``, the SQLite file) on stdin, the walk's result as
     JSON on stdout. Only reads, inside one read transaction."""
     spec = json.load(sys.stdin)
-    conn = sqlite3.connect(spec["path"])
+    # Read-only, by URI: a path that is not there is an error (the caller then walks the range
+    # itself), never a new empty database.
+    conn = sqlite3.connect(f"{Path(spec['path']).as_uri()}?mode=ro", uri=True)
     try:
         conn.execute("BEGIN")
         result = walk_sqlite(conn, spec)

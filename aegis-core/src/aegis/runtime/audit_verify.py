@@ -177,14 +177,16 @@ def _exact_by_id(conn: Connection, engine: Engine) -> walk_mod.ExactCheck:
 def _walk_sqlite(conn: Connection, engine: Engine, head_id: int | None) -> list[dict[str, Any]]:
     raw: Any = conn.connection.driver_connection
     spec = sqlite_spec(_present(engine))
-    path = engine.url.database
+    path = Path(engine.url.database or ":memory:")
     n = workers()
     end = head_id or 0
-    if n < 2 or end < PARALLEL_MIN or not path or path == ":memory:" or not sys.executable:
+    # A plain file only: a URI or options in the URL are this connection's to interpret.
+    plain_file = not engine.url.query and path.is_file()
+    if n < 2 or end < PARALLEL_MIN or not plain_file or not sys.executable:
         return [walk_mod.walk_sqlite(raw, {**spec, **_start(raw, 0, _NO_END, head_id)})]
     bounds = [end * i // n for i in range(n)] + [_NO_END]
     ranges = [_start(raw, bounds[i], bounds[i + 1], head_id) for i in range(n)]
-    children = [_spawn({**spec, **r, "path": str(Path(path).resolve())}) for r in ranges[:-1]]
+    children = [_spawn({**spec, **r, "path": str(path.resolve())}) for r in ranges[:-1]]
     mine = walk_mod.walk_sqlite(raw, {**spec, **ranges[-1]})
     results = [
         _collect(child, raw, {**spec, **r}) for child, r in zip(children, ranges, strict=False)
