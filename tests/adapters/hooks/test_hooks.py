@@ -8,53 +8,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aegis.adapters.mcp import hooks
-from aegis.adapters.mcp.hook_run import post_tool_use, pre_tool_use
-from mcp_testkit import AEGIS
+from aegis.adapters.hooks import mapping as hooks
+from aegis.adapters.hooks.run import post_tool_use, pre_tool_use
+from hooks_testkit import AEGIS, payloads, records
 
 from aegis import Policy, Runtime
-from aegis.runtime.audit import AuditStore
 
-PAYLOADS: dict[str, dict[str, Any]] = json.loads(
-    (Path(__file__).parent / "payloads" / "claude_code.json").read_text()
-)
-
-HOOK_POLICY = """\
-version: "1"
-defaults: {risk_level: medium, approval: block}
-rules:
-  - name: no_rm_rf
-    match: {type: bash, target: "rm -rf*"}
-    risk_level: critical
-    approval: block
-  - name: shell
-    match: {type: bash}
-    risk_level: low
-    approval: auto
-  - name: reads
-    match: {type: read}
-    risk_level: low
-    approval: auto
-  - name: env_files
-    match: {type: edit, target: "*.env"}
-    risk_level: high
-    approval: approve
-  - name: writes
-    match: {type: write}
-    risk_level: high
-    approval: approve
-  - name: crm_deletes
-    match: {type: "delete_*", target: crm}
-    risk_level: critical
-    approval: block
-"""
-
-
-@pytest.fixture
-def hook_policy(tmp_path: Path) -> Path:
-    path = tmp_path / "hook-policy.yaml"
-    path.write_text(HOOK_POLICY, encoding="utf-8")
-    return path
+PAYLOADS = payloads("claude_code")
 
 
 def run_hook(payload: Any, policy: Path, db: str, *extra: str) -> subprocess.CompletedProcess[str]:
@@ -73,14 +33,6 @@ def answer(done: subprocess.CompletedProcess[str]) -> dict[str, Any]:
     out: dict[str, Any] = json.loads(done.stdout)["hookSpecificOutput"]
     assert out["hookEventName"] == "PreToolUse"
     return out
-
-
-def records(db: str) -> list[Any]:
-    store = AuditStore(db)
-    try:
-        return store.query(limit=None)
-    finally:
-        store.close_sync()
 
 
 @pytest.mark.parametrize(
