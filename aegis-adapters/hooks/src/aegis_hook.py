@@ -27,7 +27,6 @@ import socket
 import stat
 import struct
 import sys
-from pathlib import Path
 from typing import Any
 
 AGENTS = ("claude-code", "cursor", "codex")
@@ -83,20 +82,21 @@ def options(
     }
 
 
-def socket_dir() -> Path:
+def socket_dir() -> str:
     runtime = os.environ.get("XDG_RUNTIME_DIR")
     if runtime and os.path.isdir(runtime):
-        return Path(runtime) / "aegis-hooks"
-    return Path(os.environ.get("TMPDIR") or "/tmp") / f"aegis-hooks-{os.getuid()}"
+        return os.path.join(runtime, "aegis-hooks")
+    return os.path.join(os.environ.get("TMPDIR") or "/tmp", f"aegis-hooks-{os.getuid()}")
 
 
-def socket_path(config: dict[str, Any]) -> Path:
-    """One daemon per configuration: its socket is named by a digest of it."""
+def socket_path(config: dict[str, Any]) -> str:
+    """One daemon per configuration: its socket is named by a digest of it (pathlib is not
+    imported here: every millisecond of start-up is paid on every tool call)."""
     key = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:24]
-    return socket_dir() / f"{key}.sock"
+    return os.path.join(socket_dir(), f"{key}.sock")
 
 
-def private(path: Path, kind: int) -> bool:
+def private(path: str, kind: int) -> bool:
     """``path`` is of ``kind`` (S_IFDIR/S_IFSOCK), ours, and closed to group and others."""
     try:
         info = os.lstat(path)
@@ -117,9 +117,9 @@ def file_digest(path: str) -> str:
 # -- the call --------------------------------------------------------------------------------------
 
 
-def ask_daemon(agent: str, config: dict[str, Any], raw: str, path: Path) -> dict[str, Any] | None:
+def ask_daemon(agent: str, config: dict[str, Any], raw: str, path: str) -> dict[str, Any] | None:
     """The daemon's reply, or None when it is not there or not to be trusted (nothing sent)."""
-    if not (private(path.parent, stat.S_IFDIR) and private(path, stat.S_IFSOCK)):
+    if not (private(os.path.dirname(path), stat.S_IFDIR) and private(path, stat.S_IFSOCK)):
         return None
     if not hasattr(socket, "SO_PEERCRED"):
         return None  # no way to know who listens: decide in-process
@@ -131,7 +131,7 @@ def ask_daemon(agent: str, config: dict[str, Any], raw: str, path: Path) -> dict
     try:
         conn.settimeout(CONNECT_TIMEOUT)
         try:
-            conn.connect(str(path))
+            conn.connect(path)
             creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
         except OSError:
             return None  # stale socket, or a daemon that is going away
@@ -182,15 +182,16 @@ def _read_line(conn: socket.socket) -> bytes:
             raise ValueError("answer too large")
 
 
-def start_daemon(config: dict[str, Any], path: Path) -> None:
+def start_daemon(config: dict[str, Any], path: str) -> None:
     """Start a daemon for this configuration in the background (it exits when idle)."""
     import subprocess
 
     try:
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        if not private(path.parent, stat.S_IFDIR):
+        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+        if not private(os.path.dirname(path), stat.S_IFDIR):
             return  # someone else's directory: never start a daemon there
-        fd = os.open(path.with_suffix(".log"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        log = path.removesuffix(".sock") + ".log"
+        fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         try:
             subprocess.Popen(
                 [
@@ -200,7 +201,7 @@ def start_daemon(config: dict[str, Any], path: Path) -> None:
                     "--options-json",
                     json.dumps(config),
                     "--socket",
-                    str(path),
+                    path,
                 ],
                 stdin=subprocess.DEVNULL,
                 stdout=fd,
@@ -242,7 +243,7 @@ def emit(code: int, stdout: str, stderr: str) -> int:
     return code
 
 
-def parse(argv: list[str]) -> tuple[str, dict[str, Any], Path | None, str]:
+def parse(argv: list[str]) -> tuple[str, dict[str, Any], str | None, str]:
     if not argv or argv[0] not in AGENTS:
         raise UsageError(USAGE)
     agent, rest = argv[0], argv[1:]
@@ -284,7 +285,7 @@ def parse(argv: list[str]) -> tuple[str, dict[str, Any], Path | None, str]:
                 values[key] = float(values[key])
             except ValueError:
                 raise UsageError(f"--{key.replace('_', '-')} must be a number") from None
-    return agent, options(**values), Path(sock) if sock else None, mode
+    return agent, options(**values), os.path.abspath(sock) if sock else None, mode
 
 
 def main(argv: list[str] | None = None) -> int:

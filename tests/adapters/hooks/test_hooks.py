@@ -337,3 +337,62 @@ async def test_a_lifecycle_veto_denies_in_the_hook_too(hook_policy: Path, db_url
         got = await pre_tool_use(runtime, hooks.claude_call(PAYLOADS["bash_ls"]), wait_rules=())
     assert got.decision == "deny" and "change freeze" in got.reason
     assert [r.result for r in records(db_url)] == ["blocked"]
+
+
+def _cursor(policy: Path, db: str, payload: Any, *extra: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [AEGIS, "hook", "cursor", "--policy", str(policy), "--db", db, *extra],
+        input=json.dumps(payload),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+CURSOR_SHELL = {
+    "hook_event_name": "beforeShellExecution",
+    "command": "ls",
+    "cwd": "/w",
+    "conversation_id": "c1",
+    "generation_id": "g9",
+    "workspace_roots": ["/w"],
+}
+
+
+def test_cursor_after_event_completes_the_row(hook_policy: Path, db_url: str) -> None:
+    assert json.loads(_cursor(hook_policy, db_url, CURSOR_SHELL).stdout)["permission"] == "allow"
+    after = {
+        **CURSOR_SHELL,
+        "hook_event_name": "afterShellExecution",
+        "output": "a\n",
+        "duration": 12,
+    }
+    done = _cursor(hook_policy, db_url, after)
+    assert done.returncode == 0 and json.loads(done.stdout) == {}
+    [row] = records(db_url)
+    assert (row.target, row.result, row.agent_id) == ("ls", "success", "cursor")
+
+
+def test_a_row_nobody_reports_is_closed_as_not_reported(hook_policy: Path, db_url: str) -> None:
+    read = {
+        "hook_event_name": "beforeReadFile",
+        "file_path": "/w/a.txt",
+        "content": "x",
+        "conversation_id": "c1",
+        "generation_id": "g4",
+        "workspace_roots": ["/w"],
+    }  # Cursor sends no event after a read: the row can only be closed by its deadline
+    assert (
+        json.loads(_cursor(hook_policy, db_url, read, "--report-timeout", "0").stdout)["permission"]
+        == "allow"
+    )
+    assert [r.result for r in records(db_url)] == ["pending"]
+    # The next hook call closes overdue rows on its way (the daemon does it on a timer).
+    assert json.loads(_cursor(hook_policy, db_url, CURSOR_SHELL).stdout)["permission"] == "allow"
+    rows = records(db_url)
+    assert (rows[0].target, rows[0].result, rows[0].error) == (
+        "/w/a.txt",
+        "failed",
+        "outcome not reported",
+    )
+    assert rows[1].result == "pending"

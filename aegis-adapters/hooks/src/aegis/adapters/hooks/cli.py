@@ -118,7 +118,7 @@ def daemon(
         approval_timeout,
         report_timeout,
     )
-    path = socket or aegis_hook.socket_path(config)
+    path = socket or Path(aegis_hook.socket_path(config))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     print(f"aegis hook daemon: {path}", file=sys.stderr)
     return asyncio.run(Daemon(HookOptions.from_json(config), path, idle=idle).serve())

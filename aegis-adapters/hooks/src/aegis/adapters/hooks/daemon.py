@@ -51,7 +51,7 @@ class Daemon:
 
         directory = self.path.parent
         directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        if not aegis_hook.private(directory, 0o040000):
+        if not aegis_hook.private(str(directory), 0o040000):
             log.error("%s is not a private directory of this user; not serving", directory)
             return 1
         lock = open(self.path.with_suffix(".lock"), "a+")  # noqa: SIM115 - held for our lifetime
@@ -63,7 +63,7 @@ class Daemon:
             return 0
         inode: int | None = None
         try:
-            self.hooks = Hooks(self.options)
+            self.hooks = Hooks(self.options, reap_each_call=False)
             await self.hooks.audit.open()
             with contextlib.suppress(FileNotFoundError):
                 self.path.unlink()  # we hold the lock: whoever made it is gone
@@ -161,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     config = json.loads(args.options_json)
     options = HookOptions.from_json(config)
-    path = Path(args.socket) if args.socket else aegis_hook.socket_path(options.as_json())
+    path = Path(args.socket or aegis_hook.socket_path(options.as_json()))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     return asyncio.run(Daemon(options, path, idle=args.idle).serve())
 

@@ -82,7 +82,7 @@ def refusal(agent: str, message: str) -> Reply:
 class Hooks:
     """The policy, the audit store and one runtime per agent, opened once."""
 
-    def __init__(self, options: HookOptions) -> None:
+    def __init__(self, options: HookOptions, *, reap_each_call: bool = True) -> None:
         from aegis.core.policy import Policy
         from aegis.runtime.audit import AuditStore
 
@@ -92,6 +92,8 @@ class Hooks:
         self.overrides = _overrides(options.map)
         self.audit = AuditStore(options.db)
         self._runtimes: dict[str, Any] = {}
+        #: A one-shot process closes overdue records on its way; the daemon does it on a timer.
+        self.reap_each_call = reap_each_call
 
     def reload_if(self, digest: str) -> bool:
         """Load the policy file again if it now has ``digest``; True when it does."""
@@ -146,7 +148,8 @@ class Hooks:
             return refusal(agent, f"aegis hook: the tool call is denied: {exc}")
         runtime = self.runtime(agent)
         await runtime.open()
-        await reap(runtime)
+        if self.reap_each_call:
+            await reap(runtime)
         if call.event in ("PreToolUse",) or call.event.startswith("before"):
             answer = await pre_tool_use(
                 runtime,
