@@ -66,3 +66,27 @@ def test_malformed_codex_payload_is_exit_2(hook_policy: Path, db_url: str) -> No
     args = ["--policy", str(hook_policy), "--db", db_url, "--daemon", "off"]
     done = run([AEGIS_HOOK, "codex", *args], bad)
     assert done.returncode == 2 and "denied" in done.stderr and done.stdout == ""
+
+
+def test_codex_install_writes_hooks_json_and_keeps_the_rest(
+    tmp_path: Path, hook_policy: Path
+) -> None:
+    import json
+    import subprocess
+
+    from hooks_testkit import AEGIS
+
+    target = tmp_path / ".codex" / "hooks.json"
+    target.parent.mkdir()
+    theirs = {"matcher": "Bash", "hooks": [{"type": "command", "command": "my-check"}]}
+    target.write_text(json.dumps({"hooks": {"PreToolUse": [theirs]}}))
+    args = [AEGIS, "hook", "codex", "--install", "--policy", str(hook_policy)]
+    done = subprocess.run(args, cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    data = json.loads(target.read_text())
+    assert set(data) == {"hooks"}  # Codex refuses unknown root fields
+    pre = data["hooks"]["PreToolUse"]
+    assert pre[0] == theirs and "aegis-hook codex" in pre[1]["hooks"][0]["command"]
+    undo = [AEGIS, "hook", "codex", "--uninstall"]
+    assert subprocess.run(undo, cwd=tmp_path, capture_output=True, timeout=60).returncode == 0
+    assert json.loads(target.read_text()) == {"hooks": {"PreToolUse": [theirs]}}

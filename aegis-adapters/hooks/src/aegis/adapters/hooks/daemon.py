@@ -106,6 +106,9 @@ class Daemon:
     async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self._busy += 1
         try:
+            if not _same_user(writer):  # the 0600 socket should make this impossible: check anyway
+                log.warning("refused a connection from another user")
+                return
             answer = await self._answer(reader)
             writer.write(json.dumps(answer).encode() + b"\n")
             await writer.drain()
@@ -148,6 +151,18 @@ class Daemon:
             "stdout": reply.stdout,
             "stderr": reply.stderr,
         }
+
+
+def _same_user(writer: asyncio.StreamWriter) -> bool:
+    import socket
+    import struct
+
+    sock = writer.get_extra_info("socket")
+    try:
+        creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    except (AttributeError, OSError):
+        return False
+    return bool(struct.unpack("3i", creds)[1] == os.getuid())
 
 
 def main(argv: list[str] | None = None) -> int:

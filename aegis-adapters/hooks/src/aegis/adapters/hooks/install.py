@@ -61,11 +61,6 @@ def install(path: Path, command: str | None, agent: str = "claude-code") -> int:
     return 0
 
 
-def install_claude(path: Path, command: str | None) -> int:
-    """The earlier name, kept for callers of agent-aegis-mcp's hook_install."""
-    return install(path, command, "claude-code")
-
-
 def _ours(group: Any, marker: str) -> bool:
     if not isinstance(group, dict):
         return False
