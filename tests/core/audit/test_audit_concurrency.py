@@ -69,3 +69,38 @@ async def test_query_while_another_process_writes(db_url: str) -> None:
             await asyncio.sleep(0.01)
         await writer
         assert store.count() == 201
+
+
+async def test_inline_when_idle_writes_on_the_callers_thread_and_keeps_the_chain(
+    db_url: str,
+) -> None:
+    """``inline_when="idle"`` (a stdio proxy): no thread hop while the writer is idle, even
+    with helper tasks in the loop; concurrent writers still queue, and the chain holds."""
+    import threading
+
+    store = AuditStore(db_url)
+    store.inline_when = "idle"
+    await store.open()
+    try:
+        writer = store._writer
+        assert writer is not None
+        threads: list[str] = []
+        original = writer._write
+
+        def spy(ops: list[object]) -> None:
+            threads.append(threading.current_thread().name)
+            original(ops)  # type: ignore[arg-type]
+
+        writer._write = spy  # type: ignore[method-assign]
+        helper = asyncio.create_task(asyncio.sleep(30))  # the loop is not ours alone
+        try:
+            await run_action(store, action(params={"i": -1}))
+            assert threads and set(threads) == {threading.current_thread().name}
+            await asyncio.gather(*(run_action(store, action(params={"i": i})) for i in range(200)))
+        finally:
+            helper.cancel()
+        assert store.count() == 201 and store.count(result="pending") == 0
+        report = store.verify()
+        assert report.ok, report.summary()
+    finally:
+        await store.close()

@@ -135,6 +135,8 @@ class AuditStore:
         self._checkpointer: Checkpointer | None = None
         #: Ids this process closed as 'interrupted' when it opened the store.
         self.interrupted: list[int] = []
+        #: When a write may skip the writer thread (see ``GroupCommitWriter.inline_when``).
+        self.inline_when: Literal["alone", "idle"] = "alone"
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -181,6 +183,7 @@ class AuditStore:
                     owner=current_owner(),
                     guard=guard.check if guard is not None else None,
                 )
+                writer.inline_when = self.inline_when
                 writer.start()
             except (SQLAlchemyError, OSError) as exc:
                 if guard is not None:

@@ -154,6 +154,11 @@ class GroupCommitWriter:
         self._sync_full: bool | None = None
         self._cursor: Any = None
         self.inline = True
+        #: ``"alone"``: write inline only when the calling task is alone in its loop (nothing
+        #: could batch with it). ``"idle"``: whenever the writer is idle, for a loop that
+        #: serves one caller at a time among helper tasks (a stdio proxy): no thread hop, at the
+        #: price of blocking that loop for the commit.
+        self.inline_when: str = "alone"
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -208,7 +213,7 @@ class GroupCommitWriter:
             and self._conn_lock.acquire(blocking=False)
         ):
             try:
-                if not self._queue and _alone_in_loop():
+                if not self._queue and (self.inline_when == "idle" or _alone_in_loop()):
                     self._write([op])
                     if op.error is not None:
                         raise op.error

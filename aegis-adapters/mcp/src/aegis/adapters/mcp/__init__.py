@@ -1,11 +1,10 @@
-"""Aegis for MCP: govern tool calls in code, in front of servers (``aegis mcp-proxy``), and in
-coding agents (``aegis hook claude-code``).
+"""Aegis for MCP: govern tool calls in code and in front of servers (``aegis mcp-proxy``).
 
-The mapping is the same everywhere, so one policy covers all three: an MCP tool call is
+The mapping is the same everywhere, so one policy covers both: an MCP tool call is
 ``Action(type=<tool name>, target=<server name>, params=<arguments>)``.
 
 This module imports neither ``mcp`` nor the runtime at import time: the plugin's entry point
-imports it on every ``aegis`` start-up, and a coding-agent hook is a new process per tool call.
+imports it on every ``aegis`` start-up.
 """
 
 from __future__ import annotations

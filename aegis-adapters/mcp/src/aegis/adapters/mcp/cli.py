@@ -1,7 +1,7 @@
 """``aegis mcp-proxy`` and ``aegis mcp pins``: added to the CLI by this plugin's hook.
 
 Heavy imports (mcp, the runtime, SQLAlchemy) happen inside the commands, so ``aegis --help``
-and the coding-agent hooks do not pay for them.
+and every other command do not pay for them.
 """
 
 from __future__ import annotations

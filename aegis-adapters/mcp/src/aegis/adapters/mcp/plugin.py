@@ -9,7 +9,6 @@ from aegis import hookimpl
 
 @hookimpl
 def aegis_register_commands(app: Any) -> None:
-    from aegis.adapters.mcp import cli, hook_cli
+    from aegis.adapters.mcp import cli
 
     cli.register(app)
-    hook_cli.register(app)

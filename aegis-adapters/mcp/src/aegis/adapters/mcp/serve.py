@@ -1,20 +1,111 @@
-"""Running the proxy on a transport: stdio (one client, the usual case) or streamable HTTP."""
+"""Running the proxy on a transport: stdio (one client, the usual case) or streamable HTTP.
+
+On stdio the proxy reads and writes its pipes from the event loop. The SDK's own
+``stdio_server`` hands every line read and every write and flush to a worker thread (anyio's
+``wrap_file``); profiled, those thread hops were the largest part of the proxy's added
+latency per ``tools/call``. The SDK still parses and serialises every message: only the
+transport under it changes. When stdin or stdout is not a pipe or socket (a regular file),
+the SDK's transport is used. The audit writes of a stdio proxy are made inline when the writer
+is idle (``AuditStore.inline_when``), the other thread hop the profile showed.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+import os
+import stat
+from collections.abc import AsyncIterator
+from typing import Any
 
 from aegis.adapters.mcp.proxy import Proxy
 
 log = logging.getLogger("aegis.mcp.proxy")
+
+LINE_LIMIT = 64 * 1024 * 1024  # one JSON-RPC message per line; tool results can be large
+
+
+class _Lines:
+    """Lines of the client's stdin, read by the event loop (what the SDK iterates over)."""
+
+    def __init__(self, reader: asyncio.StreamReader) -> None:
+        self._reader = reader
+
+    def __aiter__(self) -> _Lines:
+        return self
+
+    async def __anext__(self) -> str:
+        line = await self._reader.readline()
+        if not line:
+            raise StopAsyncIteration
+        return line.decode("utf-8", errors="replace")
+
+
+class _Out:
+    """The client's stdout as the SDK writes it: ``write`` then ``flush``."""
+
+    def __init__(self, writer: asyncio.StreamWriter) -> None:
+        self._writer = writer
+
+    async def write(self, text: str) -> None:
+        self._writer.write(text.encode("utf-8"))
+
+    async def flush(self) -> None:
+        await self._writer.drain()
+
+
+def _streamable(fd: int) -> bool:
+    mode = os.fstat(fd).st_mode
+    return stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode) or stat.S_ISCHR(mode)
+
+
+@contextlib.asynccontextmanager
+async def _loop_stdio() -> AsyncIterator[tuple[Any, Any] | None]:
+    """stdin/stdout on the event loop, with fd 0 and 1 diverted (to /dev/null and stderr) while
+    serving, so a stray print or a child process cannot write into the MCP channel."""
+    if not (_streamable(0) and _streamable(1)):
+        yield None
+        return
+    loop = asyncio.get_running_loop()
+    wire_in, wire_out = os.dup(0), os.dup(1)
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.dup2(2, 1)
+    os.close(null)
+    transports: list[asyncio.BaseTransport] = []
+    try:
+        reader = asyncio.StreamReader(limit=LINE_LIMIT)
+        protocol = asyncio.StreamReaderProtocol(reader)
+        read_transport, _ = await loop.connect_read_pipe(
+            lambda: protocol, os.fdopen(wire_in, "rb", 0)
+        )
+        transports.append(read_transport)
+        write_transport, write_protocol = await loop.connect_write_pipe(
+            lambda: asyncio.StreamReaderProtocol(asyncio.StreamReader()),
+            os.fdopen(wire_out, "wb", 0),
+        )
+        transports.append(write_transport)
+        writer = asyncio.StreamWriter(write_transport, write_protocol, None, loop)
+        yield _Lines(reader), _Out(writer)
+    finally:
+        for transport in transports:
+            transport.close()
+        os.dup2(2, 1)  # stdout stays pointed away from the (now closed) wire
 
 
 async def serve_stdio(proxy: Proxy) -> None:
     from mcp.server.stdio import stdio_server
 
     server = proxy.server()
-    async with proxy.running(), stdio_server() as (read, write):
-        await server.run(read, write, proxy.initialization_options(server))
+    # One client on stdio: its calls rarely overlap, so an audit write that finds the writer
+    # idle is done right here instead of hopping to the writer thread and back (two hops per
+    # write, four per call). Concurrent calls still queue and batch.
+    proxy.runtime.audit.inline_when = "idle"
+    async with _loop_stdio() as pipes:
+        stdin, stdout = pipes if pipes is not None else (None, None)
+        async with proxy.running(), stdio_server(stdin, stdout) as (read, write):
+            await server.run(read, write, proxy.initialization_options(server))
 
 
 async def serve_http(proxy: Proxy, host: str, port: int, path: str = "/mcp") -> None:

@@ -3,32 +3,48 @@
 It uses the runtime's own parts (``evaluate``, the approval handler through
 ``aegis.runtime.approval.decide``, the audit store's write-ahead ``begin`` / ``finish``) because
 the tool runs in the coding agent, not in an Aegis executor: ``PreToolUse`` writes a pending
-row, ``PostToolUse`` (another process) completes it. Which row belongs to which call is kept
-in ``aegis_hook_calls`` (tool_use_id -> audit id) in the same database.
+row, ``PostToolUse`` (maybe another process) completes it. Which row belongs to which call is
+kept in ``aegis_hook_pending`` (call id -> audit id, and when the report is due) in the same
+database. A row whose report never comes (the user declined an ``ask``, Cursor sends no event
+after a read, the agent crashed) is closed by ``reap`` once due as failed, "outcome not
+reported": never left pending, never called a success nobody saw.
 """
 
 from __future__ import annotations
 
-import datetime as dt
+import time
 from collections.abc import Collection, Mapping
 from typing import Any
 
 import attrs
-from aegis.adapters.mcp.hooks import HookCall
-from sqlalchemy import BigInteger, Column, MetaData, String, Table, create_engine, delete, select
+from aegis.adapters.hooks.mapping import HookCall
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Float,
+    MetaData,
+    String,
+    Table,
+    create_engine,
+    delete,
+    select,
+)
 
 from aegis.core.action import Action, with_identity
 from aegis.core.approval import ApprovalDecision
 from aegis.core.result import Result, ResultStatus
 
 metadata = MetaData()
-calls_table = Table(
-    "aegis_hook_calls",
+pending_table = Table(
+    "aegis_hook_pending",
     metadata,
-    Column("tool_use_id", String(255), primary_key=True),
+    Column("call_id", String(255), primary_key=True),
     Column("audit_id", BigInteger, nullable=False),
-    Column("created_at", String(32), nullable=False),
+    Column("due_at", Float, nullable=False, index=True),
 )
+
+#: Seconds after which an allowed call that nobody reported is closed as "outcome not reported".
+DEFAULT_REPORT_TIMEOUT = 3600.0
 
 
 @attrs.frozen
@@ -43,14 +59,21 @@ def _bind(runtime: Any, action: Action) -> Action:
     return with_identity(action, agent, action.session_id or runtime.session_id)
 
 
-async def pre_tool_use(runtime: Any, call: HookCall, *, wait_rules: Collection[str]) -> Answer:
-    from aegis.adapters.mcp import explain
-
+async def pre_tool_use(
+    runtime: Any,
+    call: HookCall,
+    *,
+    wait_rules: Collection[str],
+    can_ask: bool = True,
+    report_timeout: float = DEFAULT_REPORT_TIMEOUT,
+) -> Answer:
+    """``can_ask``: the agent has a permission prompt of its own that an ``ask`` answer opens
+    (Claude Code, Cursor). Without one (Codex, whose hooks cannot ask), an approve rule that is
+    not waited on is denied, since an unanswerable ``ask`` may run the call anyway."""
     from aegis.runtime.approval_flow import seek_approval
 
     await runtime.open()
-    action = _bind(runtime, call.action)
-    decision = runtime.evaluate(action)
+    action, decision = _strictest(runtime, [call.action, *call.candidates])
     rule = decision.matched_rule or "(defaults)"
     if not decision.is_allowed:
         result = await runtime.run_one(action)  # the core records the block itself
@@ -62,6 +85,12 @@ async def pre_tool_use(runtime: Any, call: HookCall, *, wait_rules: Collection[s
     approval: ApprovalDecision | None = None
     updated: dict[str, Any] | None = None
     if decision.requires_approval:
+        if rule not in wait_rules and "*" not in wait_rules and not can_ask:
+            reason = (
+                f"rule {rule!r} needs a human's approval and this agent's hooks cannot ask; "
+                "run the hook with --wait RULE and an --approval-handler to ask a channel"
+            )
+            return await _stop(runtime, action, decision, None, reason, ResultStatus.DENIED)
         if rule in wait_rules or "*" in wait_rules:
             # The core's approval flow: a durable request, answered on the runtime's channels
             # (or from another process: `aegis approvals approve ID`), re-checked afterwards.
@@ -81,8 +110,8 @@ async def pre_tool_use(runtime: Any, call: HookCall, *, wait_rules: Collection[s
                 updated = _plain(sought.action.params)
             action, decision = sought.action, sought.decision
         else:
-            # Claude Code's own permission prompt is the approval channel for this rule. The row
-            # stays pending unless PostToolUse reports that the tool ran.
+            # The agent's own permission prompt is the approval channel for this rule. The row
+            # is completed by the agent's report, or closed by ``reap`` as not reported.
             approval = ApprovalDecision(
                 True,
                 approver=None,
@@ -94,7 +123,7 @@ async def pre_tool_use(runtime: Any, call: HookCall, *, wait_rules: Collection[s
         return await _stop(runtime, action, decision, approval, failure)
     audit_id = await runtime.audit.begin(action, decision, approval, detached=True)
     if call.tool_use_id:
-        _remember(runtime.audit.url, call.tool_use_id, audit_id)
+        _remember(runtime.audit.url, call.tool_use_id, audit_id, time.time() + report_timeout)
     if approval is not None and approval.handler and approval.handler.endswith(":ask"):
         return Answer("ask", f"Aegis rule {rule!r} needs a human's approval (audit #{audit_id}).")
     if approval is not None:
@@ -113,6 +142,7 @@ async def post_tool_use(runtime: Any, call: HookCall) -> None:
         response.get("success") is False
         or bool(response.get("is_error"))
         or bool(response.get("interrupted"))
+        or response.get("exit_code") not in (None, 0)
     )
     status = ResultStatus.FAILED if failed else ResultStatus.SUCCESS
     error = _error_text(response) if failed else None
@@ -141,15 +171,41 @@ async def _vetoed(runtime: Any, event: str, **kwargs: Any) -> str | None:
 
 
 async def _stop(
-    runtime: Any, action: Action, decision: Any, approval: ApprovalDecision | None, reason: str
+    runtime: Any,
+    action: Action,
+    decision: Any,
+    approval: ApprovalDecision | None,
+    reason: str,
+    status: ResultStatus = ResultStatus.BLOCKED,
 ) -> Answer:
-    from aegis.adapters.mcp import explain
-
-    stopped = Result(
-        action, ResultStatus.BLOCKED, decision=decision, approval=approval, reason=reason
-    )
+    stopped = Result(action, status, decision=decision, approval=approval, reason=reason)
     audit_id = await runtime.audit.record(stopped)
     return Answer("deny", explain(attrs.evolve(stopped, audit_id=audit_id)))
+
+
+def _strictest(runtime: Any, actions: list[Action]) -> tuple[Action, Any]:
+    """The action (of several a call amounts to) whose decision is strictest: block, then
+    approve, then auto; the first of equals."""
+    best: tuple[int, Action, Any] | None = None
+    for candidate in actions:
+        bound = _bind(runtime, candidate)
+        decision = runtime.evaluate(bound)
+        rank = 2 if not decision.is_allowed else 1 if decision.requires_approval else 0
+        if best is None or rank > best[0]:
+            best = (rank, bound, decision)
+    assert best is not None
+    return best[1], best[2]
+
+
+def explain(result: Result) -> str:
+    """One sentence the model (or the person) can act on: what stopped the call and why."""
+    reason = result.reason or result.error or "no reason given"
+    audit = f" (audit #{result.audit_id})" if result.audit_id is not None else ""
+    if result.status is ResultStatus.BLOCKED:
+        return f"Blocked by Aegis policy: {reason}{audit}. Do not retry this call as is."
+    if result.status is ResultStatus.DENIED:
+        return f"Not approved: {reason}{audit}."
+    return f"Not run: {reason}{audit}."
 
 
 def _plain(value: Any) -> Any:
@@ -169,38 +225,68 @@ def _error_text(response: Any) -> str:
     return "the tool reported a failure"
 
 
+_engines: dict[str, Any] = {}
+
+
 def _engine(url: str) -> Any:
-    engine = create_engine(url)
-    metadata.create_all(engine)
+    """One engine per database for the life of the process (the daemon serves many calls)."""
+    engine = _engines.get(url)
+    if engine is None:
+        engine = create_engine(url)
+        metadata.create_all(engine)
+        _engines[url] = engine
     return engine
 
 
-def _remember(url: str, tool_use_id: str, audit_id: int) -> None:
-    engine = _engine(url)
-    try:
-        with engine.begin() as conn:
-            conn.execute(delete(calls_table).where(calls_table.c.tool_use_id == tool_use_id))
-            conn.execute(
-                calls_table.insert().values(
-                    tool_use_id=tool_use_id,
-                    audit_id=audit_id,
-                    created_at=dt.datetime.now(dt.UTC).isoformat(),
-                )
-            )
-    finally:
-        engine.dispose()
+def _remember(url: str, call_id: str, audit_id: int, due_at: float) -> None:
+    with _engine(url).begin() as conn:
+        conn.execute(delete(pending_table).where(pending_table.c.call_id == call_id))
+        conn.execute(
+            pending_table.insert().values(call_id=call_id, audit_id=audit_id, due_at=due_at)
+        )
 
 
-def _take(url: str, tool_use_id: str) -> int | None:
-    engine = _engine(url)
-    try:
-        with engine.begin() as conn:
-            row = conn.execute(
-                select(calls_table.c.audit_id).where(calls_table.c.tool_use_id == tool_use_id)
-            ).first()
-            if row is None:
-                return None
-            conn.execute(delete(calls_table).where(calls_table.c.tool_use_id == tool_use_id))
-            return int(row[0])
-    finally:
-        engine.dispose()
+def _take(url: str, call_id: str) -> int | None:
+    """Claim the row of ``call_id``: only the one who deletes it may finish the record."""
+    with _engine(url).begin() as conn:
+        row = conn.execute(
+            select(pending_table.c.audit_id).where(pending_table.c.call_id == call_id)
+        ).first()
+        if row is None:
+            return None
+        gone = conn.execute(delete(pending_table).where(pending_table.c.call_id == call_id))
+        return int(row[0]) if gone.rowcount == 1 else None
+
+
+def _overdue(url: str, now: float, limit: int = 100) -> list[str]:
+    with _engine(url).connect() as conn:
+        rows = conn.execute(
+            select(pending_table.c.call_id).where(pending_table.c.due_at <= now).limit(limit)
+        )
+        return [str(r[0]) for r in rows]
+
+
+async def reap(runtime: Any, now: float | None = None) -> int:
+    """Close the records whose report is overdue as failed, "outcome not reported"."""
+    import asyncio
+
+    at = time.time() if now is None else now
+    url = runtime.audit.url
+    closed = 0
+    for call_id in await asyncio.to_thread(_overdue, url, at):
+        audit_id = await asyncio.to_thread(_take, url, call_id)
+        if audit_id is None:
+            continue  # reported (or closed by another process) a moment ago
+        record = await asyncio.to_thread(runtime.audit.get, audit_id)
+        if record is None or record.result != "pending":
+            continue
+        unreported = Result(
+            Action(record.action_type, record.target),
+            ResultStatus.FAILED,
+            error="outcome not reported",
+            reason="allowed, but the coding agent reported no outcome in time (declined at its "
+            "prompt, an event it does not report, or it stopped); whether the tool ran is unknown",
+        )
+        await runtime.audit.finish(audit_id, unreported)
+        closed += 1
+    return closed

@@ -8,53 +8,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aegis.adapters.mcp import hooks
-from aegis.adapters.mcp.hook_run import post_tool_use, pre_tool_use
-from mcp_testkit import AEGIS
+from aegis.adapters.hooks import mapping as hooks
+from aegis.adapters.hooks.run import post_tool_use, pre_tool_use
+from hooks_testkit import AEGIS, payloads, records
 
 from aegis import Policy, Runtime
-from aegis.runtime.audit import AuditStore
 
-PAYLOADS: dict[str, dict[str, Any]] = json.loads(
-    (Path(__file__).parent / "payloads" / "claude_code.json").read_text()
-)
-
-HOOK_POLICY = """\
-version: "1"
-defaults: {risk_level: medium, approval: block}
-rules:
-  - name: no_rm_rf
-    match: {type: bash, target: "rm -rf*"}
-    risk_level: critical
-    approval: block
-  - name: shell
-    match: {type: bash}
-    risk_level: low
-    approval: auto
-  - name: reads
-    match: {type: read}
-    risk_level: low
-    approval: auto
-  - name: env_files
-    match: {type: edit, target: "*.env"}
-    risk_level: high
-    approval: approve
-  - name: writes
-    match: {type: write}
-    risk_level: high
-    approval: approve
-  - name: crm_deletes
-    match: {type: "delete_*", target: crm}
-    risk_level: critical
-    approval: block
-"""
-
-
-@pytest.fixture
-def hook_policy(tmp_path: Path) -> Path:
-    path = tmp_path / "hook-policy.yaml"
-    path.write_text(HOOK_POLICY, encoding="utf-8")
-    return path
+PAYLOADS = payloads("claude_code")
 
 
 def run_hook(payload: Any, policy: Path, db: str, *extra: str) -> subprocess.CompletedProcess[str]:
@@ -73,14 +33,6 @@ def answer(done: subprocess.CompletedProcess[str]) -> dict[str, Any]:
     out: dict[str, Any] = json.loads(done.stdout)["hookSpecificOutput"]
     assert out["hookEventName"] == "PreToolUse"
     return out
-
-
-def records(db: str) -> list[Any]:
-    store = AuditStore(db)
-    try:
-        return store.query(limit=None)
-    finally:
-        store.close_sync()
 
 
 @pytest.mark.parametrize(
@@ -385,3 +337,62 @@ async def test_a_lifecycle_veto_denies_in_the_hook_too(hook_policy: Path, db_url
         got = await pre_tool_use(runtime, hooks.claude_call(PAYLOADS["bash_ls"]), wait_rules=())
     assert got.decision == "deny" and "change freeze" in got.reason
     assert [r.result for r in records(db_url)] == ["blocked"]
+
+
+def _cursor(policy: Path, db: str, payload: Any, *extra: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [AEGIS, "hook", "cursor", "--policy", str(policy), "--db", db, *extra],
+        input=json.dumps(payload),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+CURSOR_SHELL = {
+    "hook_event_name": "beforeShellExecution",
+    "command": "ls",
+    "cwd": "/w",
+    "conversation_id": "c1",
+    "generation_id": "g9",
+    "workspace_roots": ["/w"],
+}
+
+
+def test_cursor_after_event_completes_the_row(hook_policy: Path, db_url: str) -> None:
+    assert json.loads(_cursor(hook_policy, db_url, CURSOR_SHELL).stdout)["permission"] == "allow"
+    after = {
+        **CURSOR_SHELL,
+        "hook_event_name": "afterShellExecution",
+        "output": "a\n",
+        "duration": 12,
+    }
+    done = _cursor(hook_policy, db_url, after)
+    assert done.returncode == 0 and json.loads(done.stdout) == {}
+    [row] = records(db_url)
+    assert (row.target, row.result, row.agent_id) == ("ls", "success", "cursor")
+
+
+def test_a_row_nobody_reports_is_closed_as_not_reported(hook_policy: Path, db_url: str) -> None:
+    read = {
+        "hook_event_name": "beforeReadFile",
+        "file_path": "/w/a.txt",
+        "content": "x",
+        "conversation_id": "c1",
+        "generation_id": "g4",
+        "workspace_roots": ["/w"],
+    }  # Cursor sends no event after a read: the row can only be closed by its deadline
+    assert (
+        json.loads(_cursor(hook_policy, db_url, read, "--report-timeout", "0").stdout)["permission"]
+        == "allow"
+    )
+    assert [r.result for r in records(db_url)] == ["pending"]
+    # The next hook call closes overdue rows on its way (the daemon does it on a timer).
+    assert json.loads(_cursor(hook_policy, db_url, CURSOR_SHELL).stdout)["permission"] == "allow"
+    rows = records(db_url)
+    assert (rows[0].target, rows[0].result, rows[0].error) == (
+        "/w/a.txt",
+        "failed",
+        "outcome not reported",
+    )
+    assert rows[1].result == "pending"

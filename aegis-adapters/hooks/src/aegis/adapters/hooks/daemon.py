@@ -1,0 +1,185 @@
+"""``aegis hook daemon``: keeps the policy, the audit store and the runtimes open for hooks.
+
+Each hook call is then a stdlib-only client (``aegis_hook``) talking to this process over a Unix
+socket instead of a Python start-up that imports SQLAlchemy, the policy loader and the CLI.
+The socket lives in a directory only this user can enter (``$XDG_RUNTIME_DIR/aegis-hooks`` or
+``/tmp/aegis-hooks-UID``, 0700), is created 0600, and is named by a digest of the
+configuration, so one daemon serves one configuration. A lock file next to it makes a second
+daemon for the same configuration exit at once, and lets a new one remove a dead one's socket.
+
+A request is one JSON line (``agent``, ``options``, ``digest`` of the policy file, ``payload``);
+the answer is one JSON line with the exit code, stdout and stderr the hook must give. A request
+configured differently is refused before anything is decided (``ok: false``) so the client
+decides in-process; a changed policy file is loaded again when the client's digest says so.
+Records whose report is overdue are closed every few seconds (see ``run.reap``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import fcntl
+import json
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from aegis.adapters.hooks.handle import HookOptions, Hooks
+
+log = logging.getLogger("aegis.hooks.daemon")
+
+REQUEST_LIMIT = 64 * 1024 * 1024  # a Write of a large file arrives whole
+REAP_EVERY = 5.0
+
+
+class Daemon:
+    def __init__(self, options: HookOptions, path: Path, *, idle: float = 3600.0) -> None:
+        self.options = options
+        self.config = options.as_json()
+        self.path = path
+        self.idle = idle
+        self.hooks: Hooks | None = None
+        self._last = time.monotonic()
+        self._busy = 0
+
+    async def serve(self) -> int:
+        import aegis_hook
+
+        directory = self.path.parent
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if not aegis_hook.private(str(directory), 0o040000):
+            log.error("%s is not a private directory of this user; not serving", directory)
+            return 1
+        lock = open(self.path.with_suffix(".lock"), "a+")  # noqa: SIM115 - held for our lifetime
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            log.info("a daemon for this configuration is already running")
+            lock.close()
+            return 0
+        inode: int | None = None
+        try:
+            self.hooks = Hooks(self.options, reap_each_call=False)
+            await self.hooks.audit.open()
+            with contextlib.suppress(FileNotFoundError):
+                self.path.unlink()  # we hold the lock: whoever made it is gone
+            old = os.umask(0o177)
+            try:
+                server = await asyncio.start_unix_server(
+                    self._connection, path=str(self.path), limit=REQUEST_LIMIT
+                )
+            finally:
+                os.umask(old)
+            os.chmod(self.path, 0o600)
+            inode = os.stat(self.path).st_ino
+            log.info("serving hooks on %s", self.path)
+            async with server:
+                await self._until_idle()
+        finally:
+            with contextlib.suppress(OSError):
+                if inode is not None and os.stat(self.path).st_ino == inode:
+                    self.path.unlink()
+            if self.hooks is not None:
+                await self.hooks.close()
+            lock.close()
+        return 0
+
+    async def _until_idle(self) -> None:
+        from aegis.adapters.hooks.run import reap
+
+        while True:
+            await asyncio.sleep(REAP_EVERY)
+            assert self.hooks is not None
+            for agent in list(self.hooks._runtimes):
+                try:
+                    await reap(self.hooks.runtime(agent))
+                except Exception:
+                    log.exception("could not close unreported hook records")
+            if not self._busy and time.monotonic() - self._last > self.idle:
+                log.info("idle for %g s; exiting", self.idle)
+                return
+
+    async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._busy += 1
+        try:
+            if not _same_user(writer):  # the 0600 socket should make this impossible: check anyway
+                log.warning("refused a connection from another user")
+                return
+            answer = await self._answer(reader)
+            writer.write(json.dumps(answer).encode() + b"\n")
+            await writer.drain()
+        except Exception:
+            log.exception("hook connection failed")
+        finally:
+            self._busy -= 1
+            self._last = time.monotonic()
+            writer.close()
+            with contextlib.suppress(Exception):
+                await writer.wait_closed()
+
+    async def _answer(self, reader: asyncio.StreamReader) -> dict[str, Any]:
+        try:
+            request = json.loads(await reader.readline())
+        except (ValueError, asyncio.LimitOverrunError) as exc:
+            return {"ok": False, "why": f"unreadable request: {exc}"}
+        if not isinstance(request, dict) or request.get("v") != 1:
+            return {"ok": False, "why": "unknown request version"}
+        if request.get("options") != self.config:
+            return {"ok": False, "why": "this daemon is configured differently"}
+        hooks = self.hooks
+        assert hooks is not None
+        digest = request.get("digest")
+        try:
+            current = isinstance(digest, str) and hooks.reload_if(digest)
+        except Exception as exc:
+            return {"ok": False, "why": f"the policy file could not be loaded again: {exc}"}
+        if not current:
+            return {"ok": False, "why": "the policy file differs from the caller's"}
+        agent, payload = request.get("agent"), request.get("payload")
+        if not isinstance(agent, str) or not isinstance(payload, str):
+            return {"ok": False, "why": "agent and payload must be strings"}
+        reply = await hooks.handle(agent, payload)
+        return {
+            "ok": True,
+            "digest": hooks.digest,
+            "options": self.config,
+            "code": reply.code,
+            "stdout": reply.stdout,
+            "stderr": reply.stderr,
+        }
+
+
+def _same_user(writer: asyncio.StreamWriter) -> bool:
+    import socket
+    import struct
+
+    sock = writer.get_extra_info("socket")
+    try:
+        creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    except (AttributeError, OSError):
+        return False
+    return bool(struct.unpack("3i", creds)[1] == os.getuid())
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m aegis.adapters.hooks.daemon``: how the client starts one in the background."""
+    import aegis_hook
+
+    parser = argparse.ArgumentParser(prog="aegis-hook-daemon")
+    parser.add_argument("--options-json", required=True)
+    parser.add_argument("--socket")
+    parser.add_argument("--idle", type=float, default=3600.0)
+    args = parser.parse_args(argv)
+    config = json.loads(args.options_json)
+    options = HookOptions.from_json(config)
+    path = Path(args.socket or aegis_hook.socket_path(options.as_json()))
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    return asyncio.run(Daemon(options, path, idle=args.idle).serve())
+
+
+if __name__ == "__main__":
+    sys.exit(main())

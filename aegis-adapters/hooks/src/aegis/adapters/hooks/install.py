@@ -1,0 +1,69 @@
+"""``aegis hook claude-code|codex --install/--uninstall``: edit the agent's hook file in place.
+
+Claude Code's ``settings.json`` and Codex's ``hooks.json`` share one shape
+(``hooks.<Event>[{matcher, hooks: [{type, command, timeout}]}]``). Only our own entries are
+touched (recognised by ``hook <agent>`` in their command); the user's other settings and hooks
+stay as they were. The file is replaced atomically.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+EVENTS = ("PreToolUse", "PostToolUse")
+#: Seconds the agent waits for the hook; keep --approval-timeout below it.
+DEFAULT_HOOK_TIMEOUT = 60
+_FILES = {"claude-code": (".claude", "settings.json"), "codex": (".codex", "hooks.json")}
+
+
+def settings_path(agent: str, scope: str) -> Path:
+    folder, name = _FILES[agent]
+    base = Path.home() if scope == "user" else Path.cwd()
+    return base / folder / name
+
+
+def install(path: Path, command: str | None, agent: str = "claude-code") -> int:
+    """Write our PreToolUse/PostToolUse entries (``command``), or remove them (None)."""
+    marker = f"hook {agent}"
+    try:
+        settings: Any = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+    except (OSError, json.JSONDecodeError) as exc:
+        print(f"aegis: error: {path}: cannot read it as JSON: {exc}", file=sys.stderr)
+        return 1
+    if not isinstance(settings, dict) or not isinstance(settings.get("hooks", {}), dict):
+        print(f"aegis: error: {path}: not a JSON object with a 'hooks' object", file=sys.stderr)
+        return 1
+    hooks = settings.setdefault("hooks", {})
+    for event in EVENTS:
+        groups = [g for g in hooks.get(event, []) if not _ours(g, marker)]
+        if command is not None:
+            entry = {"type": "command", "command": command, "timeout": DEFAULT_HOOK_TIMEOUT}
+            groups.append({"matcher": "*" if agent == "claude-code" else ".*", "hooks": [entry]})
+        if groups:
+            hooks[event] = groups
+        else:
+            hooks.pop(event, None)
+    if not hooks:
+        settings.pop("hooks")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".settings.", suffix=".json")
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        json.dump(settings, fh, indent=2)
+        fh.write("\n")
+    os.replace(tmp, path)
+    verb = "installed in" if command is not None else "removed from"
+    print(f"Aegis hook {verb} {path}")
+    return 0
+
+
+def _ours(group: Any, marker: str) -> bool:
+    if not isinstance(group, dict):
+        return False
+    return any(
+        isinstance(h, dict) and marker in str(h.get("command", "")) for h in group.get("hooks", [])
+    )
