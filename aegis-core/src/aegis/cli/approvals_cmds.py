@@ -13,7 +13,6 @@ unreachable.
 
 from __future__ import annotations
 
-import datetime as dt
 import getpass
 import json
 import sys
@@ -72,50 +71,16 @@ def _ago(seconds: float) -> str:
 
 
 def _as_dict(req: ApprovalRequest, book: ApprovalBook | None = None) -> dict[str, Any]:
-    now = time.time()
-    out: dict[str, Any] = {
-        "id": req.id,
-        "state": req.state,
-        "action_type": req.action_type,
-        "target": req.target,
-        "params": req.params,
-        "description": req.description,
-        "agent_id": req.agent_id,
-        "session_id": req.session_id,
-        "risk_level": req.risk_level,
-        "matched_rule": req.matched_rule,
-        "decision_reason": req.decision_reason,
-        "digest": req.digest,
-        "created_at": _iso(req.created_at),
-        "expires_at": _iso(req.expires_at),
-        "expires_in_s": round(req.expires_at - now, 1) if req.state == "pending" else None,
-        "settled_at": _iso(req.settled_at) if req.settled_at else None,
-        "outcome": req.outcome,
-        "who_may_answer": req.requirements.describe(),
-        "quorum": req.requirements.quorum,
-        "escalated": req.escalated,
-        "channels": list(req.channels),
-        "owner": f"pid {req.owner_pid} on {req.owner_host}",
-        "audit_id": req.audit_id,
-        "edits": req.edits,
-        "answers": [
-            {
-                "at": _iso(a.at),
-                "responder": a.responder,
-                "verdict": a.verdict,
-                "reason": a.reason,
-                "edits": a.edits,
-                "accepted": a.accepted,
-                "note": a.note,
-            }
-            for a in req.answers
-        ],
-    }
-    return out
+    """Kept for callers of the old private name; use ``approval_view.request_dict``."""
+    from aegis.runtime.approval_view import request_dict
+
+    return request_dict(req)
 
 
 def _iso(ts: float) -> str:
-    return dt.datetime.fromtimestamp(ts, dt.UTC).isoformat(timespec="seconds")
+    from aegis.runtime.approval_view import iso
+
+    return iso(ts)
 
 
 def list_requests(

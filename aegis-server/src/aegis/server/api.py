@@ -15,12 +15,12 @@ from litestar import Request, Response, get, post
 from litestar.openapi import ResponseSpec
 from litestar.params import FromPath, JSONBody, PathParameter, QueryParameter
 
-from aegis.cli.approvals_cmds import _as_dict as request_dict
 from aegis.core.action import Action
 from aegis.core.decision import PolicyDecision
 from aegis.core.result import Result
 from aegis.errors import AegisError, ApprovalError
 from aegis.runtime.approval_flow import WAKERS
+from aegis.runtime.approval_view import request_dict
 from aegis.runtime.engine import Authorization
 from aegis.server.context import Context, context
 from aegis.server.errors import ApiError, ErrorBody, error_responses

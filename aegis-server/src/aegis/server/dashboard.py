@@ -18,6 +18,7 @@ from litestar.datastructures import Cookie
 from litestar.params import FromPath, FromQuery, URLEncodedBody
 from litestar.response import Redirect
 
+from aegis.runtime.approval_view import request_dict
 from aegis.server.api import Verdict, answer
 from aegis.server.auth import SESSION_SECONDS, ApiKey
 from aegis.server.context import SESSION_COOKIE, Context, context
@@ -108,9 +109,7 @@ def _csrf_field(ctx: Context, cookie: str) -> str:
 
 
 def _request_card(ctx: Context, req: Any, cookie: str) -> str:
-    from aegis.cli.approvals_cmds import _as_dict
-
-    d = _as_dict(req)
+    d = request_dict(req)
     rid = html.escape(req.id)
     params = html.escape(json.dumps(d["params"], indent=2, ensure_ascii=False))
     csrf = _csrf_field(ctx, cookie)
