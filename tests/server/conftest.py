@@ -11,8 +11,9 @@ from litestar import Litestar
 from litestar.testing import TestClient
 from server_helpers import ADMIN, BOT, DEV, OPS, POLICY, RecordingExecutor
 
-from aegis import Policy, Runtime
+from aegis import Runtime
 from aegis.runtime.audit import AuditStore
+from aegis.runtime.policy_versions import PolicyHistory, VersionedPolicy
 from aegis.server.app import create_app
 from aegis.server.auth import parse_keys
 from aegis.server.context import ServerConfig
@@ -44,11 +45,15 @@ def make_app(policy_file: Path, db_url: str) -> AppFactory:
         approval: list[Any] | None = None,
     ) -> tuple[Litestar, RecordingExecutor]:
         recorder = RecordingExecutor()
+        store = AuditStore(db_url)
+        source = VersionedPolicy.open(
+            PolicyHistory(store), policy_file.read_text(), path=str(policy_file)
+        )
         runtime = Runtime(
             executor=recorder,
-            policy=Policy.from_yaml(policy_file),
+            policy=source,
             approval_handler=approval or [ServerQueueChannel()],
-            audit=AuditStore(db_url),
+            audit=store,
             approval_timeout=60,
         )
         app = create_app(runtime, keys=parse_keys(keys), config=config, authorize_only=not executor)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from collections.abc import AsyncIterator, Sequence
@@ -18,7 +19,8 @@ from aegis import plugins
 from aegis.http import HttpRequest, HttpResponse, RouteContext, RouteHandler
 from aegis.runtime.audit import AuditStore
 from aegis.runtime.engine import Runtime
-from aegis.server import api, audit_api, dashboard
+from aegis.runtime.policy_versions import VersionedPolicy
+from aegis.server import api, audit_api, dashboard, policy_api
 from aegis.server.auth import ApiKey, KeyRing, RateLimiter, Sessions
 from aegis.server.context import Context, ServerConfig
 from aegis.server.errors import (
@@ -105,15 +107,24 @@ def create_app(
     @asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
         await service.start()
+        source = runtime.policy
+        follow = (
+            asyncio.create_task(source.follow(cfg.policy_poll))
+            if isinstance(source, VersionedPolicy)
+            else None
+        )
         try:
             yield
         finally:
+            if follow is not None:
+                follow.cancel()
             await service.stop()
 
     app = Litestar(
         route_handlers=[
             *api.HANDLERS,
             *audit_api.HANDLERS,
+            *policy_api.HANDLERS,
             *dashboard.HANDLERS,
             *registered_routes(RouteContext(store)),
         ],

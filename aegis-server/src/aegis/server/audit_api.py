@@ -1,5 +1,5 @@
 """The read side of the API: audit records (filtered, paged, streamed), verification, stats
-and the policy in force. Every handler needs the ``audit:read`` scope."""
+Every handler needs the ``audit:read`` scope."""
 
 from __future__ import annotations
 
@@ -123,20 +123,4 @@ async def stats(request: Request[Any, Any, Any]) -> list[dict[str, Any]]:
     return [s.to_dict() for s in await asyncio.to_thread(ctx.store.stats)]
 
 
-@get(
-    "/api/v1/policy",
-    responses=error_responses(400, 401, 403, 413, 429),
-    summary="The policy in force (read only: no policy change over HTTP yet)",
-)
-async def policy(request: Request[Any, Any, Any]) -> dict[str, Any]:
-    ctx = context(request)
-    ctx.caller(request, "audit:read")
-    source = ctx.runtime.policy
-    to_dict = getattr(source, "to_dict", None)
-    return {
-        "fingerprint": getattr(source, "fingerprint", None),
-        "policy": _jsonable(to_dict()) if callable(to_dict) else None,
-    }
-
-
-HANDLERS = [audit, audit_stream, audit_verify, stats, policy]
+HANDLERS = [audit, audit_stream, audit_verify, stats]

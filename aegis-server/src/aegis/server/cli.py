@@ -1,7 +1,7 @@
 """``aegis serve POLICY``: the REST API and dashboard, run with uvicorn.
 
 Secure by default: without API keys the server answers on 127.0.0.1 only (and says so), and
-refuses any other address; no key, and no caller, can change the policy over HTTP.
+refuses any other address; changing the policy over HTTP needs a key with ``admin``.
 """
 
 from __future__ import annotations
@@ -10,18 +10,19 @@ import importlib
 import ipaddress
 import os
 import sys
+from pathlib import Path
 from typing import Annotated, Any
 
 from cyclopts import Parameter
 
 from aegis.adapters.base import BaseExecutor
 from aegis.core.action import Action
-from aegis.core.policy import Policy
 from aegis.core.result import Result
 from aegis.errors import AegisError
 from aegis.runtime.approval_channels import ApprovalChannel
 from aegis.runtime.audit import AuditStore
 from aegis.runtime.engine import Runtime
+from aegis.runtime.policy_versions import PolicyHistory, VersionedPolicy
 from aegis.server.auth import ApiKey, AuthError, parse_keys
 from aegis.server.context import ServerConfig
 from aegis.server.service import ServerQueueChannel
@@ -89,11 +90,18 @@ def build(
     channels: list[ApprovalChannel | str] = [
         ServerQueueChannel() if name == "queue" else name for name in approval
     ]
+    store = AuditStore(database)
+    try:
+        text = Path(policy).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise AegisError(f"{policy}: cannot read the policy file: {exc}") from exc
+    # The file seeds the version history; the newest version is what every replica serves.
+    source = VersionedPolicy.open(PolicyHistory(store), text, path=policy)
     runtime = Runtime(
         executor=load_executor(executor, executor_options) if executor else NoExecutor(),
-        policy=Policy.from_yaml(policy),
+        policy=source,
         approval_handler=channels,
-        audit=AuditStore(database),
+        audit=store,
     )
     return create_app(
         runtime,

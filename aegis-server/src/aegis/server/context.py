@@ -23,6 +23,7 @@ class ServerConfig:
     rate_per_key: float = 0.0  # requests/s per key; 0 = unlimited
     secure_cookies: bool = False  # set when served over HTTPS
     outcome_timeout: float = 300.0
+    policy_poll: float = 1.0  # how often a replica looks for a newer policy version
 
 
 @attrs.define

@@ -25,8 +25,9 @@ _WHY = {
     401: "no API key, or an unknown one",
     403: "the key lacks the scope, or the record belongs to another key",
     404: "no such request, execution or record",
-    409: "the core refused the answer, or no outcome is expected",
+    409: "the core refused the answer, no outcome is expected, or the policy is not versioned",
     413: "body or batch too large",
+    422: "the policy YAML does not load (detail: every problem as line:col: key: message)",
     429: "rate limited (Retry-After)",
 }
 
@@ -42,7 +43,7 @@ def error_responses(*codes: int) -> dict[int, ResponseSpec]:
 
 class ApiError(Exception):
     def __init__(
-        self, status: int, error: str, detail: str, headers: dict[str, str] | None = None
+        self, status: int, error: str, detail: Any, headers: dict[str, str] | None = None
     ) -> None:
         super().__init__(f"{status} {error}: {detail}")
         self.status = status
