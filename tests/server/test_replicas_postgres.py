@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 from server_exec import ran
-from server_helpers import DEV, OPS, POLICY, ServerProcess, bearer, free_port
+from server_helpers import ADMIN, DEV, OPS, POLICY, ServerProcess, bearer, free_port
 
 pytestmark = pytest.mark.postgres
 
@@ -28,6 +28,7 @@ def replicas(tmp_path: Path, pg_url: str) -> Iterator[tuple[Start, str]]:
     def start(name: str) -> ServerProcess:
         args = [str(policy), "--database", pg_url, "--executor", "server_exec:FileRecorder"]
         args += ["--executor-option", f"path={record}", "--api-key", OPS, "--api-key", DEV]
+        args += ["--api-key", ADMIN]
         proc = ServerProcess(args, free_port(), str(tmp_path / f"{name}.log"))
         started.append(proc)
         proc.wait_ready()
@@ -90,3 +91,47 @@ def test_a_replica_killed_while_pending_never_runs_it(replicas) -> None:
     assert ran(record) == []
     with httpx.Client(base_url=a2.url, headers=bearer("dev"), timeout=30) as c2:
         assert c2.get("/api/v1/audit/verify").json()["ok"] is True
+
+
+def test_a_policy_put_on_one_replica_is_served_by_the_other(replicas) -> None:
+    start, _ = replicas
+    a, b = start("a"), start("b")
+    read = {"action_type": "read", "target": "crm"}
+    blocked = POLICY.replace(
+        "risk_level: low\n    approval: auto", "risk_level: low\n    approval: block"
+    )
+    with (
+        httpx.Client(base_url=a.url, timeout=30) as ca,
+        httpx.Client(base_url=b.url, timeout=30) as cb,
+    ):
+        assert (
+            cb.post("/api/v1/evaluate", json=read, headers=bearer("dev")).json()["approval"]
+            == "auto"
+        )
+        put = ca.put("/api/v1/policy", json={"yaml": blocked}, headers=bearer("root"))
+        assert put.status_code == 200 and put.json()["version"] == 2
+        deadline = time.monotonic() + 10
+        seen = "auto"
+        while seen != "block" and time.monotonic() < deadline:
+            seen = cb.post("/api/v1/evaluate", json=read, headers=bearer("dev")).json()["approval"]
+            time.sleep(0.05)
+        assert seen == "block"
+        assert cb.get("/api/v1/policy", headers=bearer("dev")).json()["version"] == 2
+        back = cb.post("/api/v1/policy/rollback/1", headers=bearer("root"))
+        assert back.json()["version"] == 3
+        deadline = time.monotonic() + 10
+        while seen != "auto" and time.monotonic() < deadline:
+            seen = ca.post("/api/v1/evaluate", json=read, headers=bearer("dev")).json()["approval"]
+            time.sleep(0.05)
+        assert seen == "auto"
+        history = ca.get("/api/v1/policy/versions", headers=bearer("dev")).json()["versions"]
+        assert [(v["version"], v["author"]) for v in history] == [
+            (3, "key:root"),
+            (2, "key:root"),
+            (1, f"file:{history[-1]['author'][5:]}"),
+        ]
+    # A replica restarted with the same file keeps version 3 (the file does not win again).
+    a.stop()
+    a2 = start("a2")
+    with httpx.Client(base_url=a2.url, timeout=30) as c2:
+        assert c2.get("/api/v1/policy", headers=bearer("dev")).json()["version"] == 3
