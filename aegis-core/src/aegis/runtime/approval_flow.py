@@ -12,14 +12,21 @@ Invariants kept here:
   approval gave (higher risk, another quorum or allow list the approvers do not meet) reopens
   the request — a new request under the new terms, the old one ``superseded`` — at most
   ``MAX_ROUNDS`` times, then the action is denied.
+
+``resuming(request_id)`` lets a process continue a wait another one began (a server replica
+picking up, after a restart, a request whose waiter died; see ``ApprovalBook.adopt``): the
+first approval sought inside it continues that request, under its own expiry, instead of
+storing a new one, and only for the very action it was made for (same ``Action.digest``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
-from collections.abc import Sequence
+import time
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -44,6 +51,21 @@ log = logging.getLogger("aegis.approvals")
 MAX_ROUNDS = 3
 #: How often a waiter looks at the database for answers given by other processes.
 POLL_EVERY = 0.2
+
+_RESUME: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "aegis_resume_request", default=None
+)
+
+
+@contextlib.contextmanager
+def resuming(request_id: str) -> Iterator[None]:
+    """Inside this block (and tasks started in it), the next approval sought continues the
+    stored request ``request_id`` instead of creating one (see the module docstring)."""
+    token = _RESUME.set(request_id)
+    try:
+        yield
+    finally:
+        _RESUME.reset(token)
 
 
 @attrs.frozen
@@ -109,18 +131,34 @@ async def seek_approval(
 ) -> Sought:
     book = runtime.audit.approvals
     current_action, current, replaces = action, decision, None
+    resume = _RESUME.get()
+    if resume is not None:
+        _RESUME.set(None)  # one request is resumed; later rounds and actions ask anew
     for _round in range(MAX_ROUNDS):
         window = window_for(runtime.approval_timeout, current, channels)
-        view = runtime.audit.redactor.redact(current_action.params)
-        request = await book.run(
-            book.create,
-            current_action,
-            current,
-            window=window,
-            channels=[_label(c) for c in channels],
-            params_view=view,
-            replaces=replaces,
-        )
+        if resume is not None:
+            request = await book.run(book.get, resume)
+            resume = None
+            if request.digest != current_action.digest:
+                return _stop(
+                    request,
+                    current_action,
+                    current,
+                    ResultStatus.DENIED,
+                    f"request {request.id} was made for another action; nothing resumed",
+                )
+            window = max(0.0, min(window, request.expires_at - time.time()))
+        else:
+            view = runtime.audit.redactor.redact(current_action.params)
+            request = await book.run(
+                book.create,
+                current_action,
+                current,
+                window=window,
+                channels=[_label(c) for c in channels],
+                params_view=view,
+                replaces=replaces,
+            )
         final = await _wait(book, request, window, channels, current_action, current)
         if final.state != book_mod.APPROVED:
             return _refusal(final, current_action, current, window, channels)

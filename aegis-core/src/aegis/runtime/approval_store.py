@@ -367,6 +367,34 @@ class ApprovalBook:
                 .values(heartbeat_at=time.time())
             )
 
+    def adopt(self, rid: str, *, previous_owner: str) -> ApprovalRequest | None:
+        """Make this process the waiter of a request whose waiter died (``previous_owner``, its
+        ``owner_started``), so ``reap`` leaves it alone and this process can resume the wait
+        (``approval_flow.resuming``). Only a request still pending, or approved but not yet
+        acted on (no audit record linked), can be adopted; one compare-and-swap on the owner,
+        so of two adopters exactly one wins. None when it cannot be adopted."""
+        with self._tx() as conn:
+            done = conn.execute(
+                update(requests)
+                .where(
+                    requests.c.id == rid,
+                    requests.c.owner_started == previous_owner,
+                    requests.c.state.in_([PENDING, APPROVED]),
+                    requests.c.audit_id.is_(None),
+                )
+                .values(
+                    owner_host=HOST,
+                    owner_pid=os.getpid(),
+                    owner_started=_OWNER,
+                    heartbeat_at=time.time(),
+                    version=requests.c.version + 1,
+                )
+            )
+            if done.rowcount != 1:
+                return None
+            row = _load(conn, rid)
+            return None if row is None else _request(row, _answers(conn, rid))
+
     def link_audit(self, rid: str, audit_id: int) -> None:
         with self._tx() as conn:
             conn.execute(_LINK.values(audit_id=bindparam("aid")), {"rid": rid, "aid": audit_id})
