@@ -1,6 +1,7 @@
 """Two ``aegis serve`` processes on one real PostgreSQL: an action pending on replica A is
-approved through replica B and runs on A, once; both write one verified chain; a replica
-killed while its request is pending never runs it, however it is answered later."""
+approved through replica B and runs on A, once; both write one verified chain; any replica
+answers any execution's status URL; a replica killed while its request is pending leaves it to
+another, which runs it exactly once after approval, or lets it expire — never twice."""
 
 from __future__ import annotations
 
@@ -16,12 +17,19 @@ from server_helpers import ADMIN, DEV, OPS, POLICY, ServerProcess, bearer, free_
 pytestmark = pytest.mark.postgres
 
 Start = Callable[[str], ServerProcess]
+QUICK_RULE = """\
+  - name: quick_window
+    match: {type: "quick*"}
+    risk_level: high
+    approval: approve
+    approvers: {timeout: 6}
+"""
 
 
 @pytest.fixture
 def replicas(tmp_path: Path, pg_url: str) -> Iterator[tuple[Start, str]]:
     policy = tmp_path / "policy.yaml"
-    policy.write_text(POLICY)
+    policy.write_text(POLICY + QUICK_RULE)
     record = str(tmp_path / "ran.jsonl")
     started: list[ServerProcess] = []
 
@@ -71,26 +79,80 @@ def test_pending_on_a_approved_on_b_runs_once_on_a(replicas) -> None:
     assert {runs[1]["pid"], runs[2]["pid"]} == {a.proc.pid, b.proc.pid}
 
 
-def test_a_replica_killed_while_pending_never_runs_it(replicas) -> None:
+def _until(check: Callable[[], bool], timeout: float = 30.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.2)
+    return check()
+
+
+def test_the_status_url_is_answered_by_any_replica(replicas) -> None:
+    start, record = replicas
+    a, b = start("a"), start("b")
+    with httpx.Client(base_url=a.url, headers=bearer("dev"), timeout=70) as ca:
+        pending = ca.post("/api/v1/execute", json=BULK).json()
+    status_url, rid = pending["status_url"], pending["request_id"]
+    with httpx.Client(base_url=b.url, timeout=70) as cb:
+        seen = cb.get(status_url, headers=bearer("dev"))
+        assert seen.status_code == 202
+        assert (seen.json()["status"], seen.json()["request_id"]) == ("pending_approval", rid)
+        assert cb.post(f"/api/v1/approvals/{rid}/approve", headers=bearer("ops")).status_code == 200
+        done = cb.get(status_url, params={"wait": 30}, headers=bearer("dev"))
+    assert done.status_code == 200
+    assert (done.json()["status"], done.json()["approver"]) == ("success", "key:ops")
+    assert [r["pid"] for r in ran(record)] == [a.proc.pid]
+
+
+def test_a_replica_killed_while_pending_is_picked_up_and_runs_once(replicas) -> None:
     start, record = replicas
     a, b = start("a"), start("b")
     with httpx.Client(base_url=a.url, headers=bearer("dev"), timeout=30) as ca:
-        rid = ca.post("/api/v1/execute", json=BULK).json()["request_id"]
+        pending = ca.post("/api/v1/execute", json=BULK).json()
+    rid, status_url = pending["request_id"], pending["status_url"]
     a.stop(kill=True)  # SIGKILL: the waiter is gone without a word
-    a2 = start("a-restarted")  # opening the store reaps requests whose waiter died
-    with httpx.Client(base_url=b.url, headers=bearer("ops"), timeout=30) as cb:
-        deadline = time.monotonic() + 30
-        state = "pending"
-        while state == "pending" and time.monotonic() < deadline:
-            state = cb.get(f"/api/v1/approvals/{rid}").json()["state"]
-            time.sleep(0.3)
-        assert state == "abandoned"
-        late = cb.post(f"/api/v1/approvals/{rid}/approve", json={})
+    a2 = start("a-restarted")
+    with httpx.Client(base_url=b.url, timeout=30) as cb:
+        # Picked up, not abandoned: the request is still waiting for its answer.
+        def adopted() -> bool:
+            req = cb.get(f"/api/v1/approvals/{rid}", headers=bearer("ops")).json()
+            return bool(req["state"] == "pending" and str(a.proc.pid) not in req["owner"])
+
+        assert _until(adopted)
+        assert ran(record) == []
+        assert cb.post(f"/api/v1/approvals/{rid}/approve", headers=bearer("ops")).status_code == 200
+    with httpx.Client(base_url=a2.url, headers=bearer("dev"), timeout=70) as c2:
+        done = c2.get(status_url, params={"wait": 30})
+        assert done.status_code == 200, done.text
+        assert done.json()["status"] == "success"
+        time.sleep(1.5)  # time for a second run, if there were one
+        runs = ran(record)
+        assert [r["type"] for r in runs] == ["bulk_update"]
+        assert runs[0]["pid"] in (a2.proc.pid, b.proc.pid)
+        records = c2.get("/api/v1/audit").json()["records"]
+        assert [(r["action_type"], r["result"]) for r in records] == [("bulk_update", "success")]
+        assert c2.get("/api/v1/audit/verify").json()["ok"] is True
+
+
+def test_a_picked_up_request_nobody_answers_expires_and_never_runs(replicas) -> None:
+    start, record = replicas
+    a, b = start("a"), start("b")
+    quick = {"action_type": "quick_transfer", "target": "bank", "params": {"amount": 5}}
+    with httpx.Client(base_url=a.url, headers=bearer("dev"), timeout=30) as ca:
+        pending = ca.post("/api/v1/execute", json=quick).json()
+    a.stop(kill=True)
+    with httpx.Client(base_url=b.url, headers=bearer("dev"), timeout=70) as cb:
+        done = cb.get(pending["status_url"], params={"wait": 30})
+        assert done.status_code == 200, done.text
+        assert done.json()["status"] == "denied"
+        assert "timed out" in done.json()["reason"]
+        req = cb.get(f"/api/v1/approvals/{pending['request_id']}").json()
+        assert req["state"] == "expired"
+        late = cb.post(f"/api/v1/approvals/{pending['request_id']}/approve", headers=bearer("ops"))
         assert late.status_code == 409
     time.sleep(1.0)
     assert ran(record) == []
-    with httpx.Client(base_url=a2.url, headers=bearer("dev"), timeout=30) as c2:
-        assert c2.get("/api/v1/audit/verify").json()["ok"] is True
 
 
 def test_a_policy_put_on_one_replica_is_served_by_the_other(replicas) -> None:

@@ -7,6 +7,7 @@ anything; errors are ``{"error": ..., "detail": ...}`` (see ``errors``).
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from typing import Annotated, Any, Literal
 
@@ -16,15 +17,16 @@ from litestar.openapi import ResponseSpec
 from litestar.params import FromPath, JSONBody, PathParameter, QueryParameter
 
 from aegis.core.action import Action
-from aegis.core.decision import PolicyDecision
 from aegis.core.result import Result
 from aegis.errors import AegisError, ApprovalError
 from aegis.runtime.approval_flow import WAKERS
 from aegis.runtime.approval_view import request_dict
-from aegis.runtime.engine import Authorization
+from aegis.server.auth import ApiKey
 from aegis.server.context import Context, context
 from aegis.server.errors import ApiError, ErrorBody, error_responses
+from aegis.server.executions import DONE, WAITING
 from aegis.server.service import REPORTABLE, Job
+from aegis.server.views import decision_dict, final_view
 
 MAX_WAIT = 55.0
 #: Ids beyond a signed 63-bit integer exist in no database (and overflow SQLite's driver).
@@ -37,6 +39,8 @@ PENDING = {
     ),
 }
 FIRST_NEWS = 25.0
+#: How often a status long-poll on another replica's execution re-reads its row.
+STORED_POLL = 0.25
 
 
 NonEmpty = Annotated[str, msgspec.Meta(min_length=1, max_length=1000)]
@@ -79,41 +83,6 @@ def to_action(body: ActionBody, agent: str | None) -> Action:
         raise ApiError(400, "invalid action", str(exc)) from exc
 
 
-def decision_dict(decision: PolicyDecision) -> dict[str, Any]:
-    """The original README's shape: ``{"risk_level": "CRITICAL", "approval": "block", ...}``."""
-    return {
-        "action_type": decision.action.type,
-        "target": decision.action.target,
-        "risk_level": decision.risk_level.name,
-        "approval": decision.approval.value,
-        "is_allowed": decision.is_allowed,
-        "matched_rule": decision.matched_rule,
-        "reason": decision.reason or None,
-    }
-
-
-def _jsonable(value: Any) -> Any:
-    try:
-        return msgspec.to_builtins(value, str_keys=True, enc_hook=repr)
-    except Exception:
-        return repr(value)
-
-
-def result_dict(result: Result) -> dict[str, Any]:
-    out: dict[str, Any] = {
-        "status": result.status.value,
-        "executed": result.executed,
-        "audit_id": result.audit_id,
-        "data": _jsonable(result.data),
-        "error": result.error,
-        "reason": result.reason,
-        "approver": result.approval.approver if result.approval else None,
-    }
-    if result.decision is not None:
-        out.update(decision_dict(result.decision))
-    return out
-
-
 # -- evaluate --------------------------------------------------------------------------------
 
 
@@ -139,40 +108,28 @@ async def evaluate(
 
 
 def job_view(ctx: Context, job: Job) -> tuple[int, dict[str, Any]]:
-    status_url = f"/api/v1/executions/{job.id}"
     if job.done.is_set():
-        out = job.outcome
-        if isinstance(out, Result):
-            return 200, {"execution_id": job.id, **result_dict(out)}
-        if isinstance(out, Authorization):
-            return 200, {
-                "execution_id": job.id,
-                "status": "authorized",
-                "executed": False,
-                "audit_id": out.audit_id,
-                "outcome_url": f"/api/v1/audit/{out.audit_id}/outcome",
-                "report_within_s": ctx.service.outcome_timeout,
-                "approver": out.approval.approver if out.approval else None,
-                **decision_dict(out.decision),
-            }
-        detail = job.failure or "the action's job ended without a result"
-        return 500, {"error": "execution failed", "detail": detail, "execution_id": job.id}
-    body: dict[str, Any] = {"execution_id": job.id, "status_url": status_url}
+        return final_view(job.id, job.outcome, job.failure, ctx.service.outcome_timeout)
+    body: dict[str, Any] = {"execution_id": job.id, "status_url": f"/api/v1/executions/{job.id}"}
     if job.request_ids:
-        rid = job.request_ids[-1]
-        body.update(status="pending_approval", request_id=rid)
-        try:
-            req = ctx.store.approvals.get(rid)
-            body.update(
-                expires_at=request_dict(req)["expires_at"],
-                who_may_answer=req.requirements.describe(),
-                approve_url=f"/api/v1/approvals/{rid}/approve",
-            )
-        except (AegisError, ApprovalError):
-            pass
+        body.update(pending_view(ctx, job.request_ids[-1]))
     else:
         body["status"] = "running"
     return 202, body
+
+
+def pending_view(ctx: Context, rid: str) -> dict[str, Any]:
+    body: dict[str, Any] = {"status": "pending_approval", "request_id": rid}
+    try:
+        req = ctx.store.approvals.get(rid)
+        body.update(
+            expires_at=request_dict(req)["expires_at"],
+            who_may_answer=req.requirements.describe(),
+            approve_url=f"/api/v1/approvals/{rid}/approve",
+        )
+    except (AegisError, ApprovalError):
+        pass
+    return body
 
 
 @post(
@@ -186,6 +143,8 @@ async def execute(request: Request[Any, Any, Any], data: JSONBody[ActionBody]) -
     key = ctx.caller(request, "execute")
     job = ctx.service.start_job(to_action(data, key.agent), key.name)
     await ctx.service.first_news(job, FIRST_NEWS)
+    if not job.done.is_set():
+        await ctx.service.still_running(job)
     status, body = job_view(ctx, job)
     return Response(body, status_code=status)
 
@@ -203,11 +162,35 @@ async def execution(
     ctx = context(request)
     key = ctx.caller(request, "execute")
     job = ctx.service.jobs.get(job_id)
-    if job is None or (job.key_name != key.name and not key.allows("admin")):
-        raise ApiError(404, "no such execution", f"execution {job_id} is unknown to this server")
+    if job is None:  # another replica's (or a finished one's): read it from the database
+        return await stored_execution(ctx, job_id, key, min(wait, MAX_WAIT))
+    if job.key_name != key.name and not key.allows("admin"):
+        raise ApiError(404, "no such execution", f"execution {job_id} is unknown")
     await ctx.service.until_done(job, min(wait, MAX_WAIT))
     status, body = job_view(ctx, job)
     return Response(body, status_code=status)
+
+
+async def stored_execution(ctx: Context, job_id: str, key: ApiKey, wait: float) -> Response[Any]:
+    """An execution's row; ``wait`` polls it until it is done (any replica may finish it)."""
+    executions = ctx.service.executions
+    row = await asyncio.to_thread(executions.get, job_id)
+    if row is None or (row["key_name"] != key.name and not key.allows("admin")):
+        raise ApiError(404, "no such execution", f"execution {job_id} is unknown")
+    deadline = time.monotonic() + wait
+    while row is not None and row["state"] != DONE and time.monotonic() < deadline:
+        await asyncio.sleep(STORED_POLL)
+        row = await asyncio.to_thread(executions.get, job_id)
+    if row is None:
+        raise ApiError(404, "no such execution", f"execution {job_id} is unknown")
+    if row["state"] == DONE:
+        return Response(json.loads(row["body"]), status_code=int(row["status"]))
+    body: dict[str, Any] = {"execution_id": job_id, "status_url": f"/api/v1/executions/{job_id}"}
+    if row["state"] == WAITING and row["request_id"]:
+        body.update(await asyncio.to_thread(pending_view, ctx, row["request_id"]))
+    else:
+        body["status"] = "running"
+    return Response(body, status_code=202)
 
 
 @post(

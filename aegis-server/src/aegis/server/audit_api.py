@@ -13,9 +13,10 @@ from litestar.params import FromQuery, QueryParameter
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 
 from aegis.errors import AegisError
-from aegis.server.api import MAX_ID, _jsonable
+from aegis.server.api import MAX_ID
 from aegis.server.context import context
 from aegis.server.errors import ApiError, error_responses
+from aegis.server.views import jsonable
 
 
 @get(
@@ -113,7 +114,7 @@ async def audit_verify(request: Request[Any, Any, Any]) -> dict[str, Any]:
     ctx = context(request)
     ctx.caller(request, "audit:read")
     report = await asyncio.to_thread(ctx.store.verify)
-    return {"ok": report.ok, "report": _jsonable(report)}
+    return {"ok": report.ok, "report": jsonable(report)}
 
 
 @get("/api/v1/stats", responses=error_responses(400, 401, 403, 413, 429), summary="Per-rule counts")

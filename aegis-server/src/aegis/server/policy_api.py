@@ -22,9 +22,10 @@ from aegis.core.policy import Policy
 from aegis.core.policy_diff import sampled_diff, text_diff, to_json
 from aegis.errors import PolicyError
 from aegis.runtime.policy_versions import PolicyVersion, VersionedPolicy
-from aegis.server.api import ActionBody, decision_dict, to_action
+from aegis.server.api import ActionBody, to_action
 from aegis.server.context import Context, context
 from aegis.server.errors import ApiError, error_responses
+from aegis.server.views import decision_dict
 
 MAX_VERSION = 2**31 - 1
 MAX_YAML = 500_000

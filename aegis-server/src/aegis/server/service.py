@@ -6,6 +6,10 @@ URL and polls it. Without one, the job is ``Runtime.authorize``: the record is b
 caller acts and reports, and an ``Outcomes`` row remembers who owes the report and until
 when. A record nobody reports is closed as failed, "outcome not reported" — never as a
 success nobody saw. Deciding, approving and auditing stay in the core runtime.
+
+A job that must be waited for is also a row in the database (``executions``): any replica
+answers its status URL, and a replica that dies while it waits leaves it to another, which
+resumes the same approval request and runs the action at most once.
 """
 
 from __future__ import annotations
@@ -22,13 +26,19 @@ import attrs
 from sqlalchemy import Column, Float, MetaData, String, Table, create_engine, delete, insert, select
 from sqlalchemy.engine import Engine
 
-from aegis.core.action import Action
+from aegis.core.action import Action, with_identity
+from aegis.core.approval import ApprovalDecision
+from aegis.core.decision import PolicyDecision
 from aegis.core.result import Result, ResultStatus
-from aegis.errors import AuditError
+from aegis.errors import ApprovalError, AuditError
 from aegis.runtime.approval_channels import QueueChannel, Responder
+from aegis.runtime.approval_flow import resuming
 from aegis.runtime.approval_store import ApprovalRequest
 from aegis.runtime.audit import AuditStore
 from aegis.runtime.engine import Authorization, Runtime
+from aegis.runtime.hooks import RuntimeHooks, maybe_await
+from aegis.server.executions import RUNNING, WAITING, Executions, action_from_json
+from aegis.server.views import final_view
 
 log = logging.getLogger("aegis.server")
 
@@ -51,6 +61,8 @@ class Job:
 
     id: str
     key_name: str
+    action: Action | None = None
+    service: Service | None = None
     task: asyncio.Task[Result | Authorization] | None = None
     request_ids: list[str] = attrs.field(factory=list)
     waiting: asyncio.Event = attrs.field(factory=asyncio.Event)
@@ -58,6 +70,10 @@ class Job:
     outcome: Result | Authorization | None = None
     failure: str | None = None
     finished_at: float | None = None
+    #: A row in ``executions`` stands for this job (written when it must be waited for).
+    durable: bool = False
+    closing: bool = False
+    lock: asyncio.Lock = attrs.field(factory=asyncio.Lock)
 
 
 _CURRENT_JOB: contextvars.ContextVar[Job | None] = contextvars.ContextVar(
@@ -72,6 +88,8 @@ class ServerQueueChannel(QueueChannel):
         await super().notify(request, responder)
         job = _CURRENT_JOB.get()
         if job is not None:
+            if job.service is not None:  # durable before anyone is told where to poll
+                await job.service.waiting_on(job, request)
             job.request_ids.append(request.id)
             job.waiting.set()
 
@@ -139,11 +157,37 @@ class Service:
         self.job_ttl = job_ttl
         self.jobs: dict[str, Job] = {}
         self.outcomes = Outcomes(store.url)
+        self.executions = Executions(self.outcomes.engine)
         self._reaper: asyncio.Task[None] | None = None
+        self._beat_at = 0.0
+        self._purge_at = 0.0
+        self._install_claim()
 
     async def start(self) -> None:
+        # Orphans are adopted before the store opens: opening reaps requests whose waiter
+        # died, and an adopted request has a live waiter again (this process).
+        resumed = await self.adopt_orphans(launch=False)
         await self.runtime.open()
+        for job in resumed:
+            self._launch(job)
         self._reaper = asyncio.create_task(self._reap_forever())
+
+    def _install_claim(self) -> None:
+        """The ``on_approval`` gate: a durable job runs only after it claimed its row
+        (``waiting -> executing``); a replica that lost it to an adopter records a denial."""
+        hooks = self.runtime.hooks or RuntimeHooks()
+        theirs = hooks.on_approval
+
+        async def claim(action: Action, decision: PolicyDecision, approval: Any) -> None:
+            if theirs is not None:
+                await maybe_await(theirs(action, decision, approval))
+            job = _CURRENT_JOB.get()
+            if job is None or not job.durable or not isinstance(approval, ApprovalDecision):
+                return
+            if approval.approved and not await asyncio.to_thread(self.executions.claim, job.id):
+                raise ApprovalError("another replica took this execution over; not run here")
+
+        self.runtime.hooks = attrs.evolve(hooks, on_approval=claim)
 
     async def stop(self) -> None:
         if self._reaper is not None:
@@ -161,24 +205,26 @@ class Service:
     # -- jobs --------------------------------------------------------------------------------
 
     def start_job(self, action: Action, key_name: str) -> Job:
-        job = Job(uuid.uuid4().hex, key_name)
+        job = Job(uuid.uuid4().hex, key_name, action=action, service=self)
+        self._launch(job)
+        return job
+
+    def _launch(self, job: Job) -> None:
         token = _CURRENT_JOB.set(job)
         try:
-            job.task = asyncio.create_task(self._run(job, action))
+            job.task = asyncio.create_task(self._run(job))
         finally:
             _CURRENT_JOB.reset(token)
         self.jobs[job.id] = job
-        return job
 
-    async def _run(self, job: Job, action: Action) -> Result | Authorization:
+    async def _run(self, job: Job) -> Result | Authorization:
+        assert job.action is not None
         try:
-            if self.authorize_only:
-                out = await self.runtime.authorize(action)
-                if isinstance(out, Authorization):
-                    deadline = time.time() + self.outcome_timeout
-                    await asyncio.to_thread(self.outcomes.owe, out.audit_id, job.key_name, deadline)
+            if job.durable and job.request_ids:  # adopted: continue the same request
+                with resuming(job.request_ids[-1]):
+                    out = await self._once(job, job.action)
             else:
-                out = await self.runtime.run_one(action)
+                out = await self._once(job, job.action)
             job.outcome = out
             return out
         except Exception as exc:  # the runtime recorded what it could; the caller must know
@@ -187,7 +233,105 @@ class Service:
             raise
         finally:
             job.finished_at = time.time()
+            await self._close(job)
             job.done.set()
+
+    async def _once(self, job: Job, action: Action) -> Result | Authorization:
+        if not self.authorize_only:
+            return await self.runtime.run_one(action)
+        out = await self.runtime.authorize(action)
+        if isinstance(out, Authorization):
+            deadline = time.time() + self.outcome_timeout
+            await asyncio.to_thread(self.outcomes.owe, out.audit_id, job.key_name, deadline)
+        return out
+
+    async def _close(self, job: Job) -> None:
+        async with job.lock:
+            job.closing = True
+            durable = job.durable
+        if not durable:
+            return
+        status, body = final_view(job.id, job.outcome, job.failure, self.outcome_timeout)
+        try:
+            await asyncio.to_thread(self.executions.finish, job.id, status, body)
+        except Exception:  # the local answer stands; other replicas see it as orphaned later
+            log.exception("could not store the result of execution %s", job.id)
+
+    async def waiting_on(self, job: Job, request: ApprovalRequest) -> None:
+        """The job waits for ``request``: make it a row (with the action as the runtime bound
+        it, so a replica resuming it presents the same digest), or move the row to it."""
+        assert job.action is not None
+        bound = with_identity(job.action, request.agent_id, request.session_id)
+        keep = bound if bound.digest == request.digest else None  # an edited later round
+        async with job.lock:
+            if job.durable:
+                await asyncio.to_thread(self.executions.wait_on, job.id, request.id, keep)
+            else:
+                await asyncio.to_thread(
+                    self.executions.begin,
+                    job.id,
+                    job.key_name,
+                    WAITING,
+                    request_id=request.id,
+                    action=keep,
+                )
+                job.durable = True
+
+    async def still_running(self, job: Job) -> None:
+        """The caller gets a 202 for a job that runs on: make it a row others can answer."""
+        async with job.lock:
+            if job.durable or job.closing:
+                return
+            await asyncio.to_thread(self.executions.begin, job.id, job.key_name, RUNNING)
+            job.durable = True
+
+    async def adopt_orphans(self, *, launch: bool = True) -> list[Job]:
+        """Take over rows whose replica died: resume the waiting ones, close the others."""
+        resumed: list[Job] = []
+        now = time.time()
+        for row in await asyncio.to_thread(self.executions.orphans, now):
+            if not await asyncio.to_thread(self.executions.adopt, row):
+                continue  # another replica took it a moment ago
+            rid, text = row["request_id"], row["action"]
+            if row["state"] == WAITING and rid and text:
+                await self.store.approvals.run(
+                    self.store.approvals.adopt, rid, previous_owner=row["owner"]
+                )  # None: it settled meanwhile; the resumed wait reads what it became
+                job = Job(
+                    row["id"],
+                    row["key_name"],
+                    action=action_from_json(text),
+                    service=self,
+                    durable=True,
+                    request_ids=[rid],
+                )
+                log.warning("execution %s: its replica died; resuming request %s", job.id, rid)
+                resumed.append(job)
+                if launch:
+                    self._launch(job)
+                continue
+            body = {
+                "execution_id": row["id"],
+                "status": "interrupted",
+                "executed": None,
+                "audit_id": None,
+                "error": "interrupted",
+                "reason": (
+                    "the replica handling it stopped while it "
+                    + ("could not be resumed" if row["state"] == WAITING else "ran")
+                    + "; it is not run again (see the audit log for what happened)"
+                ),
+            }
+            await asyncio.to_thread(self.executions.finish, row["id"], 200, body)
+        return resumed
+
+    async def beat(self, now: float) -> None:
+        """Heartbeat the rows of this replica's unfinished durable jobs."""
+        if now < self._beat_at:
+            return
+        self._beat_at = now + 5.0
+        ids = [j.id for j in self.jobs.values() if j.durable and not j.closing]
+        await asyncio.to_thread(self.executions.heartbeat, ids)
 
     async def first_news(self, job: Job, timeout: float) -> None:
         """Wait until the job is done or waits for a human (at most ``timeout``)."""
@@ -244,6 +388,11 @@ class Service:
             except AuditError:
                 log.exception("could not close unreported record %s", audit_id)
         self.forget_old_jobs(at)
+        await self.beat(at)
+        await self.adopt_orphans()
+        if at >= self._purge_at:
+            self._purge_at = at + 60.0
+            await asyncio.to_thread(self.executions.purge, at - self.job_ttl)
         return closed
 
     async def _reap_forever(self, every: float = 1.0) -> None:
