@@ -1,6 +1,6 @@
 """The REST API under ``/api/v1``: evaluate, execute (or authorise and report), approvals, audit.
 
-Every handler names the scope it needs (``ctx.caller(request, scope)``) before it reads
+Every handler names the scope it needs (``await ctx.caller(request, scope)``) before it reads
 anything; errors are ``{"error": ..., "detail": ...}`` (see ``errors``).
 """
 
@@ -96,7 +96,7 @@ async def evaluate(
     request: Request[Any, Any, Any], data: JSONBody[ActionBody | list[ActionBody]]
 ) -> Any:
     ctx = context(request)
-    key = ctx.caller(request, "evaluate")
+    key = await ctx.caller(request, "evaluate")
     if isinstance(data, list):
         if len(data) > ctx.config.max_batch:
             raise ApiError(413, "batch too large", f"at most {ctx.config.max_batch} actions")
@@ -140,7 +140,7 @@ def pending_view(ctx: Context, rid: str) -> dict[str, Any]:
 )
 async def execute(request: Request[Any, Any, Any], data: JSONBody[ActionBody]) -> Response[Any]:
     ctx = context(request)
-    key = ctx.caller(request, "execute")
+    key = await ctx.caller(request, "execute")
     job = ctx.service.start_job(to_action(data, key.agent), key.name)
     await ctx.service.first_news(job, FIRST_NEWS)
     if not job.done.is_set():
@@ -160,7 +160,7 @@ async def execution(
     wait: Annotated[float, QueryParameter(ge=0.0, le=MAX_WAIT)] = 0.0,
 ) -> Response[Any]:
     ctx = context(request)
-    key = ctx.caller(request, "execute")
+    key = await ctx.caller(request, "execute")
     job = ctx.service.jobs.get(job_id)
     if job is None:  # another replica's (or a finished one's): read it from the database
         return await stored_execution(ctx, job_id, key, min(wait, MAX_WAIT))
@@ -205,7 +205,7 @@ async def report_outcome(
     data: JSONBody[Outcome],
 ) -> dict[str, Any]:
     ctx = context(request)
-    key = ctx.caller(request, "execute")
+    key = await ctx.caller(request, "execute")
     if data.status not in REPORTABLE:
         raise ApiError(400, "invalid outcome", f"status must be one of {', '.join(REPORTABLE)}")
     owner = await asyncio.to_thread(ctx.service.outcomes.owner, audit_id)
@@ -243,7 +243,7 @@ async def list_approvals(
     limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100,
 ) -> list[dict[str, Any]]:
     ctx = context(request)
-    ctx.caller(request, "approve", "audit:read")
+    await ctx.caller(request, "approve", "audit:read")
     wanted = None if state_filter in (None, "", "all") else state_filter
     found = await asyncio.to_thread(ctx.store.approvals.list, state=wanted, limit=limit)
     return [request_dict(r) for r in found]
@@ -265,7 +265,7 @@ async def show_approval(
     request: Request[Any, Any, Any], request_id: FromPath[str]
 ) -> dict[str, Any]:
     ctx = context(request)
-    ctx.caller(request, "approve", "audit:read")
+    await ctx.caller(request, "approve", "audit:read")
     found = await asyncio.to_thread(_get_request, ctx, request_id)
     return request_dict(found)
 
@@ -303,7 +303,7 @@ async def approve(
     data: JSONBody[Verdict | None] = None,
 ) -> dict[str, Any]:
     ctx = context(request)
-    key = ctx.caller(request, "approve")
+    key = await ctx.caller(request, "approve")
     return await answer(ctx, request_id, "key", key.name, "approve", data or Verdict())
 
 
@@ -319,7 +319,7 @@ async def deny(
     data: JSONBody[Verdict | None] = None,
 ) -> dict[str, Any]:
     ctx = context(request)
-    key = ctx.caller(request, "approve")
+    key = await ctx.caller(request, "approve")
     return await answer(ctx, request_id, "key", key.name, "deny", data or Verdict())
 
 

@@ -21,7 +21,7 @@ from aegis.runtime.audit import AuditStore
 from aegis.runtime.engine import Runtime
 from aegis.runtime.policy_versions import VersionedPolicy
 from aegis.server import api, audit_api, dashboard, policy_api
-from aegis.server.auth import ApiKey, KeyRing, RateLimiter, Sessions
+from aegis.server.auth import ApiKey, KeyRing, Sessions
 from aegis.server.context import Context, ServerConfig
 from aegis.server.errors import (
     ApiError,
@@ -30,6 +30,7 @@ from aegis.server.errors import (
     handle_unexpected,
     handle_validation,
 )
+from aegis.server.ratelimit import SharedRateLimiter
 from aegis.server.service import Service
 
 log = logging.getLogger("aegis.server")
@@ -100,7 +101,7 @@ def create_app(
         service,
         KeyRing(keys),
         Sessions(session_secret),
-        RateLimiter(cfg.rate_per_key),
+        SharedRateLimiter(service.outcomes.engine, cfg.rate_per_key),
         cfg,
     )
 

@@ -39,7 +39,7 @@ async def audit(
     limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100,
 ) -> dict[str, Any]:
     ctx = context(request)
-    ctx.caller(request, "audit:read")
+    await ctx.caller(request, "audit:read")
 
     def run() -> list[Any]:
         return ctx.store.query(
@@ -82,7 +82,7 @@ async def audit_stream(
     """A live tail. Records still pending (running, awaiting a report) are held back until
     they finish, so each is sent once, final; ``limit`` ends the stream after that many."""
     ctx = context(request)
-    ctx.caller(request, "audit:read")
+    await ctx.caller(request, "audit:read")
 
     async def events() -> AsyncIterator[ServerSentEventMessage]:
         after = cursor if cursor is not None else 0
@@ -112,7 +112,7 @@ async def audit_stream(
 )
 async def audit_verify(request: Request[Any, Any, Any]) -> dict[str, Any]:
     ctx = context(request)
-    ctx.caller(request, "audit:read")
+    await ctx.caller(request, "audit:read")
     report = await asyncio.to_thread(ctx.store.verify)
     return {"ok": report.ok, "report": jsonable(report)}
 
@@ -120,7 +120,7 @@ async def audit_verify(request: Request[Any, Any, Any]) -> dict[str, Any]:
 @get("/api/v1/stats", responses=error_responses(400, 401, 403, 413, 429), summary="Per-rule counts")
 async def stats(request: Request[Any, Any, Any]) -> list[dict[str, Any]]:
     ctx = context(request)
-    ctx.caller(request, "audit:read")
+    await ctx.caller(request, "audit:read")
     return [s.to_dict() for s in await asyncio.to_thread(ctx.store.stats)]
 
 

@@ -141,24 +141,3 @@ class Sessions:
 
     def csrf_ok(self, cookie: str, token: str | None) -> bool:
         return bool(token) and hmac.compare_digest(self.csrf(cookie), token or "")
-
-
-class RateLimiter:
-    """A token bucket per key name (per process: replicas each allow the rate)."""
-
-    def __init__(self, per_second: float, burst: float | None = None) -> None:
-        self.rate = per_second
-        self.burst = burst if burst is not None else max(1.0, per_second)
-        self._buckets: dict[str, tuple[float, float]] = {}
-
-    def allow(self, name: str, now: float | None = None) -> bool:
-        if self.rate <= 0:
-            return True
-        at = time.monotonic() if now is None else now
-        tokens, last = self._buckets.get(name, (self.burst, at))
-        tokens = min(self.burst, tokens + (at - last) * self.rate)
-        if tokens < 1.0:
-            self._buckets[name] = (tokens, at)
-            return False
-        self._buckets[name] = (tokens - 1.0, at)
-        return True

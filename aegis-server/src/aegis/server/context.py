@@ -9,8 +9,9 @@ from litestar import Request
 
 from aegis.runtime.audit import AuditStore
 from aegis.runtime.engine import Runtime
-from aegis.server.auth import ANONYMOUS, ApiKey, KeyRing, RateLimiter, Sessions
+from aegis.server.auth import ANONYMOUS, ApiKey, KeyRing, Sessions
 from aegis.server.errors import ApiError
+from aegis.server.ratelimit import SharedRateLimiter
 from aegis.server.service import Service
 
 SESSION_COOKIE = "aegis_session"
@@ -20,7 +21,7 @@ SESSION_COOKIE = "aegis_session"
 class ServerConfig:
     max_body_bytes: int = 1_000_000
     max_batch: int = 1000
-    rate_per_key: float = 0.0  # requests/s per key; 0 = unlimited
+    rate_per_key: float = 0.0  # requests/s per key, all replicas together; 0 = unlimited
     secure_cookies: bool = False  # set when served over HTTPS
     outcome_timeout: float = 300.0
     policy_poll: float = 1.0  # how often a replica looks for a newer policy version
@@ -33,10 +34,10 @@ class Context:
     service: Service
     keys: KeyRing
     sessions: Sessions
-    limiter: RateLimiter
+    limiter: SharedRateLimiter
     config: ServerConfig
 
-    def caller(self, request: Request[Any, Any, Any], *scopes: str) -> ApiKey:
+    async def caller(self, request: Request[Any, Any, Any], *scopes: str) -> ApiKey:
         """The key behind ``Authorization: Bearer``; it must have one of ``scopes``."""
         header = request.headers.get("authorization", "")
         scheme, _, presented = header.partition(" ")
@@ -58,7 +59,7 @@ class Context:
             key = found
         if not any(key.allows(s) for s in scopes):
             raise ApiError(403, "forbidden", f"key {key.name!r} lacks scope {' or '.join(scopes)}")
-        if not self.limiter.allow(key.name):
+        if not await self.limiter.allow(key.name):
             raise ApiError(
                 429, "rate limited", f"key {key.name!r}: slow down", {"Retry-After": "1"}
             )

@@ -96,7 +96,7 @@ async def _switch(ctx: Context, made: PolicyVersion) -> dict[str, Any]:
 @get("/api/v1/policy", responses=_RW, summary="The policy in force: version, YAML, rules")
 async def policy(request: Request[Any, Any, Any]) -> dict[str, Any]:
     ctx = context(request)
-    ctx.caller(request, "audit:read")
+    await ctx.caller(request, "audit:read")
     return _in_force(ctx)
 
 
@@ -110,7 +110,7 @@ async def replace_policy(
     request: Request[Any, Any, Any], data: JSONBody[PolicyText]
 ) -> dict[str, Any]:
     ctx = context(request)
-    key = ctx.caller(request, "admin")
+    key = await ctx.caller(request, "admin")
     source = versioned(ctx)
     loaded = load_text(data.yaml)
     if loaded.fingerprint == source.fingerprint and source.current.yaml == data.yaml:
@@ -134,7 +134,7 @@ async def replace_policy(
 )
 async def simulate(request: Request[Any, Any, Any], data: JSONBody[SimulateBody]) -> dict[str, Any]:
     ctx = context(request)
-    key = ctx.caller(request, "evaluate")
+    key = await ctx.caller(request, "evaluate")
     actions = [to_action(b, key.agent) for b in data.actions]
     if data.yaml is None:
         decisions = [ctx.runtime.evaluate(a) for a in actions]
@@ -163,7 +163,7 @@ async def versions(
     before: Annotated[int | None, QueryParameter(ge=1, le=MAX_VERSION)] = None,
 ) -> dict[str, Any]:
     ctx = context(request)
-    ctx.caller(request, "audit:read")
+    await ctx.caller(request, "audit:read")
     source = versioned(ctx)
     found = await asyncio.to_thread(source.history.list, limit=limit, before=before)
     return {"in_force": source.version, "versions": [v.to_dict() for v in found]}
@@ -176,7 +176,7 @@ async def versions(
 )
 async def version(request: Request[Any, Any, Any], version: Version) -> dict[str, Any]:
     ctx = context(request)
-    ctx.caller(request, "audit:read")
+    await ctx.caller(request, "audit:read")
     return (await _version(ctx, version)).to_dict(with_yaml=True)
 
 
@@ -192,7 +192,7 @@ async def diff(
     examples: Annotated[int, QueryParameter(ge=0, le=50)] = 5,
 ) -> dict[str, Any]:
     ctx = context(request)
-    ctx.caller(request, "audit:read")
+    await ctx.caller(request, "audit:read")
     target = new if new is not None else versioned(ctx).version
     before, after = await _version(ctx, old), await _version(ctx, target)
 
@@ -223,7 +223,7 @@ async def rollback(
     data: JSONBody[RollbackBody | None] = None,
 ) -> dict[str, Any]:
     ctx = context(request)
-    key = ctx.caller(request, "admin")
+    key = await ctx.caller(request, "admin")
     source = versioned(ctx)
     await _version(ctx, version)
     note = data.note if data is not None else None
