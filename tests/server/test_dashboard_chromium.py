@@ -117,6 +117,12 @@ def _sign_in(page, base: str) -> None:  # type: ignore[no-untyped-def]
     page.wait_for_url(base + "/dashboard")
 
 
+def _until_live(page) -> None:  # type: ignore[no-untyped-def]
+    from playwright.sync_api import expect
+
+    expect(page.locator("#live")).to_have_text("live", timeout=15_000)
+
+
 def bulk(target: str) -> dict:
     return {"action_type": "bulk_update", "target": target, "params": {"count": 500}}
 
@@ -195,3 +201,90 @@ def test_wrong_key_cannot_sign_in(server, page) -> None:  # type: ignore[no-unty
     assert "lacks the approve scope" in page.inner_text("body")
     page.goto(proc.url + "/dashboard")
     assert "/dashboard/login" in page.url
+
+
+def test_pending_cards_come_and_go_without_a_reload(server, page) -> None:  # type: ignore[no-untyped-def]
+    proc, record = server
+    _sign_in(page, proc.url)
+    _until_live(page)
+    navigations: list[str] = []  # under the page's CSP no script of ours may be evaluated
+    page.on("framenavigated", lambda frame: navigations.append(frame.url))
+    agent = Agent(proc.url, bulk("crm_live"))
+    assert agent.pending.wait(30) and agent.request_id
+    card = page.locator(f"[data-request='{agent.request_id}']")
+    card.wait_for(state="visible", timeout=15_000)
+    assert "bulk_update" in card.inner_text()
+    with httpx.Client(base_url=proc.url, headers=bearer("ops")) as c:
+        c.post(f"/api/v1/approvals/{agent.request_id}/deny", json={"reason": "live test"})
+    card.wait_for(state="detached", timeout=15_000)
+    assert navigations == []  # no reload: the card came and went over server-sent events
+    assert agent.result()["status"] == "denied"
+    assert ran_on(record, "crm_live") == []
+
+
+def test_an_answer_from_a_live_added_card_works(server, page) -> None:  # type: ignore[no-untyped-def]
+    proc, record = server
+    _sign_in(page, proc.url)
+    _until_live(page)
+    agent = Agent(proc.url, bulk("crm_live_approve"))
+    assert agent.pending.wait(30)
+    card = page.locator(f"[data-request='{agent.request_id}']")
+    card.wait_for(state="visible", timeout=15_000)
+    card.locator("button[value=approve]").click()  # the form came over SSE, CSRF included
+    page.wait_for_url("**/dashboard?msg=*")
+    assert agent.result()["status"] == "success"
+    assert len(ran_on(record, "crm_live_approve")) == 1
+
+
+def test_policy_page_shows_versions_and_a_diff(server, page, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    proc, _ = server
+    blocked = POLICY.replace("approval: block\n", "approval: approve\n", 1)  # no_deletes
+    assert blocked != POLICY
+    with httpx.Client(base_url=proc.url, headers=bearer("ops")) as c:  # ops has every scope
+        put = c.put("/api/v1/policy", json={"yaml": blocked, "note": "from the test"})
+        assert put.status_code == 200, put.text
+        version = put.json()["version"]
+    _sign_in(page, proc.url)
+    page.goto(proc.url + "/dashboard/policy")
+    assert page.inner_text("#in-force") == f"version {version}"
+    row = page.locator(f"#versions tr[data-version='{version}']")
+    assert "from the test" in row.inner_text() and "key:ops" in row.inner_text()
+    row.locator("a", has_text="diff").click()
+    page.wait_for_url(f"**/dashboard/policy?old={version - 1}&new={version}")
+    diff = page.inner_text("#diff")
+    assert "-    approval: block" in diff and "+    approval: approve" in diff
+    assert "sampled actions change decision" in page.inner_text("#changed")
+    shots = Path(os.environ.get("AEGIS_SCREENSHOTS") or tmp_path)
+    shots.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(shots / "dashboard-policy.png"), full_page=True)
+    with httpx.Client(base_url=proc.url, headers=bearer("ops")) as c:  # leave it as it was
+        assert c.post(f"/api/v1/policy/rollback/{version - 1}").status_code == 200
+
+
+def test_playground_decides_pasted_yaml_without_storing_it(server, page, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    proc, _ = server
+    with httpx.Client(base_url=proc.url, headers=bearer("dev")) as c:
+        before = c.get("/api/v1/policy/versions").json()["versions"]
+    _sign_in(page, proc.url)
+    page.goto(proc.url + "/dashboard/playground")
+    assert "read_safe" in page.input_value("textarea[name=yaml]")
+    pasted = "defaults: {approval: block}\nrules:\n  - name: reads_ok\n    match: {type: read}\n"
+    page.fill("textarea[name=yaml]", pasted + "    approval: auto\n")
+    page.fill("textarea[name=actions]", 'read:crm\nbulk_update:crm {"count": 500}')
+    page.click("button[type=submit]")
+    rows = page.locator("#decisions tr").all_inner_texts()
+    assert "auto" in rows[1] and "reads_ok" in rows[1]
+    assert "block" in rows[2]
+    shots = Path(os.environ.get("AEGIS_SCREENSHOTS") or tmp_path)
+    page.screenshot(path=str(shots / "dashboard-playground.png"), full_page=True)
+    page.fill("textarea[name=yaml]", pasted + "    approval: sometimes\n")
+    page.click("button[type=submit]")
+    assert "yaml:5:" in page.inner_text("#errors")
+    with httpx.Client(base_url=proc.url, headers=bearer("dev")) as c:
+        assert c.get("/api/v1/policy/versions").json()["versions"] == before
+        assert (
+            c.post("/api/v1/evaluate", json={"action_type": "read", "target": "crm"}).json()[
+                "matched_rule"
+            ]
+            == "read_safe"
+        )

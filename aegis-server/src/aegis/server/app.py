@@ -20,7 +20,7 @@ from aegis.http import HttpRequest, HttpResponse, RouteContext, RouteHandler
 from aegis.runtime.audit import AuditStore
 from aegis.runtime.engine import Runtime
 from aegis.runtime.policy_versions import VersionedPolicy
-from aegis.server import api, audit_api, dashboard, policy_api
+from aegis.server import api, audit_api, dashboard, dashboard_policy, policy_api
 from aegis.server.auth import ApiKey, KeyRing, Sessions
 from aegis.server.context import Context, ServerConfig
 from aegis.server.errors import (
@@ -127,6 +127,7 @@ def create_app(
             *audit_api.HANDLERS,
             *policy_api.HANDLERS,
             *dashboard.HANDLERS,
+            *dashboard_policy.HANDLERS,
             *registered_routes(RouteContext(store)),
         ],
         lifespan=[lifespan],

@@ -1,4 +1,8 @@
-"""The dashboard: server-rendered pages (no scripts, no CDN) where people answer approvals.
+"""The dashboard: server-rendered pages (no CDN) where people answer approvals.
+
+One script of its own (``static/live.js``, served from the installed package) keeps the
+pending list live over server-sent events (``/dashboard/events``); every page works without
+it. Policy pages (versions, diff, playground) are in ``dashboard_policy``.
 
 Sign-in is with an API key that has the ``approve`` scope; the key is checked once and never
 stored in the cookie. The session cookie is signed, HttpOnly, SameSite=Strict (Secure behind
@@ -11,12 +15,15 @@ from __future__ import annotations
 import asyncio
 import html
 import json
+import time
+from collections.abc import AsyncIterator
+from importlib import resources
 from typing import Any
 
 from litestar import Request, Response, get, post
 from litestar.datastructures import Cookie
 from litestar.params import FromPath, FromQuery, URLEncodedBody
-from litestar.response import Redirect
+from litestar.response import Redirect, ServerSentEvent, ServerSentEventMessage
 
 from aegis.runtime.approval_view import request_dict
 from aegis.server.api import Verdict, answer
@@ -31,12 +38,19 @@ td,th{border-bottom:1px solid #ddd;padding:.4rem;text-align:left;vertical-align:
 .req{border:1px solid #ccc;border-radius:6px;padding:1rem;margin:1rem 0}
 .msg{background:#eef;padding:.5rem} .err{background:#fee;padding:.5rem}
 pre{background:#f6f6f6;padding:.5rem;white-space:pre-wrap}
+.add{color:#064} .del{color:#900} textarea{font-family:monospace;width:100%}
 """
+LIVE_SCRIPT = "<script src='/dashboard/static/live.js'></script>"
+EVENTS_EVERY = 1.0
+EVENTS_FOR = 3600.0  # then the browser reconnects (EventSource does so by itself)
 
 
-def _page(title: str, body: str, *, signed_in: str | None = None) -> Response[str]:
+def _page(
+    title: str, body: str, *, signed_in: str | None = None, script: bool = False
+) -> Response[str]:
     nav = (
         '<nav><a href="/dashboard">Pending approvals</a><a href="/dashboard/audit">Audit</a>'
+        '<a href="/dashboard/policy">Policy</a><a href="/dashboard/playground">Playground</a>'
         f"<span>signed in as web:{html.escape(signed_in)}</span></nav>"
         if signed_in
         else ""
@@ -44,14 +58,14 @@ def _page(title: str, body: str, *, signed_in: str | None = None) -> Response[st
     doc = (
         f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)} - Aegis"
         f"</title><style>{_STYLE}</style></head><body>{nav}<h1>{html.escape(title)}</h1>"
-        f"{body}</body></html>"
+        f"{body}{LIVE_SCRIPT if script else ''}</body></html>"
     )
     return Response(
         doc,
         media_type="text/html",
         headers={
             "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "
-            "form-action 'self'; frame-ancestors 'none'",
+            "script-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'",
             "X-Frame-Options": "DENY",
             "Referrer-Policy": "no-referrer",
         },
@@ -146,8 +160,50 @@ async def pending(
     key, cookie = session
     found = await asyncio.to_thread(ctx.store.approvals.list, state="pending", limit=200)
     note = f"<p class='msg'>{html.escape(msg)}</p>" if msg else ""
-    cards = "".join(_request_card(ctx, r, cookie) for r in found) or "<p>Nothing is waiting.</p>"
-    return _page("Pending approvals", note + cards, signed_in=key.name)
+    cards = "".join(_request_card(ctx, r, cookie) for r in found)
+    body = (
+        f"{note}<p>Updates: <span id='live'>reload to refresh</span></p>"
+        f"<p id='nothing'{' hidden' if found else ''}>Nothing is waiting.</p>"
+        f"<div id='pending'>{cards}</div>"
+    )
+    return _page("Pending approvals", body, signed_in=key.name, script=True)
+
+
+@get("/dashboard/static/live.js", include_in_schema=False)
+async def live_js() -> Response[bytes]:
+    data = resources.files("aegis.server").joinpath("static/live.js").read_bytes()
+    return Response(
+        data,
+        media_type="text/javascript",
+        headers={"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"},
+    )
+
+
+@get("/dashboard/events", include_in_schema=False, media_type="text/event-stream")
+async def events(request: Request[Any, Any, Any]) -> Any:
+    """The pending list whenever it changes: ids and each card's HTML (with this session's
+    CSRF token), as event ``pending``."""
+    ctx = context(request)
+    session = _session(ctx, request)
+    if session is None:
+        raise ApiError(401, "unauthorized", "sign in at /dashboard/login")
+    _, cookie = session
+
+    async def stream() -> AsyncIterator[ServerSentEventMessage]:
+        shown: list[str] | None = None
+        until = time.monotonic() + EVENTS_FOR
+        while time.monotonic() < until:
+            found = await asyncio.to_thread(ctx.store.approvals.list, state="pending", limit=200)
+            ids = [r.id for r in found]
+            if ids != shown:
+                shown = ids
+                cards = {r.id: _request_card(ctx, r, cookie) for r in found}
+                yield ServerSentEventMessage(
+                    data=json.dumps({"ids": ids, "cards": cards}), event="pending"
+                )
+            await asyncio.sleep(EVENTS_EVERY)
+
+    return ServerSentEvent(stream())
 
 
 @post("/dashboard/approvals/{request_id:str}/answer", include_in_schema=False, status_code=303)
@@ -217,4 +273,4 @@ async def audit_page(
     return _page("Audit log", table, signed_in=key.name)
 
 
-HANDLERS = [login_page, login, pending, answer_form, audit_page]
+HANDLERS = [login_page, login, pending, live_js, events, answer_form, audit_page]
