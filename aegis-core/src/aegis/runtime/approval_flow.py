@@ -98,6 +98,16 @@ class _Wakers:
         self._events.pop(rid, None)
         self.latest.pop(rid, None)
 
+    def poke(self, rid: str) -> None:
+        """Make this process's waiter of ``rid`` re-read the database now: another process
+        answered it and said so (PostgreSQL NOTIFY, say), so it need not wait for its poll."""
+        found = self._events.get(rid)
+        if found is None:
+            return
+        loop, event = found
+        with contextlib.suppress(RuntimeError):  # the loop is gone: nobody waits
+            loop.call_soon_threadsafe(event.set)
+
     def wake(self, outcome: AnswerOutcome) -> None:
         rid = outcome.request_id
         found = self._events.get(rid) if rid else None

@@ -7,6 +7,7 @@ anything; errors are ``{"error": ..., "detail": ...}`` (see ``errors``).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from typing import Annotated, Any, Literal
@@ -143,7 +144,9 @@ async def execute(request: Request[Any, Any, Any], data: JSONBody[ActionBody]) -
     key = await ctx.caller(request, "execute")
     job = ctx.service.start_job(to_action(data, key.agent), key.name)
     await ctx.service.first_news(job, FIRST_NEWS)
-    if not job.done.is_set():
+    if job.done.is_set():  # answered in full: nothing to poll, nothing to keep in memory
+        ctx.service.jobs.pop(job.id, None)
+    else:
         await ctx.service.still_running(job)
     status, body = job_view(ctx, job)
     return Response(body, status_code=status)
@@ -178,9 +181,15 @@ async def stored_execution(ctx: Context, job_id: str, key: ApiKey, wait: float) 
     if row is None or (row["key_name"] != key.name and not key.allows("admin")):
         raise ApiError(404, "no such execution", f"execution {job_id} is unknown")
     deadline = time.monotonic() + wait
-    while row is not None and row["state"] != DONE and time.monotonic() < deadline:
-        await asyncio.sleep(STORED_POLL)
-        row = await asyncio.to_thread(executions.get, job_id)
+    news = ctx.service.execution_news.setdefault(job_id, asyncio.Event())
+    try:
+        while row is not None and row["state"] != DONE and time.monotonic() < deadline:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(news.wait(), STORED_POLL)
+            news.clear()
+            row = await asyncio.to_thread(executions.get, job_id)
+    finally:
+        ctx.service.execution_news.pop(job_id, None)
     if row is None:
         raise ApiError(404, "no such execution", f"execution {job_id} is unknown")
     if row["state"] == DONE:
@@ -286,6 +295,8 @@ async def answer(
         digest=body.digest,
     )
     WAKERS.wake(outcome)
+    if outcome.accepted:  # a waiter on another replica need not wait for its next poll
+        await ctx.service.tell(f"approval:{rid}")
     if not outcome.accepted:
         raise ApiError(409, "answer refused", outcome.message)
     return {"accepted": True, "state": outcome.state, "message": outcome.message}

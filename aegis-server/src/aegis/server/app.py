@@ -93,7 +93,11 @@ def create_app(
     cfg = config or ServerConfig()
     store: AuditStore = runtime.audit
     service = Service(
-        runtime, store, authorize_only=authorize_only, outcome_timeout=cfg.outcome_timeout
+        runtime,
+        store,
+        authorize_only=authorize_only,
+        outcome_timeout=cfg.outcome_timeout,
+        listen=cfg.notify,
     )
     ctx = Context(
         runtime,

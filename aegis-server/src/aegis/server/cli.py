@@ -146,6 +146,10 @@ def serve(
     max_body: Annotated[int, Parameter(help="Largest request body in bytes.")] = 1_000_000,
     secure_cookies: Annotated[bool, Parameter(help="Dashboard cookies only over HTTPS.")] = False,
     workers: Annotated[int, Parameter(help="uvicorn worker processes.")] = 1,
+    notify: Annotated[
+        bool,
+        Parameter(help="On PostgreSQL, LISTEN/NOTIFY wakes other replicas' waiters at once."),
+    ] = True,
 ) -> int:
     """Serve the REST API (/api/v1, OpenAPI at /schema) and the dashboard (/dashboard)."""
     import uvicorn
@@ -175,6 +179,7 @@ def serve(
         rate_per_key=rate_limit,
         secure_cookies=secure_cookies,
         outcome_timeout=outcome_timeout,
+        notify=notify,
     )
     try:
         app = build(

@@ -25,6 +25,7 @@ class ServerConfig:
     secure_cookies: bool = False  # set when served over HTTPS
     outcome_timeout: float = 300.0
     policy_poll: float = 1.0  # how often a replica looks for a newer policy version
+    notify: bool = True  # PostgreSQL LISTEN/NOTIFY wakes other replicas' waiters at once
 
 
 @attrs.define

@@ -90,6 +90,7 @@ async def _switch(ctx: Context, made: PolicyVersion) -> dict[str, Any]:
     """After storing a version: put it in force here now (the others follow by polling)."""
     source = versioned(ctx)
     await asyncio.to_thread(source.refresh)
+    await ctx.service.tell("policy")
     return {**made.to_dict(), "in_force": source.version}
 
 

@@ -32,12 +32,15 @@ from aegis.core.decision import PolicyDecision
 from aegis.core.result import Result, ResultStatus
 from aegis.errors import ApprovalError, AuditError
 from aegis.runtime.approval_channels import QueueChannel, Responder
-from aegis.runtime.approval_flow import resuming
+from aegis.runtime.approval_flow import WAKERS, resuming
 from aegis.runtime.approval_store import ApprovalRequest
 from aegis.runtime.audit import AuditStore
 from aegis.runtime.engine import Authorization, Runtime
 from aegis.runtime.hooks import RuntimeHooks, maybe_await
+from aegis.runtime.policy_versions import VersionedPolicy
 from aegis.server.executions import RUNNING, WAITING, Executions, action_from_json
+from aegis.server.notify import Notifier
+from aegis.server.notify import usable as notify_usable
 from aegis.server.views import final_view
 
 log = logging.getLogger("aegis.server")
@@ -67,6 +70,8 @@ class Job:
     request_ids: list[str] = attrs.field(factory=list)
     waiting: asyncio.Event = attrs.field(factory=asyncio.Event)
     done: asyncio.Event = attrs.field(factory=asyncio.Event)
+    #: Set when it is done or waits for a human, whichever comes first.
+    news: asyncio.Event = attrs.field(factory=asyncio.Event)
     outcome: Result | Authorization | None = None
     failure: str | None = None
     finished_at: float | None = None
@@ -92,6 +97,7 @@ class ServerQueueChannel(QueueChannel):
                 await job.service.waiting_on(job, request)
             job.request_ids.append(request.id)
             job.waiting.set()
+            job.news.set()
 
 
 class Outcomes:
@@ -149,6 +155,7 @@ class Service:
         authorize_only: bool,
         outcome_timeout: float = 300.0,
         job_ttl: float = 600.0,
+        listen: bool = True,
     ) -> None:
         self.runtime = runtime
         self.store = store
@@ -162,15 +169,47 @@ class Service:
         self._beat_at = 0.0
         self._purge_at = 0.0
         self._install_claim()
+        self.notifier: Notifier | None = (
+            Notifier(store.url, self.outcomes.engine, self._news)
+            if listen and notify_usable(store.url)
+            else None
+        )
+        #: Long-polls of other replicas' executions, woken by ``execution:<id>`` news.
+        self.execution_news: dict[str, asyncio.Event] = {}
+        self._news_tasks: set[asyncio.Future[Any]] = set()
 
     async def start(self) -> None:
         # Orphans are adopted before the store opens: opening reaps requests whose waiter
         # died, and an adopted request has a live waiter again (this process).
         resumed = await self.adopt_orphans(launch=False)
         await self.runtime.open()
+        if self.notifier is not None:
+            self.notifier.start()
         for job in resumed:
             self._launch(job)
         self._reaper = asyncio.create_task(self._reap_forever())
+
+    # -- news between replicas (PostgreSQL NOTIFY; polling covers everything without it) ------
+
+    def _news(self, payload: str) -> None:
+        kind, _, ref = payload.partition(":")
+        if kind == "approval":
+            WAKERS.poke(ref)
+        elif kind == "execution":
+            event = self.execution_news.get(ref)
+            if event is not None:
+                event.set()
+        elif kind == "policy":
+            source = self.runtime.policy
+            if isinstance(source, VersionedPolicy):
+                task = asyncio.ensure_future(asyncio.to_thread(source.refresh))
+                self._news_tasks.add(task)
+                task.add_done_callback(self._news_tasks.discard)
+
+    async def tell(self, payload: str) -> None:
+        """Tell the other replicas (no-op without PostgreSQL)."""
+        if self.notifier is not None:
+            await self.notifier.send(payload)
 
     def _install_claim(self) -> None:
         """The ``on_approval`` gate: a durable job runs only after it claimed its row
@@ -192,6 +231,8 @@ class Service:
     async def stop(self) -> None:
         if self._reaper is not None:
             self._reaper.cancel()
+        if self.notifier is not None:
+            await asyncio.to_thread(self.notifier.stop)
         for job in list(self.jobs.values()):
             if job.task is not None and not job.task.done():
                 job.task.cancel()  # the runtime records a cancelled action as not run
@@ -235,6 +276,7 @@ class Service:
             job.finished_at = time.time()
             await self._close(job)
             job.done.set()
+            job.news.set()
 
     async def _once(self, job: Job, action: Action) -> Result | Authorization:
         if not self.authorize_only:
@@ -256,6 +298,8 @@ class Service:
             await asyncio.to_thread(self.executions.finish, job.id, status, body)
         except Exception:  # the local answer stands; other replicas see it as orphaned later
             log.exception("could not store the result of execution %s", job.id)
+            return
+        await self.tell(f"execution:{job.id}")
 
     async def waiting_on(self, job: Job, request: ApprovalRequest) -> None:
         """The job waits for ``request``: make it a row (with the action as the runtime bound
@@ -334,16 +378,12 @@ class Service:
         await asyncio.to_thread(self.executions.heartbeat, ids)
 
     async def first_news(self, job: Job, timeout: float) -> None:
-        """Wait until the job is done or waits for a human (at most ``timeout``)."""
-        waits: list[asyncio.Task[Any]] = [
-            asyncio.create_task(job.done.wait()),
-            asyncio.create_task(job.waiting.wait()),
-        ]
-        try:
-            await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for w in waits:
-                w.cancel()
+        """Wait until the job is done or waits for a human (at most ``timeout``).
+
+        On the hot path (an auto action answered at once): no task beyond the job's own."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                await job.news.wait()
 
     async def until_done(self, job: Job, timeout: float) -> None:
         if timeout > 0:
