@@ -26,7 +26,8 @@ from aegis.server.auth import ApiKey
 from aegis.server.context import Context, context
 from aegis.server.errors import ApiError, ErrorBody, error_responses
 from aegis.server.executions import DONE, WAITING
-from aegis.server.service import REPORTABLE, Job
+from aegis.server.outcomes import REPORTABLE
+from aegis.server.service import Job
 from aegis.server.views import decision_dict, final_view
 
 MAX_WAIT = 55.0

@@ -23,8 +23,6 @@ import uuid
 from typing import Any
 
 import attrs
-from sqlalchemy import Column, Float, MetaData, String, Table, create_engine, delete, insert, select
-from sqlalchemy.engine import Engine
 
 from aegis.core.action import Action, with_identity
 from aegis.core.approval import ApprovalDecision
@@ -41,21 +39,10 @@ from aegis.runtime.policy_versions import VersionedPolicy
 from aegis.server.executions import RUNNING, WAITING, Executions, action_from_json
 from aegis.server.notify import Notifier
 from aegis.server.notify import usable as notify_usable
+from aegis.server.outcomes import Outcomes
 from aegis.server.views import final_view
 
 log = logging.getLogger("aegis.server")
-
-_meta = MetaData()
-outcomes_table = Table(
-    "aegis_server_outcomes",
-    _meta,
-    Column("audit_id", String(32), primary_key=True),
-    Column("key_name", String(64), nullable=False),
-    Column("deadline", Float, nullable=False),
-    Column("created_at", Float, nullable=False),
-)
-
-REPORTABLE = ("success", "failed", "skipped")
 
 
 @attrs.define
@@ -98,50 +85,6 @@ class ServerQueueChannel(QueueChannel):
             job.request_ids.append(request.id)
             job.waiting.set()
             job.news.set()
-
-
-class Outcomes:
-    """Authorised records whose caller still owes the outcome, shared by all replicas."""
-
-    def __init__(self, url: str) -> None:
-        self.engine: Engine = create_engine(url, pool_pre_ping=True)
-        _meta.create_all(self.engine)
-
-    def owe(self, audit_id: int, key_name: str, deadline: float) -> None:
-        with self.engine.begin() as conn:
-            conn.execute(
-                insert(outcomes_table).values(
-                    audit_id=str(audit_id),
-                    key_name=key_name,
-                    deadline=deadline,
-                    created_at=time.time(),
-                )
-            )
-
-    def owner(self, audit_id: int) -> str | None:
-        with self.engine.connect() as conn:
-            row = conn.execute(
-                select(outcomes_table.c.key_name).where(outcomes_table.c.audit_id == str(audit_id))
-            ).first()
-        return None if row is None else str(row[0])
-
-    def claim(self, audit_id: int, *, overdue_at: float | None = None) -> bool:
-        """Take the duty to finish a record; exactly one claimant (report or reaper) wins."""
-        stmt = delete(outcomes_table).where(outcomes_table.c.audit_id == str(audit_id))
-        if overdue_at is not None:
-            stmt = stmt.where(outcomes_table.c.deadline < overdue_at)
-        with self.engine.begin() as conn:
-            return conn.execute(stmt).rowcount == 1
-
-    def overdue(self, now: float) -> list[int]:
-        with self.engine.connect() as conn:
-            rows = conn.execute(
-                select(outcomes_table.c.audit_id).where(outcomes_table.c.deadline < now)
-            ).all()
-        return [int(r[0]) for r in rows]
-
-    def dispose(self) -> None:
-        self.engine.dispose()
 
 
 class Service:
