@@ -48,14 +48,18 @@ async def test_news_from_one_notifier_reaches_another(pg_url: str) -> None:
 def _replicas(tmp_path: Path, pg_url: str, *extra: str) -> tuple[ServerProcess, ServerProcess]:
     policy = tmp_path / "policy.yaml"
     policy.write_text(POLICY)
-    out = []
-    for name in ("a", "b"):
-        args = [str(policy), "--database", pg_url, "--executor", "server_exec:FileRecorder"]
-        args += ["--executor-option", f"path={tmp_path / 'ran.jsonl'}"]
-        args += ["--api-key", OPS, "--api-key", DEV, *extra]
-        proc = ServerProcess(args, free_port(), str(tmp_path / f"{name}-{len(extra)}.log"))
-        proc.wait_ready()
-        out.append(proc)
+    out: list[ServerProcess] = []
+    try:
+        for name in ("a", "b"):
+            args = [str(policy), "--database", pg_url, "--executor", "server_exec:FileRecorder"]
+            args += ["--executor-option", f"path={tmp_path / 'ran.jsonl'}"]
+            args += ["--api-key", OPS, "--api-key", DEV, *extra]
+            out.append(ServerProcess(args, free_port(), str(tmp_path / f"{name}-{len(extra)}.log")))
+            out[-1].wait_ready()
+    except BaseException:
+        for proc in out:  # none left running behind a failed start
+            proc.stop(kill=True)
+        raise
     return out[0], out[1]
 
 
