@@ -69,7 +69,7 @@ def test_unknown_condition(tmp_path):
     assert len(found) == 1
     assert found[0].startswith(
         "5:7: rules[0].conditions.param_greater: unknown condition"
-        " 'param_greater' (known: param_contains, param_eq,"
+        " 'param_greater' (known: budget, param_contains, param_eq,"
     )
 
 

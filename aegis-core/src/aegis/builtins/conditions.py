@@ -1,10 +1,11 @@
-"""The ten built-in conditions, registered through the public hook like any plugin's."""
+"""The built-in conditions (ten pure, four stateful: ``aegis.core.limits``), registered through
+the public hook like any plugin's."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from aegis.core import conditions, conditions_time
+from aegis.core import conditions, conditions_time, limits
 from aegis.hookspecs import Register, hookimpl
 
 _JSON_VALUE: dict[str, Any] = {"type": ["string", "number", "boolean", "null", "array", "object"]}
@@ -112,5 +113,5 @@ BUILTINS: list[tuple[str, Any, dict[str, Any], str]] = [
 
 @hookimpl
 def aegis_register_conditions(register: Register) -> None:
-    for name, factory, schema, description in BUILTINS:
+    for name, factory, schema, description in [*BUILTINS, *limits.STATEFUL]:
         register(name, factory, schema=schema, description=description)

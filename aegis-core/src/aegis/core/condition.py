@@ -15,12 +15,15 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 import attrs
 
 from aegis.core.action import Action
+
+if TYPE_CHECKING:
+    from aegis.core.stateful import LimitState
 
 #: ``True`` / ``False`` / ``None`` (unknown).
 Tristate = bool | None
@@ -32,13 +35,20 @@ class CompileContext:
 
     timezone: dt.tzinfo = attrs.field(factory=lambda: ZoneInfo("UTC"))
     case_sensitive: bool = False
+    #: The name of the rule being compiled (stateful conditions key their history on it).
+    rule: str = ""
 
 
 @attrs.frozen
 class EvalContext:
-    """Per-evaluation inputs other than the action itself (the clock, so tests can pin it)."""
+    """Per-evaluation inputs other than the action itself (the clock, so tests can pin it).
+
+    ``state`` is the history stateful conditions read (``aegis.core.limits``); ``None`` in a
+    pure evaluation, where they answer unknown.
+    """
 
     now: dt.datetime
+    state: LimitState | None = None
 
 
 ConditionCheck = Callable[[Action, EvalContext], Tristate]

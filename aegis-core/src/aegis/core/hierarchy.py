@@ -19,6 +19,7 @@ from aegis.core.decision import PolicyDecision
 from aegis.core.policy import Policy
 from aegis.core.policy_model import Rule
 from aegis.core.risk import Approval, RiskLevel
+from aegis.core.stateful import LimitState
 from aegis.errors import PolicyError
 
 _WILDCARD = re.compile(r"[*?\[]")
@@ -58,16 +59,26 @@ class PolicyHierarchy:
             raise PolicyError(f"hierarchy level names must be unique, got {names}")
         self.levels: tuple[tuple[str, Policy], ...] = tuple(levels)
 
-    def decisions(self, action: Action, *, now: dt.datetime | None = None) -> list[LevelDecision]:
+    def decisions(
+        self, action: Action, *, now: dt.datetime | None = None, state: LimitState | None = None
+    ) -> list[LevelDecision]:
         now = now if now is not None else dt.datetime.now(dt.UTC)
-        return [LevelDecision(name, p.evaluate(action, now=now)) for name, p in self.levels]
+        return [
+            LevelDecision(name, p.evaluate(action, now=now, state=state)) for name, p in self.levels
+        ]
 
     def conflicts(self, action: Action, *, now: dt.datetime | None = None) -> list[Conflict]:
         return _disagreements(self.decisions(action, now=now))
 
-    def evaluate(self, action: Action, *, now: dt.datetime | None = None) -> PolicyDecision:
+    @property
+    def stateful(self) -> bool:
+        return any(p.stateful for _, p in self.levels)
+
+    def evaluate(
+        self, action: Action, *, now: dt.datetime | None = None, state: LimitState | None = None
+    ) -> PolicyDecision:
         """The strictest approval and highest risk over all levels; ties go to the first level."""
-        per_level = self.decisions(action, now=now)
+        per_level = self.decisions(action, now=now, state=state)
         winner = per_level[0]
         for item in per_level[1:]:
             if item.decision.approval.strictness > winner.decision.approval.strictness:

@@ -39,9 +39,11 @@ from aegis.core.action import Action
 from aegis.core.condition import EvalContext
 from aegis.core.decision import PolicyDecision
 from aegis.core.matcher import MAX_CACHED_KEY, CompiledRule, RuleMatcher
+from aegis.core.policy_compile import stateful_leaves
 from aegis.core.policy_loader import Problem, load, locate
 from aegis.core.policy_yaml import parse
 from aegis.core.risk import Approval, RiskLevel
+from aegis.core.stateful import LimitState, StatefulCheck
 from aegis.errors import PolicyError, PolicyIssue
 
 _AUTO, _APPROVE, _BLOCK = Approval.AUTO, Approval.APPROVE, Approval.BLOCK
@@ -89,8 +91,10 @@ class Policy:
         "_default_decision_parts",
         "_defaults",
         "_fingerprint",
+        "_limits",
         "_matcher",
         "_model",
+        "_observers",
         "_parts",
         "_rules",
         "_tz",
@@ -111,6 +115,13 @@ class Policy:
         self._defaults = model.effective_defaults
         self._matcher = RuleMatcher(rules, bool(model.case_sensitive))
         self._fingerprint = _fingerprint(pm.to_dict(model))
+        self._limits: tuple[StatefulCheck, ...] = tuple(
+            leaf.check
+            for r in rules
+            for leaf in stateful_leaves(r.cond)
+            if isinstance(leaf.check, StatefulCheck)
+        )
+        self._observers = tuple(c for c in self._limits if c.observes)
 
     # --- construction -------------------------------------------------------------------------
 
@@ -227,6 +238,17 @@ class Policy:
         return self._fingerprint
 
     @property
+    def limits(self) -> tuple[StatefulCheck, ...]:
+        """The stateful checks of every rule, in rule order."""
+        return self._limits
+
+    @property
+    def stateful(self) -> bool:
+        """Whether a rule uses a stateful condition (``rate_limit``, ``budget`` ...): the
+        runtime then makes the final decision inside the audit write (docs/limits.md)."""
+        return bool(self._limits)
+
+    @property
     def model(self) -> pm.PolicyModel:
         return self._model
 
@@ -247,9 +269,20 @@ class Policy:
 
     # --- evaluation ---------------------------------------------------------------------------
 
-    def evaluate(self, action: Action, *, now: dt.datetime | None = None) -> PolicyDecision:
-        """Decide ``action``. ``now`` (default: the current time) drives time conditions."""
+    def evaluate(
+        self, action: Action, *, now: dt.datetime | None = None, state: LimitState | None = None
+    ) -> PolicyDecision:
+        """Decide ``action``. ``now`` (default: the current time) drives time conditions;
+        ``state`` is the history stateful conditions read (without it they are unknown); the
+        usage this decision would consume is left in ``state.pending``."""
         ctx: EvalContext | None = None
+        if state is not None:
+            ctx = EvalContext(now if now is not None else dt.datetime.now(self._tz), state)
+            state.start()
+            if self._observers:
+                stamp = ctx.now.timestamp()
+                for check in self._observers:
+                    check.observe(action, stamp, state)
         unknown: list[str] | None = None
         notes: list[str] | None = None
         pending: tuple[CompiledRule, list[str]] | None = None

@@ -22,6 +22,7 @@ from aegis.core.condition import (
     Tristate,
 )
 from aegis.core.conditions_time import parse_time, time_window
+from aegis.core.stateful import StatefulCheck
 
 Path = tuple[str | int, ...]
 Problem = tuple[Path, str]
@@ -62,6 +63,76 @@ class Leaf(Node):
     def unknown_names(self, action: Action, ctx: EvalContext, out: list[str]) -> None:
         if self.name not in out:
             out.append(self.name)
+
+
+class StatefulLeaf(Leaf):
+    """A leaf whose check reads history; while ``Limited`` asks "what if it held?", it does."""
+
+    __slots__ = ()
+
+    def eval(self, action: Action, ctx: EvalContext) -> Tristate:
+        state = ctx.state
+        if state is not None and state.forced is self:
+            return True
+        return Leaf.eval(self, action, ctx)
+
+
+class Limited(Node):
+    """The root of a rule with stateful leaves: decides which of them the action consumes.
+
+    A leaf under its limit consumes only when it is what stands between the action and the
+    rule: evaluated again with that leaf held, the rule would apply (or be unknown). So a
+    ``param_gt`` that fails, an ``any`` branch that already holds, or a ``not`` around the
+    limit each keep the count honest whatever order the conditions are written in.
+    """
+
+    __slots__ = ("leaves", "root")
+
+    def __init__(self, root: Node, leaves: tuple[StatefulLeaf, ...]) -> None:
+        self.root = root
+        self.leaves = leaves
+
+    def eval(self, action: Action, ctx: EvalContext) -> Tristate:
+        outcome = self.root.eval(action, ctx)
+        state = ctx.state
+        if state is None or state.forced is not None:
+            return outcome
+        for leaf in self.leaves:
+            check = leaf.check
+            assert isinstance(check, StatefulCheck)
+            found = state.answers.get(check)
+            if found is None or found[0] is not False or found[1] is None:
+                continue
+            state.forced = leaf
+            try:
+                would = self.root.eval(action, ctx)
+            finally:
+                state.forced = None
+            if would is not False:
+                state.take(check)
+        return outcome
+
+    def unknown_names(self, action: Action, ctx: EvalContext, out: list[str]) -> None:
+        self.root.unknown_names(action, ctx, out)
+
+
+def stateful_leaves(node: Node | None) -> tuple[StatefulLeaf, ...]:
+    """Every stateful leaf of a compiled tree, in order."""
+    if isinstance(node, StatefulLeaf):
+        return (node,)
+    if isinstance(node, Limited):
+        return node.leaves
+    if isinstance(node, AllOf):
+        return tuple(leaf for child in node.children for leaf in stateful_leaves(child))
+    if isinstance(node, NotOf):
+        return stateful_leaves(node.child)
+    return ()
+
+
+def with_limits(node: Node) -> Node:
+    """``node`` wrapped in ``Limited`` when it has stateful leaves, else ``node`` itself."""
+    leaves = stateful_leaves(node)
+    return Limited(node, leaves) if leaves else node
 
 
 class AllOf(Node):
@@ -141,6 +212,8 @@ def _leaf(
     if not callable(check):
         problems.append(((*path, name), f"condition {name!r} did not return a check"))
         return None
+    if isinstance(check, StatefulCheck):
+        return StatefulLeaf(name, check)
     return Leaf(name, check)
 
 

@@ -21,7 +21,7 @@ from aegis.core.approvers import ApprovalRequirements, parse_requirements
 from aegis.core.condition import CompileContext, ConditionDef
 from aegis.core.conditions_time import TIME_PATTERN, explain_time
 from aegis.core.matcher import CompiledRule, Glob
-from aegis.core.policy_compile import Node, Path, compile_conditions
+from aegis.core.policy_compile import Node, Path, compile_conditions, with_limits
 from aegis.core.policy_yaml import Locations, render_path
 from aegis.core.risk import Approval
 from aegis.core.schema import CONDITIONS_TITLE, SchemaBundle, bundle
@@ -157,7 +157,15 @@ def compile_rules(
         node: Node | None = None
         if rule.conditions:
             plist: list[tuple[Path, str]] = []
-            node = compile_conditions(rule.conditions, defs, cc, ("rules", i, "conditions"), plist)
+            node = with_limits(
+                compile_conditions(
+                    rule.conditions,
+                    defs,
+                    attrs.evolve(cc, rule=rule.name),
+                    ("rules", i, "conditions"),
+                    plist,
+                )
+            )
             problems.extend((path, message, False) for path, message in plist)
         globs = (
             _globs(rule.match.type, cs),

@@ -126,6 +126,20 @@ sink_cursor = Table(
     Column("updated_at", String(32), nullable=False),
 )
 
+#: What stateful conditions consumed (``aegis.runtime.limit_state``): one row per use, written
+#: in the transaction of the write-ahead record it belongs to; rows older than their limit's
+#: window are pruned. Not part of the hash chain (the records say what ran; this is a counter).
+limit_usage = Table(
+    "aegis_limit_usage",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    Column("limit_id", String(64), nullable=False),
+    Column("key", String(80), nullable=False),
+    Column("at", Float, nullable=False),
+    Column("amount", Float, nullable=False),
+)
+Index("ix_aegis_limit_usage", limit_usage.c.limit_id, limit_usage.c.key, limit_usage.c.at)
+
 #: Hash of "nothing before": the prev_hash of row 1.
 GENESIS_HASH = "0" * 64
 

@@ -51,6 +51,10 @@ from aegis.runtime.audit_schema import INTENT_COLUMNS, RESULT_COLUMNS
 log = logging.getLogger("aegis.audit")
 
 INTENT, FINAL, RECORD, CURSOR = 0, 1, 2, 3
+#: An intent decided inside the transaction: ``payload(cursor, statements)`` runs under the
+#: write lock and returns ``(INTENT, intent payload)``, or ``None`` to write nothing
+#: (``aegis.runtime.limit_state``: stateful policies count with the write-ahead record).
+DECIDE = 4
 
 _INSERT_COLUMNS = ("id", *INTENT_COLUMNS, *RESULT_COLUMNS, "prev_hash", "row_hash", "result_hash")
 _INTENT_INSERT_COLUMNS = ("id", *INTENT_COLUMNS, "prev_hash", "row_hash", "owner")
@@ -87,6 +91,7 @@ class Statements:
     def __init__(self, dialect_name: str, paramstyle: str) -> None:
         self.sqlite = dialect_name == "sqlite"
         self.postgres = dialect_name == "postgresql"
+        self.paramstyle = paramstyle
         lock = "" if self.sqlite else " FOR UPDATE"
         cols = ", ".join(_INSERT_COLUMNS)
         marks = ", ".join("?" for _ in _INSERT_COLUMNS)
@@ -327,8 +332,15 @@ class GroupCommitWriter:
         cursors: list[tuple[Any, ...]] = []
         for op in ops:
             kind = op.kind
+            payload = op.payload
+            if kind == DECIDE:
+                decided = payload(cur, self._st)
+                if decided is None:
+                    op.value = None
+                    continue
+                kind, payload = decided
             if kind == INTENT:
-                intent_json, values, side_params = op.payload
+                intent_json, values, side_params = payload
                 last_id += 1
                 new_hash = row_hash(last_hash, last_id, intent_json)
                 owner = DETACHED_OWNER if op.detached else self._owner
@@ -338,7 +350,7 @@ class GroupCommitWriter:
                 op.value = (last_id, new_hash)
                 last_hash = new_hash
             elif kind == FINAL:
-                audit_id, known_hash, rest, rest_json = op.payload
+                audit_id, known_hash, rest, rest_json = payload
                 if known_hash is None:
                     cur.execute(sql["row"], (audit_id,))
                     found = cur.fetchone()
@@ -349,7 +361,7 @@ class GroupCommitWriter:
                 sealed = result_hash(known_hash, _with_seq(last_final, rest_json))
                 finals.append((last_final, *rest, sealed, audit_id))
             elif kind == RECORD:
-                intent_json, values, rest, rest_json = op.payload
+                intent_json, values, rest, rest_json = payload
                 last_id += 1
                 last_final += 1
                 new_hash = row_hash(last_hash, last_id, intent_json)
@@ -358,7 +370,7 @@ class GroupCommitWriter:
                 op.value = (last_id, new_hash)
                 last_hash = new_hash
             else:
-                cursors.append(op.payload)
+                cursors.append(payload)
         if intents:
             cur.executemany(sql["insert_intent"], intents)
             if sides:

@@ -35,6 +35,7 @@ from aegis.core.result import Result, ResultStatus
 from aegis.core.retry import NO_RETRY, RetryPolicy
 from aegis.core.risk import Approval, RiskLevel
 from aegis.errors import AuditError, ExecutorError
+from aegis.runtime import limit_state
 from aegis.runtime.approval import (
     DEFAULT_APPROVAL_TIMEOUT,
     DEFAULT_EXECUTION_TIMEOUT,
@@ -48,6 +49,7 @@ from aegis.runtime.hooks import RuntimeHooks, fire, observed
 from aegis.runtime.plans import run_plan
 
 if TYPE_CHECKING:
+    from aegis.core.stateful import LimitState
     from aegis.runtime.audit import AuditStore
     from aegis.runtime.audit_logger import AuditLogger
 
@@ -165,9 +167,17 @@ class Runtime:
         """The current policy's decision for ``action``; a policy that raises blocks."""
         return self._decide(self._bind(action))
 
-    def _decide(self, action: Action) -> PolicyDecision:
+    def _decide(self, action: Action, state: LimitState | None = None) -> PolicyDecision:
+        """``state``: the write transaction's history (limit_state); without it, a stateful
+        policy reads a snapshot, and the final decision is made when the record is written."""
+        policy = self._policy
         try:
-            decision = self._policy.evaluate(action)
+            if state is None and getattr(policy, "stateful", False):
+                decision = limit_state.snapshot_evaluate(policy, action, self.audit)
+            elif state is None:
+                decision = policy.evaluate(action)
+            else:
+                decision = policy.evaluate(action, state=state)  # type: ignore[call-arg]
         except Exception as exc:
             return _blocked_decision(
                 action, f"policy evaluation failed: {type(exc).__name__}: {exc}"
@@ -364,7 +374,14 @@ class Runtime:
         if failure:
             return await stop(blocked, failure)
         result: Result | Authorization
-        if authorize:
+        if authorize and getattr(self._policy, "stateful", False):
+            begun = await limit_state.begin_limited(
+                self, action, decision, approval, parent_id=parent_id, detached=detached
+            )
+            if isinstance(begun, Result):
+                return begun
+            result = Authorization(action, begun[1], approval, begun[0])
+        elif authorize:
             audit_id = await self.audit.begin(
                 action, decision, approval, parent_id=parent_id, detached=detached
             )
@@ -443,7 +460,15 @@ class Runtime:
         executor: BaseExecutor,
     ) -> Result:
         """Write ahead, run, and complete the record, whatever happens in between."""
-        audit_id = await self.audit.begin(action, decision, approval, parent_id=parent_id)
+        if getattr(self._policy, "stateful", False):  # decided finally in the write: limits
+            begun = await limit_state.begin_limited(
+                self, action, decision, approval, parent_id=parent_id, note=note
+            )
+            if isinstance(begun, Result):
+                return begun
+            audit_id, decision = begun
+        else:
+            audit_id = await self.audit.begin(action, decision, approval, parent_id=parent_id)
         finished: Result | None = None  # what the action did, once the executor is done
         started = _utcnow()
         try:

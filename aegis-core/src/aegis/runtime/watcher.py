@@ -22,6 +22,7 @@ from typing import Any
 from aegis.core.action import Action
 from aegis.core.decision import PolicyDecision
 from aegis.core.policy import Policy
+from aegis.core.stateful import LimitState
 from aegis.errors import PolicyError
 
 log = logging.getLogger("aegis.watcher")
@@ -56,8 +57,14 @@ class PolicyWatcher:
     def fingerprint(self) -> str:
         return self._policy.fingerprint
 
-    def evaluate(self, action: Action, *, now: dt.datetime | None = None) -> PolicyDecision:
-        return self._policy.evaluate(action, now=now)
+    @property
+    def stateful(self) -> bool:
+        return self._policy.stateful
+
+    def evaluate(
+        self, action: Action, *, now: dt.datetime | None = None, state: LimitState | None = None
+    ) -> PolicyDecision:
+        return self._policy.evaluate(action, now=now, state=state)
 
     def _stat(self) -> tuple[int, int] | None:
         try:

@@ -1,0 +1,280 @@
+"""Where stateful conditions get their history: the ``aegis_limit_usage`` table of the audit DB.
+
+Two readers over one table:
+
+* a *snapshot* (``read_state``), read without a lock, for the decision an action is asked
+  about, approved under and shown to hooks. It can only be behind (another process may be
+  writing), so it is advice;
+* the *final* evaluation, inside the write-ahead transaction (``begin_limited``): the audit
+  writer holds the database's write lock (SQLite ``BEGIN IMMEDIATE``, PostgreSQL ``SELECT ...
+  FOR UPDATE`` on the chain head), so every process and replica is serialised; the policy is
+  evaluated with a state read through that transaction's cursor, the usage the decision
+  consumes is inserted, and the intent is written with the final decision, all in one commit.
+  Rows written earlier in the same group-commit batch are visible to later ones (same
+  transaction), so 100 concurrent actions against ``max: 10`` let exactly 10 run.
+
+If the final decision is stricter than the one the action went through (a limit was reached
+meanwhile), nothing is written in that transaction and the action is recorded as blocked, not
+run, with both decisions' reasons. Nothing is refunded when a begun action fails.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from aegis.core.action import Action
+from aegis.core.approval import ApprovalDecision
+from aegis.core.decision import PolicyDecision
+from aegis.core.result import Result, ResultStatus
+from aegis.core.risk import Approval
+from aegis.core.stateful import LimitState, Usage
+from aegis.errors import AuditError
+from aegis.runtime.audit_record import derive_decision, intent_values, now_iso
+from aegis.runtime.audit_writer import DECIDE, INTENT, Statements, WriteOp, _convert
+
+if TYPE_CHECKING:
+    from aegis.runtime.audit import AuditStore
+    from aegis.runtime.engine import Runtime
+
+log = logging.getLogger("aegis.limits")
+
+_WHERE = "FROM aegis_limit_usage WHERE limit_id = ? AND key = ? AND at > ?"
+_RAW = {
+    "count": f"SELECT COUNT(*) {_WHERE}",
+    "total": f"SELECT COALESCE(SUM(amount), 0) {_WHERE}",
+    "first": f"SELECT MIN(at) {_WHERE}",
+    "insert": "INSERT INTO aegis_limit_usage (limit_id, key, at, amount) VALUES (?, ?, ?, ?)",
+    "prune": "DELETE FROM aegis_limit_usage WHERE limit_id = ? AND at < ?",
+}
+#: Prune a limit's expired rows once per this many writes of it by this process.
+PRUNE_EVERY = 256
+
+_SQL_CACHE: dict[str, dict[str, str]] = {}
+
+
+def _sql(paramstyle: str) -> dict[str, str]:
+    found = _SQL_CACHE.get(paramstyle)
+    if found is None:
+        found = _SQL_CACHE[paramstyle] = {k: _convert(v, paramstyle) for k, v in _RAW.items()}
+    return found
+
+
+class DatabaseLimitState(LimitState):
+    """Reads through one DBAPI cursor (the write transaction's, or a snapshot's)."""
+
+    def __init__(self, cursor: Any, paramstyle: str) -> None:
+        super().__init__()
+        self._cur = cursor
+        self._sql = _sql(paramstyle)
+
+    def _one(self, name: str, limit_id: str, key: str, since: float) -> Any:
+        self._cur.execute(self._sql[name], (limit_id, key, since))
+        row = self._cur.fetchone()
+        return None if row is None else row[0]
+
+    def count(self, limit_id: str, key: str, since: float) -> int:
+        return int(self._one("count", limit_id, key, since) or 0)
+
+    def total(self, limit_id: str, key: str, since: float) -> float:
+        return float(self._one("total", limit_id, key, since) or 0.0)
+
+    def first_after(self, limit_id: str, key: str, after: float) -> float | None:
+        found = self._one("first", limit_id, key, after)
+        return None if found is None else float(found)
+
+    def write_pending(self, windows: dict[str, float]) -> None:
+        """Insert what the evaluation consumed; now and then drop rows past their window."""
+        rows: Sequence[Usage] = self.pending
+        if not rows:
+            return
+        self._cur.executemany(self._sql["insert"], list(rows))
+        for limit_id, _, at, _ in rows:
+            base = limit_id.partition("#")[0]
+            seen = _WRITES.get(base, 0) + 1
+            _WRITES[base] = seen
+            window = windows.get(base)
+            if window is not None and seen % PRUNE_EVERY == 1:
+                self._cur.execute(self._sql["prune"], (limit_id, at - window))
+        self.pending = []
+
+
+_WRITES: dict[str, int] = {}
+_PENDING: set[asyncio.Future[Any]] = set()
+
+
+def windows_of(policy: Any) -> dict[str, float]:
+    """limit id -> window, for pruning (empty for a policy source that does not say)."""
+    out: dict[str, float] = {}
+    for source in getattr(policy, "levels", None) or [("", policy)]:
+        inner = source[1]
+        inner = getattr(inner, "policy", inner)  # a PolicyWatcher
+        for check in getattr(inner, "limits", ()):
+            out[check.limit_id] = check.window
+    return out
+
+
+def read_state(store: AuditStore) -> tuple[LimitState | None, Callable[[], None]]:
+    """A snapshot state on a pooled connection and its closer; ``(None, noop)`` when the store
+    is not open (stateful conditions are then unknown, which fails closed)."""
+    if not store.is_open:
+        return None, _noop
+    lock = store._read_lock()  # an in-memory database is one connection, the writer's
+    lock.__enter__()
+    try:
+        engine = store._get_engine()
+        raw = engine.raw_connection()
+    except BaseException:
+        lock.__exit__(None, None, None)
+        raise
+    cur = raw.cursor()
+
+    def close() -> None:
+        try:
+            cur.close()
+            raw.close()
+        finally:
+            lock.__exit__(None, None, None)
+
+    return DatabaseLimitState(cur, engine.dialect.paramstyle), close
+
+
+def _noop() -> None:
+    return None
+
+
+def snapshot_evaluate(policy: Any, action: Action, store: AuditStore) -> PolicyDecision:
+    """The policy's decision on the history committed so far (advice; see the module doc)."""
+    state, close = read_state(store)
+    try:
+        if state is None:
+            return policy.evaluate(action)  # type: ignore[no-any-return]
+        return policy.evaluate(action, state=state)  # type: ignore[no-any-return]
+    finally:
+        close()
+
+
+def settle(
+    decided: PolicyDecision, approval: ApprovalDecision | None, final: PolicyDecision
+) -> str | None:
+    """Why the final decision forbids running what was decided and approved, or None."""
+    if final.approval is Approval.BLOCK:
+        return f"blocked when its record was written: {final.reason}"
+    if final.approval is Approval.APPROVE:
+        covered = (
+            approval is not None
+            and approval.approved
+            and decided.approval is Approval.APPROVE
+            and final.matched_rule == decided.matched_rule
+            and final.requirements == decided.requirements
+        )
+        if not covered:
+            return (
+                "when its record was written the policy asked for an approval it did not have"
+                f" (a limit was reached since it was decided): {final.reason}"
+            )
+    return None
+
+
+class _Outcome:
+    __slots__ = ("final", "refusal")
+
+    def __init__(self) -> None:
+        self.final: PolicyDecision | None = None
+        self.refusal: str | None = None
+
+
+async def begin_limited(
+    runtime: Runtime,
+    action: Action,
+    decision: PolicyDecision,
+    approval: ApprovalDecision | None,
+    *,
+    parent_id: int | None = None,
+    note: str | None = None,
+    detached: bool = False,
+) -> tuple[int, PolicyDecision] | Result:
+    """``AuditStore.begin`` for a stateful policy: decide finally, count and write ahead in one
+    transaction. Returns ``(audit_id, final decision)``, or the audited ``Result`` of an action
+    the final decision does not let run."""
+    store = runtime.audit
+    writer = store._live_writer()
+    outcome = _Outcome()
+    windows = windows_of(runtime.policy)
+
+    def decide(cur: Any, st: Statements) -> tuple[int, Any] | None:
+        state = DatabaseLimitState(cur, st.paramstyle)
+        final = runtime._decide(action, state)
+        outcome.final, outcome.refusal = final, settle(decision, approval, final)
+        if outcome.refusal is not None:
+            return None
+        state.write_pending(windows)
+        values = intent_values(
+            action,
+            final,
+            approval,
+            derive_decision(final, approval),
+            parent_id,
+            store.redactor,
+            now_iso(),
+        )
+        from aegis.runtime.audit import _intent_payload
+
+        return INTENT, _intent_payload(values)
+
+    op = WriteOp(DECIDE, decide)
+    op.detached = detached
+    try:
+        written = await writer.submit(op)
+    except asyncio.CancelledError:
+        close = functools.partial(_close_if_written, store, action, decision, approval)
+        fut = op.future
+        if fut is not None and fut.done() and not fut.cancelled():
+            if fut.exception() is None:
+                close(fut.result())
+        else:
+            op.abandoned = close
+        raise
+    final = outcome.final
+    if written is None or final is None:
+        reason = outcome.refusal or "the final decision could not be made"
+        return await runtime._record_stop(
+            action,
+            final or decision,
+            ResultStatus.BLOCKED,
+            reason,
+            approval=approval,
+            parent_id=parent_id,
+            note=note,
+        )
+    audit_id, row_hash = written
+    store._open_hashes[audit_id] = row_hash
+    return int(audit_id), final
+
+
+def _close_if_written(
+    store: AuditStore,
+    action: Action,
+    decision: PolicyDecision,
+    approval: ApprovalDecision | None,
+    written: Any,
+) -> None:
+    if written is None:  # refused in the transaction: record the stop the caller cannot
+        stopped = Result(
+            action,
+            ResultStatus.BLOCKED,
+            decision=decision,
+            approval=approval,
+            reason="cancelled while its final decision was being made; the action did not run",
+        )
+        task = asyncio.ensure_future(store.record(stopped))
+        _PENDING.add(task)
+        task.add_done_callback(_PENDING.discard)
+        return
+    try:
+        store._close_abandoned(action, decision, approval, written)
+    except AuditError:
+        log.exception("could not close the record of a cancelled action")
