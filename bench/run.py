@@ -5,7 +5,8 @@ the other so they never compete for the two cores. Results go to ``bench-results
 ``latest.json`` and ``latest.md`` (``smoke.*`` for ``--smoke`` runs, whose figures are only a
 proof that the harness works). ``--scale`` adds BENCH.md's 1M-record figures f1-f4
 (``bench/scale.py``, ours only: their targets compare this project with itself) as
-``scale.json``/``scale.md``; ``--scale-only`` runs just those.
+``scale.json``/``scale.md``; ``--scale-only`` runs just those. With group ``b`` the
+stateful-condition figures follow (``bench/limits.py``, ours only: ``limits.json``/``.md``).
 """
 
 from __future__ import annotations
@@ -271,6 +272,13 @@ def main() -> int:
     (args.out / f"{stem}.json").write_text(json.dumps(payload, indent=2))
     (args.out / f"{stem}.md").write_text(f"Benchmark run {stamp}\n\n{table}")
     print(f"written: {args.out / (stem + '.json')}, {args.out / (stem + '.md')}")
+    if "b" in args.groups:  # stateful conditions: ours only (the peer has none to compare)
+        command = [args.ours_python, str(HERE / "limits.py"), "--out", str(args.out.resolve())]
+        if args.smoke:
+            command.append("--smoke")
+        print("+", " ".join(command), flush=True)
+        with tempfile.TemporaryDirectory(prefix="aegis-bench-limits-") as tmp:
+            subprocess.run(command, check=True, cwd=tmp, env={**os.environ, "PYTHONPATH": ""})
     return 0
 
 

@@ -22,7 +22,7 @@ def test_explain_text_lists_every_rule_with_globs_conditions_and_values(run_cli:
     assert "transfer:acct-1 -> auto (MEDIUM), rule 'small_payments_run'" in out
     assert "type 'transfer' fits none of add_payee, update_payee" in out
     assert 'param_gt {"amount": 10000} with amount=500: false' in out
-    assert "4. small_payments_run" in out
+    assert "4. daily_budget" in out and "5. small_payments_run" in out
     assert "DECIDES" in out
     assert "payments_need_approval              approve not reached" in out
 

@@ -112,6 +112,12 @@ def aegis_register_conditions(register: Register) -> None:
     None`` (see ``aegis.core.condition``). ``schema`` is the JSON Schema of the argument; it is
     merged into ``aegis schema`` and used to validate policies, so a plugin's condition is
     checked at load exactly like a built-in one. ``schema`` is required.
+
+    A *stateful* condition (history: ``rate_limit``, ``budget``, ``repeat``, ``sequence``) is
+    one whose factory returns an ``aegis.core.stateful.StatefulCheck``: it reads
+    ``eval_context.state`` (a ``LimitState``; ``None`` in a pure ``Policy.evaluate``, where it
+    must answer unknown) and says what an action would consume; the runtime counts it in the
+    audit database, in the transaction of the action's write-ahead record (docs/limits.md).
     """
 
 

@@ -211,3 +211,25 @@ def test_postgres_two_processes_share_the_count(pg_url: str) -> None:
 def test_postgres_runaway_loop_in_two_processes(pg_url: str) -> None:
     counts = drive_in_processes(pg_url, LOOP, _loop_actions(), processes=2, tasks=4, repeat=1)
     assert sum(counts) == 33
+
+
+async def test_usage_past_its_window_is_pruned(url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    import asyncio
+    import sqlite3
+
+    from aegis.runtime import limit_state
+
+    monkeypatch.setattr(limit_state, "PRUNE_EVERY", 1)
+    rules = """
+  - name: short
+    match: {type: "ping*"}
+    conditions: {rate_limit: {max: 100, per: 0.3s}}
+    approval: block
+"""
+    assert await drive(url, rules, [{"type": "ping", "target": "x"}], tasks=1, repeat=3) == 3
+    await asyncio.sleep(0.5)
+    assert await drive(url, rules, [{"type": "ping", "target": "x"}], tasks=1, repeat=1) == 1
+    path = url.removeprefix("sqlite:///")
+    with sqlite3.connect(path) as conn:
+        (left,) = conn.execute("SELECT COUNT(*) FROM aegis_limit_usage").fetchone()
+    assert left == 1  # the three older rows left the window and were deleted

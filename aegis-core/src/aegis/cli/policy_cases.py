@@ -13,6 +13,18 @@ A cases file names the policy it tests and lists actions with the decision expec
         session: s-1
         at: "2026-03-18T10:00:00"    # frozen clock; without a zone: the policy's timezone
         expect: { approval: block, rule: no_mass_export, risk: CRITICAL, unknown: [] }
+      - name: the eleventh delete in a minute is blocked
+        action: delete_contact:crm
+        agent: sales-bot
+        history:                     # actions that ran before this one (stateful conditions)
+          - { action: delete_contact:crm, times: 10, ago: 30s }   # agent/session: the case's
+        expect: { approval: block, rule: delete_rate_limit }
+
+``history`` lists actions that ran before the case's action (``action``, ``params``,
+``agent``, ``session`` as for a case; ``ago``: how long before the case's time, default 1s;
+``times``: how often, default 1). Each is evaluated in order with an in-memory history and
+counted as run; then the case's action is decided. A stateful policy without ``history`` is
+decided on an empty history (every limit unused), never on none.
 
 ``expect`` checks only the keys it has: ``approval``, ``rule`` (alias ``matched_rule``; ``null``
 means "the defaults decided"), ``risk`` (alias ``risk_level``) and ``unknown`` (the conditions
@@ -32,7 +44,8 @@ import attrs
 from aegis.cli.errors import CliError
 
 SUFFIX = ".cases.yaml"
-_CASE_KEYS = frozenset({"name", "action", "params", "agent", "session", "at", "expect"})
+_CASE_KEYS = frozenset({"name", "action", "params", "agent", "session", "at", "expect", "history"})
+_HISTORY_KEYS = frozenset({"action", "params", "agent", "session", "ago", "times"})
 _FILE_KEYS = frozenset({"policy", "template", "cases"})
 _EXPECT_ALIASES = {
     "approval": "approval",
@@ -42,6 +55,19 @@ _EXPECT_ALIASES = {
     "risk_level": "risk",
     "unknown": "unknown",
 }
+
+
+@attrs.frozen
+class Past:
+    """An action that ran before a case's action (``history``)."""
+
+    action_type: str
+    target: str
+    params: Mapping[str, Any]
+    agent: str | None
+    session: str | None
+    ago: float
+    times: int
 
 
 @attrs.frozen
@@ -59,6 +85,7 @@ class Case:
     session: str | None
     at: str | None
     expect: Mapping[str, Any]
+    history: tuple[Past, ...] = ()
 
     @property
     def where(self) -> str:
@@ -180,18 +207,8 @@ def _case(path: Path, number: int, raw: Any, line: int) -> Case:
         raise CliError(
             f"{path}:{_line(raw, extra[0], line)}: case {number}: unknown key {extra[0]!r}"
         )
-    spec = raw.get("action")
-    if not isinstance(spec, str):
-        raise CliError(f"{where}: case {number}: 'action' must be type:target, e.g. read:crm")
-    action_type, sep, target = spec.partition(":")
-    if not sep or not action_type.strip() or not target.strip():
-        raise CliError(f"{where}: case {number}: action {spec!r}: expected type:target")
-    params = raw.get("params") or {}
-    if not isinstance(params, Mapping):
-        raise CliError(
-            f"{path}:{_line(raw, 'params', line)}: case {number}: params: expected a mapping"
-        )
-    for key in ("agent", "session", "at", "name"):
+    spec, action_type, target, params = _action(path, raw, line, f"case {number}")
+    for key in ("at", "name"):
         value = raw.get(key)
         if value is not None and not isinstance(value, str):
             raise CliError(f"{path}:{_line(raw, key, line)}: case {number}: {key}: expected text")
@@ -207,7 +224,66 @@ def _case(path: Path, number: int, raw: Any, line: int) -> Case:
         session=raw.get("session"),
         at=raw.get("at"),
         expect=_expect(raw.get("expect"), f"{path}:{_line(raw, 'expect', line)}", number),
+        history=_history(path, raw, line, number),
     )
+
+
+def _action(path: Path, raw: Mapping[str, Any], line: int, what: str) -> tuple[str, str, str, Any]:
+    """(spec, type, target, params) of a case or a history entry; agent/session checked."""
+    spec = raw.get("action")
+    if not isinstance(spec, str):
+        raise CliError(f"{path}:{line}: {what}: 'action' must be type:target, e.g. read:crm")
+    action_type, sep, target = spec.partition(":")
+    if not sep or not action_type.strip() or not target.strip():
+        raise CliError(f"{path}:{line}: {what}: action {spec!r}: expected type:target")
+    params = raw.get("params") or {}
+    if not isinstance(params, Mapping):
+        raise CliError(f"{path}:{_line(raw, 'params', line)}: {what}: params: expected a mapping")
+    for key in ("agent", "session"):
+        value = raw.get(key)
+        if value is not None and not isinstance(value, str):
+            raise CliError(f"{path}:{_line(raw, key, line)}: {what}: {key}: expected text")
+    return spec, action_type.strip(), target.strip(), params
+
+
+def _history(path: Path, raw: Mapping[str, Any], line: int, number: int) -> tuple[Past, ...]:
+    from aegis.core.approvers import parse_duration
+
+    items = raw.get("history")
+    if items is None:
+        return ()
+    here = _line(raw, "history", line)
+    if not isinstance(items, list):
+        raise CliError(f"{path}:{here}: case {number}: history: expected a list of actions")
+    out: list[Past] = []
+    for i, item in enumerate(items):
+        at = _item_line(items, i) if len(items) > i else here
+        what = f"case {number}: history[{i}]"
+        if not isinstance(item, Mapping):
+            raise CliError(f"{path}:{at}: {what}: expected a mapping with 'action'")
+        extra = sorted(str(k) for k in item if k not in _HISTORY_KEYS)
+        if extra:
+            raise CliError(f"{path}:{at}: {what}: unknown key {extra[0]!r}")
+        _, action_type, target, params = _action(path, item, at, what)
+        times = item.get("times", 1)
+        if isinstance(times, bool) or not isinstance(times, int) or not 1 <= times <= 100_000:
+            raise CliError(f"{path}:{at}: {what}: times: expected a whole number 1..100000")
+        try:
+            ago = parse_duration(item.get("ago", 1))
+        except ValueError as exc:
+            raise CliError(f"{path}:{at}: {what}: ago: {exc}") from None
+        out.append(
+            Past(
+                action_type,
+                target,
+                _plain(params),
+                item.get("agent", raw.get("agent")),
+                item.get("session", raw.get("session")),
+                ago,
+                times,
+            )
+        )
+    return tuple(out)
 
 
 def _expect(raw: Any, where: str, number: int) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from aegis.cli.errors import CliError, ExitCode
 if TYPE_CHECKING:
     from aegis.core.decision import PolicyDecision
     from aegis.core.policy import Policy
+    from aegis.core.stateful import MemoryLimitState
     from aegis.plugins import Registration
 
 
@@ -328,7 +329,8 @@ def simulate(
             raise CliError(f"simulate: not a valid action: {exc}") from None
     if explain:
         return _explained(policy, built, now, format)
-    decisions = [policy.evaluate(action, now=now) for action in built]
+    history = _history(policy)
+    decisions = [_counted(policy.evaluate(a, now=now, state=history), history) for a in built]
     if format == "json":
         payload: list[dict[str, Any]] = [_decision_json(d) for d in decisions]
         sys.stdout.write(json.dumps(payload, indent=2, default=str) + "\n")
@@ -356,6 +358,23 @@ def simulate(
     return ExitCode.OK
 
 
+def _history(policy: Policy) -> MemoryLimitState | None:
+    """Stateful conditions in ``simulate`` read the actions given before, starting empty."""
+    from aegis.core.stateful import MemoryLimitState
+
+    return MemoryLimitState() if policy.stateful else None
+
+
+def _counted(decision: PolicyDecision, history: MemoryLimitState | None) -> PolicyDecision:
+    """Count an allowed action as run (the next actions see it); a blocked one did not run."""
+    if history is not None:
+        if decision.is_allowed:
+            history.commit()
+        else:
+            history.pending.clear()
+    return decision
+
+
 def _decision_json(d: PolicyDecision) -> dict[str, Any]:
     return {
         "action_type": d.action.type,
@@ -376,7 +395,10 @@ def _explained(policy: Policy, actions: list[Any], now: Any, format: str) -> int
     from aegis.cli.policy_explain import render_text, to_json
     from aegis.core.policy_explain import explain
 
-    explanations = [explain(policy, action, now=now) for action in actions]
+    history = _history(policy)
+    explanations = [explain(policy, action, now=now, state=history) for action in actions]
+    for e in explanations:
+        _counted(e.decision, history)
     if format == "json":
         payload = [{**_decision_json(e.decision), "explain": to_json(e)} for e in explanations]
         sys.stdout.write(json.dumps(payload, indent=2, default=str) + "\n")

@@ -18,7 +18,8 @@ from cyclopts import Parameter
 from aegis.cli.errors import CliError, ExitCode
 
 if TYPE_CHECKING:
-    from aegis.cli.policy_cases import Case
+    from aegis.cli.policy_cases import Case, Past
+    from aegis.core.action import Action
     from aegis.core.decision import PolicyDecision
     from aegis.core.policy import Policy
 
@@ -90,20 +91,37 @@ def decide(policy: Policy, case: Case) -> PolicyDecision:
     from zoneinfo import ZoneInfo
 
     from aegis.cli.policy_cases import frozen_time
-    from aegis.core.action import Action
 
     now = frozen_time(case, ZoneInfo(policy.timezone))
+    if not policy.stateful:
+        return policy.evaluate(_action(case, case), now=now)
+    import datetime as dt
+
+    from aegis.core.stateful import MemoryLimitState
+
+    state = MemoryLimitState()
+    when = now or dt.datetime.now(ZoneInfo(policy.timezone))
+    for past in case.history:
+        ran = _action(case, past)
+        for _ in range(past.times):
+            policy.evaluate(ran, now=when - dt.timedelta(seconds=past.ago), state=state)
+            state.commit()  # it ran: it counts, whatever this policy says of it
+    return policy.evaluate(_action(case, case), now=when, state=state)
+
+
+def _action(case: Case, what: Case | Past) -> Action:
+    from aegis.core.action import Action
+
     try:
-        action = Action(
-            case.action_type,
-            case.target,
-            params=case.params,
-            agent_id=case.agent,
-            session_id=case.session,
+        return Action(
+            what.action_type,
+            what.target,
+            params=what.params,
+            agent_id=what.agent,
+            session_id=what.session,
         )
     except (TypeError, ValueError) as exc:
         raise CliError(f"{case.where}: case {case.number}: {exc}") from None
-    return policy.evaluate(action, now=now)
 
 
 def check(policy: Policy, case: Case) -> list[str]:
@@ -138,6 +156,7 @@ def _failure(case: Case, problems: list[str]) -> str:
         f"agent {case.agent}" if case.agent else "",
         f"session {case.session}" if case.session else "",
         f"at {case.at}" if case.at else "",
+        f"after {sum(p.times for p in case.history)} actions of history" if case.history else "",
     ]
     context = ", ".join(e for e in extras if e)
     head = f"FAIL {case.where} case {case.number}: {case.action_type}:{case.target}"

@@ -7,10 +7,11 @@ runtime gives the final evaluation a state read inside the audit write transacti
 (``aegis.runtime.limit_state``), so every process and replica on one database counts together;
 ``aegis test`` gives one in memory, filled from a case's declared ``history``.
 
-What counts (docs/limits.md): a limit *lets an action pass* when it is under its limit and the
-limit is what stands between the action and its rule (had the limit been reached, the rule
-would have applied). Such an action takes one unit (``budget``: the param's amount) when its
-write-ahead record is written, that is when it is allowed to run, and is never refunded.
+What counts (docs/limits.md): a limit *lets an action pass* when it is under its limit and its
+answer decides its rule (had the limit been reached, the rule's outcome would differ: a
+``param_gt`` beside it that fails means the action is not this rule's to count). Such an
+action takes one unit (``budget``: the param's amount) when its write-ahead record is written,
+that is when it is allowed to run, and is never refunded.
 Blocked, denied and dry-run actions take nothing. ``sequence`` remembers every action that runs
 and fits one of its earlier steps, whichever rule decided it.
 
@@ -184,23 +185,28 @@ class Repeat(StatefulCheck):
         return False, (self.limit_id, key, now, 1.0)
 
 
+Step = tuple[tuple[Glob, Glob | None], ...]
+
+
 class Sequence(StatefulCheck):
     """Holds for an action fitting the last step when the earlier steps ran, in order, within
-    ``per``, under the same key (session by default)."""
+    ``per``, under the same key (session by default). A step is ``type`` or ``type:target``
+    globs, alternatives separated by ``|``."""
 
     __slots__ = ("_cs", "key", "steps")
 
     def __init__(
-        self, lid: str, window: float, steps: tuple[tuple[Glob, ...], ...], key: KeyOf, cs: bool
+        self, lid: str, window: float, steps: tuple[Step, ...], key: KeyOf, cs: bool
     ) -> None:
         super().__init__(lid, window)
         self.steps = steps
         self.key = key
         self._cs = cs
 
-    def _fits(self, step: tuple[Glob, ...], action: Action) -> bool:
-        folded = match_key(action.type, self._cs)
-        return any(g.match(folded) for g in step)
+    def _fits(self, step: Step, action: Action) -> bool:
+        kind = match_key(action.type, self._cs)
+        target = match_key(action.target, self._cs)
+        return any(g.match(kind) and (t is None or t.match(target)) for g, t in step)
 
     def answer(
         self, action: Action, now: float, state: LimitState
@@ -225,6 +231,16 @@ class Sequence(StatefulCheck):
         for k, step in enumerate(self.steps[:-1]):
             if self._fits(step, action):
                 state.pending.append((f"{self.limit_id}#{k}", key, now, 1.0))
+
+
+def _step(text: str, cs: bool) -> Step:
+    out: list[tuple[Glob, Glob | None]] = []
+    for part in text.split("|"):
+        kind, sep, target = part.strip().partition(":")
+        if not kind or (sep and not target):
+            raise ConditionCompileError(f"steps: {text!r}: expected type or type:target globs")
+        out.append((Glob(kind, cs), Glob(target, cs) if sep else None))
+    return tuple(out)
 
 
 def _key(argument: Mapping[str, Any], default: str) -> KeyOf:
@@ -256,10 +272,7 @@ def sequence(argument: Any, cc: CompileContext) -> StatefulCheck:
     raw = list(argument.get("steps", ()))
     if len(raw) < 2:
         raise ConditionCompileError("steps: a sequence needs at least two steps")
-    steps = tuple(
-        tuple(Glob(part.strip(), cc.case_sensitive) for part in str(step).split("|"))
-        for step in raw
-    )
+    steps = tuple(_step(str(step), cc.case_sensitive) for step in raw)
     key = str(argument.get("key", "session"))
     lid = limit_id(cc, "sequence", key, [str(s) for s in raw])
     return Sequence(lid, _window(argument, "1h"), steps, key_function(key), cc.case_sensitive)
@@ -295,7 +308,8 @@ _STEPS: dict[str, Any] = {
     "type": "array",
     "minItems": 2,
     "items": {"type": "string", "minLength": 1},
-    "description": "Action-type globs in order; '|' separates alternatives.",
+    "description": "Steps in order, each `type` or `type:target` globs; '|' separates"
+    " alternatives (read_file:*.env|read_secret*).",
 }
 
 STATEFUL: list[tuple[str, Any, dict[str, Any], str]] = [
@@ -338,15 +352,13 @@ STATEFUL: list[tuple[str, Any, dict[str, Any], str]] = [
             "description": "A flow: holds for an action fitting the last step when actions"
             " fitting the earlier steps ran, in order, within `per` (default 1h) under the same"
             " `key` (default session). A list is shorthand for {steps: [...]}.",
-            "oneOf": [
-                _STEPS,
-                {
-                    "type": "object",
-                    "additionalProperties": False,
-                    "required": ["steps"],
-                    "properties": {"steps": _STEPS, "per": _DURATION, "key": _KEY},
-                },
-            ],
+            # Keywords apply by type: the array form is checked as steps, the object form by
+            # its properties (a oneOf would report the wrong branch for a one-step list).
+            **{k: v for k, v in _STEPS.items() if k != "description"},
+            "type": ["array", "object"],
+            "additionalProperties": False,
+            "required": ["steps"],
+            "properties": {"steps": _STEPS, "per": _DURATION, "key": _KEY},
         },
         "earlier steps ran before this one within a window",
     ),

@@ -80,10 +80,10 @@ class StatefulLeaf(Leaf):
 class Limited(Node):
     """The root of a rule with stateful leaves: decides which of them the action consumes.
 
-    A leaf under its limit consumes only when it is what stands between the action and the
-    rule: evaluated again with that leaf held, the rule would apply (or be unknown). So a
-    ``param_gt`` that fails, an ``any`` branch that already holds, or a ``not`` around the
-    limit each keep the count honest whatever order the conditions are written in.
+    A leaf under its limit consumes only when its answer decides the rule: evaluated again
+    with that leaf held, the rule's outcome would differ. So a ``param_gt`` that fails or an
+    ``any`` branch that already holds takes nothing, a ``not`` around the limit counts what it
+    lets through, and none of it depends on the order the conditions are written in.
     """
 
     __slots__ = ("leaves", "root")
@@ -108,7 +108,7 @@ class Limited(Node):
                 would = self.root.eval(action, ctx)
             finally:
                 state.forced = None
-            if would is not False:
+            if would is not outcome:
                 state.take(check)
         return outcome
 

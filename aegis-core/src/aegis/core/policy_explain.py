@@ -26,8 +26,9 @@ from aegis.core.decision import PolicyDecision
 from aegis.core.matcher import CompiledRule, Glob
 from aegis.core.names import match_key
 from aegis.core.params import is_absent, lookup
-from aegis.core.policy_compile import AllOf, AnyOf, Leaf, Node, NotOf
+from aegis.core.policy_compile import AllOf, AnyOf, Leaf, Limited, Node, NotOf, StatefulLeaf
 from aegis.core.risk import Approval
+from aegis.core.stateful import LimitState
 
 if TYPE_CHECKING:
     from aegis.core.policy import Policy
@@ -84,11 +85,18 @@ class Explanation:
     flags: tuple[str, ...] = ()
 
 
-def explain(policy: Policy, action: Action, *, now: dt.datetime | None = None) -> Explanation:
-    """Trace ``action`` through every rule of ``policy``; the decision is ``evaluate``'s own."""
+def explain(
+    policy: Policy,
+    action: Action,
+    *,
+    now: dt.datetime | None = None,
+    state: LimitState | None = None,
+) -> Explanation:
+    """Trace ``action`` through every rule of ``policy``; the decision is ``evaluate``'s own.
+    ``state``: the history stateful conditions read (without it they are unknown)."""
     when = now if now is not None else dt.datetime.now(policy._tz)
-    ctx = EvalContext(when)
-    decision = policy.evaluate(action, now=when)
+    ctx = EvalContext(when, state)
+    decision = policy.evaluate(action, now=when, state=state)
     matcher = policy._matcher
     candidates, flags = matcher.compute(action.type, action.target, action.agent_id)
     fitting = {rule.index: agent_unknown for rule, agent_unknown in candidates}
@@ -181,6 +189,8 @@ def _leaves(
     node: Node, mapping: Mapping[str, Any] | None, action: Action, ctx: EvalContext
 ) -> tuple[LeafTrace, ...]:
     out: list[LeafTrace] = []
+    if isinstance(node, Limited):  # the wrapper that counts usage; the tree is inside
+        node = node.root
     _walk(node, dict(mapping or {}), "", action, ctx, out)
     return tuple(out)
 
@@ -212,7 +222,11 @@ def _walk(
                     path if key else f"{prefix}{child.name}",
                     child.name,
                     argument,
-                    _values(child.name, argument, action, ctx),
+                    (
+                        {"history": "given" if ctx.state is not None else "none (unknown)"}
+                        if isinstance(child, StatefulLeaf)
+                        else _values(child.name, argument, action, ctx)
+                    ),
                     child.eval(action, ctx),
                 )
             )

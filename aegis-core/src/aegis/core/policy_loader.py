@@ -102,6 +102,8 @@ def _problems(error: Any, prefix: Path) -> Iterable[Problem]:
     elif kind == "pattern":  # the description says what the value should look like
         what = schema.get("description") or f"must match the pattern {error.validator_value}"
         message = f"invalid value {instance!r}: {what}"
+    elif kind == "minItems" and error.validator_value > 1:
+        message = f"needs at least {error.validator_value} items, got {len(instance)}"
     elif kind in ("minItems", "minProperties", "minLength"):
         message = "must not be empty"
     else:

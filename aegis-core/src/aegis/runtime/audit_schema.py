@@ -138,7 +138,13 @@ limit_usage = Table(
     Column("at", Float, nullable=False),
     Column("amount", Float, nullable=False),
 )
-Index("ix_aegis_limit_usage", limit_usage.c.limit_id, limit_usage.c.key, limit_usage.c.at)
+Index(  # covering: counts and sums read the index alone
+    "ix_aegis_limit_usage",
+    limit_usage.c.limit_id,
+    limit_usage.c.key,
+    limit_usage.c.at,
+    limit_usage.c.amount,
+)
 
 #: Hash of "nothing before": the prev_hash of row 1.
 GENESIS_HASH = "0" * 64

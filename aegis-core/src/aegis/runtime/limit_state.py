@@ -97,7 +97,7 @@ class DatabaseLimitState(LimitState):
             seen = _WRITES.get(base, 0) + 1
             _WRITES[base] = seen
             window = windows.get(base)
-            if window is not None and seen % PRUNE_EVERY == 1:
+            if window is not None and (seen - 1) % PRUNE_EVERY == 0:
                 self._cur.execute(self._sql["prune"], (limit_id, at - window))
         self.pending = []
 
