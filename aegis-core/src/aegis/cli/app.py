@@ -31,6 +31,7 @@ BUILTIN_COMMANDS = frozenset(
         "plugins",
         "demo",
         "keys",
+        "shadow",
     }
 )
 
@@ -47,6 +48,7 @@ def build_app(*, with_plugins: bool = True) -> App:
         policy_cmds,
         policy_diff,
         policy_test,
+        shadow_cmds,
     )
 
     app = App(
@@ -74,6 +76,7 @@ def build_app(*, with_plugins: bool = True) -> App:
     evidence_cmds.register(app, audit_app)
     app.command(audit_cmds.stats, name="stats")
     app.command(approvals_cmds.build())
+    app.command(shadow_cmds.build())
 
     app.command(plugins_cmd.plugins, name="plugins")
     app.command(demo.demo, name="demo")
