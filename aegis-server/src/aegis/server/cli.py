@@ -83,6 +83,7 @@ def build(
     approval: list[str],
     keys: tuple[ApiKey, ...],
     config: ServerConfig,
+    shadow: str | None = None,
 ) -> Any:
     from aegis.server.app import create_app
 
@@ -94,6 +95,9 @@ def build(
         policy=Policy.from_yaml(policy),
         approval_handler=channels,
         audit=AuditStore(database),
+        # Loaded here, so a bad candidate file stops the start-up with its error; once running,
+        # the shadow only ever adds its verdict to the records (aegis.runtime.shadow).
+        shadow=Policy.from_yaml(shadow) if shadow else None,
     )
     return create_app(
         runtime,
@@ -138,6 +142,10 @@ def serve(
     max_body: Annotated[int, Parameter(help="Largest request body in bytes.")] = 1_000_000,
     secure_cookies: Annotated[bool, Parameter(help="Dashboard cookies only over HTTPS.")] = False,
     workers: Annotated[int, Parameter(help="uvicorn worker processes.")] = 1,
+    shadow: Annotated[
+        str | None,
+        Parameter(help="Candidate policy recorded beside the live one; it never decides."),
+    ] = None,
 ) -> int:
     """Serve the REST API (/api/v1, OpenAPI at /schema) and the dashboard (/dashboard)."""
     import uvicorn
@@ -177,6 +185,7 @@ def serve(
             approval=approval or ["queue"],
             keys=keys,
             config=config,
+            shadow=shadow,
         )
     except AegisError as exc:
         sys.stderr.write(f"aegis serve: {str(exc).splitlines()[0]}\n")
