@@ -36,7 +36,9 @@ from typing import Any
 
 from aegis.core.action import Action
 from aegis.core.decision import PolicyDecision
+from aegis.core.policy import Policy
 from aegis.core.risk import Approval, RiskLevel
+from aegis.runtime.watcher import PolicyWatcher
 
 log = logging.getLogger("aegis.shadow")
 
@@ -120,6 +122,8 @@ class ShadowPolicy:
         self._lock = threading.Lock()
         self._pending = 0  # submitted, not yet finished
         self._overdue = 0  # still running past the time an action waited for them
+        #: A watcher's policy changes on reload: it is re-checked when it does.
+        self._follows = isinstance(self.source, PolicyWatcher)
         self._fast()
 
     # -- evaluation --------------------------------------------------------------------------
@@ -128,7 +132,7 @@ class ShadowPolicy:
         """The shadow's decision for ``action`` (an error verdict on any failure)."""
         if self._broken is not None:
             return ShadowVerdict.failed(self._broken)
-        policy = self._fast()
+        policy = self._fast() if self._follows else self._inline
         if policy is not None:
             try:
                 return self._judge(policy.evaluate(action))
@@ -221,11 +225,8 @@ class ShadowPolicy:
 
     def _fast(self) -> Any:
         """The Policy to evaluate inline, or None (off-thread evaluation)."""
-        from aegis.core.policy import Policy
-        from aegis.runtime.watcher import PolicyWatcher
-
         source = self.source
-        policy = source.policy if isinstance(source, PolicyWatcher) else source
+        policy = source.policy if self._follows else source
         if policy is self._checked:
             return self._inline
         self._checked = policy
@@ -252,7 +253,6 @@ class ShadowPolicy:
 
 def _load(source: object) -> tuple[Any, str | None]:
     if isinstance(source, str | os.PathLike):
-        from aegis.core.policy import Policy
         from aegis.errors import PolicyError
 
         where = f"cannot load shadow policy {os.fspath(source)}"
