@@ -196,3 +196,29 @@ def test_usage_errors(
 def test_a_missing_store_is_exit_3(run_cli: RunCli, tmp_path: Path, monkeypatch: Any) -> None:
     out = run_cli("shadow", "report", "--db", str(tmp_path / "nope.db"))
     assert out.code == 3 and "no audit database" in out.err
+
+
+def test_changes_resting_on_unknown_conditions_say_so(run_cli: RunCli, tmp_path: Path) -> None:
+    """A shadow block rule whose condition cannot be evaluated applies (unknown counts as a
+    match on a block rule); the report names the condition so nobody mistakes it for a hit."""
+    url = f"sqlite:///{tmp_path / 'audit.db'}"
+    candidate = Policy.from_yaml_string(
+        'version: "1"\ndefaults: {approval: block}\nrules:\n'
+        '  - {name: big_reads, match: {type: "read*"}, conditions: {param_gt: {count: 10}},\n'
+        "     risk_level: high, approval: block}\n"
+        '  - {name: reads, match: {type: "read*"}, risk_level: low, approval: auto}\n'
+    )
+
+    async def write() -> None:
+        async with Runtime(
+            executor=Ok(), policy=Policy.from_yaml_string(LIVE), audit=url, shadow=candidate
+        ) as rt:
+            await rt.run_one(Action("read_contact", "crm"))  # no count: unknown
+            await rt.run_one(Action("read_contact", "crm", {"count": 1}))  # known, false
+
+    asyncio.run(write())
+    data = json.loads(run_cli("shadow", "report", "--db", url, "-f", "json").out)
+    assert data["changed"] == 1 and data["unchanged"] == 1
+    (change,) = data["changes"]
+    assert change["unknown"] == ["param_gt"] and change["shadow_rule"] == "big_reads"
+    assert "(shadow: param_gt unknown)" in run_cli("shadow", "report", "--db", url).out

@@ -96,9 +96,10 @@ def _text(result: ShadowReport, window: str) -> str:
     if result.changes:
         lines += ["", "Would change (live -> shadow), by rule:"]
     for change in result.changes:
+        unknown = f"   (shadow: {', '.join(change.unknown)} unknown)" if change.unknown else ""
         lines.append(
             f"  {change.count:>7,}  {change.live} -> {change.shadow}   "
-            f"rule {_rule(change.live_rule)} -> {_rule(change.shadow_rule)}"
+            f"rule {_rule(change.live_rule)} -> {_rule(change.shadow_rule)}{unknown}"
         )
         lines += [f"           {_example(e)}" for e in change.examples]
     if result.error_kinds:

@@ -53,6 +53,9 @@ class ShadowChange:
     shadow_rule: str | None
     count: int
     examples: tuple[ShadowExample, ...] = ()
+    #: Conditions the shadow could not evaluate in these records (stateful ones always: the
+    #: shadow gets no state), so its decision rests on the unknown-counts-as-a-match rule.
+    unknown: tuple[str, ...] = ()
 
 
 @attrs.frozen
@@ -116,6 +119,7 @@ def _classify(
 ) -> ShadowReport:
     records = unchanged = risk_only = errors = 0
     changes: dict[tuple[str, str, str | None, str | None], list[Any]] = {}
+    unknown: dict[tuple[str, str, str | None, str | None], set[str]] = {}
     failures: dict[str, list[Any]] = {}
     policies: dict[str, int] = {}
     for (approval, risk, rule, text), n in groups:
@@ -137,6 +141,9 @@ def _classify(
             entry = changes.setdefault(key, [0, []])
             entry[0] += n
             entry[1].append((approval, rule, text))
+            names = verdict.get("unknown")
+            if isinstance(names, list):
+                unknown.setdefault(key, set()).update(str(u) for u in names)
         elif verdict.get("risk_level") != risk:
             risk_only += n
         else:
@@ -144,7 +151,12 @@ def _classify(
     changed = sum(v[0] for v in changes.values())
     ordered = sorted(changes.items(), key=lambda kv: (-kv[1][0], repr(kv[0])))
     out = tuple(
-        ShadowChange(*key, count, _examples(conn, where, members, examples))
+        ShadowChange(
+            *key,
+            count,
+            _examples(conn, where, members, examples),
+            tuple(sorted(unknown.get(key, ()))),
+        )
         for key, (count, members) in ordered
     )
     kinds = tuple(
