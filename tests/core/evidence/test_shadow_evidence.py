@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
 from audit_helpers import raw, run_action
 
 from aegis import Action, Policy, Runtime
@@ -101,3 +102,29 @@ async def test_proofs_cover_the_shadow_and_old_proofs_still_verify(
     assert verify_proof(plain, public).ok
     plain["record"]["intent"].pop("target")  # any other missing column is not the format
     assert not verify_proof(plain, public).ok
+
+
+@pytest.mark.postgres
+async def test_postgres_old_store_migrates_verifies_and_reports(pg_url: str) -> None:
+    from sqlalchemy import create_engine, text
+
+    from aegis.runtime.shadow_report import shadow_report
+
+    async with AuditStore(pg_url) as store:
+        await run_action(store)
+    engine = create_engine(pg_url)
+    with engine.begin() as conn:
+        conn.execute(text("ALTER TABLE aegis_audit DROP COLUMN shadow"))
+    assert AuditStore(pg_url).verify().ok  # read as it is, unmigrated
+    async with AuditStore(pg_url) as store:
+        await _shadowed(store, 3)
+        assert store.verify().ok
+    report = shadow_report(engine)
+    engine.dispose()
+    assert (report.records, report.changed) == (3, 3)
+    (change,) = report.changes
+    assert (change.live, change.shadow, change.live_rule) == ("auto", "block", "reads")
+    assert [e.id for e in change.examples] == [4, 3, 2]
+    with create_engine(pg_url).begin() as conn:
+        conn.execute(text("UPDATE aegis_audit SET shadow = NULL WHERE id = 3"))
+    assert AuditStore(pg_url).verify().edited == [3]
