@@ -46,7 +46,7 @@ from aegis.runtime.approval_flow import Sought, seek_approval
 from aegis.runtime.execution import execute_and_verify, join_reasons
 from aegis.runtime.hooks import RuntimeHooks, fire, observed
 from aegis.runtime.plans import run_plan
-from aegis.runtime.shadow import DEFAULT_SHADOW_TIMEOUT, ShadowPolicy, ShadowVerdict
+from aegis.runtime.shadow import DEFAULT_SHADOW_TIMEOUT, ShadowPolicy, ShadowVerdict, consult
 
 if TYPE_CHECKING:
     from aegis.runtime.audit import AuditStore
@@ -337,7 +337,7 @@ class Runtime:
             )
 
         if self._shadow is not None:
-            shadow = await self._shadow_of(self._shadow, action, stop)
+            shadow = await consult(self._shadow, action, stop)
 
         blocked, denied = ResultStatus.BLOCKED, ResultStatus.DENIED
         failure = (
@@ -389,7 +389,7 @@ class Runtime:
                 parent_id = await self._record_edit(sought, parent_id, note, shadow)
                 note = None
                 if self._shadow is not None:
-                    shadow = await self._shadow_of(self._shadow, sought.action, stop)
+                    shadow = await consult(self._shadow, sought.action, stop)
             action, decision = sought.action, sought.decision  # the decision it runs under
 
         failure = (
@@ -437,21 +437,6 @@ class Runtime:
             reason=reason,
         )
         return await self.audit.record(stopped, parent_id=parent_id, shadow=shadow)
-
-    async def _shadow_of(
-        self,
-        shadow: ShadowPolicy,
-        action: Action,
-        stop: Callable[[ResultStatus, str], Awaitable[Result]],
-    ) -> ShadowVerdict:
-        """The shadow's verdict; a task cancelled while waiting for it is recorded as not run."""
-        try:
-            return await shadow.verdict(action)
-        except asyncio.CancelledError:
-            await _shielded(
-                stop(ResultStatus.BLOCKED, "cancelled while the shadow policy decided; not run")
-            )
-            raise
 
     async def _link_request(self, request_id: str, audit_id: int) -> None:
         """Point the request at the action's record, off the action's path (``close`` waits)."""

@@ -14,10 +14,11 @@ How it is evaluated, so that it costs the hot path next to nothing:
   no plugin code, a few microseconds.
 * Anything else (a policy using a plugin's condition, a custom policy source) runs on this
   shadow's own daemon worker threads, and the action waits for it at most ``timeout`` seconds:
-  a slow or hung shadow costs each action that much at worst, then "shadow error: no decision
-  within ...". While ``MAX_PENDING`` evaluations are still running (a hung shadow), further
-  actions do not wait at all ("shadow error: skipped ..."); the threads are daemons, so a hung
-  shadow never keeps the process from exiting either.
+  a slow or hung shadow costs an action that much at worst, then "shadow error: no decision
+  within ...". Once every worker is still busy past that time (a hung shadow), or
+  ``MAX_PENDING`` evaluations are queued, further actions do not wait at all ("shadow error:
+  skipped ..."). The threads are daemons, so a hung shadow never keeps the process from
+  exiting either.
 * The shadow is evaluated with the pure ``evaluate(action)``: it gets no runtime state, so a
   stateful condition (rate limits, budgets) in a shadow never reads or consumes quota.
 """
@@ -31,12 +32,13 @@ import logging
 import os
 import queue
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from aegis.core.action import Action
 from aegis.core.decision import PolicyDecision
 from aegis.core.policy import Policy
+from aegis.core.result import ResultStatus
 from aegis.core.risk import Approval, RiskLevel
 from aegis.runtime.watcher import PolicyWatcher
 
@@ -249,6 +251,27 @@ class ShadowPolicy:
             pool, self._pool = self._pool, None
         if pool is not None:
             pool.close()
+
+
+async def consult(
+    shadow: ShadowPolicy,
+    action: Action,
+    stop: Callable[[ResultStatus, str], Awaitable[object]],
+) -> ShadowVerdict:
+    """``shadow.verdict(action)`` for the runtime: a task cancelled while it waits for the
+    shadow is recorded (``stop``) as not run before the cancellation goes on, as anywhere
+    before execution. (Only an off-thread shadow waits; an inline one never yields.)"""
+    try:
+        return await shadow.verdict(action)
+    except asyncio.CancelledError:
+        task = asyncio.ensure_future(
+            stop(ResultStatus.BLOCKED, "cancelled while the shadow policy decided; not run")
+        )
+        try:
+            await asyncio.shield(task)
+        except Exception:
+            log.exception("could not record an action cancelled while its shadow decided")
+        raise
 
 
 def _load(source: object) -> tuple[Any, str | None]:
