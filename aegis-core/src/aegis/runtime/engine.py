@@ -336,8 +336,9 @@ class Runtime:
                 shadow=shadow,
             )
 
-        if self._shadow is not None:
-            shadow = await consult(self._shadow, action, stop)
+        candidate = self._shadow  # inline when it can: no coroutine on the hot path
+        if candidate is not None:
+            shadow = candidate.inline_verdict(action) or await consult(candidate, action, stop)
 
         blocked, denied = ResultStatus.BLOCKED, ResultStatus.DENIED
         failure = (
@@ -388,8 +389,8 @@ class Runtime:
             if sought.original is not None:  # edited: the original is closed, the edit runs
                 parent_id = await self._record_edit(sought, parent_id, note, shadow)
                 note = None
-                if self._shadow is not None:
-                    shadow = await consult(self._shadow, sought.action, stop)
+                if candidate is not None:
+                    shadow = await consult(candidate, sought.action, stop)
             action, decision = sought.action, sought.decision  # the decision it runs under
 
         failure = (

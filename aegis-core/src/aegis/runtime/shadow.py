@@ -132,15 +132,20 @@ class ShadowPolicy:
 
     async def verdict(self, action: Action) -> ShadowVerdict:
         """The shadow's decision for ``action`` (an error verdict on any failure)."""
+        return self.inline_verdict(action) or await self._offloaded(action)
+
+    def inline_verdict(self, action: Action) -> ShadowVerdict | None:
+        """The verdict, when it can be had on this thread without waiting (a built-in-only
+        policy, or a shadow that cannot decide at all); None: use ``verdict``."""
         if self._broken is not None:
             return ShadowVerdict.failed(self._broken)
         policy = self._fast() if self._follows else self._inline
-        if policy is not None:
-            try:
-                return self._judge(policy.evaluate(action))
-            except Exception as exc:  # built-in code only, but never the action's problem
-                return ShadowVerdict.failed(_describe(exc))
-        return await self._offloaded(action)
+        if policy is None:
+            return None
+        try:
+            return self._judge(policy.evaluate(action))
+        except Exception as exc:  # built-in code only, but never the action's problem
+            return ShadowVerdict.failed(_describe(exc))
 
     def evaluate_now(self, action: Action) -> ShadowVerdict:
         """The verdict computed on this thread, without a time limit (tests, tools)."""
