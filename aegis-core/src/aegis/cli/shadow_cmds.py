@@ -106,7 +106,8 @@ def _text(result: ShadowReport, window: str) -> str:
         lines += ["", "Shadow errors (the shadow could not decide; the live policy did):"]
     for kind in result.error_kinds:
         ids = ", ".join(f"#{i}" for i in kind.example_ids)
-        lines.append(f"  {kind.count:>7,}  {kind.message}" + (f"   e.g. {ids}" if ids else ""))
+        message = kind.message if len(kind.message) <= 160 else kind.message[:159] + "…"
+        lines.append(f"  {kind.count:>7,}  {message}" + (f"   e.g. {ids}" if ids else ""))
     return "\n".join(lines) + "\n"
 
 
