@@ -67,10 +67,15 @@ def bench_load(side: Side, path: Path, sizes: Sizes) -> Figure:
 
 
 async def _sequential(
-    side: Side, policy: Any, workdir: Path, durability: str, specs: list[tuple[ActionSpec, str]]
+    side: Side,
+    policy: Any,
+    workdir: Path,
+    durability: str,
+    specs: list[tuple[ActionSpec, str]],
+    shadow: Any = None,
 ) -> float:
     actions = [(side.action(spec), expected) for spec, expected in specs]
-    runtime = await side.open_runtime(policy, workdir, durability)
+    runtime = await side.open_runtime(policy, workdir, durability, shadow)
     try:
         start = time.perf_counter()
         for action, expected in actions:
@@ -107,14 +112,59 @@ def _fresh_dir(root: Path, label: str) -> Path:
     return workdir
 
 
+def _check_shadow(workdir: Path, label: str) -> None:
+    """The shadow really decided (a timed-out or broken shadow would only record an error)."""
+    from aegis.runtime.audit import AuditStore
+
+    store = AuditStore(f"sqlite:///{workdir / 'aegis_audit.db'}")
+    try:
+        verdicts = {str(r.shadow) for r in store.query(limit=200, order="desc")}
+    finally:
+        store.close_sync()
+    if len(verdicts) != 1 or "'approval': 'approve'" not in next(iter(verdicts)):
+        raise BenchFailure(f"{label}: unexpected shadow verdicts {sorted(verdicts)[:3]}")
+
+
+def bench_shadow_eval(shadows: dict[str, Any], sizes: Sizes) -> dict[str, Figure]:
+    """What one shadow verdict costs the action: inline, and through the worker threads."""
+    from aegis import Action
+    from aegis.runtime.shadow import ShadowPolicy
+
+    action = Action(READ.type, READ.target, params=READ.params)
+    figures: dict[str, Figure] = {}
+    for name, policy in shadows.items():
+        shadow = ShadowPolicy(policy)
+        calls = 20_000 if name == "b1_shadow" else 2_000
+        calls = max(200, calls // (10 if sizes.run_actions < 10_000 else 1))
+
+        async def run(n: int, shadow: ShadowPolicy = shadow, name: str = name) -> float:
+            start = time.perf_counter()
+            for _ in range(n):
+                verdict = await shadow.verdict(action)
+            elapsed = time.perf_counter() - start
+            if verdict.text is None:
+                raise BenchFailure(f"{name}: shadow error {verdict.error}")
+            return elapsed
+
+        asyncio.run(run(calls // 10))  # warm-up
+        runs = [asyncio.run(run(calls)) / calls for _ in range(3)]
+        shadow.close()
+        label = "shadow_inline" if name == "b1_shadow" else "shadow_thread"
+        figures[label] = Figure(statistics.median(runs) * 1e6, "us/verdict", {"calls": calls})
+    return figures
+
+
 def _check_count(side: Side, workdir: Path, expected: int, label: str) -> None:
     count = asyncio.run(side.count_records(workdir))
     if count != expected:
         raise BenchFailure(f"{label}: {count} audit records for {expected} actions")
 
 
-def bench_runs(side: Side, policy: Any, root: Path, sizes: Sizes) -> dict[str, Figure]:
+def bench_runs(
+    side: Side, policy: Any, root: Path, sizes: Sizes, shadows: dict[str, Any] | None = None
+) -> dict[str, Figure]:
     figures: dict[str, Figure] = {}
+    shadows = shadows or {}
     n = sizes.run_actions
     reads = [(READ, "success")] * n
     mixed = [(APPROVED_WRITE, "success"), (BLOCKED_DELETE, "blocked")] * (n // 2)
@@ -129,6 +179,9 @@ def bench_runs(side: Side, policy: Any, root: Path, sizes: Sizes) -> dict[str, F
         plans.append(("b1_normal", reads, "normal"))
     floors: list[float] = []
     pairs: list[float] = []
+    # b1 again with a shadow policy beside the live one (ours only: the peer has none), run
+    # right after each b1 run so both see the same disk.
+    shadowed: dict[str, list[float]] = {name: [] for name in shadows}
     for figure, specs, durability in plans:
         per_action = []
         for _ in range(sizes.repeats):
@@ -141,11 +194,23 @@ def bench_runs(side: Side, policy: Any, root: Path, sizes: Sizes) -> dict[str, F
             elapsed = asyncio.run(_sequential(side, policy, workdir, durability, specs))
             _check_count(side, workdir, len(specs), figure)
             per_action.append(elapsed / len(specs))
+            for name, values in shadowed.items() if figure == "b1" else ():
+                workdir = _fresh_dir(root, name)
+                shadow = shadows[name]
+                elapsed = asyncio.run(_sequential(side, policy, workdir, durability, specs, shadow))
+                _check_count(side, workdir, len(specs), name)
+                _check_shadow(workdir, name)
+                values.append(elapsed / len(specs))
         median = statistics.median(per_action)
         figures[figure] = Figure(
             median * 1e6,
             "us/action",
             {"actions": len(specs), "durability": durability, "actions_per_s": 1 / median},
+        )
+    for name, values in shadowed.items():
+        median = statistics.median(values)
+        figures[name] = Figure(
+            median * 1e6, "us/action", {"actions": n, "shadow": name, "actions_per_s": 1 / median}
         )
     if floors:
         figures["floor"] = Figure(
@@ -197,7 +262,11 @@ def main() -> None:
         if "a" in args.groups:
             figures.update(bench_eval(side, policies, sizes))
         if "b" in args.groups or "c" in args.groups:
-            figures.update(bench_runs(side, policies["3"], root, sizes))
+            maker = getattr(side, "shadow_policies", None)
+            shadows = maker(root) if maker is not None else None
+            figures.update(bench_runs(side, policies["3"], root, sizes, shadows))
+            if shadows:
+                figures.update(bench_shadow_eval(shadows, sizes))
         os.chdir(root.parent)
         rss_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         figures["e1"] = Figure(rss_kib / 1024, "MiB")

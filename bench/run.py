@@ -68,6 +68,20 @@ TARGETS = (
         None,
         peer_figure="b1",
     ),
+    Target(
+        "b1_shadow",
+        "b1 with a shadow policy (built-in conditions: inline) vs peer b1",
+        "time",
+        None,
+        peer_figure="b1",
+    ),
+    Target(
+        "b1_shadow_thread",
+        "b1 with a shadow policy using a plugin condition (worker thread) vs peer b1",
+        "time",
+        None,
+        peer_figure="b1",
+    ),
 )
 
 
@@ -152,6 +166,13 @@ def floor_lines(rounds: list[dict[str, dict[str, Any]]], smoke: bool = False) ->
                 parts[-1] += f", write-ahead pair {figs['floor_wa']['value']:.0f} us"
             if "b1_normal" in figs:
                 parts[-1] += f", b1_normal {figs['b1_normal']['value']:.0f} us"
+            for name in ("b1_shadow", "b1_shadow_thread"):
+                if name in figs:
+                    value = figs[name]["value"]
+                    parts[-1] += f", {name} {value:.0f} us = {value / b1:.2f}x b1"
+            for name in ("shadow_inline", "shadow_thread"):
+                if name in figs:
+                    parts[-1] += f", {name} {figs[name]['value']:.1f} us/verdict"
             if "guard" in figs:
                 parts[-1] += f" (deleted-file guard {figs['guard']['value']:.1f} us/check)"
             if side == "ours" and "b2_approve" in figs:

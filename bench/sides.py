@@ -21,7 +21,9 @@ class Side(Protocol):
     def load(self, path: Path) -> Any: ...
     def action(self, spec: ActionSpec) -> Any: ...
     def matched_rule(self, policy: Any, action: Any) -> str | None: ...
-    async def open_runtime(self, policy: Any, workdir: Path, durability: str) -> Any: ...
+    async def open_runtime(
+        self, policy: Any, workdir: Path, durability: str, shadow: Any = None
+    ) -> Any: ...
     async def run_one(self, runtime: Any, action: Any) -> str: ...
     async def close_runtime(self, runtime: Any) -> None: ...
     async def count_records(self, workdir: Path) -> int: ...
@@ -57,7 +59,29 @@ class Ours:
         rule: str | None = policy.evaluate(action).matched_rule
         return rule
 
-    async def open_runtime(self, policy: Any, workdir: Path, durability: str) -> Any:
+    def shadow_policies(self, directory: Path) -> dict[str, Any]:
+        """b1_shadow's candidates: built-in conditions only (evaluated inline), and the same
+        rules with one plugin condition (evaluated on the shadow's worker threads)."""
+        from aegis import hookimpl, plugins
+        from workload import SHADOW_YAML
+
+        class BenchCondition:
+            @hookimpl
+            def aegis_register_conditions(self, register: Any) -> None:
+                def factory(argument: Any, cc: Any) -> Any:
+                    return lambda action, ctx: True
+
+                register("bench_always", factory, schema={"type": "object"})
+
+        plugins.register_plugin(BenchCondition(), name="bench-shadow-condition")
+        inline, threaded = directory / "shadow-inline.yaml", directory / "shadow-thread.yaml"
+        inline.write_text(SHADOW_YAML)
+        threaded.write_text(SHADOW_YAML.replace("param_lt: { id: 1000000 }", "bench_always: {}"))
+        return {"b1_shadow": self.load(inline), "b1_shadow_thread": self.load(threaded)}
+
+    async def open_runtime(
+        self, policy: Any, workdir: Path, durability: str, shadow: Any = None
+    ) -> Any:
         # "full" is the default store (sqlite:///aegis_audit.db in the working directory, every
         # record fsynced before run_one returns); "normal" is the documented opt-in.
         audit = None
@@ -70,6 +94,7 @@ class Ours:
             policy=policy,
             approval_handler=self.aegis.AutoApprovalHandler(),
             audit=audit,
+            shadow=shadow,
         )
         await runtime.__aenter__()
         return runtime
@@ -122,7 +147,9 @@ class Peer:
         rule: str = policy.evaluate(action).matched_rule
         return None if rule in ("<default>", None) else rule
 
-    async def open_runtime(self, policy: Any, workdir: Path, durability: str) -> Any:
+    async def open_runtime(
+        self, policy: Any, workdir: Path, durability: str, shadow: Any = None
+    ) -> Any:
         # Its default audit logger writes aegis_audit.db in the working directory.
         return self.aegis.Runtime(
             executor=self.executor_type(), policy=policy, approval_handler=self.auto()

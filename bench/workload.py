@@ -35,6 +35,30 @@ rules:
     approval: block
 """
 
+#: The candidate run beside THREE_RULE_YAML in b1_shadow (ours only): reads of CRM data would
+#: need a human, so every b1 action records a changed shadow decision.
+SHADOW_YAML = """\
+version: "1"
+defaults:
+  risk_level: medium
+  approval: block
+rules:
+  - name: crm_reads_reviewed
+    match: { type: "read*", target: "crm*" }
+    conditions:
+      param_lt: { id: 1000000 }
+    risk_level: high
+    approval: approve
+  - name: reads
+    match: { type: "read*" }
+    risk_level: low
+    approval: auto
+  - name: deletes
+    match: { type: "delete*" }
+    risk_level: critical
+    approval: block
+"""
+
 RISKS = ("low", "medium", "high", "critical")
 APPROVALS = ("auto", "approve", "block")
 

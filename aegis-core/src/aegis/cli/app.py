@@ -32,6 +32,7 @@ BUILTIN_COMMANDS = frozenset(
         "demo",
         "keys",
         "policy",
+        "shadow",
     }
 )
 
@@ -49,6 +50,7 @@ def build_app(*, with_plugins: bool = True) -> App:
         policy_diff,
         policy_test,
         policy_versions_cmds,
+        shadow_cmds,
     )
 
     app = App(
@@ -77,6 +79,7 @@ def build_app(*, with_plugins: bool = True) -> App:
     app.command(audit_cmds.stats, name="stats")
     app.command(approvals_cmds.build())
     app.command(policy_versions_cmds.build())
+    app.command(shadow_cmds.build())
 
     app.command(plugins_cmd.plugins, name="plugins")
     app.command(demo.demo, name="demo")

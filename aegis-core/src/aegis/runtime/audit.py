@@ -76,6 +76,7 @@ from aegis.runtime.audit_writer import (
 
 if TYPE_CHECKING:
     from aegis.runtime.approval_store import ApprovalBook
+    from aegis.runtime.shadow import ShadowVerdict
 
 __all__ = [
     "AuditLogger",
@@ -246,8 +247,11 @@ class AuditStore:
         *,
         parent_id: int | None = None,
         detached: bool = False,
+        shadow: ShadowVerdict | None = None,
     ) -> int:
         """Write the 'pending' row for an action about to run; returns its id.
+
+        ``shadow``: what the runtime's shadow policy decided (hashed with the intent).
 
         ``detached``: another process will complete the row (a coding-agent hook, a server's
         authorise-then-report caller), so the row names no owner process and opening a store
@@ -268,6 +272,7 @@ class AuditStore:
                 parent_id,
                 self.redactor,
                 now_iso(),
+                shadow,
             )
             op = WriteOp(INTENT, _intent_payload(values))
             op.detached = detached
@@ -324,7 +329,12 @@ class AuditStore:
             raise
 
     async def record(
-        self, result: Result, *, parent_id: int | None = None, dry_run: bool | None = None
+        self,
+        result: Result,
+        *,
+        parent_id: int | None = None,
+        dry_run: bool | None = None,
+        shadow: ShadowVerdict | None = None,
     ) -> int:
         """One-shot record for an outcome where nothing executed; returns its id.
 
@@ -345,6 +355,7 @@ class AuditStore:
                 parent_id,
                 self.redactor,
                 stamp,
+                shadow,
             )
             rest = outcome_values(result, self.redactor, stamp)
             op = WriteOp(RECORD, (intent_json(values), values, rest, canonical(rest)))

@@ -1,10 +1,11 @@
 """Columns added to ``aegis_audit`` after its first release, and reading stores without them.
 
 Added since: ``owner`` (audit_interrupted), ``parent_agent_id``, ``chain_id``, ``chain_depth``
-(delegation). A writable store gets them by ``ALTER TABLE ... ADD COLUMN`` when it opens (all
-nullable; no row is rewritten, no hash changes). A store that is only read (an auditor's copy,
-a read-only file) is never altered: readers select NULL in place of a missing column, which is
-exactly what those rows would hold, and what the chain hashed for them.
+(delegation), ``shadow`` (shadow mode). A writable store gets them by ``ALTER TABLE ... ADD
+COLUMN`` when it opens (all nullable; no row is rewritten, no hash changes). A store that is
+only read (an auditor's copy, a read-only file) is never altered: readers select NULL in place
+of a missing column, which is exactly what those rows would hold, and what the chain hashed
+for them.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ ADDED_COLUMNS: dict[str, str] = {
     "parent_agent_id": "VARCHAR(255)",
     "chain_id": "VARCHAR(255)",
     "chain_depth": "INTEGER",
+    "shadow": "TEXT",
 }
 
 _present: weakref.WeakKeyDictionary[Engine, frozenset[str]] = weakref.WeakKeyDictionary()

@@ -29,6 +29,7 @@ from aegis.runtime.audit_keys import key_id
 from aegis.runtime.audit_merkle import inclusion_path, record_leaf, root_from_path
 from aegis.runtime.audit_migrate import readable
 from aegis.runtime.audit_schema import (
+    BASE_INTENT_COLUMNS,
     INTENT_COLUMNS,
     RESULT_COLUMNS,
     audit_log,
@@ -126,7 +127,13 @@ def _verify(proof: Any, public_key: Ed25519PublicKey) -> ProofReport:
     if type(rid) is not int:
         return ProofReport(False, "record id is not an integer")
     intent, outcome = record["intent"], record["outcome"]
-    if list(intent) != list(INTENT_COLUMNS) or list(outcome) != list(RESULT_COLUMNS):
+    # A proof made before a later column existed lacks it: it was NULL, and not hashed.
+    known = list(INTENT_COLUMNS[: len(intent)])
+    if (
+        len(intent) < BASE_INTENT_COLUMNS
+        or list(intent) != known
+        or list(outcome) != list(RESULT_COLUMNS)
+    ):
         return ProofReport(False, "the record's fields are not the audit columns", rid)
     rhash = row_hash(record["prev_hash"], rid, intent_json(list(intent.values())))
     shash = result_hash(rhash, canonical(list(outcome.values())))

@@ -20,7 +20,7 @@ import datetime as dt
 import json
 import math
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
@@ -31,6 +31,9 @@ from aegis.core.redact import Redactor
 from aegis.core.result import Result, ResultStatus
 from aegis.core.risk import Approval
 from aegis.runtime.audit_chain import canonical
+
+if TYPE_CHECKING:
+    from aegis.runtime.shadow import ShadowVerdict
 
 DECISIONS: tuple[str, ...] = (
     "auto",
@@ -150,8 +153,9 @@ def intent_values(
     parent_id: int | None,
     redactor: Redactor,
     created_at: str,
+    shadow: ShadowVerdict | None = None,
 ) -> tuple[Any, ...]:
-    """Values for ``INTENT_COLUMNS`` (same order)."""
+    """Values for ``INTENT_COLUMNS`` (same order); ``shadow``: the shadow policy's verdict."""
     text = redactor.redact_text
     return (
         created_at,
@@ -173,7 +177,18 @@ def intent_values(
         decision.policy_fingerprint if decision is not None else None,
         parent_id,
         *_chain_values(action),
+        None if shadow is None else shadow.stored(text),
     )
+
+
+def _shadow(text: str | None) -> dict[str, Any] | None:
+    if not text:
+        return None
+    try:
+        value = json.loads(text)
+    except ValueError:
+        value = None
+    return value if isinstance(value, dict) else {"error": f"unreadable shadow: {text[:200]}"}
 
 
 def _chain_values(action: Action) -> tuple[str | None, str | None, int | None]:
@@ -241,6 +256,9 @@ class AuditRecord:
     parent_agent_id: str | None = None
     chain_id: str | None = None
     chain_depth: int | None = None
+    #: The shadow policy's decision ({"approval", "risk_level", "matched_rule", ...}) or
+    #: {"error": "shadow error: ..."}; None when no shadow policy ran (aegis.runtime.shadow).
+    shadow: dict[str, Any] | None = None
 
     @classmethod
     def from_mapping(cls, row: Mapping[str, Any] | Any) -> AuditRecord:
@@ -282,6 +300,7 @@ class AuditRecord:
             parent_agent_id=row.get("parent_agent_id"),
             chain_id=row.get("chain_id"),
             chain_depth=row.get("chain_depth"),
+            shadow=_shadow(row.get("shadow")),
         )
 
     @property

@@ -68,6 +68,9 @@ audit_log = Table(
     Column("parent_agent_id", String(255)),
     Column("chain_id", String(255)),
     Column("chain_depth", Integer),
+    # Shadow mode: the candidate policy's decision (or its error) as canonical JSON; NULL
+    # without a shadow policy (aegis.runtime.shadow).
+    Column("shadow", Text),
     Column("result", String(16), nullable=False),
     Column("error", Text),
     Column("reason", Text),
@@ -172,6 +175,7 @@ INTENT_COLUMNS: tuple[str, ...] = (
     "parent_agent_id",
     "chain_id",
     "chain_depth",
+    "shadow",
 )
 
 #: How many leading INTENT_COLUMNS every row's hash covers, whatever the later ones hold.

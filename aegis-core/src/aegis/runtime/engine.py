@@ -47,6 +47,7 @@ from aegis.runtime.approval_flow import Sought, seek_approval
 from aegis.runtime.execution import execute_and_verify, join_reasons
 from aegis.runtime.hooks import RuntimeHooks, fire, observed
 from aegis.runtime.plans import run_plan
+from aegis.runtime.shadow import DEFAULT_SHADOW_TIMEOUT, ShadowPolicy, ShadowVerdict, consult
 
 if TYPE_CHECKING:
     from aegis.core.stateful import LimitState
@@ -69,7 +70,9 @@ class Runtime:
     ``executor`` and ``approval_handler`` may be given by registered name (``"cli"``,
     ``"auto"``, or one a plugin registered). ``audit`` may be an ``AuditStore`` or a SQLAlchemy
     URL or file path; by default ``$AEGIS_AUDIT_URL``, else ``sqlite:///aegis_audit.db`` in the
-    working directory. The runtime closes only a store it created.
+    working directory. The runtime closes only a store it created. ``shadow``: a candidate
+    policy (or its YAML path) whose decision each record also carries; it never decides
+    anything (``aegis.runtime.shadow``).
     """
 
     def __init__(
@@ -87,9 +90,13 @@ class Runtime:
         dry_run: bool = False,
         approval_timeout: float | None = DEFAULT_APPROVAL_TIMEOUT,
         execution_timeout: float | None = DEFAULT_EXECUTION_TIMEOUT,
+        shadow: object = None,
+        shadow_timeout: float = DEFAULT_SHADOW_TIMEOUT,
     ) -> None:
         self.executor: BaseExecutor = _resolve(executor, "executors", BaseExecutor)
         self._policy = policy
+        self._shadow_timeout = shadow_timeout
+        self._shadow = None if shadow is None else ShadowPolicy(shadow, timeout=shadow_timeout)
         self.channels: tuple[ApprovalChannel, ...] = _channels(approval_handler)
         #: Channels the runtime built from a registered name: it closes them (a Socket Mode
         #: connection, a gateway, a poller); channels you passed in are yours to close.
@@ -145,6 +152,8 @@ class Runtime:
         self._opened = False
         if self._links:
             await asyncio.gather(*self._links, return_exceptions=True)
+        if self._shadow is not None:
+            self._shadow.close()
         try:
             await self.executor.teardown()
         finally:
@@ -162,6 +171,17 @@ class Runtime:
     def update_policy(self, policy: PolicySource) -> None:
         """Swap the policy; actions evaluated from now on (and plans executed) use it."""
         self._policy = policy
+
+    @property
+    def shadow(self) -> ShadowPolicy | None:
+        return self._shadow
+
+    def update_shadow(self, shadow: object | None) -> None:
+        """Swap the shadow policy (None: none); records from now on carry the new one's verdict."""
+        old, timeout = self._shadow, self._shadow_timeout
+        self._shadow = None if shadow is None else ShadowPolicy(shadow, timeout=timeout)
+        if old is not None:
+            old.close()
 
     def evaluate(self, action: Action) -> PolicyDecision:
         """The current policy's decision for ``action``; a policy that raises blocks."""
@@ -291,7 +311,10 @@ class Runtime:
 
     async def _record_skip(self, action: Action, reason: str) -> Result:
         bound = self._bind(action)
-        return await self._record_stop(bound, self._decide(bound), ResultStatus.SKIPPED, reason)
+        shadow = None if self._shadow is None else await self._shadow.verdict(bound)
+        return await self._record_stop(
+            bound, self._decide(bound), ResultStatus.SKIPPED, reason, shadow=shadow
+        )
 
     async def _run(
         self,
@@ -308,12 +331,24 @@ class Runtime:
         action = self._bind(action)
         decision = self._decide(action)
         approval: ApprovalDecision | None = None
+        shadow: ShadowVerdict | None = None
 
         def stop(status: ResultStatus, reason: str) -> Awaitable[Result]:
             """Record the action as not run (reads ``approval`` as it is when called)."""
             return self._record_stop(
-                action, decision, status, reason, approval=approval, parent_id=parent_id, note=note
+                action,
+                decision,
+                status,
+                reason,
+                approval=approval,
+                parent_id=parent_id,
+                note=note,
+                shadow=shadow,
             )
+
+        candidate = self._shadow  # inline when it can: no coroutine on the hot path
+        if candidate is not None:
+            shadow = candidate.inline_verdict(action) or await consult(candidate, action, stop)
 
         blocked, denied = ResultStatus.BLOCKED, ResultStatus.DENIED
         failure = (
@@ -362,8 +397,10 @@ class Runtime:
             if sought.status is not None:
                 return await stop(sought.status, sought.reason or "denied")
             if sought.original is not None:  # edited: the original is closed, the edit runs
-                parent_id = await self._record_edit(sought, parent_id, note)
+                parent_id = await self._record_edit(sought, parent_id, note, shadow)
                 note = None
+                if candidate is not None:
+                    shadow = await consult(candidate, sought.action, stop)
             action, decision = sought.action, sought.decision  # the decision it runs under
 
         failure = (
@@ -376,25 +413,37 @@ class Runtime:
         result: Result | Authorization
         if authorize and getattr(self._policy, "stateful", False):
             begun = await limit_state.begin_limited(
-                self, action, decision, approval, parent_id=parent_id, detached=detached
+                self,
+                action,
+                decision,
+                approval,
+                parent_id=parent_id,
+                detached=detached,
+                shadow=shadow,
             )
             if isinstance(begun, Result):
                 return begun
             result = Authorization(action, begun[1], approval, begun[0])
         elif authorize:
             audit_id = await self.audit.begin(
-                action, decision, approval, parent_id=parent_id, detached=detached
+                action, decision, approval, parent_id=parent_id, detached=detached, shadow=shadow
             )
             result = Authorization(action, decision, approval, audit_id)
         else:
             result = await self._execute_recorded(
-                action, decision, approval, parent_id, note, executor or self.executor
+                action, decision, approval, parent_id, note, executor or self.executor, shadow
             )
         if sought is not None and sought.request_id and result.audit_id is not None:
             await self._link_request(sought.request_id, result.audit_id)
         return result
 
-    async def _record_edit(self, sought: Sought, parent_id: int | None, note: str | None) -> int:
+    async def _record_edit(
+        self,
+        sought: Sought,
+        parent_id: int | None,
+        note: str | None,
+        shadow: ShadowVerdict | None,
+    ) -> int:
         """Close the submitted action's record before its edited version runs, linked to it."""
         original = sought.original
         assert original is not None
@@ -411,7 +460,7 @@ class Runtime:
             approval=sought.approval,
             reason=reason,
         )
-        return await self.audit.record(stopped, parent_id=parent_id)
+        return await self.audit.record(stopped, parent_id=parent_id, shadow=shadow)
 
     async def _link_request(self, request_id: str, audit_id: int) -> None:
         """Point the request at the action's record, off the action's path (``close`` waits)."""
@@ -458,17 +507,20 @@ class Runtime:
         parent_id: int | None,
         note: str | None,
         executor: BaseExecutor,
+        shadow: ShadowVerdict | None = None,
     ) -> Result:
         """Write ahead, run, and complete the record, whatever happens in between."""
         if getattr(self._policy, "stateful", False):  # decided finally in the write: limits
             begun = await limit_state.begin_limited(
-                self, action, decision, approval, parent_id=parent_id, note=note
+                self, action, decision, approval, parent_id=parent_id, note=note, shadow=shadow
             )
             if isinstance(begun, Result):
                 return begun
             audit_id, decision = begun
         else:
-            audit_id = await self.audit.begin(action, decision, approval, parent_id=parent_id)
+            audit_id = await self.audit.begin(
+                action, decision, approval, parent_id=parent_id, shadow=shadow
+            )
         finished: Result | None = None  # what the action did, once the executor is done
         started = _utcnow()
         try:
@@ -563,12 +615,13 @@ class Runtime:
         approval: ApprovalDecision | None = None,
         parent_id: int | None = None,
         note: str | None = None,
+        shadow: ShadowVerdict | None = None,
     ) -> Result:
         await self.open()
         result = Result(
             action, status, decision=decision, approval=approval, reason=join_reasons(note, reason)
         )
-        audit_id = await self.audit.record(result, parent_id=parent_id)
+        audit_id = await self.audit.record(result, parent_id=parent_id, shadow=shadow)
         return attrs.evolve(result, audit_id=audit_id)
 
     def _bind(self, action: Action) -> Action:

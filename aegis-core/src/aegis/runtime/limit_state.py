@@ -39,6 +39,7 @@ from aegis.runtime.audit_writer import DECIDE, INTENT, Statements, WriteOp, _con
 if TYPE_CHECKING:
     from aegis.runtime.audit import AuditStore
     from aegis.runtime.engine import Runtime
+    from aegis.runtime.shadow import ShadowVerdict
 
 log = logging.getLogger("aegis.limits")
 
@@ -196,6 +197,7 @@ async def begin_limited(
     parent_id: int | None = None,
     note: str | None = None,
     detached: bool = False,
+    shadow: ShadowVerdict | None = None,
 ) -> tuple[int, PolicyDecision] | Result:
     """``AuditStore.begin`` for a stateful policy: decide finally, count and write ahead in one
     transaction. Returns ``(audit_id, final decision)``, or the audited ``Result`` of an action
@@ -220,6 +222,7 @@ async def begin_limited(
             parent_id,
             store.redactor,
             now_iso(),
+            shadow,
         )
         from aegis.runtime.audit import _intent_payload
 
@@ -249,6 +252,7 @@ async def begin_limited(
             approval=approval,
             parent_id=parent_id,
             note=note,
+            shadow=shadow,
         )
     audit_id, row_hash = written
     store._open_hashes[audit_id] = row_hash

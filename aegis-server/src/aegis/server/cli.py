@@ -17,6 +17,7 @@ from cyclopts import Parameter
 
 from aegis.adapters.base import BaseExecutor
 from aegis.core.action import Action
+from aegis.core.policy import Policy
 from aegis.core.result import Result
 from aegis.errors import AegisError
 from aegis.runtime.approval_channels import ApprovalChannel
@@ -84,12 +85,16 @@ def build(
     approval: list[str],
     keys: tuple[ApiKey, ...],
     config: ServerConfig,
+    shadow: str | None = None,
 ) -> Any:
     from aegis.server.app import create_app
 
     channels: list[ApprovalChannel | str] = [
         ServerQueueChannel() if name == "queue" else name for name in approval
     ]
+    # Loaded first, so a bad candidate file stops the start-up with its error; once running,
+    # the shadow only ever adds its verdict to the records (aegis.runtime.shadow).
+    candidate = Policy.from_yaml(shadow) if shadow else None
     store = AuditStore(database)
     try:
         text = Path(policy).read_text(encoding="utf-8")
@@ -102,6 +107,7 @@ def build(
         policy=source,
         approval_handler=channels,
         audit=store,
+        shadow=candidate,
     )
     return create_app(
         runtime,
@@ -150,6 +156,10 @@ def serve(
         bool,
         Parameter(help="On PostgreSQL, LISTEN/NOTIFY wakes other replicas' waiters at once."),
     ] = True,
+    shadow: Annotated[
+        str | None,
+        Parameter(help="Candidate policy recorded beside the live one; it never decides."),
+    ] = None,
 ) -> int:
     """Serve the REST API (/api/v1, OpenAPI at /schema) and the dashboard (/dashboard)."""
     import uvicorn
@@ -190,6 +200,7 @@ def serve(
             approval=approval or ["queue"],
             keys=keys,
             config=config,
+            shadow=shadow,
         )
     except AegisError as exc:
         sys.stderr.write(f"aegis serve: {str(exc).splitlines()[0]}\n")
