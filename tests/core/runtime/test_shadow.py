@@ -438,3 +438,18 @@ async def test_a_stateful_live_policy_still_records_the_shadow(
     verdicts = _shadow_of(store)
     assert len(verdicts) == 3
     assert all(v is not None and v["approval"] == "block" for v in verdicts)
+
+
+async def test_a_live_condition_raising_past_the_guard_is_recorded_before_it_propagates(
+    hostile: HostileConditions, executor: RecordingExecutor, store: AuditStore
+) -> None:
+    """Found while building shadow mode: a ``BaseException`` from a live condition used to
+    leave ``run_one`` before any record was written; the action must be in the audit."""
+    live = Policy.from_yaml_string(_with_condition("shadow_test_escapes"))
+    async with _runtime(live, executor, store, None) as rt:
+        with pytest.raises(Escape):
+            await rt.run_one(READ)
+    assert executor.ran == []
+    (record,) = rows(store)
+    assert record.decision == "blocked"
+    assert "interrupted: Escape" in (record.error or record.reason or "")

@@ -329,7 +329,19 @@ class Runtime:
     ) -> Result | Authorization:
         await self.open()
         action = self._bind(action)
-        decision = self._decide(action)
+        try:
+            decision = self._decide(action)
+        except BaseException as exc:  # past _decide's Exception guard: Ctrl-C, SystemExit...
+            reason = f"policy evaluation was interrupted: {type(exc).__name__}; not run"
+            await self._record_stop(
+                action,
+                _blocked_decision(action, reason),
+                ResultStatus.BLOCKED,
+                reason,
+                parent_id=parent_id,
+                note=note,
+            )
+            raise
         approval: ApprovalDecision | None = None
         shadow: ShadowVerdict | None = None
 
