@@ -61,31 +61,55 @@ class Sought:
 
 class _Wakers:
     """In-process answers wake their waiter at once (with the request as the answer left it)
-    instead of at the next poll."""
+    instead of at the next poll.
+
+    A waiter waits on a plain future, not an ``Event.wait()`` task: a task outlives the wait by
+    a loop iteration, and the audit writer takes any other live task as a reason to queue the
+    action's record for its thread instead of writing it inline.
+    """
 
     def __init__(self) -> None:
-        self._events: dict[str, tuple[asyncio.AbstractEventLoop, asyncio.Event]] = {}
+        self._futures: dict[str, tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = {}
         self.latest: dict[str, ApprovalRequest] = {}
 
-    def register(self, rid: str) -> asyncio.Event:
-        event = asyncio.Event()
-        self._events[rid] = (asyncio.get_running_loop(), event)
-        return event
+    def arm(self, rid: str) -> asyncio.Future[None]:
+        """The future the next answer to ``rid`` resolves (a fresh one once it has fired)."""
+        found = self._futures.get(rid)
+        if found is not None and not found[1].done():
+            return found[1]
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+        self._futures[rid] = (loop, future)
+        return future
 
     def drop(self, rid: str) -> None:
-        self._events.pop(rid, None)
+        found = self._futures.pop(rid, None)
+        if found is not None and not found[1].done():
+            found[1].cancel()
         self.latest.pop(rid, None)
 
     def wake(self, outcome: AnswerOutcome) -> None:
         rid = outcome.request_id
-        found = self._events.get(rid) if rid else None
+        found = self._futures.get(rid) if rid else None
         if found is None or rid is None:
             return
         if outcome.request is not None:
             self.latest[rid] = outcome.request
-        loop, event = found
+        loop, future = found
+        try:
+            here = asyncio.get_running_loop() is loop
+        except RuntimeError:
+            here = False
+        if here:
+            _fire(future)
+            return
         with contextlib.suppress(RuntimeError):  # the loop is gone: nobody waits
-            loop.call_soon_threadsafe(event.set)
+            loop.call_soon_threadsafe(_fire, future)
+
+
+def _fire(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
 
 
 WAKERS = _Wakers()
@@ -183,7 +207,7 @@ async def _wait(
 ) -> ApprovalRequest:
     """Notify every channel and wait until the request settles or the window closes."""
     rid = request.id
-    event = WAKERS.register(rid)
+    WAKERS.arm(rid)
     responders = {id(c): Responder(book, _label(c), WAKERS.wake) for c in channels}
     tasks: list[asyncio.Task[Any]] = []
     for channel in channels:
@@ -203,17 +227,13 @@ async def _wait(
     final: ApprovalRequest | None = None
     try:
         while True:
-            event.clear()
+            woken = WAKERS.arm(rid)
             pause = min(POLL_EVERY, max(0.0, deadline - loop.time()))
             pending = [t for t in tasks if not t.done()]
-            if pause > 0:  # in-process channels answer first: wait for them before polling
-                waiter = asyncio.ensure_future(event.wait())
-                try:
-                    await asyncio.wait(
-                        [waiter, *pending], timeout=pause, return_when=asyncio.FIRST_COMPLETED
-                    )
-                finally:
-                    waiter.cancel()
+            if pause > 0 and not woken.done():  # in-process channels answer first: wait for
+                await asyncio.wait(  # them before polling
+                    [woken, *pending], timeout=pause, return_when=asyncio.FIRST_COMPLETED
+                )
             known = WAKERS.latest.get(rid)
             if known is not None and known.state != book_mod.PENDING:
                 final = known
@@ -373,9 +393,11 @@ def _label(channel: ApprovalChannel) -> str:
 def _abandon_tasks(tasks: Sequence[asyncio.Task[Any]]) -> None:
     """Cancel channel tasks without waiting: one that ignores cancellation cannot hold us."""
     for task in tasks:
-        if not task.done():
+        if task.done():
+            _swallow(task)  # a callback would keep the finished task alive another iteration
+        else:
             task.cancel()
-        task.add_done_callback(_swallow)
+            task.add_done_callback(_swallow)
 
 
 def _swallow(task: asyncio.Task[Any]) -> None:

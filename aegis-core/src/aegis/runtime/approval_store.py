@@ -22,9 +22,11 @@ import contextvars
 import hashlib
 import hmac
 import json
+import logging
 import os
 import secrets
 import socket
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -32,13 +34,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
-from sqlalchemy import (
-    Connection,
-    bindparam,
-    insert,
-    select,
-    update,
-)
+from sqlalchemy import Connection, insert, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from aegis.core.action import Action
@@ -60,18 +56,8 @@ from aegis.runtime.approval_record import (
 )
 from aegis.runtime.approval_record import request_from_row as _request
 from aegis.runtime.approval_rules import Verdict, judge
-from aegis.runtime.approval_schema import (
-    _ANSWER,
-    _INSERT_ANSWER,
-    _INSERT_REQUEST,
-    _LINK,
-    _SELECT_ANSWERS,
-    _SELECT_REQUEST,
-    _SELECT_STATE,
-    metadata,
-    requests,
-    secret_table,
-)
+from aegis.runtime.approval_schema import metadata, requests, secret_table
+from aegis.runtime.approval_sql import CREATE_COLUMNS, REQUEST_COLUMNS, BookConnection
 from aegis.runtime.audit_interrupted import current_owner, owner_gone
 
 if TYPE_CHECKING:
@@ -101,6 +87,7 @@ STALE_AFTER = 60.0
 HOST = socket.gethostname()
 _INLINE: contextvars.ContextVar[bool] = contextvars.ContextVar("aegis_inline", default=False)
 _T = TypeVar("_T")
+log = logging.getLogger("aegis.approvals")
 #: ``host:pid:start/boot/pidns`` (see ``audit_interrupted``): tells a dead or reused pid apart.
 _OWNER = current_owner()
 
@@ -112,27 +99,56 @@ class ApprovalBook:
         self._store = store
         self._secret: bytes | None = None
         self._ready = False
+        self._raw = BookConnection(store)
+        #: (request id, audit id) links not written yet (see ``defer_link``).
+        self._links: list[tuple[str, int]] = []
+        self._links_lock = threading.Lock()
+        self._flush_at: asyncio.TimerHandle | None = None
 
     # -- plumbing --------------------------------------------------------------------------
 
+    def _prepare(self) -> None:
+        """Create the tables once (another thread or process may be doing it too: retried)."""
+        if not self._ready:
+            from aegis.runtime.audit import _create_tables
+
+            try:
+                _create_tables(self._store._get_engine(), tables=metadata)
+            except SQLAlchemyError as exc:
+                url = self._store._safe_url()
+                raise AuditError(f"approval store at {url}: {_one_line(exc)}") from exc
+            self._ready = True
+
     @contextmanager
     def _tx(self) -> Iterator[Connection]:
+        """A SQLAlchemy transaction, for the statements off the hot path."""
         store = self._store
+        self._prepare()
         try:
             with store._read_lock():
                 engine = store._get_engine()
-                if not self._ready:
-                    # Another thread or process may be creating them right now: retried.
-                    from aegis.runtime.audit import _create_tables
-
-                    _create_tables(engine, tables=metadata)
-                    self._ready = True
                 with engine.begin() as conn:
                     if engine.dialect.name == "sqlite":
                         _tune_sqlite(conn, store.busy_timeout)
                     yield conn
         except SQLAlchemyError as exc:
             raise AuditError(f"approval store at {store._safe_url()}: {_one_line(exc)}") from exc
+
+    @contextmanager
+    def _write(self) -> Iterator[tuple[Any, dict[str, str]]]:
+        """A write transaction on the held connection (cursor, SQL), pending links first."""
+        self._prepare()
+        with self._raw.transaction(write=True, inline=_INLINE.get()) as cur:
+            sql = self._raw.sql
+            if self._links:
+                self._write_links(cur, sql)
+            yield cur, sql
+
+    @contextmanager
+    def _read(self) -> Iterator[tuple[Any, dict[str, str]]]:
+        self._prepare()
+        with self._raw.transaction(write=False, inline=_INLINE.get()) as cur:
+            yield cur, self._raw.sql
 
     async def run(self, fn: Callable[..., _T], /, *args: Any, **kwargs: Any) -> _T:
         """Call one of this book's methods from async code without stalling the event loop.
@@ -158,6 +174,14 @@ class ApprovalBook:
     def _inline_ok(self) -> bool:
         store = self._store
         return store.url.startswith("sqlite") and not store._memory and self._ready
+
+    def close(self) -> None:
+        """Write the links still pending and release the held connection (the store closes)."""
+        try:
+            self.flush_links()
+        except AuditError:
+            log.exception("could not link %d approval requests to their records", len(self._links))
+        self._raw.close()
 
     def _key(self) -> bytes:
         """The per-store secret behind callback tokens (made on first use, shared by all)."""
@@ -238,7 +262,7 @@ class ApprovalBook:
             "matched_rule": decision.matched_rule,
             "risk_level": decision.risk_level.name.lower(),
             "decision_reason": decision.reason,
-            "requirements": json.dumps(attrs.asdict(req)),
+            "requirements": _requirements_json(req),
             "escalated": 0,
             "channels": json.dumps(list(channels)),
             "owner_host": HOST,
@@ -247,8 +271,8 @@ class ApprovalBook:
             "heartbeat_at": now,
             "replaces": replaces,
         }
-        with self._tx() as conn:
-            conn.execute(_INSERT_REQUEST, values)
+        with self._write() as (cur, sql):
+            cur.execute(sql["create"], [values[c] for c in CREATE_COLUMNS])
         return _request(
             {**values, "settled_at": None, "audit_id": None, "outcome": None, "edits": None}, ()
         )
@@ -275,6 +299,9 @@ class ApprovalBook:
         given, must be the digest of the action the responder saw. ``refused`` records an
         attempt the channel could not verify (an e-mail whose sender failed DKIM): stored, never
         accepted, the request left as it was.
+
+        The answer, the ruling and the request's new state are written in one transaction
+        under the database's write lock, so the ruling is made on the state it changes.
         """
         identity = f"{channel}:{responder}"
         edits_json = None if edits is None else json.dumps(dict(edits), ensure_ascii=False)
@@ -285,49 +312,40 @@ class ApprovalBook:
         else:
             rid, problem = self._resolve(ref, allow_prefix)
         for _attempt in range(20):
-            with self._tx() as conn:
-                row = None if rid is None else _load(conn, rid)
+            with self._write() as (cur, sql):
+                row = None if rid is None else _load(cur, sql, rid)
                 if row is None:
                     note = problem or "no such request"
-                    _store_answer(conn, rid, attempt, False, note)
+                    _store_answer(cur, sql, rid, attempt, False, note)
                     return AnswerOutcome(False, "", note, rid)
                 assert rid is not None
-                request = _request(row, _answers(conn, rid))
+                request = _request(row, _answers(cur, sql, rid))
                 if refused is not None:
                     ruling = Verdict(False, None, f"refused: {refused}")
                 else:
                     ruling = judge(request, identity, verdict, reason, edits, digest, time.time())
                 if ruling.new_state is None:
-                    _store_answer(conn, rid, attempt, ruling.accepted, ruling.message)
+                    _store_answer(cur, sql, rid, attempt, ruling.accepted, ruling.message)
                     return AnswerOutcome(ruling.accepted, request.state, ruling.message, rid)
-                changed: dict[str, Any] = {
-                    "state": ruling.new_state,
-                    "settled_at": row["settled_at"],
-                    "outcome": row["outcome"],
-                    "edits": row["edits"],
-                }
+                settled_at, outcome, new_edits = row["settled_at"], row["outcome"], row["edits"]
                 if ruling.new_state != PENDING:
-                    changed.update(settled_at=time.time(), outcome=ruling.message)
+                    settled_at, outcome = time.time(), ruling.message
                 if ruling.accepted and edits is not None:
-                    changed["edits"] = edits_json
-                done = conn.execute(
-                    _ANSWER,
-                    {
-                        "rid": rid,
-                        "seen": row["version"],
-                        "next": row["version"] + 1,
-                        **{f"new_{k}": v for k, v in changed.items()},
-                    },
+                    new_edits = edits_json
+                version = row["version"]
+                cur.execute(
+                    sql["answer"],
+                    (version + 1, ruling.new_state, settled_at, outcome, new_edits, rid, version),
                 )
-                if done.rowcount != 1:
+                if cur.rowcount != 1:
                     continue  # someone else changed it between our read and write: re-judge
-                answer = _store_answer(conn, rid, attempt, ruling.accepted, ruling.message)
+                answer = _store_answer(cur, sql, rid, attempt, ruling.accepted, ruling.message)
                 after = attrs.evolve(
                     request,
                     state=ruling.new_state,
                     answers=(*request.answers, answer),
-                    settled_at=changed.get("settled_at"),
-                    outcome=changed.get("outcome"),
+                    settled_at=settled_at,
+                    outcome=outcome,
                     edits=(dict(edits) if ruling.accepted and edits is not None else request.edits),
                 )
                 return AnswerOutcome(ruling.accepted, ruling.new_state, ruling.message, rid, after)
@@ -335,41 +353,77 @@ class ApprovalBook:
 
     def settle(self, rid: str, state: str, outcome: str, *, only_from: str = PENDING) -> bool:
         """Move a request from ``only_from`` to ``state``; False if it was not in ``only_from``."""
-        with self._tx() as conn:
-            done = conn.execute(
-                update(requests)
-                .where(requests.c.id == rid, requests.c.state == only_from)
-                .values(
-                    state=state,
-                    version=requests.c.version + 1,
-                    settled_at=time.time(),
-                    outcome=outcome,
-                )
-            )
-            return bool(done.rowcount == 1)
+        with self._write() as (cur, sql):
+            cur.execute(sql["settle"], (state, time.time(), outcome, rid, only_from))
+            return bool(cur.rowcount == 1)
 
     def escalate(self, rid: str) -> bool:
-        with self._tx() as conn:
-            done = conn.execute(
-                update(requests)
-                .where(requests.c.id == rid, requests.c.state == PENDING)
-                .values(escalated=1, version=requests.c.version + 1)
-            )
-            return bool(done.rowcount == 1)
+        with self._write() as (cur, sql):
+            cur.execute(sql["escalate"], (rid,))
+            return bool(cur.rowcount == 1)
 
     def heartbeat(self, rids: Sequence[str]) -> None:
         if not rids:
             return
-        with self._tx() as conn:
-            conn.execute(
-                update(requests)
-                .where(requests.c.id.in_(list(rids)), requests.c.state == PENDING)
-                .values(heartbeat_at=time.time())
-            )
+        now = time.time()
+        with self._write() as (cur, sql):
+            cur.executemany(sql["heartbeat"], [(now, rid) for rid in rids])
 
     def link_audit(self, rid: str, audit_id: int) -> None:
-        with self._tx() as conn:
-            conn.execute(_LINK.values(audit_id=bindparam("aid")), {"rid": rid, "aid": audit_id})
+        """Point a request at the audit record of the action it approved, now."""
+        with self._write() as (cur, sql):
+            cur.execute(sql["link"], (audit_id, rid))
+
+    def defer_link(self, rid: str, audit_id: int) -> None:
+        """``link_audit`` without a commit of its own: written in this process's next book
+        write (usually the next request), by any read of requests here, at the latest about a
+        second later, or when the store closes.
+
+        The link is a pointer for people reading a request (the action's record and the
+        request are each complete without it), so it need not cost every approved action a
+        transaction of its own.
+        """
+        with self._links_lock:
+            self._links.append((rid, audit_id))
+        if self._flush_at is None:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                self.flush_links()
+                return
+            self._flush_at = loop.call_later(1.0, self._flush_later, loop)
+
+    def _flush_later(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._flush_at = None
+        if not self._links:
+            return
+        if self._inline_ok():
+            token = _INLINE.set(True)
+            try:
+                self.flush_links()
+                return
+            except AuditError:
+                pass  # busy: a worker thread waits for it
+            finally:
+                _INLINE.reset(token)
+        future = loop.run_in_executor(None, self.flush_links)
+        future.add_done_callback(_log_link_failure)
+
+    def flush_links(self) -> None:
+        """Write every pending ``defer_link`` now."""
+        if self._links:
+            with self._write():
+                pass  # _write writes them first
+
+    def _write_links(self, cur: Any, sql: dict[str, str]) -> None:
+        with self._links_lock:
+            links, self._links = self._links, []
+        try:
+            cur.executemany(sql["link"], [(aid, rid) for rid, aid in links])
+        except BaseException:
+            with self._links_lock:
+                self._links[:0] = links  # rolled back with the transaction: keep them
+            raise
 
     def reap(self, now: float | None = None) -> list[tuple[str, str]]:
         """Settle requests nobody is waiting for any more: ``abandoned`` or ``expired``.
@@ -394,12 +448,13 @@ class ApprovalBook:
     # -- reading ---------------------------------------------------------------------------
 
     def _row(self, rid: str) -> Mapping[str, Any] | None:
-        with self._tx() as conn:
-            return _load(conn, rid)
+        with self._read() as (cur, sql):
+            return _load(cur, sql, rid)
 
     def state(self, rid: str) -> str | None:
-        with self._tx() as conn:
-            row = conn.execute(_SELECT_STATE, {"rid": rid}).first()
+        with self._read() as (cur, sql):
+            cur.execute(sql["state"], (rid,))
+            row = cur.fetchone()
         return None if row is None else str(row[0])
 
     def get(self, ref: str, *, allow_prefix: bool = False) -> ApprovalRequest:
@@ -407,21 +462,23 @@ class ApprovalBook:
         rid, problem = self._resolve(ref, allow_prefix)
         if rid is None:
             raise ApprovalError(problem)
-        with self._tx() as conn:
-            row = _load(conn, rid)
+        self.flush_links()
+        with self._read() as (cur, sql):
+            row = _load(cur, sql, rid)
             if row is None:
                 raise ApprovalError(f"no approval request {ref!r}")
-            return _request(row, _answers(conn, rid))
+            return _request(row, _answers(cur, sql, rid))
 
     def list(self, *, state: str | None = None, limit: int | None = 100) -> list[ApprovalRequest]:
-        query = select(requests).order_by(requests.c.created_at.desc())
-        if state is not None:
-            query = query.where(requests.c.state == state)
-        if limit is not None:
-            query = query.limit(limit)
-        with self._tx() as conn:
-            rows = [dict(r._mapping) for r in conn.execute(query)]
-            return [_request(r, _answers(conn, r["id"])) for r in rows]
+        self.flush_links()
+        with self._read() as (cur, sql):
+            where = "" if state is None else " WHERE state = ?"
+            text = sql["request"].split(" WHERE ", 1)[0] + where + " ORDER BY created_at DESC"
+            if limit is not None:
+                text += f" LIMIT {int(limit)}"
+            cur.execute(self._raw.convert(text), () if state is None else (state,))
+            rows = [dict(zip(REQUEST_COLUMNS, r, strict=True)) for r in cur.fetchall()]
+            return [_request(r, _answers(cur, sql, r["id"])) for r in rows]
 
     def _resolve(self, ref: str, allow_prefix: bool) -> tuple[str | None, str]:
         if not isinstance(ref, str) or not ref:
@@ -446,6 +503,15 @@ class ApprovalBook:
         return found[0], ""
 
 
+def _log_link_failure(future: Any) -> None:
+    if not future.cancelled() and future.exception() is not None:
+        log.error("could not link approval requests to their records: %s", future.exception())
+
+
+def _requirements_json(req: ApprovalRequirements) -> str:
+    return json.dumps(attrs.asdict(req))
+
+
 def _tune_sqlite(conn: Connection, busy_timeout: float) -> None:
     """Request writes need no fsync of their own: the action's record, committed with
     ``synchronous=FULL`` right after, makes them durable too (WAL order), and a process crash
@@ -462,26 +528,27 @@ def _tune_sqlite(conn: Connection, busy_timeout: float) -> None:
         info["aegis_inline"] = inline
 
 
-def _load(conn: Connection, rid: str) -> Mapping[str, Any] | None:
-    row = conn.execute(_SELECT_REQUEST, {"rid": rid}).first()
-    return None if row is None else dict(row._mapping)
+def _load(cur: Any, sql: dict[str, str], rid: str) -> dict[str, Any] | None:
+    cur.execute(sql["request"], (rid,))
+    row = cur.fetchone()
+    return None if row is None else dict(zip(REQUEST_COLUMNS, row, strict=True))
 
 
-def _answers(conn: Connection, rid: str) -> tuple[AnswerRecord, ...]:
-    rows = conn.execute(_SELECT_ANSWERS, {"rid": rid}).fetchall()
+def _answers(cur: Any, sql: dict[str, str], rid: str) -> tuple[AnswerRecord, ...]:
+    cur.execute(sql["answers"], (rid,))
     return tuple(
         AnswerRecord(
-            id=r.id,
-            at=r.at,
-            channel=r.channel,
-            responder=r.responder,
-            verdict=r.verdict,
-            reason=r.reason,
-            edits=None if r.edits is None else json.loads(r.edits),
-            accepted=bool(r.accepted),
-            note=r.note,
+            id=r[0],
+            at=r[1],
+            channel=r[2],
+            responder=r[3],
+            verdict=r[4],
+            reason=r[5],
+            edits=None if r[6] is None else json.loads(r[6]),
+            accepted=bool(r[7]),
+            note=r[8],
         )
-        for r in rows
+        for r in cur.fetchall()
     )
 
 
@@ -498,24 +565,29 @@ class _Attempt:
 
 
 def _store_answer(
-    conn: Connection, rid: str | None, attempt: _Attempt, accepted: bool, note: str
+    cur: Any,
+    sql: dict[str, str],
+    rid: str | None,
+    attempt: _Attempt,
+    accepted: bool,
+    note: str,
 ) -> AnswerRecord:
     """Every attempt is stored, accepted or not, with why."""
     at = time.time()
-    conn.execute(
-        _INSERT_ANSWER,
-        {
-            "request_id": rid,
-            "at": at,
-            "channel": attempt.channel,
-            "responder": attempt.identity,
-            "verdict": str(attempt.verdict)[:16],
-            "reason": attempt.reason,
-            "edits": attempt.edits_json,
-            "proof": attempt.proof,
-            "accepted": 1 if accepted else 0,
-            "note": note,
-        },
+    cur.execute(
+        sql["store_answer"],
+        (
+            rid,
+            at,
+            attempt.channel,
+            attempt.identity,
+            str(attempt.verdict)[:16],
+            attempt.reason,
+            attempt.edits_json,
+            attempt.proof,
+            1 if accepted else 0,
+            note,
+        ),
     )
     return AnswerRecord(
         id=None,

@@ -397,21 +397,11 @@ class Runtime:
         return await self.audit.record(stopped, parent_id=parent_id)
 
     async def _link_request(self, request_id: str, audit_id: int) -> None:
-        """Point the request at the action's record, off the action's path (``close`` waits)."""
-
-        async def link() -> None:
-            try:
-                await self.audit.approvals.run(
-                    self.audit.approvals.link_audit, request_id, audit_id
-                )
-            except Exception:  # the action ran and is audited; the link is a convenience
-                log.exception(
-                    "could not link approval request %s to record %s", request_id, audit_id
-                )
-
-        task = asyncio.ensure_future(link())
-        self._links.add(task)
-        task.add_done_callback(self._links.discard)
+        """Point the request at the action's record, off the action's path (see defer_link)."""
+        try:
+            self.audit.approvals.defer_link(request_id, audit_id)
+        except Exception:  # the action ran and is audited; the link is a convenience
+            log.exception("could not link approval request %s to record %s", request_id, audit_id)
 
     async def _gate(
         self,
