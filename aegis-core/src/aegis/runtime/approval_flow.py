@@ -32,6 +32,7 @@ from aegis.core.result import ResultStatus
 from aegis.core.risk import Approval
 from aegis.errors import ActionError
 from aegis.runtime import approval_store as book_mod
+from aegis.runtime.approval import AutoApprovalHandler
 from aegis.runtime.approval_channels import ApprovalChannel, HandlerChannel, Responder
 from aegis.runtime.approval_rules import apply_edits
 
@@ -136,16 +137,20 @@ async def seek_approval(
     for _round in range(MAX_ROUNDS):
         window = window_for(runtime.approval_timeout, current, channels)
         view = runtime.audit.redactor.redact(current_action.params)
-        request = await book.run(
-            book.create,
-            current_action,
-            current,
-            window=window,
-            channels=[_label(c) for c in channels],
-            params_view=view,
-            replaces=replaces,
-        )
-        final = await _wait(book, request, window, channels, current_action, current)
+        auto = _auto_only(channels)
+        if auto is not None:
+            final = await _auto(book, auto, current_action, current, window, view, replaces)
+        else:
+            request = await book.run(
+                book.create,
+                current_action,
+                current,
+                window=window,
+                channels=[_label(c) for c in channels],
+                params_view=view,
+                replaces=replaces,
+            )
+            final = await _wait(book, request, window, channels, current_action, current)
         if final.state != book_mod.APPROVED:
             return _refusal(final, current_action, current, window, channels)
         candidate = current_action
@@ -195,6 +200,50 @@ async def seek_approval(
         None,
         replaces,
     )
+
+
+def _auto_only(channels: Sequence[ApprovalChannel]) -> HandlerChannel | None:
+    """The one channel, when it is the built-in ``auto`` handler (not a subclass: that may ask
+    someone). Its answer is fixed, so nobody is asked and no pending request need be visible."""
+    if len(channels) == 1:
+        channel = channels[0]
+        if isinstance(channel, HandlerChannel) and type(channel.handler) is AutoApprovalHandler:
+            return channel
+    return None
+
+
+async def _auto(
+    book: ApprovalBook,
+    channel: HandlerChannel,
+    action: Action,
+    decision: PolicyDecision,
+    window: float,
+    view: Any,
+    replaces: str | None,
+) -> ApprovalRequest:
+    """The ``auto`` handler's round: request and answer stored in one transaction, the answer
+    judged like any other (an allow list that does not name ``auto:...`` still refuses it)."""
+    answer = await channel.ask(action, decision)
+    channel.last_answer = answer
+    request, outcome = await book.run(
+        book.create_answered,
+        action,
+        decision,
+        window=window,
+        channel=channel.label,
+        params_view=view,
+        responder=answer.approver or channel.label,
+        verdict="approve" if answer.approved else "deny",
+        reason=answer.reason,
+        replaces=replaces,
+    )
+    if outcome.request is not None and outcome.request.settled:
+        return outcome.request
+    if not outcome.accepted:
+        log.warning("answer from %s handler not accepted: %s", channel.label, outcome.message)
+    # Not settled (refused, or one approval of a quorum of two): no channel is left to answer,
+    # so the usual wait closes it as cancelled and says why, as it does for any handler.
+    return await _wait(book, request, window, [], action, decision)
 
 
 async def _wait(

@@ -48,6 +48,8 @@ _REQ, _ANS = requests.name, answers.name
 _RAW = {
     "create": f"INSERT INTO {_REQ} ({', '.join(CREATE_COLUMNS)}) "
     f"VALUES ({', '.join('?' for _ in CREATE_COLUMNS)})",
+    "create_settled": f"INSERT INTO {_REQ} ({', '.join(CREATE_COLUMNS)}, settled_at, outcome) "
+    f"VALUES ({', '.join('?' for _ in CREATE_COLUMNS)}, ?, ?)",
     "request": f"SELECT {', '.join(REQUEST_COLUMNS)} FROM {_REQ} WHERE id = ?",
     "answers": f"SELECT {', '.join(ANSWER_COLUMNS)} FROM {_ANS} WHERE request_id = ? ORDER BY id",
     "state": f"SELECT state FROM {_REQ} WHERE id = ?",

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import functools
 import hashlib
 import hmac
 import json
@@ -28,7 +29,6 @@ import secrets
 import socket
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -38,7 +38,7 @@ from sqlalchemy import Connection, insert, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from aegis.core.action import Action
-from aegis.core.approvers import ApprovalRequirements
+from aegis.core.approvers import DEFAULT_REQUIREMENTS, ApprovalRequirements
 from aegis.core.decision import PolicyDecision
 from aegis.errors import ApprovalError, AuditError
 from aegis.runtime.approval_record import (
@@ -103,7 +103,7 @@ class ApprovalBook:
         #: (request id, audit id) links not written yet (see ``defer_link``).
         self._links: list[tuple[str, int]] = []
         self._links_lock = threading.Lock()
-        self._flush_at: asyncio.TimerHandle | None = None
+        self._flush_loop: asyncio.AbstractEventLoop | None = None  # a flush is due on it
 
     # -- plumbing --------------------------------------------------------------------------
 
@@ -243,39 +243,60 @@ class ApprovalBook:
         replaces: str | None = None,
     ) -> ApprovalRequest:
         """Store a new pending request; it exists before any channel is told about it."""
-        now = time.time()
-        req = decision.requirements or ApprovalRequirements()
-        values = {
-            "id": uuid.uuid4().hex,
-            "version": 1,
-            "state": PENDING,
-            "created_at": now,
-            "expires_at": now + window,
-            "action_type": action.type,
-            "target": action.target,
-            "agent_id": action.agent_id,
-            "session_id": action.session_id,
-            "params": json.dumps(params_view, default=str, ensure_ascii=False),
-            "description": action.description,
-            "digest": action.digest,
-            "policy_fingerprint": decision.policy_fingerprint,
-            "matched_rule": decision.matched_rule,
-            "risk_level": decision.risk_level.name.lower(),
-            "decision_reason": decision.reason,
-            "requirements": _requirements_json(req),
-            "escalated": 0,
-            "channels": json.dumps(list(channels)),
-            "owner_host": HOST,
-            "owner_pid": os.getpid(),
-            "owner_started": _OWNER,
-            "heartbeat_at": now,
-            "replaces": replaces,
-        }
+        values, request = _new_request(action, decision, window, channels, params_view, replaces)
         with self._write() as (cur, sql):
             cur.execute(sql["create"], [values[c] for c in CREATE_COLUMNS])
-        return _request(
-            {**values, "settled_at": None, "audit_id": None, "outcome": None, "edits": None}, ()
-        )
+        return request
+
+    def create_answered(
+        self,
+        action: Action,
+        decision: PolicyDecision,
+        *,
+        window: float,
+        channel: str,
+        params_view: Mapping[str, Any],
+        responder: str,
+        verdict: str,
+        reason: str | None = None,
+        replaces: str | None = None,
+    ) -> tuple[ApprovalRequest, AnswerOutcome]:
+        """Store a new request and an answer nobody had to be asked for, in one transaction.
+
+        For the built-in ``auto`` handler: its answer is fixed before the request exists, so no
+        moment needs a pending request that someone else could see and answer. The answer is
+        judged (``judge``) on the request exactly as written, and stored, accepted or not; one
+        that does not settle the request leaves it pending, as ``respond`` would.
+        """
+        values, request = _new_request(action, decision, window, [channel], params_view, replaces)
+        identity = f"{channel}:{responder}"
+        attempt = _Attempt(channel, identity, verdict, reason, None, None)
+        ruling = judge(request, identity, verdict, reason, None, None, time.time())
+        after = request
+        if ruling.new_state is not None:  # the row is written as the ruling leaves it
+            values["version"], values["state"] = 2, ruling.new_state
+            settled_at = outcome = None
+            if ruling.new_state != PENDING:
+                settled_at, outcome = time.time(), ruling.message
+        with self._write() as (cur, sql):
+            if ruling.new_state is None:
+                cur.execute(sql["create"], [values[c] for c in CREATE_COLUMNS])
+            else:
+                row = [values[c] for c in CREATE_COLUMNS]
+                cur.execute(sql["create_settled"], [*row, settled_at, outcome])
+            answer = _store_answer(cur, sql, request.id, attempt, ruling.accepted, ruling.message)
+        if ruling.new_state is not None:
+            after = _snapshot(
+                values,
+                request.requirements,
+                request.channels,
+                request.params,
+                settled_at=settled_at,
+                outcome=outcome,
+                answers=(answer,),
+            )
+        state = ruling.new_state or PENDING
+        return request, AnswerOutcome(ruling.accepted, state, ruling.message, request.id, after)
 
     def respond(
         self,
@@ -320,35 +341,10 @@ class ApprovalBook:
                     return AnswerOutcome(False, "", note, rid)
                 assert rid is not None
                 request = _request(row, _answers(cur, sql, rid))
-                if refused is not None:
-                    ruling = Verdict(False, None, f"refused: {refused}")
-                else:
-                    ruling = judge(request, identity, verdict, reason, edits, digest, time.time())
-                if ruling.new_state is None:
-                    _store_answer(cur, sql, rid, attempt, ruling.accepted, ruling.message)
-                    return AnswerOutcome(ruling.accepted, request.state, ruling.message, rid)
-                settled_at, outcome, new_edits = row["settled_at"], row["outcome"], row["edits"]
-                if ruling.new_state != PENDING:
-                    settled_at, outcome = time.time(), ruling.message
-                if ruling.accepted and edits is not None:
-                    new_edits = edits_json
-                version = row["version"]
-                cur.execute(
-                    sql["answer"],
-                    (version + 1, ruling.new_state, settled_at, outcome, new_edits, rid, version),
-                )
-                if cur.rowcount != 1:
-                    continue  # someone else changed it between our read and write: re-judge
-                answer = _store_answer(cur, sql, rid, attempt, ruling.accepted, ruling.message)
-                after = attrs.evolve(
-                    request,
-                    state=ruling.new_state,
-                    answers=(*request.answers, answer),
-                    settled_at=settled_at,
-                    outcome=outcome,
-                    edits=(dict(edits) if ruling.accepted and edits is not None else request.edits),
-                )
-                return AnswerOutcome(ruling.accepted, ruling.new_state, ruling.message, rid, after)
+                ruled = _rule(cur, sql, request, row["version"], attempt, edits, digest, refused)
+                if ruled is not None:
+                    return ruled
+                # someone else changed it between our read and write: re-judge
         return AnswerOutcome(False, "", "the request kept changing; try again", rid)
 
     def settle(self, rid: str, state: str, outcome: str, *, only_from: str = PENDING) -> bool:
@@ -385,16 +381,17 @@ class ApprovalBook:
         """
         with self._links_lock:
             self._links.append((rid, audit_id))
-        if self._flush_at is None:
-            try:
-                loop = asyncio.get_running_loop()
-            except RuntimeError:
-                self.flush_links()
-                return
-            self._flush_at = loop.call_later(1.0, self._flush_later, loop)
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self.flush_links()
+            return
+        if self._flush_loop is not loop:  # one timer per loop and second, not one per link
+            self._flush_loop = loop
+            loop.call_later(1.0, self._flush_later, loop)
 
     def _flush_later(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._flush_at = None
+        self._flush_loop = None
         if not self._links:
             return
         if self._inline_ok():
@@ -508,8 +505,143 @@ def _log_link_failure(future: Any) -> None:
         log.error("could not link approval requests to their records: %s", future.exception())
 
 
+def _new_request(
+    action: Action,
+    decision: PolicyDecision,
+    window: float,
+    channels: Sequence[str],
+    params_view: Mapping[str, Any],
+    replaces: str | None,
+) -> tuple[dict[str, Any], ApprovalRequest]:
+    """A new pending request: its row values and the request they describe (built directly,
+    not read back: the same values, without decoding what was just encoded)."""
+    now = time.time()
+    req = decision.requirements or DEFAULT_REQUIREMENTS
+    params = json.dumps(params_view, default=str, ensure_ascii=False)
+    values: dict[str, Any] = {
+        "id": secrets.token_hex(16),
+        "version": 1,
+        "state": PENDING,
+        "created_at": now,
+        "expires_at": now + window,
+        "action_type": action.type,
+        "target": action.target,
+        "agent_id": action.agent_id,
+        "session_id": action.session_id,
+        "params": params,
+        "description": action.description,
+        "digest": action.digest,
+        "policy_fingerprint": decision.policy_fingerprint,
+        "matched_rule": decision.matched_rule,
+        "risk_level": decision.risk_level.name.lower(),
+        "decision_reason": decision.reason,
+        "requirements": _requirements_json(req),
+        "escalated": 0,
+        "channels": json.dumps(list(channels)),
+        "owner_host": HOST,
+        "owner_pid": os.getpid(),
+        "owner_started": _OWNER,
+        "heartbeat_at": now,
+        "replaces": replaces,
+    }
+    return values, _snapshot(values, req, tuple(channels), json.loads(params))
+
+
+def _snapshot(
+    values: Mapping[str, Any],
+    requirements: ApprovalRequirements,
+    channels: tuple[str, ...],
+    params: dict[str, Any],
+    *,
+    settled_at: float | None = None,
+    outcome: str | None = None,
+    answers: tuple[AnswerRecord, ...] = (),
+) -> ApprovalRequest:
+    """The request a new row's ``values`` describe (built directly: nothing to decode)."""
+    return ApprovalRequest(
+        id=values["id"],
+        state=values["state"],
+        created_at=values["created_at"],
+        expires_at=values["expires_at"],
+        settled_at=settled_at,
+        action_type=values["action_type"],
+        target=values["target"],
+        agent_id=values["agent_id"],
+        session_id=values["session_id"],
+        params=params,
+        description=values["description"],
+        digest=values["digest"],
+        policy_fingerprint=values["policy_fingerprint"],
+        matched_rule=values["matched_rule"],
+        risk_level=values["risk_level"],
+        decision_reason=values["decision_reason"],
+        requirements=requirements,
+        escalated=False,
+        channels=channels,
+        owner_host=values["owner_host"],
+        owner_pid=values["owner_pid"],
+        owner_started=values["owner_started"],
+        heartbeat_at=values["heartbeat_at"],
+        replaces=values["replaces"],
+        audit_id=None,
+        outcome=outcome,
+        edits=None,
+        answers=answers,
+    )
+
+
+@functools.lru_cache(maxsize=256)
 def _requirements_json(req: ApprovalRequirements) -> str:
+    """A rule's terms as stored (the same few objects for every request of a policy)."""
     return json.dumps(attrs.asdict(req))
+
+
+def _rule(
+    cur: Any,
+    sql: dict[str, str],
+    request: ApprovalRequest,
+    version: int,
+    attempt: _Attempt,
+    edits: Mapping[str, Any] | None,
+    digest: str | None,
+    refused: str | None,
+) -> AnswerOutcome | None:
+    """Judge one answer to ``request`` (as stored at ``version``), store it and apply the ruling.
+
+    None when the compare-and-swap lost (the request changed since it was read): nothing was
+    written, and the caller judges again on a fresh read.
+    """
+    rid = request.id
+    if refused is not None:
+        ruling = Verdict(False, None, f"refused: {refused}")
+    else:
+        identity, verdict, reason = attempt.identity, attempt.verdict, attempt.reason
+        ruling = judge(request, identity, verdict, reason, edits, digest, time.time())
+    if ruling.new_state is None:
+        _store_answer(cur, sql, rid, attempt, ruling.accepted, ruling.message)
+        return AnswerOutcome(ruling.accepted, request.state, ruling.message, rid)
+    settled_at, outcome = request.settled_at, request.outcome
+    new_edits = None if request.edits is None else json.dumps(request.edits, ensure_ascii=False)
+    if ruling.new_state != PENDING:
+        settled_at, outcome = time.time(), ruling.message
+    if ruling.accepted and edits is not None:
+        new_edits = attempt.edits_json
+    cur.execute(
+        sql["answer"],
+        (version + 1, ruling.new_state, settled_at, outcome, new_edits, rid, version),
+    )
+    if cur.rowcount != 1:
+        return None
+    answer = _store_answer(cur, sql, rid, attempt, ruling.accepted, ruling.message)
+    after = attrs.evolve(
+        request,
+        state=ruling.new_state,
+        answers=(*request.answers, answer),
+        settled_at=settled_at,
+        outcome=outcome,
+        edits=(dict(edits) if ruling.accepted and edits is not None else request.edits),
+    )
+    return AnswerOutcome(ruling.accepted, ruling.new_state, ruling.message, rid, after)
 
 
 def _tune_sqlite(conn: Connection, busy_timeout: float) -> None:
