@@ -26,7 +26,7 @@ import attrs
 
 from aegis.core.action import Action
 from aegis.core.approval import ApprovalDecision
-from aegis.core.approvers import MAX_WINDOW, ApprovalRequirements
+from aegis.core.approvers import DEFAULT_REQUIREMENTS, MAX_WINDOW
 from aegis.core.decision import PolicyDecision
 from aegis.core.result import ResultStatus
 from aegis.core.risk import Approval
@@ -120,7 +120,7 @@ def window_for(
     cap: float | None, decision: PolicyDecision, channels: Sequence[ApprovalChannel]
 ) -> float:
     """The shortest of the runtime cap, the rule's timeout and the channels' own limits."""
-    limits = [cap, (decision.requirements or ApprovalRequirements()).timeout]
+    limits = [cap, (decision.requirements or DEFAULT_REQUIREMENTS).timeout]
     limits += [c.timeout for c in channels]
     found = [float(x) for x in limits if x is not None]
     return min(found) if found else MAX_WINDOW
@@ -334,13 +334,13 @@ def _covers(final: ApprovalRequest, asked: PolicyDecision, fresh: PolicyDecision
     """Whether the approvals given under ``asked`` also meet ``fresh``'s terms."""
     if fresh.risk_level > asked.risk_level:
         return False
-    terms = fresh.requirements or ApprovalRequirements()
+    terms = fresh.requirements or DEFAULT_REQUIREMENTS
     allowed = [a for a in final.approvers if terms.allows(a, escalated=final.escalated)]
     return len(allowed) >= terms.quorum
 
 
 def _terms(decision: PolicyDecision) -> str:
-    terms = decision.requirements or ApprovalRequirements()
+    terms = decision.requirements or DEFAULT_REQUIREMENTS
     return f"rule {decision.matched_rule or '(defaults)'}, risk {decision.risk_level}, " + (
         terms.describe()
     )
