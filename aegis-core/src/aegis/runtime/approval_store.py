@@ -19,26 +19,21 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import functools
 import hashlib
 import hmac
 import json
 import logging
-import os
 import secrets
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
 
-import attrs
 from sqlalchemy import Connection, insert, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from aegis.core.action import Action
-from aegis.core.approvers import DEFAULT_REQUIREMENTS, ApprovalRequirements
 from aegis.core.decision import PolicyDecision
 from aegis.errors import ApprovalError, AuditError
 from aegis.runtime.approval_record import (
@@ -55,10 +50,19 @@ from aegis.runtime.approval_record import (
     ApprovalRequest,
 )
 from aegis.runtime.approval_record import request_from_row as _request
-from aegis.runtime.approval_rules import Verdict, judge
+from aegis.runtime.approval_rows import (
+    Attempt,
+    answers_of,
+    load,
+    new_request,
+    rule,
+    snapshot,
+    store_answer,
+)
+from aegis.runtime.approval_rules import judge
 from aegis.runtime.approval_schema import metadata, requests, secret_table
 from aegis.runtime.approval_sql import CREATE_COLUMNS, REQUEST_COLUMNS, BookConnection
-from aegis.runtime.audit_interrupted import current_owner, owner_gone
+from aegis.runtime.audit_interrupted import owner_gone
 
 if TYPE_CHECKING:
     from aegis.runtime.audit import AuditStore
@@ -84,12 +88,9 @@ HEARTBEAT_EVERY = 5.0
 STALE_AFTER = 60.0
 
 
-HOST = socket.gethostname()
 _INLINE: contextvars.ContextVar[bool] = contextvars.ContextVar("aegis_inline", default=False)
 _T = TypeVar("_T")
 log = logging.getLogger("aegis.approvals")
-#: ``host:pid:start/boot/pidns`` (see ``audit_interrupted``): tells a dead or reused pid apart.
-_OWNER = current_owner()
 
 
 class ApprovalBook:
@@ -243,7 +244,7 @@ class ApprovalBook:
         replaces: str | None = None,
     ) -> ApprovalRequest:
         """Store a new pending request; it exists before any channel is told about it."""
-        values, request = _new_request(action, decision, window, channels, params_view, replaces)
+        values, request = new_request(action, decision, window, channels, params_view, replaces)
         with self._write() as (cur, sql):
             cur.execute(sql["create"], [values[c] for c in CREATE_COLUMNS])
         return request
@@ -268,9 +269,9 @@ class ApprovalBook:
         judged (``judge``) on the request exactly as written, and stored, accepted or not; one
         that does not settle the request leaves it pending, as ``respond`` would.
         """
-        values, request = _new_request(action, decision, window, [channel], params_view, replaces)
+        values, request = new_request(action, decision, window, [channel], params_view, replaces)
         identity = f"{channel}:{responder}"
-        attempt = _Attempt(channel, identity, verdict, reason, None, None)
+        attempt = Attempt(channel, identity, verdict, reason, None, None)
         ruling = judge(request, identity, verdict, reason, None, None, time.time())
         after = request
         if ruling.new_state is not None:  # the row is written as the ruling leaves it
@@ -284,9 +285,9 @@ class ApprovalBook:
             else:
                 row = [values[c] for c in CREATE_COLUMNS]
                 cur.execute(sql["create_settled"], [*row, settled_at, outcome])
-            answer = _store_answer(cur, sql, request.id, attempt, ruling.accepted, ruling.message)
+            answer = store_answer(cur, sql, request.id, attempt, ruling.accepted, ruling.message)
         if ruling.new_state is not None:
-            after = _snapshot(
+            after = snapshot(
                 values,
                 request.requirements,
                 request.channels,
@@ -326,7 +327,7 @@ class ApprovalBook:
         """
         identity = f"{channel}:{responder}"
         edits_json = None if edits is None else json.dumps(dict(edits), ensure_ascii=False)
-        attempt = _Attempt(channel, identity, verdict, reason, edits_json, proof)
+        attempt = Attempt(channel, identity, verdict, reason, edits_json, proof)
         rid: str | None
         if isinstance(ref, str) and ref and "." not in ref and not allow_prefix:
             rid, problem = ref, f"no approval request {ref!r}"  # checked in the transaction
@@ -334,14 +335,14 @@ class ApprovalBook:
             rid, problem = self._resolve(ref, allow_prefix)
         for _attempt in range(20):
             with self._write() as (cur, sql):
-                row = None if rid is None else _load(cur, sql, rid)
+                row = None if rid is None else load(cur, sql, rid)
                 if row is None:
                     note = problem or "no such request"
-                    _store_answer(cur, sql, rid, attempt, False, note)
+                    store_answer(cur, sql, rid, attempt, False, note)
                     return AnswerOutcome(False, "", note, rid)
                 assert rid is not None
-                request = _request(row, _answers(cur, sql, rid))
-                ruled = _rule(cur, sql, request, row["version"], attempt, edits, digest, refused)
+                request = _request(row, answers_of(cur, sql, rid))
+                ruled = rule(cur, sql, request, row["version"], attempt, edits, digest, refused)
                 if ruled is not None:
                     return ruled
                 # someone else changed it between our read and write: re-judge
@@ -446,7 +447,7 @@ class ApprovalBook:
 
     def _row(self, rid: str) -> Mapping[str, Any] | None:
         with self._read() as (cur, sql):
-            return _load(cur, sql, rid)
+            return load(cur, sql, rid)
 
     def state(self, rid: str) -> str | None:
         with self._read() as (cur, sql):
@@ -461,10 +462,10 @@ class ApprovalBook:
             raise ApprovalError(problem)
         self.flush_links()
         with self._read() as (cur, sql):
-            row = _load(cur, sql, rid)
+            row = load(cur, sql, rid)
             if row is None:
                 raise ApprovalError(f"no approval request {ref!r}")
-            return _request(row, _answers(cur, sql, rid))
+            return _request(row, answers_of(cur, sql, rid))
 
     def list(self, *, state: str | None = None, limit: int | None = 100) -> list[ApprovalRequest]:
         self.flush_links()
@@ -475,7 +476,7 @@ class ApprovalBook:
                 text += f" LIMIT {int(limit)}"
             cur.execute(self._raw.convert(text), () if state is None else (state,))
             rows = [dict(zip(REQUEST_COLUMNS, r, strict=True)) for r in cur.fetchall()]
-            return [_request(r, _answers(cur, sql, r["id"])) for r in rows]
+            return [_request(r, answers_of(cur, sql, r["id"])) for r in rows]
 
     def _resolve(self, ref: str, allow_prefix: bool) -> tuple[str | None, str]:
         if not isinstance(ref, str) or not ref:
@@ -505,145 +506,6 @@ def _log_link_failure(future: Any) -> None:
         log.error("could not link approval requests to their records: %s", future.exception())
 
 
-def _new_request(
-    action: Action,
-    decision: PolicyDecision,
-    window: float,
-    channels: Sequence[str],
-    params_view: Mapping[str, Any],
-    replaces: str | None,
-) -> tuple[dict[str, Any], ApprovalRequest]:
-    """A new pending request: its row values and the request they describe (built directly,
-    not read back: the same values, without decoding what was just encoded)."""
-    now = time.time()
-    req = decision.requirements or DEFAULT_REQUIREMENTS
-    params = json.dumps(params_view, default=str, ensure_ascii=False)
-    values: dict[str, Any] = {
-        "id": secrets.token_hex(16),
-        "version": 1,
-        "state": PENDING,
-        "created_at": now,
-        "expires_at": now + window,
-        "action_type": action.type,
-        "target": action.target,
-        "agent_id": action.agent_id,
-        "session_id": action.session_id,
-        "params": params,
-        "description": action.description,
-        "digest": action.digest,
-        "policy_fingerprint": decision.policy_fingerprint,
-        "matched_rule": decision.matched_rule,
-        "risk_level": decision.risk_level.name.lower(),
-        "decision_reason": decision.reason,
-        "requirements": _requirements_json(req),
-        "escalated": 0,
-        "channels": json.dumps(list(channels)),
-        "owner_host": HOST,
-        "owner_pid": os.getpid(),
-        "owner_started": _OWNER,
-        "heartbeat_at": now,
-        "replaces": replaces,
-    }
-    return values, _snapshot(values, req, tuple(channels), json.loads(params))
-
-
-def _snapshot(
-    values: Mapping[str, Any],
-    requirements: ApprovalRequirements,
-    channels: tuple[str, ...],
-    params: dict[str, Any],
-    *,
-    settled_at: float | None = None,
-    outcome: str | None = None,
-    answers: tuple[AnswerRecord, ...] = (),
-) -> ApprovalRequest:
-    """The request a new row's ``values`` describe (built directly: nothing to decode)."""
-    return ApprovalRequest(
-        id=values["id"],
-        state=values["state"],
-        created_at=values["created_at"],
-        expires_at=values["expires_at"],
-        settled_at=settled_at,
-        action_type=values["action_type"],
-        target=values["target"],
-        agent_id=values["agent_id"],
-        session_id=values["session_id"],
-        params=params,
-        description=values["description"],
-        digest=values["digest"],
-        policy_fingerprint=values["policy_fingerprint"],
-        matched_rule=values["matched_rule"],
-        risk_level=values["risk_level"],
-        decision_reason=values["decision_reason"],
-        requirements=requirements,
-        escalated=False,
-        channels=channels,
-        owner_host=values["owner_host"],
-        owner_pid=values["owner_pid"],
-        owner_started=values["owner_started"],
-        heartbeat_at=values["heartbeat_at"],
-        replaces=values["replaces"],
-        audit_id=None,
-        outcome=outcome,
-        edits=None,
-        answers=answers,
-    )
-
-
-@functools.lru_cache(maxsize=256)
-def _requirements_json(req: ApprovalRequirements) -> str:
-    """A rule's terms as stored (the same few objects for every request of a policy)."""
-    return json.dumps(attrs.asdict(req))
-
-
-def _rule(
-    cur: Any,
-    sql: dict[str, str],
-    request: ApprovalRequest,
-    version: int,
-    attempt: _Attempt,
-    edits: Mapping[str, Any] | None,
-    digest: str | None,
-    refused: str | None,
-) -> AnswerOutcome | None:
-    """Judge one answer to ``request`` (as stored at ``version``), store it and apply the ruling.
-
-    None when the compare-and-swap lost (the request changed since it was read): nothing was
-    written, and the caller judges again on a fresh read.
-    """
-    rid = request.id
-    if refused is not None:
-        ruling = Verdict(False, None, f"refused: {refused}")
-    else:
-        identity, verdict, reason = attempt.identity, attempt.verdict, attempt.reason
-        ruling = judge(request, identity, verdict, reason, edits, digest, time.time())
-    if ruling.new_state is None:
-        _store_answer(cur, sql, rid, attempt, ruling.accepted, ruling.message)
-        return AnswerOutcome(ruling.accepted, request.state, ruling.message, rid)
-    settled_at, outcome = request.settled_at, request.outcome
-    new_edits = None if request.edits is None else json.dumps(request.edits, ensure_ascii=False)
-    if ruling.new_state != PENDING:
-        settled_at, outcome = time.time(), ruling.message
-    if ruling.accepted and edits is not None:
-        new_edits = attempt.edits_json
-    cur.execute(
-        sql["answer"],
-        (version + 1, ruling.new_state, settled_at, outcome, new_edits, rid, version),
-    )
-    if cur.rowcount != 1:
-        return None
-    answer = _store_answer(cur, sql, rid, attempt, ruling.accepted, ruling.message)
-    after = attrs.evolve(
-        request,
-        state=ruling.new_state,
-        answers=(*request.answers, answer),
-        settled_at=settled_at,
-        outcome=outcome,
-        edits=(dict(edits) if ruling.accepted and edits is not None else request.edits),
-    )
-    return AnswerOutcome(ruling.accepted, ruling.new_state, ruling.message, rid, after)
-
-
 def _tune_sqlite(conn: Connection, busy_timeout: float) -> None:
     """Request writes need no fsync of their own: the action's record, committed with
     ``synchronous=FULL`` right after, makes them durable too (WAL order), and a process crash
@@ -658,80 +520,6 @@ def _tune_sqlite(conn: Connection, busy_timeout: float) -> None:
         timeout = 20 if inline else int(1000 * busy_timeout)
         dbapi.execute(f"PRAGMA busy_timeout={timeout}")  # type: ignore[union-attr]
         info["aegis_inline"] = inline
-
-
-def _load(cur: Any, sql: dict[str, str], rid: str) -> dict[str, Any] | None:
-    cur.execute(sql["request"], (rid,))
-    row = cur.fetchone()
-    return None if row is None else dict(zip(REQUEST_COLUMNS, row, strict=True))
-
-
-def _answers(cur: Any, sql: dict[str, str], rid: str) -> tuple[AnswerRecord, ...]:
-    cur.execute(sql["answers"], (rid,))
-    return tuple(
-        AnswerRecord(
-            id=r[0],
-            at=r[1],
-            channel=r[2],
-            responder=r[3],
-            verdict=r[4],
-            reason=r[5],
-            edits=None if r[6] is None else json.loads(r[6]),
-            accepted=bool(r[7]),
-            note=r[8],
-        )
-        for r in cur.fetchall()
-    )
-
-
-@attrs.frozen
-class _Attempt:
-    """One answer as given, before it is judged."""
-
-    channel: str
-    identity: str
-    verdict: str
-    reason: str | None
-    edits_json: str | None
-    proof: str | None
-
-
-def _store_answer(
-    cur: Any,
-    sql: dict[str, str],
-    rid: str | None,
-    attempt: _Attempt,
-    accepted: bool,
-    note: str,
-) -> AnswerRecord:
-    """Every attempt is stored, accepted or not, with why."""
-    at = time.time()
-    cur.execute(
-        sql["store_answer"],
-        (
-            rid,
-            at,
-            attempt.channel,
-            attempt.identity,
-            str(attempt.verdict)[:16],
-            attempt.reason,
-            attempt.edits_json,
-            attempt.proof,
-            1 if accepted else 0,
-            note,
-        ),
-    )
-    return AnswerRecord(
-        id=None,
-        at=at,
-        channel=attempt.channel,
-        responder=attempt.identity,
-        verdict=attempt.verdict,
-        reason=attempt.reason,
-        edits=None if attempt.edits_json is None else json.loads(attempt.edits_json),
-        accepted=accepted,
-        note=note,
-    )
 
 
 def _abandoned(request: ApprovalRequest, now: float) -> str | None:
