@@ -407,6 +407,11 @@ class ApprovalBook:
         future = loop.run_in_executor(None, self.flush_links)
         future.add_done_callback(_log_link_failure)
 
+    @property
+    def links_pending(self) -> bool:
+        """Whether ``defer_link`` holds links not written yet."""
+        return bool(self._links)
+
     def flush_links(self) -> None:
         """Write every pending ``defer_link`` now."""
         if self._links:

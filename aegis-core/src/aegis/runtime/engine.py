@@ -403,6 +403,8 @@ class Runtime:
 
     async def _flush_links(self) -> None:
         book = self.audit.approvals
+        if not book.links_pending:
+            return
         try:
             await book.run(book.flush_links)
         except Exception:  # the actions ran and are audited; the links are a convenience
