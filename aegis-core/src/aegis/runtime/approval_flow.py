@@ -33,12 +33,13 @@ import attrs
 
 from aegis.core.action import Action
 from aegis.core.approval import ApprovalDecision
-from aegis.core.approvers import MAX_WINDOW, ApprovalRequirements
+from aegis.core.approvers import DEFAULT_REQUIREMENTS, MAX_WINDOW
 from aegis.core.decision import PolicyDecision
 from aegis.core.result import ResultStatus
 from aegis.core.risk import Approval
 from aegis.errors import ActionError
 from aegis.runtime import approval_store as book_mod
+from aegis.runtime.approval import AutoApprovalHandler
 from aegis.runtime.approval_channels import ApprovalChannel, HandlerChannel, Responder
 from aegis.runtime.approval_rules import apply_edits
 
@@ -83,41 +84,65 @@ class Sought:
 
 class _Wakers:
     """In-process answers wake their waiter at once (with the request as the answer left it)
-    instead of at the next poll."""
+    instead of at the next poll.
+
+    A waiter waits on a plain future, not an ``Event.wait()`` task: a task outlives the wait by
+    a loop iteration, and the audit writer takes any other live task as a reason to queue the
+    action's record for its thread instead of writing it inline.
+    """
 
     def __init__(self) -> None:
-        self._events: dict[str, tuple[asyncio.AbstractEventLoop, asyncio.Event]] = {}
+        self._futures: dict[str, tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = {}
         self.latest: dict[str, ApprovalRequest] = {}
 
-    def register(self, rid: str) -> asyncio.Event:
-        event = asyncio.Event()
-        self._events[rid] = (asyncio.get_running_loop(), event)
-        return event
+    def arm(self, rid: str) -> asyncio.Future[None]:
+        """The future the next answer to ``rid`` resolves (a fresh one once it has fired)."""
+        found = self._futures.get(rid)
+        if found is not None and not found[1].done():
+            return found[1]
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+        self._futures[rid] = (loop, future)
+        return future
 
     def drop(self, rid: str) -> None:
-        self._events.pop(rid, None)
+        found = self._futures.pop(rid, None)
+        if found is not None and not found[1].done():
+            found[1].cancel()
         self.latest.pop(rid, None)
 
     def poke(self, rid: str) -> None:
         """Make this process's waiter of ``rid`` re-read the database now: another process
         answered it and said so (PostgreSQL NOTIFY, say), so it need not wait for its poll."""
-        found = self._events.get(rid)
+        found = self._futures.get(rid)
         if found is None:
             return
-        loop, event = found
+        loop, future = found
         with contextlib.suppress(RuntimeError):  # the loop is gone: nobody waits
-            loop.call_soon_threadsafe(event.set)
+            loop.call_soon_threadsafe(_fire, future)
 
     def wake(self, outcome: AnswerOutcome) -> None:
         rid = outcome.request_id
-        found = self._events.get(rid) if rid else None
+        found = self._futures.get(rid) if rid else None
         if found is None or rid is None:
             return
         if outcome.request is not None:
             self.latest[rid] = outcome.request
-        loop, event = found
+        loop, future = found
+        try:
+            here = asyncio.get_running_loop() is loop
+        except RuntimeError:
+            here = False
+        if here:
+            _fire(future)
+            return
         with contextlib.suppress(RuntimeError):  # the loop is gone: nobody waits
-            loop.call_soon_threadsafe(event.set)
+            loop.call_soon_threadsafe(_fire, future)
+
+
+def _fire(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
 
 
 WAKERS = _Wakers()
@@ -127,7 +152,7 @@ def window_for(
     cap: float | None, decision: PolicyDecision, channels: Sequence[ApprovalChannel]
 ) -> float:
     """The shortest of the runtime cap, the rule's timeout and the channels' own limits."""
-    limits = [cap, (decision.requirements or ApprovalRequirements()).timeout]
+    limits = [cap, (decision.requirements or DEFAULT_REQUIREMENTS).timeout]
     limits += [c.timeout for c in channels]
     found = [float(x) for x in limits if x is not None]
     return min(found) if found else MAX_WINDOW
@@ -158,18 +183,23 @@ async def seek_approval(
                     f"request {request.id} was made for another action; nothing resumed",
                 )
             window = max(0.0, min(window, request.expires_at - time.time()))
+            final = await _wait(book, request, window, channels, current_action, current)
         else:
             view = runtime.audit.redactor.redact(current_action.params)
-            request = await book.run(
-                book.create,
-                current_action,
-                current,
-                window=window,
-                channels=[_label(c) for c in channels],
-                params_view=view,
-                replaces=replaces,
-            )
-        final = await _wait(book, request, window, channels, current_action, current)
+            auto = _auto_only(channels)
+            if auto is not None:
+                final = await _auto(book, auto, current_action, current, window, view, replaces)
+            else:
+                request = await book.run(
+                    book.create,
+                    current_action,
+                    current,
+                    window=window,
+                    channels=[_label(c) for c in channels],
+                    params_view=view,
+                    replaces=replaces,
+                )
+                final = await _wait(book, request, window, channels, current_action, current)
         if final.state != book_mod.APPROVED:
             return _refusal(final, current_action, current, window, channels)
         candidate = current_action
@@ -221,6 +251,50 @@ async def seek_approval(
     )
 
 
+def _auto_only(channels: Sequence[ApprovalChannel]) -> HandlerChannel | None:
+    """The one channel, when it is the built-in ``auto`` handler (not a subclass: that may ask
+    someone). Its answer is fixed, so nobody is asked and no pending request need be visible."""
+    if len(channels) == 1:
+        channel = channels[0]
+        if isinstance(channel, HandlerChannel) and type(channel.handler) is AutoApprovalHandler:
+            return channel
+    return None
+
+
+async def _auto(
+    book: ApprovalBook,
+    channel: HandlerChannel,
+    action: Action,
+    decision: PolicyDecision,
+    window: float,
+    view: Any,
+    replaces: str | None,
+) -> ApprovalRequest:
+    """The ``auto`` handler's round: request and answer stored in one transaction, the answer
+    judged like any other (an allow list that does not name ``auto:...`` still refuses it)."""
+    answer = await channel.ask(action, decision)
+    channel.last_answer = answer
+    request, outcome = await book.run(
+        book.create_answered,
+        action,
+        decision,
+        window=window,
+        channel=channel.label,
+        params_view=view,
+        responder=answer.approver or channel.label,
+        verdict="approve" if answer.approved else "deny",
+        reason=answer.reason,
+        replaces=replaces,
+    )
+    if outcome.request is not None and outcome.request.settled:
+        return outcome.request
+    if not outcome.accepted:
+        log.warning("answer from %s handler not accepted: %s", channel.label, outcome.message)
+    # Not settled (refused, or one approval of a quorum of two): no channel is left to answer,
+    # so the usual wait closes it as cancelled and says why, as it does for any handler.
+    return await _wait(book, request, window, [], action, decision)
+
+
 async def _wait(
     book: ApprovalBook,
     request: ApprovalRequest,
@@ -231,7 +305,7 @@ async def _wait(
 ) -> ApprovalRequest:
     """Notify every channel and wait until the request settles or the window closes."""
     rid = request.id
-    event = WAKERS.register(rid)
+    WAKERS.arm(rid)
     responders = {id(c): Responder(book, _label(c), WAKERS.wake) for c in channels}
     tasks: list[asyncio.Task[Any]] = []
     for channel in channels:
@@ -251,17 +325,13 @@ async def _wait(
     final: ApprovalRequest | None = None
     try:
         while True:
-            event.clear()
+            woken = WAKERS.arm(rid)
             pause = min(POLL_EVERY, max(0.0, deadline - loop.time()))
             pending = [t for t in tasks if not t.done()]
-            if pause > 0:  # in-process channels answer first: wait for them before polling
-                waiter = asyncio.ensure_future(event.wait())
-                try:
-                    await asyncio.wait(
-                        [waiter, *pending], timeout=pause, return_when=asyncio.FIRST_COMPLETED
-                    )
-                finally:
-                    waiter.cancel()
+            if pause > 0 and not woken.done():  # in-process channels answer first: wait for
+                await asyncio.wait(  # them before polling
+                    [woken, *pending], timeout=pause, return_when=asyncio.FIRST_COMPLETED
+                )
             known = WAKERS.latest.get(rid)
             if known is not None and known.state != book_mod.PENDING:
                 final = known
@@ -313,13 +383,13 @@ def _covers(final: ApprovalRequest, asked: PolicyDecision, fresh: PolicyDecision
     """Whether the approvals given under ``asked`` also meet ``fresh``'s terms."""
     if fresh.risk_level > asked.risk_level:
         return False
-    terms = fresh.requirements or ApprovalRequirements()
+    terms = fresh.requirements or DEFAULT_REQUIREMENTS
     allowed = [a for a in final.approvers if terms.allows(a, escalated=final.escalated)]
     return len(allowed) >= terms.quorum
 
 
 def _terms(decision: PolicyDecision) -> str:
-    terms = decision.requirements or ApprovalRequirements()
+    terms = decision.requirements or DEFAULT_REQUIREMENTS
     return f"rule {decision.matched_rule or '(defaults)'}, risk {decision.risk_level}, " + (
         terms.describe()
     )
@@ -421,9 +491,11 @@ def _label(channel: ApprovalChannel) -> str:
 def _abandon_tasks(tasks: Sequence[asyncio.Task[Any]]) -> None:
     """Cancel channel tasks without waiting: one that ignores cancellation cannot hold us."""
     for task in tasks:
-        if not task.done():
+        if task.done():
+            _swallow(task)  # a callback would keep the finished task alive another iteration
+        else:
             task.cancel()
-        task.add_done_callback(_swallow)
+            task.add_done_callback(_swallow)
 
 
 def _swallow(task: asyncio.Task[Any]) -> None:

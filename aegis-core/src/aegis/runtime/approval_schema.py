@@ -5,7 +5,7 @@
 * ``aegis_approval_answer`` — every answer given, accepted or refused, with why.
 * ``aegis_approval_secret`` — the per-store secret behind callback tokens.
 
-The hot statements are built once here: constructing one costs more than running it.
+The hot statements are plain SQL on a held driver connection (``approval_sql``).
 """
 
 from __future__ import annotations
@@ -21,10 +21,6 @@ from sqlalchemy import (
     String,
     Table,
     Text,
-    bindparam,
-    insert,
-    select,
-    update,
 )
 
 metadata = MetaData()
@@ -86,24 +82,3 @@ secret_table = Table(
     Column("id", Integer, primary_key=True, autoincrement=False),
     Column("secret", String(64), nullable=False),
 )
-
-# Built once: constructing a statement costs more than running it on SQLite.
-_INSERT_REQUEST = insert(requests)
-_INSERT_ANSWER = insert(answers)
-_SELECT_REQUEST = select(requests).where(requests.c.id == bindparam("rid"))
-_SELECT_STATE = select(requests.c.state).where(requests.c.id == bindparam("rid"))
-_SELECT_ANSWERS = (
-    select(answers).where(answers.c.request_id == bindparam("rid")).order_by(answers.c.id)
-)
-_ANSWER = (
-    update(requests)
-    .where(requests.c.id == bindparam("rid"), requests.c.version == bindparam("seen"))
-    .values(
-        version=bindparam("next"),
-        state=bindparam("new_state"),
-        settled_at=bindparam("new_settled_at"),
-        outcome=bindparam("new_outcome"),
-        edits=bindparam("new_edits"),
-    )
-)
-_LINK = update(requests).where(requests.c.id == bindparam("rid"))

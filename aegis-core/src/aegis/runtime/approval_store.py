@@ -22,27 +22,19 @@ import contextvars
 import hashlib
 import hmac
 import json
+import logging
 import os
 import secrets
-import socket
+import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
 
-import attrs
-from sqlalchemy import (
-    Connection,
-    bindparam,
-    insert,
-    select,
-    update,
-)
+from sqlalchemy import Connection, insert, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from aegis.core.action import Action
-from aegis.core.approvers import ApprovalRequirements
 from aegis.core.decision import PolicyDecision
 from aegis.errors import ApprovalError, AuditError
 from aegis.runtime.approval_record import (
@@ -59,20 +51,21 @@ from aegis.runtime.approval_record import (
     ApprovalRequest,
 )
 from aegis.runtime.approval_record import request_from_row as _request
-from aegis.runtime.approval_rules import Verdict, judge
-from aegis.runtime.approval_schema import (
-    _ANSWER,
-    _INSERT_ANSWER,
-    _INSERT_REQUEST,
-    _LINK,
-    _SELECT_ANSWERS,
-    _SELECT_REQUEST,
-    _SELECT_STATE,
-    metadata,
-    requests,
-    secret_table,
+from aegis.runtime.approval_rows import (
+    HOST,
+    OWNER,
+    Attempt,
+    answers_of,
+    load,
+    new_request,
+    rule,
+    snapshot,
+    store_answer,
 )
-from aegis.runtime.audit_interrupted import current_owner, owner_gone
+from aegis.runtime.approval_rules import judge
+from aegis.runtime.approval_schema import metadata, requests, secret_table
+from aegis.runtime.approval_sql import CREATE_COLUMNS, REQUEST_COLUMNS, BookConnection
+from aegis.runtime.audit_interrupted import owner_gone
 
 if TYPE_CHECKING:
     from aegis.runtime.audit import AuditStore
@@ -98,11 +91,9 @@ HEARTBEAT_EVERY = 5.0
 STALE_AFTER = 60.0
 
 
-HOST = socket.gethostname()
 _INLINE: contextvars.ContextVar[bool] = contextvars.ContextVar("aegis_inline", default=False)
 _T = TypeVar("_T")
-#: ``host:pid:start/boot/pidns`` (see ``audit_interrupted``): tells a dead or reused pid apart.
-_OWNER = current_owner()
+log = logging.getLogger("aegis.approvals")
 
 
 class ApprovalBook:
@@ -112,27 +103,56 @@ class ApprovalBook:
         self._store = store
         self._secret: bytes | None = None
         self._ready = False
+        self._raw = BookConnection(store)
+        #: (request id, audit id) links not written yet (see ``defer_link``).
+        self._links: list[tuple[str, int]] = []
+        self._links_lock = threading.Lock()
+        self._flush_loop: asyncio.AbstractEventLoop | None = None  # a flush is due on it
 
     # -- plumbing --------------------------------------------------------------------------
 
+    def _prepare(self) -> None:
+        """Create the tables once (another thread or process may be doing it too: retried)."""
+        if not self._ready:
+            from aegis.runtime.audit import _create_tables
+
+            try:
+                _create_tables(self._store._get_engine(), tables=metadata)
+            except SQLAlchemyError as exc:
+                url = self._store._safe_url()
+                raise AuditError(f"approval store at {url}: {_one_line(exc)}") from exc
+            self._ready = True
+
     @contextmanager
     def _tx(self) -> Iterator[Connection]:
+        """A SQLAlchemy transaction, for the statements off the hot path."""
         store = self._store
+        self._prepare()
         try:
             with store._read_lock():
                 engine = store._get_engine()
-                if not self._ready:
-                    # Another thread or process may be creating them right now: retried.
-                    from aegis.runtime.audit import _create_tables
-
-                    _create_tables(engine, tables=metadata)
-                    self._ready = True
                 with engine.begin() as conn:
                     if engine.dialect.name == "sqlite":
                         _tune_sqlite(conn, store.busy_timeout)
                     yield conn
         except SQLAlchemyError as exc:
             raise AuditError(f"approval store at {store._safe_url()}: {_one_line(exc)}") from exc
+
+    @contextmanager
+    def _write(self) -> Iterator[tuple[Any, dict[str, str]]]:
+        """A write transaction on the held connection (cursor, SQL), pending links first."""
+        self._prepare()
+        with self._raw.transaction(write=True, inline=_INLINE.get()) as cur:
+            sql = self._raw.sql
+            if self._links:
+                self._write_links(cur, sql)
+            yield cur, sql
+
+    @contextmanager
+    def _read(self) -> Iterator[tuple[Any, dict[str, str]]]:
+        self._prepare()
+        with self._raw.transaction(write=False, inline=_INLINE.get()) as cur:
+            yield cur, self._raw.sql
 
     async def run(self, fn: Callable[..., _T], /, *args: Any, **kwargs: Any) -> _T:
         """Call one of this book's methods from async code without stalling the event loop.
@@ -158,6 +178,14 @@ class ApprovalBook:
     def _inline_ok(self) -> bool:
         store = self._store
         return store.url.startswith("sqlite") and not store._memory and self._ready
+
+    def close(self) -> None:
+        """Write the links still pending and release the held connection (the store closes)."""
+        try:
+            self.flush_links()
+        except AuditError:
+            log.exception("could not link %d approval requests to their records", len(self._links))
+        self._raw.close()
 
     def _key(self) -> bytes:
         """The per-store secret behind callback tokens (made on first use, shared by all)."""
@@ -219,39 +247,60 @@ class ApprovalBook:
         replaces: str | None = None,
     ) -> ApprovalRequest:
         """Store a new pending request; it exists before any channel is told about it."""
-        now = time.time()
-        req = decision.requirements or ApprovalRequirements()
-        values = {
-            "id": uuid.uuid4().hex,
-            "version": 1,
-            "state": PENDING,
-            "created_at": now,
-            "expires_at": now + window,
-            "action_type": action.type,
-            "target": action.target,
-            "agent_id": action.agent_id,
-            "session_id": action.session_id,
-            "params": json.dumps(params_view, default=str, ensure_ascii=False),
-            "description": action.description,
-            "digest": action.digest,
-            "policy_fingerprint": decision.policy_fingerprint,
-            "matched_rule": decision.matched_rule,
-            "risk_level": decision.risk_level.name.lower(),
-            "decision_reason": decision.reason,
-            "requirements": json.dumps(attrs.asdict(req)),
-            "escalated": 0,
-            "channels": json.dumps(list(channels)),
-            "owner_host": HOST,
-            "owner_pid": os.getpid(),
-            "owner_started": _OWNER,
-            "heartbeat_at": now,
-            "replaces": replaces,
-        }
-        with self._tx() as conn:
-            conn.execute(_INSERT_REQUEST, values)
-        return _request(
-            {**values, "settled_at": None, "audit_id": None, "outcome": None, "edits": None}, ()
-        )
+        values, request = new_request(action, decision, window, channels, params_view, replaces)
+        with self._write() as (cur, sql):
+            cur.execute(sql["create"], [values[c] for c in CREATE_COLUMNS])
+        return request
+
+    def create_answered(
+        self,
+        action: Action,
+        decision: PolicyDecision,
+        *,
+        window: float,
+        channel: str,
+        params_view: Mapping[str, Any],
+        responder: str,
+        verdict: str,
+        reason: str | None = None,
+        replaces: str | None = None,
+    ) -> tuple[ApprovalRequest, AnswerOutcome]:
+        """Store a new request and an answer nobody had to be asked for, in one transaction.
+
+        For the built-in ``auto`` handler: its answer is fixed before the request exists, so no
+        moment needs a pending request that someone else could see and answer. The answer is
+        judged (``judge``) on the request exactly as written, and stored, accepted or not; one
+        that does not settle the request leaves it pending, as ``respond`` would.
+        """
+        values, request = new_request(action, decision, window, [channel], params_view, replaces)
+        identity = f"{channel}:{responder}"
+        attempt = Attempt(channel, identity, verdict, reason, None, None)
+        ruling = judge(request, identity, verdict, reason, None, None, time.time())
+        after = request
+        if ruling.new_state is not None:  # the row is written as the ruling leaves it
+            values["version"], values["state"] = 2, ruling.new_state
+            settled_at = outcome = None
+            if ruling.new_state != PENDING:
+                settled_at, outcome = time.time(), ruling.message
+        with self._write() as (cur, sql):
+            if ruling.new_state is None:
+                cur.execute(sql["create"], [values[c] for c in CREATE_COLUMNS])
+            else:
+                row = [values[c] for c in CREATE_COLUMNS]
+                cur.execute(sql["create_settled"], [*row, settled_at, outcome])
+            answer = store_answer(cur, sql, request.id, attempt, ruling.accepted, ruling.message)
+        if ruling.new_state is not None:
+            after = snapshot(
+                values,
+                request.requirements,
+                request.channels,
+                request.params,
+                settled_at=settled_at,
+                outcome=outcome,
+                answers=(answer,),
+            )
+        state = ruling.new_state or PENDING
+        return request, AnswerOutcome(ruling.accepted, state, ruling.message, request.id, after)
 
     def respond(
         self,
@@ -275,97 +324,50 @@ class ApprovalBook:
         given, must be the digest of the action the responder saw. ``refused`` records an
         attempt the channel could not verify (an e-mail whose sender failed DKIM): stored, never
         accepted, the request left as it was.
+
+        The answer, the ruling and the request's new state are written in one transaction
+        under the database's write lock, so the ruling is made on the state it changes.
         """
         identity = f"{channel}:{responder}"
         edits_json = None if edits is None else json.dumps(dict(edits), ensure_ascii=False)
-        attempt = _Attempt(channel, identity, verdict, reason, edits_json, proof)
+        attempt = Attempt(channel, identity, verdict, reason, edits_json, proof)
         rid: str | None
         if isinstance(ref, str) and ref and "." not in ref and not allow_prefix:
             rid, problem = ref, f"no approval request {ref!r}"  # checked in the transaction
         else:
             rid, problem = self._resolve(ref, allow_prefix)
         for _attempt in range(20):
-            with self._tx() as conn:
-                row = None if rid is None else _load(conn, rid)
+            with self._write() as (cur, sql):
+                row = None if rid is None else load(cur, sql, rid)
                 if row is None:
                     note = problem or "no such request"
-                    _store_answer(conn, rid, attempt, False, note)
+                    store_answer(cur, sql, rid, attempt, False, note)
                     return AnswerOutcome(False, "", note, rid)
                 assert rid is not None
-                request = _request(row, _answers(conn, rid))
-                if refused is not None:
-                    ruling = Verdict(False, None, f"refused: {refused}")
-                else:
-                    ruling = judge(request, identity, verdict, reason, edits, digest, time.time())
-                if ruling.new_state is None:
-                    _store_answer(conn, rid, attempt, ruling.accepted, ruling.message)
-                    return AnswerOutcome(ruling.accepted, request.state, ruling.message, rid)
-                changed: dict[str, Any] = {
-                    "state": ruling.new_state,
-                    "settled_at": row["settled_at"],
-                    "outcome": row["outcome"],
-                    "edits": row["edits"],
-                }
-                if ruling.new_state != PENDING:
-                    changed.update(settled_at=time.time(), outcome=ruling.message)
-                if ruling.accepted and edits is not None:
-                    changed["edits"] = edits_json
-                done = conn.execute(
-                    _ANSWER,
-                    {
-                        "rid": rid,
-                        "seen": row["version"],
-                        "next": row["version"] + 1,
-                        **{f"new_{k}": v for k, v in changed.items()},
-                    },
-                )
-                if done.rowcount != 1:
-                    continue  # someone else changed it between our read and write: re-judge
-                answer = _store_answer(conn, rid, attempt, ruling.accepted, ruling.message)
-                after = attrs.evolve(
-                    request,
-                    state=ruling.new_state,
-                    answers=(*request.answers, answer),
-                    settled_at=changed.get("settled_at"),
-                    outcome=changed.get("outcome"),
-                    edits=(dict(edits) if ruling.accepted and edits is not None else request.edits),
-                )
-                return AnswerOutcome(ruling.accepted, ruling.new_state, ruling.message, rid, after)
+                request = _request(row, answers_of(cur, sql, rid))
+                ruled = rule(cur, sql, request, row["version"], attempt, edits, digest, refused)
+                if ruled is not None:
+                    return ruled
+                # someone else changed it between our read and write: re-judge
         return AnswerOutcome(False, "", "the request kept changing; try again", rid)
 
     def settle(self, rid: str, state: str, outcome: str, *, only_from: str = PENDING) -> bool:
         """Move a request from ``only_from`` to ``state``; False if it was not in ``only_from``."""
-        with self._tx() as conn:
-            done = conn.execute(
-                update(requests)
-                .where(requests.c.id == rid, requests.c.state == only_from)
-                .values(
-                    state=state,
-                    version=requests.c.version + 1,
-                    settled_at=time.time(),
-                    outcome=outcome,
-                )
-            )
-            return bool(done.rowcount == 1)
+        with self._write() as (cur, sql):
+            cur.execute(sql["settle"], (state, time.time(), outcome, rid, only_from))
+            return bool(cur.rowcount == 1)
 
     def escalate(self, rid: str) -> bool:
-        with self._tx() as conn:
-            done = conn.execute(
-                update(requests)
-                .where(requests.c.id == rid, requests.c.state == PENDING)
-                .values(escalated=1, version=requests.c.version + 1)
-            )
-            return bool(done.rowcount == 1)
+        with self._write() as (cur, sql):
+            cur.execute(sql["escalate"], (rid,))
+            return bool(cur.rowcount == 1)
 
     def heartbeat(self, rids: Sequence[str]) -> None:
         if not rids:
             return
-        with self._tx() as conn:
-            conn.execute(
-                update(requests)
-                .where(requests.c.id.in_(list(rids)), requests.c.state == PENDING)
-                .values(heartbeat_at=time.time())
-            )
+        now = time.time()
+        with self._write() as (cur, sql):
+            cur.executemany(sql["heartbeat"], [(now, rid) for rid in rids])
 
     def adopt(self, rid: str, *, previous_owner: str) -> ApprovalRequest | None:
         """Make this process the waiter of a request whose waiter died (``previous_owner``, its
@@ -373,31 +375,75 @@ class ApprovalBook:
         (``approval_flow.resuming``). Only a request still pending, or approved but not yet
         acted on (no audit record linked), can be adopted; one compare-and-swap on the owner,
         so of two adopters exactly one wins. None when it cannot be adopted."""
-        with self._tx() as conn:
-            done = conn.execute(
-                update(requests)
-                .where(
-                    requests.c.id == rid,
-                    requests.c.owner_started == previous_owner,
-                    requests.c.state.in_([PENDING, APPROVED]),
-                    requests.c.audit_id.is_(None),
-                )
-                .values(
-                    owner_host=HOST,
-                    owner_pid=os.getpid(),
-                    owner_started=_OWNER,
-                    heartbeat_at=time.time(),
-                    version=requests.c.version + 1,
-                )
-            )
-            if done.rowcount != 1:
+        now = time.time()
+        with self._write() as (cur, sql):  # this process's pending links are written first
+            cur.execute(sql["adopt"], (HOST, os.getpid(), OWNER, now, rid, previous_owner))
+            if cur.rowcount != 1:
                 return None
-            row = _load(conn, rid)
-            return None if row is None else _request(row, _answers(conn, rid))
+            row = load(cur, sql, rid)
+            return None if row is None else _request(row, answers_of(cur, sql, rid))
 
     def link_audit(self, rid: str, audit_id: int) -> None:
-        with self._tx() as conn:
-            conn.execute(_LINK.values(audit_id=bindparam("aid")), {"rid": rid, "aid": audit_id})
+        """Point a request at the audit record of the action it approved, now."""
+        with self._write() as (cur, sql):
+            cur.execute(sql["link"], (audit_id, rid))
+
+    def defer_link(self, rid: str, audit_id: int) -> None:
+        """``link_audit`` without a commit of its own: written in this process's next book
+        write (usually the next request), by any read of requests here, at the latest about a
+        second later, or when the store closes.
+
+        The link is a pointer for people reading a request (the action's record and the
+        request are each complete without it), so it need not cost every approved action a
+        transaction of its own.
+        """
+        with self._links_lock:
+            self._links.append((rid, audit_id))
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self.flush_links()
+            return
+        if self._flush_loop is not loop:  # one timer per loop and second, not one per link
+            self._flush_loop = loop
+            loop.call_later(1.0, self._flush_later, loop)
+
+    def _flush_later(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._flush_loop = None
+        if not self._links:
+            return
+        if self._inline_ok():
+            token = _INLINE.set(True)
+            try:
+                self.flush_links()
+                return
+            except AuditError:
+                pass  # busy: a worker thread waits for it
+            finally:
+                _INLINE.reset(token)
+        future = loop.run_in_executor(None, self.flush_links)
+        future.add_done_callback(_log_link_failure)
+
+    @property
+    def links_pending(self) -> bool:
+        """Whether ``defer_link`` holds links not written yet."""
+        return bool(self._links)
+
+    def flush_links(self) -> None:
+        """Write every pending ``defer_link`` now."""
+        if self._links:
+            with self._write():
+                pass  # _write writes them first
+
+    def _write_links(self, cur: Any, sql: dict[str, str]) -> None:
+        with self._links_lock:
+            links, self._links = self._links, []
+        try:
+            cur.executemany(sql["link"], [(aid, rid) for rid, aid in links])
+        except BaseException:
+            with self._links_lock:
+                self._links[:0] = links  # rolled back with the transaction: keep them
+            raise
 
     def reap(self, now: float | None = None) -> list[tuple[str, str]]:
         """Settle requests nobody is waiting for any more: ``abandoned`` or ``expired``.
@@ -422,12 +468,13 @@ class ApprovalBook:
     # -- reading ---------------------------------------------------------------------------
 
     def _row(self, rid: str) -> Mapping[str, Any] | None:
-        with self._tx() as conn:
-            return _load(conn, rid)
+        with self._read() as (cur, sql):
+            return load(cur, sql, rid)
 
     def state(self, rid: str) -> str | None:
-        with self._tx() as conn:
-            row = conn.execute(_SELECT_STATE, {"rid": rid}).first()
+        with self._read() as (cur, sql):
+            cur.execute(sql["state"], (rid,))
+            row = cur.fetchone()
         return None if row is None else str(row[0])
 
     def get(self, ref: str, *, allow_prefix: bool = False) -> ApprovalRequest:
@@ -435,21 +482,23 @@ class ApprovalBook:
         rid, problem = self._resolve(ref, allow_prefix)
         if rid is None:
             raise ApprovalError(problem)
-        with self._tx() as conn:
-            row = _load(conn, rid)
+        self.flush_links()
+        with self._read() as (cur, sql):
+            row = load(cur, sql, rid)
             if row is None:
                 raise ApprovalError(f"no approval request {ref!r}")
-            return _request(row, _answers(conn, rid))
+            return _request(row, answers_of(cur, sql, rid))
 
     def list(self, *, state: str | None = None, limit: int | None = 100) -> list[ApprovalRequest]:
-        query = select(requests).order_by(requests.c.created_at.desc())
-        if state is not None:
-            query = query.where(requests.c.state == state)
-        if limit is not None:
-            query = query.limit(limit)
-        with self._tx() as conn:
-            rows = [dict(r._mapping) for r in conn.execute(query)]
-            return [_request(r, _answers(conn, r["id"])) for r in rows]
+        self.flush_links()
+        with self._read() as (cur, sql):
+            where = "" if state is None else " WHERE state = ?"
+            text = sql["request"].split(" WHERE ", 1)[0] + where + " ORDER BY created_at DESC"
+            if limit is not None:
+                text += f" LIMIT {int(limit)}"
+            cur.execute(self._raw.convert(text), () if state is None else (state,))
+            rows = [dict(zip(REQUEST_COLUMNS, r, strict=True)) for r in cur.fetchall()]
+            return [_request(r, answers_of(cur, sql, r["id"])) for r in rows]
 
     def _resolve(self, ref: str, allow_prefix: bool) -> tuple[str | None, str]:
         if not isinstance(ref, str) or not ref:
@@ -474,6 +523,11 @@ class ApprovalBook:
         return found[0], ""
 
 
+def _log_link_failure(future: Any) -> None:
+    if not future.cancelled() and future.exception() is not None:
+        log.error("could not link approval requests to their records: %s", future.exception())
+
+
 def _tune_sqlite(conn: Connection, busy_timeout: float) -> None:
     """Request writes need no fsync of their own: the action's record, committed with
     ``synchronous=FULL`` right after, makes them durable too (WAL order), and a process crash
@@ -488,74 +542,6 @@ def _tune_sqlite(conn: Connection, busy_timeout: float) -> None:
         timeout = 20 if inline else int(1000 * busy_timeout)
         dbapi.execute(f"PRAGMA busy_timeout={timeout}")  # type: ignore[union-attr]
         info["aegis_inline"] = inline
-
-
-def _load(conn: Connection, rid: str) -> Mapping[str, Any] | None:
-    row = conn.execute(_SELECT_REQUEST, {"rid": rid}).first()
-    return None if row is None else dict(row._mapping)
-
-
-def _answers(conn: Connection, rid: str) -> tuple[AnswerRecord, ...]:
-    rows = conn.execute(_SELECT_ANSWERS, {"rid": rid}).fetchall()
-    return tuple(
-        AnswerRecord(
-            id=r.id,
-            at=r.at,
-            channel=r.channel,
-            responder=r.responder,
-            verdict=r.verdict,
-            reason=r.reason,
-            edits=None if r.edits is None else json.loads(r.edits),
-            accepted=bool(r.accepted),
-            note=r.note,
-        )
-        for r in rows
-    )
-
-
-@attrs.frozen
-class _Attempt:
-    """One answer as given, before it is judged."""
-
-    channel: str
-    identity: str
-    verdict: str
-    reason: str | None
-    edits_json: str | None
-    proof: str | None
-
-
-def _store_answer(
-    conn: Connection, rid: str | None, attempt: _Attempt, accepted: bool, note: str
-) -> AnswerRecord:
-    """Every attempt is stored, accepted or not, with why."""
-    at = time.time()
-    conn.execute(
-        _INSERT_ANSWER,
-        {
-            "request_id": rid,
-            "at": at,
-            "channel": attempt.channel,
-            "responder": attempt.identity,
-            "verdict": str(attempt.verdict)[:16],
-            "reason": attempt.reason,
-            "edits": attempt.edits_json,
-            "proof": attempt.proof,
-            "accepted": 1 if accepted else 0,
-            "note": note,
-        },
-    )
-    return AnswerRecord(
-        id=None,
-        at=at,
-        channel=attempt.channel,
-        responder=attempt.identity,
-        verdict=attempt.verdict,
-        reason=attempt.reason,
-        edits=None if attempt.edits_json is None else json.loads(attempt.edits_json),
-        accepted=accepted,
-        note=note,
-    )
 
 
 def _abandoned(request: ApprovalRequest, now: float) -> str | None:

@@ -205,6 +205,8 @@ class AuditStore:
 
     def close_sync(self) -> None:
         with self._lifecycle:
+            if self._approvals is not None:
+                self._approvals.close()  # its pending links, its connection
             writer = self._writer
             if writer is None or writer.closed:
                 return

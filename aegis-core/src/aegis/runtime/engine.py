@@ -124,7 +124,6 @@ class Runtime:
         self.execution_timeout = check_timeout(execution_timeout, "execution_timeout")
         self._open_lock = asyncio.Lock()
         self._opened = False
-        self._links: set[asyncio.Task[None]] = set()
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -150,8 +149,7 @@ class Runtime:
         if not self._opened:
             return
         self._opened = False
-        if self._links:
-            await asyncio.gather(*self._links, return_exceptions=True)
+        await self._flush_links()
         if self._shadow is not None:
             self._shadow.close()
         try:
@@ -446,7 +444,7 @@ class Runtime:
                 action, decision, approval, parent_id, note, executor or self.executor, shadow
             )
         if sought is not None and sought.request_id and result.audit_id is not None:
-            await self._link_request(sought.request_id, result.audit_id)
+            self._link_request(sought.request_id, result.audit_id)
         return result
 
     async def _record_edit(
@@ -474,22 +472,21 @@ class Runtime:
         )
         return await self.audit.record(stopped, parent_id=parent_id, shadow=shadow)
 
-    async def _link_request(self, request_id: str, audit_id: int) -> None:
-        """Point the request at the action's record, off the action's path (``close`` waits)."""
+    def _link_request(self, request_id: str, audit_id: int) -> None:
+        """Point the request at the action's record, off the action's path (see defer_link)."""
+        try:
+            self.audit.approvals.defer_link(request_id, audit_id)
+        except Exception:  # the action ran and is audited; the link is a convenience
+            log.exception("could not link approval request %s to record %s", request_id, audit_id)
 
-        async def link() -> None:
-            try:
-                await self.audit.approvals.run(
-                    self.audit.approvals.link_audit, request_id, audit_id
-                )
-            except Exception:  # the action ran and is audited; the link is a convenience
-                log.exception(
-                    "could not link approval request %s to record %s", request_id, audit_id
-                )
-
-        task = asyncio.ensure_future(link())
-        self._links.add(task)
-        task.add_done_callback(self._links.discard)
+    async def _flush_links(self) -> None:
+        book = self.audit.approvals
+        if not book.links_pending:
+            return
+        try:
+            await book.run(book.flush_links)
+        except Exception:  # the actions ran and are audited; the links are a convenience
+            log.exception("could not link approval requests to their records")
 
     async def _gate(
         self,
