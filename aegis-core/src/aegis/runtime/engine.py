@@ -14,17 +14,14 @@ Invariants this module exists to keep:
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import functools
 import logging
-import os
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
 
-from aegis import plugins
 from aegis.adapters.base import BaseExecutor
 from aegis.core.action import Action, with_identity
 from aegis.core.approval import ApprovalDecision
@@ -40,14 +37,23 @@ from aegis.runtime.approval import (
     DEFAULT_APPROVAL_TIMEOUT,
     DEFAULT_EXECUTION_TIMEOUT,
     ApprovalHandler,
-    CLIApprovalHandler,
 )
 from aegis.runtime.approval_channels import ApprovalChannel, HandlerChannel
 from aegis.runtime.approval_flow import Sought, seek_approval
-from aegis.runtime.execution import execute_and_verify, join_reasons
+from aegis.runtime.execution import join_reasons
 from aegis.runtime.hooks import RuntimeHooks, fire, observed
 from aegis.runtime.plans import run_plan
+from aegis.runtime.recorded import execute_recorded, shielded
 from aegis.runtime.shadow import DEFAULT_SHADOW_TIMEOUT, ShadowPolicy, ShadowVerdict, consult
+from aegis.runtime.wiring import (
+    Approver,
+    built_by_name,
+    channels_of,
+    close_channel,
+    is_store,
+    make_store,
+    resolve,
+)
 
 if TYPE_CHECKING:
     from aegis.core.stateful import LimitState
@@ -93,14 +99,14 @@ class Runtime:
         shadow: object = None,
         shadow_timeout: float = DEFAULT_SHADOW_TIMEOUT,
     ) -> None:
-        self.executor: BaseExecutor = _resolve(executor, "executors", BaseExecutor)
+        self.executor: BaseExecutor = resolve(executor, "executors", BaseExecutor)
         self._policy = policy
         self._shadow_timeout = shadow_timeout
         self._shadow = None if shadow is None else ShadowPolicy(shadow, timeout=shadow_timeout)
-        self.channels: tuple[ApprovalChannel, ...] = _channels(approval_handler)
+        self.channels: tuple[ApprovalChannel, ...] = channels_of(approval_handler)
         #: Channels the runtime built from a registered name: it closes them (a Socket Mode
         #: connection, a gateway, a poller); channels you passed in are yours to close.
-        self._owned_channels = _built_by_name(approval_handler, self.channels)
+        self._owned_channels = built_by_name(approval_handler, self.channels)
         first = self.channels[0]
         #: The first channel's handler (the one-handler API of earlier versions).
         self.approval_handler: ApprovalHandler | ApprovalChannel = (
@@ -110,8 +116,8 @@ class Runtime:
             from aegis.runtime.audit_logger import store_for
 
             audit = store_for(audit, audit_logger)
-        self._owns_audit = not _is_store(audit)
-        self.audit: AuditStore = _make_store(audit)
+        self._owns_audit = not is_store(audit)
+        self.audit: AuditStore = make_store(audit)
         self.hooks = hooks
         self.retry = retry or NO_RETRY
         # Identity given here wins over what an action claims (an agent cannot borrow another
@@ -156,7 +162,7 @@ class Runtime:
             await self.executor.teardown()
         finally:
             for channel in self._owned_channels:
-                await _close_channel(channel)
+                await close_channel(channel)
             if self._owns_audit:
                 await self.audit.close()
 
@@ -381,12 +387,12 @@ class Runtime:
             try:
                 sought = await seek_approval(self, action, decision, self.channels)
             except asyncio.CancelledError:
-                await _shielded(stop(denied, "cancelled while awaiting approval"))
+                await shielded(stop(denied, "cancelled while awaiting approval"))
                 raise
             except AuditError as exc:  # the request could not be stored: nobody may be asked
                 return await stop(blocked, f"approval request could not be stored: {exc}")
             except BaseException as exc:  # SystemExit, KeyboardInterrupt while asking
-                await _shielded(
+                await shielded(
                     stop(
                         denied,
                         f"interrupted by {type(exc).__name__} while "
@@ -440,8 +446,8 @@ class Runtime:
             )
             result = Authorization(action, decision, approval, audit_id)
         else:
-            result = await self._execute_recorded(
-                action, decision, approval, parent_id, note, executor or self.executor, shadow
+            result = await execute_recorded(
+                self, action, decision, approval, parent_id, note, executor or self.executor, shadow
             )
         if sought is not None and sought.request_id and result.audit_id is not None:
             self._link_request(sought.request_id, result.audit_id)
@@ -505,114 +511,8 @@ class Runtime:
         try:
             return await fire(self.hooks, event, **kwargs)
         except asyncio.CancelledError:
-            await _shielded(stop(status, f"cancelled in the {event} hook; the action did not run"))
+            await shielded(stop(status, f"cancelled in the {event} hook; the action did not run"))
             raise
-
-    async def _execute_recorded(
-        self,
-        action: Action,
-        decision: PolicyDecision,
-        approval: ApprovalDecision | None,
-        parent_id: int | None,
-        note: str | None,
-        executor: BaseExecutor,
-        shadow: ShadowVerdict | None = None,
-    ) -> Result:
-        """Write ahead, run, and complete the record, whatever happens in between."""
-        if getattr(self._policy, "stateful", False):  # decided finally in the write: limits
-            begun = await limit_state.begin_limited(
-                self, action, decision, approval, parent_id=parent_id, note=note, shadow=shadow
-            )
-            if isinstance(begun, Result):
-                return begun
-            audit_id, decision = begun
-        else:
-            audit_id = await self.audit.begin(
-                action, decision, approval, parent_id=parent_id, shadow=shadow
-            )
-        finished: Result | None = None  # what the action did, once the executor is done
-        started = _utcnow()
-        try:
-            raw, updates = await execute_and_verify(
-                executor,
-                action,
-                decision,
-                retry=self.retry,
-                timeout=self.execution_timeout,
-                reevaluate=self._decide,
-            )
-            get = updates.get
-            result = Result(  # built directly: this runs once per action on the hot path
-                action,
-                get("status", raw.status),
-                raw.data,
-                get("error", raw.error),
-                decision,
-                approval,
-                join_reasons(note, raw.reason, get("reason")),
-                updates["duration_ms"],
-                updates["attempts"],
-                get("verified", raw.verified),
-                audit_id,
-                None,  # only the runtime attaches rollback results, after running them itself
-                raw.started_at or started,
-                raw.completed_at or _utcnow(),
-            )
-            finished = result
-            failure = (
-                await fire(self.hooks, "after_execute", action=action, result=result)
-                if observed(self.hooks, "after_execute")
-                else None
-            )
-            if failure:
-                result = attrs.evolve(result, reason=join_reasons(result.reason, failure))
-        except asyncio.CancelledError:
-            if finished is not None:  # cancelled in after_execute: the action is done
-                cancelled = attrs.evolve(
-                    finished,
-                    reason=join_reasons(finished.reason, "cancelled in the after_execute hook"),
-                )
-            else:
-                cancelled = Result(
-                    action,
-                    ResultStatus.FAILED,
-                    error="cancelled during execution",
-                    decision=decision,
-                    approval=approval,
-                    audit_id=audit_id,
-                    reason="the task running the action was cancelled; "
-                    "the action may have partly run",
-                    attempts=1,
-                )
-            await _shielded(self.audit.finish(audit_id, cancelled))
-            raise
-        except Exception as exc:  # a bug past the executor call: still close the record
-            broken = Result(
-                action,
-                ResultStatus.FAILED,
-                error=f"internal error after the executor was called: {type(exc).__name__}: {exc}",
-                decision=decision,
-                approval=approval,
-                audit_id=audit_id,
-                attempts=1,
-            )
-            await self.audit.finish(audit_id, broken)
-            raise
-        except BaseException as exc:  # SystemExit, KeyboardInterrupt: close the record, go on
-            interrupted = Result(
-                action,
-                ResultStatus.FAILED,
-                error=f"interrupted by {type(exc).__name__} during execution",
-                decision=decision,
-                approval=approval,
-                audit_id=audit_id,
-                reason="the process was told to stop; the action may have partly run",
-                attempts=1,
-            )
-            await _shielded(self.audit.finish(audit_id, interrupted))
-            raise
-        await self.audit.finish(audit_id, result)
-        return result
 
     async def _record_stop(
         self,
@@ -653,90 +553,5 @@ class Authorization:
     audit_id: int
 
 
-Approver = ApprovalHandler | ApprovalChannel | str
-
-
-def _channels(value: Approver | Sequence[Approver] | None) -> tuple[ApprovalChannel, ...]:
-    """Every approval channel the runtime notifies (one-shot handlers wrapped as channels)."""
-    if value is None:
-        items: list[Any] = [CLIApprovalHandler()]
-    elif isinstance(value, str | ApprovalHandler | ApprovalChannel):
-        items = [value]
-    else:
-        items = list(value)
-    if not items:
-        raise ExecutorError("approval_handler: give at least one handler or channel")
-    out: list[ApprovalChannel] = []
-    for item in items:
-        resolved = _resolve(item, "approval_handlers", (ApprovalHandler, ApprovalChannel))
-        out.append(resolved if isinstance(resolved, ApprovalChannel) else HandlerChannel(resolved))
-    return tuple(out)
-
-
-def _built_by_name(
-    value: Approver | Sequence[Approver] | None, channels: tuple[ApprovalChannel, ...]
-) -> tuple[ApprovalChannel, ...]:
-    given = [value] if isinstance(value, str | ApprovalHandler | ApprovalChannel) else value
-    if given is None:
-        return ()
-    return tuple(c for item, c in zip(given, channels, strict=True) if isinstance(item, str))
-
-
-async def _close_channel(channel: ApprovalChannel) -> None:
-    """``aclose()`` (or ``close()``) of a channel the runtime owns; errors are only logged."""
-    closer = getattr(channel, "aclose", None) or getattr(channel, "close", None)
-    if closer is None:
-        return
-    try:
-        value = closer()
-        if asyncio.iscoroutine(value) or isinstance(value, asyncio.Future):
-            await asyncio.wait_for(value, 10.0)
-    except Exception:
-        log.exception("could not close approval channel %s", getattr(channel, "name", channel))
-
-
-def _resolve(value: Any, kind: str, base: type | tuple[type, ...]) -> Any:
-    if isinstance(value, str):
-        registration = plugins.get_registry().get(kind, value)
-        if registration is None:
-            known = ", ".join(plugins.get_registry().names(kind)) or "none"
-            raise ExecutorError(
-                f"no {kind[:-1].replace('_', ' ')} named {value!r} (registered: {known})"
-            )
-        value = registration.obj()
-    if not isinstance(value, base):
-        names = " or ".join(b.__name__ for b in (base if isinstance(base, tuple) else (base,)))
-        raise ExecutorError(f"expected a {names}, got {type(value).__name__}")
-    return value
-
-
-def _is_store(value: object) -> bool:
-    from aegis.runtime.audit import AuditStore
-
-    return isinstance(value, AuditStore)
-
-
-def _make_store(value: AuditStore | str | None) -> AuditStore:
-    from aegis.runtime.audit import AuditStore
-
-    if isinstance(value, AuditStore):
-        return value
-    if value is None or isinstance(value, str | os.PathLike):
-        return AuditStore(value)  # None: $AEGIS_AUDIT_URL, else the default file
-    raise AuditError(f"audit must be an AuditStore or a SQLAlchemy URL, got {type(value).__name__}")
-
-
-def _utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
-
-
 def _blocked_decision(action: Action, reason: str) -> PolicyDecision:
     return PolicyDecision(action, RiskLevel.CRITICAL, Approval.BLOCK, None, reason=reason)
-
-
-async def _shielded(awaitable: Any) -> None:
-    """Finish an audit write even though our task is being cancelled."""
-    try:
-        await asyncio.shield(asyncio.ensure_future(awaitable))
-    except Exception:
-        log.exception("could not record the outcome of a cancelled action")
