@@ -6,8 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,49 +14,20 @@ from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from aegis import Action, Policy, Runtime
-from aegis.adapters.base import BaseExecutor
+from aegis import Policy, Runtime
 from aegis.core.result import Result, ResultStatus
 from aegis.http import HttpRequest, HttpResponse, RouteContext
 from aegis.runtime.audit import AuditStore
 from conftest import CHANNEL_ID, Discord, button, modal_submit
+from plugin_helpers import PAY, Recorder, payment_policy
 
-PAY = Action("pay", "bank", params={"amount": 5000, "api_key": "sk-live-abcdefghijklmnop1234"})
 ALICE, BOB, EVE = "2000000000000000001", "2000000000000000002", "2000000000000000666"
 KEY = Ed25519PrivateKey.generate()
 PUBLIC = KEY.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw).hex()
 
 
 def policy(approvers: str = f'["discord:{ALICE}", "discord:{BOB}"]') -> Policy:
-    return Policy.from_yaml_string(
-        f"""
-version: "1"
-defaults: {{risk_level: low, approval: auto}}
-rules:
-  - name: big_payment
-    match: {{type: pay}}
-    risk_level: high
-    approval: approve
-    approvers: {approvers}
-"""
-    )
-
-
-class Recorder(BaseExecutor):
-    def __init__(self) -> None:
-        self.ran: list[Action] = []
-
-    async def execute(self, action: Action) -> Any:
-        self.ran.append(action)
-        return Result(action, ResultStatus.SUCCESS)
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[AuditStore]:
-    s = AuditStore(f"sqlite:///{tmp_path / 'audit.db'}")
-    await s.open()
-    yield s
-    await s.close()
+    return payment_policy(approvers)
 
 
 @pytest.fixture(autouse=True)

@@ -5,56 +5,25 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from aegis.approvals.telegram import WEBHOOK_PATH, TelegramChannel, command, pack, unpack, webhook
 from aiohttp import web
 
-from aegis import Action, Policy, Runtime
-from aegis.adapters.base import BaseExecutor
+from aegis import Policy, Runtime
 from aegis.core.result import Result, ResultStatus
 from aegis.http import HttpRequest, HttpResponse, RouteContext
 from aegis.runtime.audit import AuditStore
 from conftest import BOT_ID, CHAT_ID, TOKEN, Telegram
+from plugin_helpers import PAY, Recorder, payment_policy
 
-PAY = Action("pay", "bank", params={"amount": 5000, "api_key": "sk-live-abcdefghijklmnop1234"})
 ALICE, BOB, EVE = 4201, 4202, 6666
 SECRET = "webhook-secret-0123456789abcdef"
 
 
 def policy(approvers: str = f'["telegram:{ALICE}", "telegram:{BOB}"]') -> Policy:
-    return Policy.from_yaml_string(
-        f"""
-version: "1"
-defaults: {{risk_level: low, approval: auto}}
-rules:
-  - name: big_payment
-    match: {{type: pay}}
-    risk_level: high
-    approval: approve
-    approvers: {approvers}
-"""
-    )
-
-
-class Recorder(BaseExecutor):
-    def __init__(self) -> None:
-        self.ran: list[Action] = []
-
-    async def execute(self, action: Action) -> Any:
-        self.ran.append(action)
-        return Result(action, ResultStatus.SUCCESS)
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[AuditStore]:
-    s = AuditStore(f"sqlite:///{tmp_path / 'audit.db'}")
-    await s.open()
-    yield s
-    await s.close()
+    return payment_policy(approvers)
 
 
 @pytest.fixture(autouse=True)
