@@ -13,13 +13,14 @@ A directory's own conftest may still define a fixture of the same name; the near
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
 
-from aegis import Action, ApprovalDecision, Policy
+from aegis import Action, ApprovalDecision, Policy, Runtime
 from aegis.adapters.base import BaseExecutor
 from aegis.core.result import Result, ResultStatus
 from aegis.runtime.approval_channels import ApprovalChannel
@@ -132,6 +133,36 @@ class EditingApprover(ApprovalChannel):
 
     async def notify(self, request: Any, responder: Any) -> None:
         await responder.respond(request.id, "ana", "approve", reason="fixed it", edits=self.edits)
+
+
+class ChannelRun:
+    """One action (``PAY``) waiting for approval in the background, asked through ``channel``;
+    ``await run.result()`` gives its result and closes the channel."""
+
+    def __init__(
+        self, store: AuditStore, channel: Any, pol: Policy, timeout: float, action: Action = PAY
+    ) -> None:
+        self.executor = Recorder()
+        self.channel = channel
+        self.runtime = Runtime(
+            executor=self.executor,
+            policy=pol,
+            approval_handler=channel,
+            audit=store,
+            approval_timeout=timeout,
+        )
+        self.task = asyncio.ensure_future(self._go(action))
+
+    async def _go(self, action: Action) -> Result:
+        async with self.runtime as rt:
+            return await rt.run_one(action)
+
+    async def result(self) -> Result:
+        try:
+            return await asyncio.wait_for(self.task, 20)
+        finally:
+            await asyncio.sleep(0.3)  # let the channel's closing edit of its message go out
+            await self.channel.close()
 
 
 def read_audit(url: str) -> list[AuditRecord]:
