@@ -166,3 +166,19 @@ def test_an_extra_whose_version_the_checkout_does_not_have_fails_the_build(
     built = run([uv(), "build", "--wheel", "--out-dir", str(tmp_path / "d"), str(copy)])
     assert built.returncode != 0
     assert "the checkout's agent-aegis-httpx is version 0.2.0" in built.stdout + built.stderr
+
+
+def test_an_editable_root_install_with_an_extra(checkout: Path, tmp_path: Path) -> None:
+    """The developer's form, ``pip install -e '.[httpx]'``: the root editable, the plugin (and the
+    core) from the checkout, as copies (CONTRIBUTING says to install a plugin editable by path
+    to work on it)."""
+    venv = tmp_path / "venv"
+    python = _fresh_venv(venv)
+    install = run([uv(), "pip", "install", "--python", str(python), "-e", ".[httpx]"], cwd=checkout)
+    assert install.returncode == 0, install.stderr
+    report = _plugins(venv)
+    assert report["failures"] == []
+    assert {"agent-aegis-core", "agent-aegis-httpx"} <= _distributions(report)
+    probe = "import aegis.adapters.httpx_adapter as m; print(m.HttpxExecutor.__name__)"
+    done = run([str(python), "-c", probe], timeout=120)
+    assert (done.returncode, done.stdout.strip()) == (0, "HttpxExecutor"), done.stderr
