@@ -140,11 +140,43 @@ def typecheck(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def build(session: nox.Session) -> None:
-    """Wheels and sdists of every distribution into dist/."""
+    """Wheels and sdists of every distribution into dist/, as they would be published.
+
+    ``AEGIS_BUILD_FOR_INDEX=1``: the root meta-distribution names its core and plugins plainly
+    (``agent-aegis-langchain==0.1.0``), not as ``file:`` references into this checkout.
+    """
     DIST.mkdir(exist_ok=True)
+    session.env["AEGIS_BUILD_FOR_INDEX"] = "1"
     for dist in all_dists():
         _build(session, dist, DIST, wheel_only=False)
     session.log("built: " + ", ".join(sorted(p.name for p in DIST.iterdir())))
+
+
+@nox.session(python=PYTHON)
+def root_install(session: nox.Session) -> None:
+    """``pip install .`` and ``pip install '.[EXTRA]'`` (every extra, and ``all``) at the root.
+
+    From a clean copy of the checkout into fresh venvs (pip for the README's command, uv for
+    the rest), plus the root's metadata built for the index and from the checkout: the
+    ``slow`` tests in tests/repo. The plugins' libraries come from the package index.
+    """
+    uv = _uv()
+    if uv is None and os.environ.get("CI", "").lower() == "true":
+        session.error("uv not found: the extras are installed with uv")
+    # The core only for tests/conftest.py's shared fixtures: each test builds venvs of its own.
+    session.install(*_editable([CORE]), *TEST_DEPS)
+    env = {"AEGIS_UV": uv} if uv else {}
+    session.run(
+        "pytest",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "-m",
+        "slow",
+        "tests/repo",
+        *session.posargs,
+        env=env,
+    )
 
 
 @nox.session(python=PYTHON)

@@ -25,6 +25,10 @@ from pathlib import Path
 
 import pytest
 
+#: Fixtures and stand-ins every test under tests/ shares, the plugins' own sessions included
+#: (they need only the core): see tests/plugin_helpers.py.
+pytest_plugins = ("plugin_helpers",)
+
 
 def _pg_bin() -> Path | None:
     env = os.environ.get("AEGIS_PG_BIN")

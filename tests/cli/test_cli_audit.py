@@ -278,13 +278,26 @@ def _tail_process(tmp_path: Path, *args: str) -> subprocess.Popen[str]:
     )
 
 
-def _wait_for(predicate: Callable[[], bool], timeout: float = 20) -> None:
+#: How long a tail test waits for something the tail must print. Only an upper bound for a
+#: failing run (a passing one waits for the output itself): a loaded machine may take many
+#: seconds to start the script or to get to its next one-second poll.
+PATIENCE = 120.0
+
+
+def _wait_for(predicate: Callable[[], bool], timeout: float = PATIENCE) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():
             return
         time.sleep(0.1)
     raise AssertionError("condition not reached in time")
+
+
+def _stop(proc: subprocess.Popen[str]) -> str:
+    """Ctrl-C, then everything the tail wrote to stderr (it has exited when this returns)."""
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=PATIENCE)
+    return err
 
 
 @pytest.mark.parametrize("fmt", ["table", "jsonl"])
@@ -295,8 +308,11 @@ def test_tail_prints_new_records_until_ctrl_c(trail: Path, tmp_path: Path, fmt: 
         _wait_for(lambda: out_file.exists() and "delete" in out_file.read_text())
         run_actions(trail, [Action("read", "late-target")], session="session-three")
         _wait_for(lambda: "late-target" in out_file.read_text())
-        proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=20)
+        # A sentinel record after it: once the sentinel is printed, the tail has polled again
+        # after printing 7, so a duplicate of 7 would be there by now (no guessed sleep).
+        run_actions(trail, [Action("read", "sentinel")], session="session-three")
+        _wait_for(lambda: "sentinel" in out_file.read_text())
+        err = _stop(proc)
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -306,7 +322,7 @@ def test_tail_prints_new_records_until_ctrl_c(trail: Path, tmp_path: Path, fmt: 
         ids = [json.loads(line)["id"] for line in text.splitlines()]
     else:
         ids = [int(line.split()[0]) for line in text.splitlines()[1:]]
-    assert ids == [5, 6, 7]  # the last two, then the new one, each once
+    assert ids == [5, 6, 7, 8]  # the last two, then the new one and the sentinel, each once
 
 
 def test_tail_respects_filters_on_stdout(trail: Path, tmp_path: Path) -> None:
@@ -319,11 +335,13 @@ def test_tail_respects_filters_on_stdout(trail: Path, tmp_path: Path) -> None:
         # Wait for what the tail printed, not a fixed time: a loaded machine starts it slowly.
         _wait_for(lambda: len(lines) >= 2)  # the backlog: both earlier deletes
         run_actions(trail, [Action("read", "x"), Action("delete", "y")], session="s3")
-        _wait_for(lambda: len(lines) >= 3)
-        time.sleep(1.5)  # one more poll: nothing else may arrive
+        # Records print in id order, so once a later matching record (the sentinel) is out,
+        # the read "x" before it has had every chance to be wrongly printed: no guessed sleep.
+        run_actions(trail, [Action("delete", "sentinel")], session="s3")
+        _wait_for(lambda: any("sentinel" in line for line in lines))
         proc.send_signal(signal.SIGINT)
-        proc.wait(timeout=20)
-        reader.join(timeout=20)  # the reader alone drains stdout, to its end
+        proc.wait(timeout=PATIENCE)
+        reader.join(timeout=PATIENCE)  # the reader alone drains stdout, to its end
         assert proc.stderr is not None
         err = proc.stderr.read()
         out = "".join(lines)
@@ -331,7 +349,8 @@ def test_tail_respects_filters_on_stdout(trail: Path, tmp_path: Path) -> None:
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 130, err  # Ctrl-C: the documented exit code
-    assert [json.loads(line)["target"] for line in out.splitlines()] == ["crm", "crm", "y"]
+    targets = [json.loads(line)["target"] for line in out.splitlines()]
+    assert targets == ["crm", "crm", "y", "sentinel"]
 
 
 def test_tail_holds_back_a_pending_record_until_it_finishes(trail: Path, tmp_path: Path) -> None:
@@ -351,14 +370,18 @@ def test_tail_holds_back_a_pending_record_until_it_finishes(trail: Path, tmp_pat
     try:
         _wait_for(lambda: out_file.exists() and out_file.read_text().count("\n") == 1)
         audit_id = loop.run_until_complete(begin(store))
-        time.sleep(2.5)  # more than two polls while the row is pending
+        # A finished record after the pending one: once the tail prints it, it has polled with
+        # the row pending (proof, where a sleep only hoped two polls had happened).
+        run_actions(trail, [Action("read", "while-pending")], session="s3")
+        _wait_for(lambda: "while-pending" in out_file.read_text())
         assert "slow-target" not in out_file.read_text()
         result = Result(action=action, status=ResultStatus.SUCCESS, decision=decision, attempts=1)
         loop.run_until_complete(store.finish(audit_id, result))
         _wait_for(lambda: "slow-target" in out_file.read_text())
-        time.sleep(1.5)
-        proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=20)
+        # And one after it: the tail has polled again since, so a repeat of 7 would be out.
+        run_actions(trail, [Action("read", "sentinel")], session="s3")
+        _wait_for(lambda: "sentinel" in out_file.read_text())
+        err = _stop(proc)
     finally:
         loop.run_until_complete(store.close())
         loop.close()
@@ -366,7 +389,12 @@ def test_tail_holds_back_a_pending_record_until_it_finishes(trail: Path, tmp_pat
             proc.kill()
     assert proc.returncode == 130, err  # Ctrl-C: the documented exit code
     records = [json.loads(line) for line in out_file.read_text().splitlines()]
-    assert [(r["id"], r["result"]) for r in records] == [(6, "blocked"), (7, "success")]
+    assert [(r["id"], r["result"]) for r in records] == [
+        (6, "blocked"),
+        (8, "success"),  # printed while 7 was still pending: held back, not lost
+        (7, "success"),
+        (9, "success"),
+    ]
 
 
 def test_long_export_shows_progress_on_a_terminal_only(

@@ -3,35 +3,23 @@
 The root is the meta-distribution ``agent-aegis``; its core dependency is not on the package
 index, so the metadata hook (``hatch_build.py``) points it at the core in the checkout. Plain pip,
 not uv: uv would find the core through ``[tool.uv.sources]`` and hide a broken hook. It takes
-~30 s (a real resolve and two builds), hence ``slow``: ``pytest -m slow tests/repo``.
+~30 s (a real resolve and two builds), hence ``slow``: ``nox -s root_install``.
 """
 
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-
-ROOT = Path(__file__).resolve().parents[2]
-#: What the root build reads: its own files and the core next to it (nothing else is copied, so
-#: stray build output or an editable install in the checkout cannot make the test pass).
-NEEDED = ("pyproject.toml", "hatch_build.py", "README.md", "LICENSE", "aegis-core")
+from repo_copy import clean_copy
 
 
 @pytest.mark.slow
 def test_pip_install_dot_at_the_root(tmp_path: Path) -> None:
-    copy = tmp_path / "clone"
-    copy.mkdir()
-    for name in NEEDED:
-        source = ROOT / name
-        if source.is_dir():
-            shutil.copytree(source, copy / name, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy2(source, copy / name)
+    copy = clean_copy(tmp_path / "clone")
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
     python = venv / "bin" / "python"
@@ -57,6 +45,8 @@ def test_pip_install_dot_at_the_root(tmp_path: Path) -> None:
             [str(python), "-c", probe], capture_output=True, text=True, check=True, timeout=60
         ).stdout
     )
-    assert requires == [f"agent-aegis-core @ {(copy / 'aegis-core').resolve().as_uri()}"]
+    # Without an extra only the core is installed; the extras' lines carry their `extra ==` marker.
+    plain = [r for r in requires if "extra ==" not in r]
+    assert plain == [f"agent-aegis-core @ {(copy / 'aegis-core').resolve().as_uri()}"]
     assert Path(core_file).is_relative_to(venv)  # installed, not imported from the copy
     assert "MIT License" in license_text

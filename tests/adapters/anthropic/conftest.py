@@ -1,19 +1,18 @@
-"""Fixtures for the Anthropic adapter: a real SQLite audit store, a recording executor as the
-runtime's own, and approvals a test answers by setting ``human.answer``."""
+"""Fixtures for the Anthropic adapter: a runtime on the shared SQLite ``store`` whose own executor
+records what ran (``get_broken`` raises), and whose approvals a test answers by setting
+``human.answer`` (tests/plugin_helpers.py)."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from pathlib import Path
-from typing import Any, ClassVar
 
 import pytest
 
-from aegis import Action, ApprovalDecision, Policy, Result, ResultStatus, Runtime
-from aegis.adapters.base import BaseExecutor
+import plugin_helpers
+from aegis import Action, Policy, Result, ResultStatus, Runtime
 from aegis.runtime.approval import CallbackApprovalHandler
-from aegis.runtime.approval_channels import ApprovalChannel
 from aegis.runtime.audit import AuditStore
+from plugin_helpers import Human
 
 POLICY = """\
 version: "1"
@@ -34,21 +33,8 @@ rules:
 """
 
 
-class Human:
-    def __init__(self) -> None:
-        self.answer = ApprovalDecision.deny(approver="ana", reason="no answer")
-        self.asked: list[Action] = []
-
-    def __call__(self, action: Action, decision: Any) -> ApprovalDecision:
-        self.asked.append(action)
-        return self.answer
-
-
-class Recorder(BaseExecutor):
-    """The runtime's executor: remembers every action that really ran."""
-
-    def __init__(self) -> None:
-        self.ran: list[Action] = []
+class Recorder(plugin_helpers.Recorder):
+    """The runtime's executor: remembers every action that really ran, echoes its params."""
 
     async def execute(self, action: Action) -> Result:
         self.ran.append(action)
@@ -58,21 +44,8 @@ class Recorder(BaseExecutor):
 
 
 @pytest.fixture
-def human() -> Human:
-    return Human()
-
-
-@pytest.fixture
 def recorder() -> Recorder:
     return Recorder()
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[AuditStore]:
-    s = AuditStore(f"sqlite:///{tmp_path / 'audit.db'}")
-    await s.open()
-    yield s
-    await s.close()
 
 
 @pytest.fixture
@@ -86,18 +59,3 @@ async def runtime(store: AuditStore, human: Human, recorder: Recorder) -> AsyncI
         agent_id="support-bot",
     ) as rt:
         yield rt
-
-    async def execute(self, action: Action) -> Result:
-        raise AssertionError(f"the runtime's executor ran {action}; the tool should have")
-
-
-class EditingApprover(ApprovalChannel):
-    """Approves every request with the given edits, as a human editing the arguments would."""
-
-    name: ClassVar[str] = "editor"
-
-    def __init__(self, edits: dict[str, Any]) -> None:
-        self.edits = edits
-
-    async def notify(self, request: Any, responder: Any) -> None:
-        await responder.respond(request.id, "ana", "approve", reason="fixed it", edits=self.edits)

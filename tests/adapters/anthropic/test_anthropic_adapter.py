@@ -13,7 +13,8 @@ from anthropic_standin import StandIn, serve
 
 from aegis import Action, ApprovalDecision, Result, ResultStatus, Runtime
 from aegis.runtime.audit import AuditStore
-from conftest import Human, Recorder
+from conftest import Recorder
+from plugin_helpers import Human
 
 # Verbatim from the original README's "Integrations" section (it runs inside an async function).
 README_SNIPPET = """
@@ -203,7 +204,8 @@ async def test_a_full_tool_use_turn_with_the_real_client(
 async def test_an_approvers_edit_is_what_the_tool_runs_with(store: AuditStore) -> None:
     from aegis import Policy
     from aegis.adapters.base import CallableExecutor
-    from conftest import POLICY, EditingApprover
+    from conftest import POLICY
+    from plugin_helpers import EditingApprover
 
     seen: list[dict[str, Any]] = []
 

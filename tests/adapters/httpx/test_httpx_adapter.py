@@ -19,7 +19,7 @@ from aegis.adapters.httpx_adapter import HttpxExecutor
 
 from aegis import Action, ApprovalDecision, Policy, ResultStatus, Runtime
 from aegis.runtime.approval import AutoApprovalHandler, CallbackApprovalHandler
-from aegis.runtime.audit import AuditStore
+from plugin_helpers import read_audit
 
 POLICY = """
 version: "1"
@@ -118,23 +118,9 @@ def policy() -> Policy:
     return Policy.from_yaml_string(POLICY, source="policy.yaml")
 
 
-@pytest.fixture
-def audit_url(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path / 'audit.db'}"
-
-
 def executor_for(server: Server, **kw: Any) -> HttpxExecutor:
     kw.setdefault("default_headers", {"Authorization": "Bearer t0ken"})
     return HttpxExecutor(base_url=f"{server.url}/api", **kw)
-
-
-def audit_rows(url: str) -> list[Any]:
-    store = AuditStore(url)
-    store.open_sync()
-    try:
-        return store.query(limit=None)
-    finally:
-        store.close_sync()
 
 
 async def run(
@@ -144,7 +130,7 @@ async def run(
     kw.setdefault("approval_handler", AutoApprovalHandler())
     async with Runtime(executor=executor, policy=policy, audit=audit_url, **kw) as rt:
         result = await rt.run_one(action)
-    return result, audit_rows(audit_url)
+    return result, read_audit(audit_url)
 
 
 def test_readme_snippet_runs_as_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,4 +1,5 @@
-"""A scripted chat model and recording tools for the LangChain adapter tests.
+"""A scripted chat model and recording tools for the LangChain adapter tests (the policy is
+``plugin_helpers.TOOLS_POLICY``).
 
 The stock fake chat models raise on ``bind_tools``; this one records what was bound and
 answers from a shared script (``create_agent`` binds again every turn), and remembers the
@@ -14,28 +15,6 @@ from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 from langchain_core.tools import BaseTool, tool
 from pydantic import ConfigDict, Field
-
-POLICY = """
-version: "1"
-defaults: { risk_level: medium, approval: approve }
-rules:
-  - name: lookups
-    match: { type: "lookup*" }
-    risk_level: low
-    approval: auto
-  - name: flaky_is_fine
-    match: { type: "flaky*" }
-    risk_level: low
-    approval: auto
-  - name: searches
-    match: { type: "search*" }
-    risk_level: low
-    approval: auto
-  - name: no_deletes
-    match: { type: "delete*" }
-    risk_level: critical
-    approval: block
-"""
 
 
 class ScriptedChatModel(BaseChatModel):

@@ -14,11 +14,12 @@ import pytest
 from aegis.adapters.langchain import AegisTool, GovernedTool, LangChainExecutor, govern_tools
 from langchain_core.messages import HumanMessage, ToolMessage
 from langchain_core.tools import BaseTool, tool
-from lc_helpers import POLICY, ScriptedChatModel, approve_with_edits, call, make_tools, turn
+from lc_helpers import ScriptedChatModel, approve_with_edits, call, make_tools, turn
 
 from aegis import Action, ApprovalDecision, Policy, ResultStatus, Runtime
 from aegis.adapters.base import CallableExecutor
 from aegis.runtime.approval import CallbackApprovalHandler
+from plugin_helpers import TOOLS_POLICY
 
 # The original README's LangChain snippet, character for character.
 README_SNIPPET = """\
@@ -55,7 +56,7 @@ def test_readme_snippet_runs_as_written(
 
     monkeypatch.chdir(tmp_path)
     (tmp_path / "policy.yaml").write_text(
-        POLICY + "  - {name: ddg, match: {type: duck*}, approval: auto}\n"
+        TOOLS_POLICY + "  - {name: ddg, match: {type: duck*}, approval: auto}\n"
     )
     ns: dict[str, Any] = {"Runtime": Runtime, "Policy": Policy}
     ns["DuckDuckGoSearchRun"] = DuckDuckGoSearchRun

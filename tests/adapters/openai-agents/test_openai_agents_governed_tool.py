@@ -14,7 +14,7 @@ from openai_agents_helpers import ScriptedModel, call_tool, echo_last_tool_outpu
 from aegis import ApprovalDecision, Runtime
 from aegis.adapters.base import CallableExecutor
 from aegis.runtime.audit import AuditStore
-from conftest import Human
+from plugin_helpers import Human
 
 # Verbatim from the original README's "Integrations" section.
 README_SNIPPET = '''
@@ -302,7 +302,7 @@ async def test_an_approvers_edit_is_what_the_tool_runs_with(store: AuditStore) -
     from openai_agents_helpers import POLICY
 
     from aegis import Policy
-    from conftest import EditingApprover
+    from plugin_helpers import EditingApprover
 
     crm = FakeCRM()
     async with Runtime(

@@ -12,7 +12,7 @@ from openai_agents_helpers import ScriptedModel, call_tool, echo_last_tool_outpu
 from aegis import ApprovalDecision, Runtime
 from aegis.adapters.base import CallableExecutor
 from aegis.runtime.audit import AuditStore
-from conftest import Human
+from plugin_helpers import Human
 
 
 def crm_tools(calls: list[tuple[str, Any]]) -> list[FunctionTool]:
@@ -129,7 +129,7 @@ async def test_a_guardrail_refuses_to_run_a_call_a_human_edited(store: AuditStor
     from openai_agents_helpers import POLICY
 
     from aegis import Policy
-    from conftest import EditingApprover
+    from plugin_helpers import EditingApprover
 
     calls: list[tuple[str, Any]] = []
     async with Runtime(

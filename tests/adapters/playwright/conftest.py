@@ -12,15 +12,14 @@ import threading
 from collections.abc import AsyncIterator, Iterator
 from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
-from typing import Any
 
 import pytest
 from aegis.adapters.playwright import PlaywrightExecutor
 
-from aegis import Action, ApprovalDecision, Policy, Runtime
+from aegis import Policy, Runtime
 from aegis.runtime.approval import CallbackApprovalHandler
 from aegis.runtime.audit import AuditStore
+from plugin_helpers import Human
 
 POLICY = """\
 version: "1"
@@ -71,16 +70,6 @@ def chromium_path() -> str:
     pytest.skip(message)
 
 
-class Human:
-    def __init__(self) -> None:
-        self.answer = ApprovalDecision.deny(approver="ana", reason="no answer")
-        self.asked: list[Action] = []
-
-    def __call__(self, action: Action, decision: Any) -> ApprovalDecision:
-        self.asked.append(action)
-        return self.answer
-
-
 @pytest.fixture(scope="session")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     root = tmp_path_factory.mktemp("site")
@@ -94,19 +83,6 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     finally:
         server.shutdown()
         server.server_close()
-
-
-@pytest.fixture
-def human() -> Human:
-    return Human()
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[AuditStore]:
-    s = AuditStore(f"sqlite:///{tmp_path / 'audit.db'}")
-    await s.open()
-    yield s
-    await s.close()
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from aegis.adapters.playwright import PlaywrightExecutor
 
 from aegis import Action, ApprovalDecision, ResultStatus, Runtime, plugins
 from aegis.runtime.audit import AuditStore
-from conftest import Human
+from plugin_helpers import Human
 
 
 async def out_text(browser: PlaywrightExecutor) -> str | None:

@@ -6,8 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,49 +14,20 @@ from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from aegis import Action, Policy, Runtime
-from aegis.adapters.base import BaseExecutor
-from aegis.core.result import Result, ResultStatus
+from aegis import Policy
+from aegis.core.result import ResultStatus
 from aegis.http import HttpRequest, HttpResponse, RouteContext
 from aegis.runtime.audit import AuditStore
 from conftest import CHANNEL_ID, Discord, button, modal_submit
+from plugin_helpers import ChannelRun, payment_policy
 
-PAY = Action("pay", "bank", params={"amount": 5000, "api_key": "sk-live-abcdefghijklmnop1234"})
 ALICE, BOB, EVE = "2000000000000000001", "2000000000000000002", "2000000000000000666"
 KEY = Ed25519PrivateKey.generate()
 PUBLIC = KEY.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw).hex()
 
 
 def policy(approvers: str = f'["discord:{ALICE}", "discord:{BOB}"]') -> Policy:
-    return Policy.from_yaml_string(
-        f"""
-version: "1"
-defaults: {{risk_level: low, approval: auto}}
-rules:
-  - name: big_payment
-    match: {{type: pay}}
-    risk_level: high
-    approval: approve
-    approvers: {approvers}
-"""
-    )
-
-
-class Recorder(BaseExecutor):
-    def __init__(self) -> None:
-        self.ran: list[Action] = []
-
-    async def execute(self, action: Action) -> Any:
-        self.ran.append(action)
-        return Result(action, ResultStatus.SUCCESS)
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[AuditStore]:
-    s = AuditStore(f"sqlite:///{tmp_path / 'audit.db'}")
-    await s.open()
-    yield s
-    await s.close()
+    return payment_policy(approvers)
 
 
 @pytest.fixture(autouse=True)
@@ -66,31 +35,8 @@ def _public_key(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AEGIS_DISCORD_PUBLIC_KEY", PUBLIC)
 
 
-class Run:
-    """One action waiting for approval in the background, with its channel."""
-
-    def __init__(self, store: AuditStore, pol: Policy, timeout: float, gateway: bool) -> None:
-        self.executor = Recorder()
-        self.channel = DiscordChannel(CHANNEL_ID, "bot-token", gateway=gateway)
-        self.runtime = Runtime(
-            executor=self.executor,
-            policy=pol,
-            approval_handler=self.channel,
-            audit=store,
-            approval_timeout=timeout,
-        )
-        self.task = asyncio.ensure_future(self._go())
-
-    async def _go(self) -> Result:
-        async with self.runtime as rt:
-            return await rt.run_one(PAY)
-
-    async def result(self) -> Result:
-        try:
-            return await asyncio.wait_for(self.task, 20)
-        finally:
-            await asyncio.sleep(0.3)  # let the settled() edit go out
-            await self.channel.close()
+def run_with(store: AuditStore, pol: Policy, timeout: float, gateway: bool) -> ChannelRun:
+    return ChannelRun(store, DiscordChannel(CHANNEL_ID, "bot-token", gateway=gateway), pol, timeout)
 
 
 async def start(
@@ -100,8 +46,8 @@ async def start(
     *,
     timeout: float = 15,
     gateway: bool = True,
-) -> tuple[Run, dict[str, Any]]:
-    run = Run(store, pol or policy(), timeout, gateway)
+) -> tuple[ChannelRun, dict[str, Any]]:
+    run = run_with(store, pol or policy(), timeout, gateway)
     await asyncio.wait_for(api.posted.wait(), 10)
     return run, api.messages[-1]
 
@@ -250,7 +196,7 @@ async def test_a_discord_that_stays_down_means_denied(
     store: AuditStore, discord_api: Discord
 ) -> None:
     discord_api.fail = lambda: web.Response(status=503, text="upstream down")
-    run = Run(store, policy(), 2, gateway=False)
+    run = run_with(store, policy(), 2, gateway=False)
     result = await run.result()
     assert run.executor.ran == [] and result.status is ResultStatus.DENIED
     assert result.approval is not None and result.approval.timed_out
@@ -398,7 +344,7 @@ async def test_a_network_that_is_down_means_denied(
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     monkeypatch.setattr(discord.http.Route, "BASE", f"http://127.0.0.1:{port}/api/v10")
-    run = Run(store, policy(), 1.5, gateway=False)
+    run = run_with(store, policy(), 1.5, gateway=False)
     result = await run.result()
     assert run.executor.ran == [] and result.approval is not None and result.approval.timed_out
     assert discord_api.messages == []

@@ -13,7 +13,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
@@ -24,10 +24,9 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from aegis import Action, Policy, Runtime
-from aegis.adapters.base import BaseExecutor
-from aegis.core.result import Result, ResultStatus
 from aegis.http import HttpRequest, HttpResponse, RouteContext
 from aegis.runtime.audit import AuditStore
+from plugin_helpers import Recorder, payment_policy
 
 SECRET = "link-secret-link-secret-0123456789"
 SENDER = "aegis@example.com"
@@ -42,28 +41,8 @@ PAY = Action(
 
 
 def policy(approvers: str = "", extra_rules: str = "") -> Policy:
-    more = f"\n    approvers: {approvers}" if approvers else ""
-    return Policy.from_yaml_string(
-        f"""
-version: "1"
-defaults: {{risk_level: low, approval: auto}}
-rules:{extra_rules}
-  - name: big_payment
-    match: {{type: pay}}
-    conditions: {{param_gt: {{amount: 1000}}}}
-    risk_level: high
-    approval: approve{more}
-"""
-    )
-
-
-class Recorder(BaseExecutor):
-    def __init__(self) -> None:
-        self.ran: list[Action] = []
-
-    async def execute(self, action: Action) -> Any:
-        self.ran.append(action)
-        return Result(action, ResultStatus.SUCCESS)
+    """Payments over 1,000 ask a human; ``extra_rules`` go first."""
+    return payment_policy(approvers, above=1000, extra_rules=extra_rules)
 
 
 def free_port() -> int:
@@ -186,14 +165,6 @@ def imap() -> Iterator[Imap]:
 def _route_secret(monkeypatch: pytest.MonkeyPatch) -> None:
     """What `aegis serve` would have in its environment for the link route."""
     monkeypatch.setenv("AEGIS_EMAIL_LINK_SECRET", SECRET)
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[AuditStore]:
-    s = AuditStore(f"sqlite:///{tmp_path / 'audit.db'}")
-    await s.open()
-    yield s
-    await s.close()
 
 
 def channel(inbox: Inbox, to: list[str], **kw: Any) -> EmailChannel:

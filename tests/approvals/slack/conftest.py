@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,14 +22,6 @@ async def slack(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FakeSlack]:
     monkeypatch.setenv("AEGIS_SLACK_API_URL", fake.api_url)
     yield fake
     await fake.stop()
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[AuditStore]:
-    s = AuditStore(f"sqlite:///{tmp_path / 'audit.db'}")
-    await s.open()
-    yield s
-    await s.close()
 
 
 @pytest.fixture

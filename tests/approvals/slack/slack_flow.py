@@ -9,41 +9,13 @@ from aegis.approvals.slack import SlackChannel
 from slack_standin import APP_TOKEN, BOT_TOKEN, CHANNEL, FakeSlack
 
 from aegis import Action, Policy, Runtime
-from aegis.adapters.base import BaseExecutor
-from aegis.core.result import Result, ResultStatus
 from aegis.runtime.audit import AuditStore
-
-PAY = Action("pay", "bank", params={"amount": 5000, "api_key": "sk-live-abcdefghijklmnop1234"})
+from plugin_helpers import PAY, Recorder, payment_policy
 
 
 def policy(approvers: str = "") -> Policy:
-    extra = f"\n    approvers: {approvers}" if approvers else ""
-    return Policy.from_yaml_string(
-        f"""
-version: "1"
-defaults: {{risk_level: low, approval: auto}}
-rules:
-  - name: huge_payment
-    match: {{type: pay}}
-    conditions: {{param_gt: {{amount: 1000000}}}}
-    risk_level: critical
-    approval: block
-  - name: big_payment
-    match: {{type: pay}}
-    conditions: {{param_gt: {{amount: 1000}}}}
-    risk_level: high
-    approval: approve{extra}
-"""
-    )
-
-
-class Recorder(BaseExecutor):
-    def __init__(self) -> None:
-        self.ran: list[Action] = []
-
-    async def execute(self, action: Action) -> Any:
-        self.ran.append(action)
-        return Result(action, ResultStatus.SUCCESS)
+    """Payments over 1,000 ask a human, over 1,000,000 are blocked."""
+    return payment_policy(approvers, above=1000, block_above=1_000_000)
 
 
 class Flow:

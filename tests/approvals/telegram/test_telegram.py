@@ -5,56 +5,25 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from aegis.approvals.telegram import WEBHOOK_PATH, TelegramChannel, command, pack, unpack, webhook
 from aiohttp import web
 
-from aegis import Action, Policy, Runtime
-from aegis.adapters.base import BaseExecutor
-from aegis.core.result import Result, ResultStatus
+from aegis import Policy
+from aegis.core.result import ResultStatus
 from aegis.http import HttpRequest, HttpResponse, RouteContext
 from aegis.runtime.audit import AuditStore
 from conftest import BOT_ID, CHAT_ID, TOKEN, Telegram
+from plugin_helpers import ChannelRun, payment_policy
 
-PAY = Action("pay", "bank", params={"amount": 5000, "api_key": "sk-live-abcdefghijklmnop1234"})
 ALICE, BOB, EVE = 4201, 4202, 6666
 SECRET = "webhook-secret-0123456789abcdef"
 
 
 def policy(approvers: str = f'["telegram:{ALICE}", "telegram:{BOB}"]') -> Policy:
-    return Policy.from_yaml_string(
-        f"""
-version: "1"
-defaults: {{risk_level: low, approval: auto}}
-rules:
-  - name: big_payment
-    match: {{type: pay}}
-    risk_level: high
-    approval: approve
-    approvers: {approvers}
-"""
-    )
-
-
-class Recorder(BaseExecutor):
-    def __init__(self) -> None:
-        self.ran: list[Action] = []
-
-    async def execute(self, action: Action) -> Any:
-        self.ran.append(action)
-        return Result(action, ResultStatus.SUCCESS)
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[AuditStore]:
-    s = AuditStore(f"sqlite:///{tmp_path / 'audit.db'}")
-    await s.open()
-    yield s
-    await s.close()
+    return payment_policy(approvers)
 
 
 @pytest.fixture(autouse=True)
@@ -63,33 +32,13 @@ def _env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AEGIS_TELEGRAM_TOKEN", TOKEN)
 
 
-class Run:
-    def __init__(
-        self, store: AuditStore, api: Telegram, pol: Policy, timeout: float, polling: bool
-    ) -> None:
-        self.executor = Recorder()
-        self.channel = TelegramChannel(
-            CHAT_ID, TOKEN, base_url=api.base_url, polling=polling, poll_timeout=1
-        )
-        self.runtime = Runtime(
-            executor=self.executor,
-            policy=pol,
-            approval_handler=self.channel,
-            audit=store,
-            approval_timeout=timeout,
-        )
-        self.task = asyncio.ensure_future(self._go())
-
-    async def _go(self) -> Result:
-        async with self.runtime as rt:
-            return await rt.run_one(PAY)
-
-    async def result(self) -> Result:
-        try:
-            return await asyncio.wait_for(self.task, 20)
-        finally:
-            await asyncio.sleep(0.3)  # let the settled() edit go out
-            await self.channel.close()
+def run_with(
+    store: AuditStore, api: Telegram, pol: Policy, timeout: float, polling: bool
+) -> ChannelRun:
+    channel = TelegramChannel(
+        CHAT_ID, TOKEN, base_url=api.base_url, polling=polling, poll_timeout=1
+    )
+    return ChannelRun(store, channel, pol, timeout)
 
 
 async def start(
@@ -99,8 +48,8 @@ async def start(
     *,
     timeout: float = 15,
     polling: bool = True,
-) -> tuple[Run, dict[str, Any]]:
-    run = Run(store, api, pol or policy(), timeout, polling)
+) -> tuple[ChannelRun, dict[str, Any]]:
+    run = run_with(store, api, pol or policy(), timeout, polling)
     await asyncio.wait_for(api.posted.wait(), 10)
     return run, api.messages[-1]
 
@@ -260,7 +209,7 @@ async def test_a_telegram_that_stays_down_means_denied(
     telegram_api.fail = lambda: web.json_response(
         {"ok": False, "error_code": 500, "description": "Internal Server Error"}, status=500
     )
-    run = Run(store, telegram_api, policy(), 2, polling=False)
+    run = run_with(store, telegram_api, policy(), 2, polling=False)
     result = await run.result()
     assert run.executor.ran == [] and result.approval is not None and result.approval.timed_out
     assert telegram_api.send_attempts >= 2 and telegram_api.messages == []
@@ -358,7 +307,7 @@ async def test_a_network_that_is_down_means_denied(
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     telegram_api.base_url = f"http://127.0.0.1:{port}/bot"
-    run = Run(store, telegram_api, policy(), 1.5, polling=True)
+    run = run_with(store, telegram_api, policy(), 1.5, polling=True)
     result = await run.result()
     assert run.executor.ran == [] and result.approval is not None and result.approval.timed_out
     assert telegram_api.messages == [] and telegram_api.send_attempts == 0

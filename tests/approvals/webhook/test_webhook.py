@@ -6,46 +6,21 @@ import asyncio
 import json
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 
 import pytest
 from aegis.approvals.webhook import CALLBACK_PATH, WebhookChannel, callback, sign, verify
 
-from aegis import Action, Policy, Runtime
-from aegis.adapters.base import BaseExecutor
-from aegis.core.result import Result, ResultStatus
+from aegis import Policy, Runtime
+from aegis.core.result import ResultStatus
 from aegis.http import HttpRequest, RouteContext
 from aegis.runtime.audit import AuditStore
+from plugin_helpers import PAY, Recorder
+from plugin_helpers import payment_policy as policy
 
 SECRET = b"s3cret-s3cret-s3cret-s3cret"
-PAY = Action("pay", "bank", params={"amount": 5000, "api_key": "sk-live-abcdefghijklmnop1234"})
-
-
-def policy(approvers: str = "") -> Policy:
-    extra = f"\n    approvers: {approvers}" if approvers else ""
-    return Policy.from_yaml_string(
-        f"""
-version: "1"
-defaults: {{risk_level: low, approval: auto}}
-rules:
-  - name: big_payment
-    match: {{type: pay}}
-    risk_level: high
-    approval: approve{extra}
-"""
-    )
-
-
-class Recorder(BaseExecutor):
-    def __init__(self) -> None:
-        self.ran: list[Action] = []
-
-    async def execute(self, action: Action) -> Any:
-        self.ran.append(action)
-        return Result(action, ResultStatus.SUCCESS)
 
 
 Reply = Callable[[dict[str, Any]], tuple[int, dict[str, str], bytes]]
@@ -102,14 +77,6 @@ def stand_in() -> Iterator[StandIn]:
     server = StandIn()
     yield server
     server.server.shutdown()
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[AuditStore]:
-    s = AuditStore(f"sqlite:///{tmp_path / 'audit.db'}")
-    await s.open()
-    yield s
-    await s.close()
 
 
 async def run(store: AuditStore, stand_in: StandIn, pol: Policy, **kw: Any) -> tuple[Any, Recorder]:

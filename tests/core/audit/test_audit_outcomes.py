@@ -91,7 +91,10 @@ async def test_approved_action_records_approver_and_reason(store: AuditStore) ->
             "timeout",
         ),
         (ResultStatus.SKIPPED, Approval.AUTO, None, "dry run: would be auto", "dry_run"),
-        (ResultStatus.SKIPPED, Approval.AUTO, None, "an earlier step failed", "auto"),
+        # Not attempted (its plan stopped earlier): nothing decided it, whatever its rule says.
+        (ResultStatus.SKIPPED, Approval.AUTO, None, "an earlier step failed", "skipped"),
+        (ResultStatus.SKIPPED, Approval.APPROVE, None, "an earlier step failed", "skipped"),
+        (ResultStatus.SKIPPED, Approval.BLOCK, None, "an earlier step failed", "skipped"),
         (ResultStatus.BLOCKED, Approval.AUTO, None, "hook raised: boom", "error"),
         (ResultStatus.DENIED, Approval.APPROVE, None, "handler raised", "error"),
     ],

@@ -142,6 +142,27 @@ async def test_a_denied_or_blocked_step_stops_the_rest_of_the_plan(
     assert results[2].reason == f"not attempted: plan step 2 {why}"
 
 
+async def test_a_step_the_plan_never_reached_is_labelled_skipped_not_auto(
+    store: AuditStore,
+) -> None:
+    """The steps after a denial never reached approval: the trail must not say "auto" (the
+    policy let it run without a human) for a transfer that needed one and never ran."""
+    async with Runtime(
+        executor=RecordingExecutor(),
+        policy=PLAN_POLICY,
+        audit=store,
+        approval_handler=CallbackApprovalHandler(lambda a, d: False),
+    ) as rt:
+        plan = [Action("transfer", "x"), Action("transfer", "y"), Action("read", "z")]
+        await rt.execute(plan)
+    labels = [(r.target, r.result, r.decision, r.approval) for r in rows(store)]
+    assert labels == [
+        ("x", "denied", "denied", "approve"),
+        ("y", "skipped", "skipped", "approve"),  # was "auto"
+        ("z", "skipped", "skipped", "auto"),
+    ]
+
+
 async def test_policy_watcher_awaits_async_callbacks(tmp_path: Path) -> None:
     path = tmp_path / "policy.yaml"
     path.write_text('version: "1"\nrules: []\n')

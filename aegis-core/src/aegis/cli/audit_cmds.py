@@ -176,7 +176,8 @@ def audit(
     agent
         Only this agent id.
     decision
-        auto, approved, denied, timeout, blocked, error or dry_run (comma-separated).
+        auto, approved, denied, timeout, blocked, error, dry_run or skipped
+        (comma-separated).
     rule
         Only actions decided by this rule.
     since

@@ -82,7 +82,10 @@ def parse_since(text: str, *, now: dt.datetime | None = None) -> dt.datetime:
     if match:
         amount, unit = int(match.group(1)), match.group(2).lower()
         current = now or dt.datetime.now(dt.UTC)
-        return current - dt.timedelta(seconds=amount * _UNIT_SECONDS[unit])
+        try:
+            return current - dt.timedelta(seconds=amount * _UNIT_SECONDS[unit])
+        except OverflowError:  # further back than the first date there is: everything
+            return dt.datetime.min.replace(tzinfo=dt.UTC)
     try:
         return parse_datetime(text, option="--since")
     except CliError:

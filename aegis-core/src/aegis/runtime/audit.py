@@ -15,7 +15,8 @@ Contract the runtime relies on: ``begin`` has *written* the row when it returns 
 only once the row is committed and, at ``durability="full"``, fsynced. Concurrent calls share
 transactions (``audit_writer``); params are redacted before anything is stored or hashed
 (``aegis.core.redact``); sinks are fed from committed rows by background shippers
-(``audit_ship``), so they can neither slow nor lose an action's record.
+(``audit_ship``), so they can neither slow nor lose an action's record. The read side
+(``query``, ``count``, ``stats``, ``get``, ``verify``) is ``AuditReader`` in ``audit_reader``.
 """
 
 from __future__ import annotations
@@ -27,11 +28,11 @@ import functools
 import logging
 import os
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal
 
-from sqlalchemy import Engine, inspect, make_url
+from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from aegis.core.action import Action
@@ -40,7 +41,6 @@ from aegis.core.decision import PolicyDecision
 from aegis.core.redact import DEFAULT_REDACTOR, Redactor
 from aegis.core.result import Result, ResultStatus
 from aegis.errors import AuditError
-from aegis.runtime import audit_query
 from aegis.runtime.audit_autocheckpoint import Checkpointer, CheckpointSchedule
 from aegis.runtime.audit_chain import VerifyReport, canonical, intent_json
 from aegis.runtime.audit_file import FileGuard
@@ -50,10 +50,13 @@ from aegis.runtime.audit_open import (
     create_tables,
     ensure_head,
     file_guard,
-    make_engine,
     write_connection,
 )
-from aegis.runtime.audit_query import AuditFilter, Order, RuleStats, Since
+from aegis.runtime.audit_query import AuditFilter as AuditFilter  # (re-exported, as before)
+from aegis.runtime.audit_query import Order as Order
+from aegis.runtime.audit_query import RuleStats
+from aegis.runtime.audit_query import Since as Since
+from aegis.runtime.audit_reader import AuditReader, Durability
 from aegis.runtime.audit_record import (
     AuditRecord,
     derive_decision,
@@ -63,7 +66,7 @@ from aegis.runtime.audit_record import (
 )
 from aegis.runtime.audit_schema import INTENT_COLUMNS, PARAMS_INLINE_MAX
 from aegis.runtime.audit_ship import AuditSink, Shipper, SinkSpec, resolve_sinks
-from aegis.runtime.audit_url import audit_url, missing_driver_message
+from aegis.runtime.audit_url import audit_url
 from aegis.runtime.audit_writer import (
     FINAL,
     INTENT,
@@ -88,12 +91,10 @@ __all__ = [
     "VerifyReport",
 ]
 
-Durability = Literal["full", "normal"]
-
 log = logging.getLogger("aegis.audit")
 
 
-class AuditStore:
+class AuditStore(AuditReader):
     """Hash-chained audit trail on any SQLAlchemy database (SQLite file by default).
 
     ``durability="full"`` (default): every final record is fsynced before the call returns.
@@ -409,83 +410,7 @@ class AuditStore:
     def checkpointer(self) -> Checkpointer | None:
         return self._checkpointer
 
-    # -- the read side (sync, for the CLI) -----------------------------------------------------
-
-    def query(
-        self,
-        *,
-        session: str | None = None,
-        action_type: str | None = None,
-        risk_level: Any = None,
-        result: Any = None,
-        agent: str | None = None,
-        decision: Any = None,
-        matched_rule: str | None = None,
-        since: Since | None = None,
-        until: Since | None = None,
-        after_id: int | None = None,
-        limit: int | None = 100,
-        order: Order = "asc",
-    ) -> list[AuditRecord]:
-        """Records matching every given filter, by id (``order="desc"`` for newest first).
-
-        ``action_type`` accepts globs (``delete*``); ``since``/``until`` accept a datetime, a
-        date, an ISO string or a timedelta (that long ago); ``after_id`` is for tailing.
-        """
-        flt = AuditFilter(
-            session,
-            action_type,
-            risk_level,
-            result,
-            agent,
-            decision,
-            matched_rule,
-            since,
-            until,
-            after_id,
-        )
-        with self._reading():
-            return audit_query.query(self._get_engine(), flt, limit=limit, order=order)
-
-    def count(self, **filters: Any) -> int:
-        """Number of records matching the same filters as ``query``."""
-        with self._reading():
-            return audit_query.count(self._get_engine(), AuditFilter(**_filter_names(filters)))
-
-    def stats(self, **filters: Any) -> list[RuleStats]:
-        """Per matched rule: total, counts by result and by decision (busiest rule first)."""
-        with self._reading():
-            return audit_query.stats(self._get_engine(), AuditFilter(**_filter_names(filters)))
-
-    def session_ids(self, prefix: str = "", *, limit: int | None = None) -> list[str]:
-        """Distinct recorded session ids starting with ``prefix``, sorted (the CLI resolves a
-        shortened id from a table with it)."""
-        with self._reading():
-            return audit_query.session_ids(self._get_engine(), prefix, limit=limit)
-
-    def get(self, audit_id: int) -> AuditRecord | None:
-        found = self.query(after_id=audit_id - 1, limit=1)
-        return found[0] if found and found[0].id == audit_id else None
-
-    def verify(self) -> VerifyReport:
-        """Check the hash chain; the report names every edited, deleted or inserted row."""
-        with self._reading():
-            return audit_query.verify(self._get_engine())
-
     # -- plumbing ------------------------------------------------------------------------------
-
-    @contextlib.contextmanager
-    def _reading(self) -> Iterator[None]:
-        try:
-            with self._read_lock():
-                engine = self._get_engine()
-                if not inspect(engine).has_table("aegis_audit"):
-                    raise AuditError(f"no audit trail at {self._safe_url()}")
-                yield
-        except SQLAlchemyError as exc:
-            raise AuditError(
-                f"cannot read the audit store at {self._safe_url()}: {one_line(exc)}"
-            ) from exc
 
     def _read_lock(self) -> contextlib.AbstractContextManager[Any]:
         # An in-memory SQLite database is one connection shared with the writer.
@@ -493,38 +418,8 @@ class AuditStore:
             return self._writer.connection_lock
         return contextlib.nullcontext()
 
-    def _get_engine(self) -> Engine:
-        if self._engine is None:
-            try:
-                self._engine, self._memory = make_engine(
-                    self.url, self.busy_timeout, self.durability
-                )
-            except ImportError as exc:  # the URL's driver is not installed
-                raise AuditError(
-                    f"cannot open the audit store at {self._safe_url()}: "
-                    f"{missing_driver_message(self.url, exc)}"
-                ) from exc
-            except SQLAlchemyError as exc:  # no such dialect
-                raise AuditError(
-                    f"cannot open the audit store at {self._safe_url()}: {one_line(exc)}"
-                ) from exc
-        return self._engine
-
-    def _safe_url(self) -> str:
-        try:
-            return make_url(self.url).render_as_string(hide_password=True)
-        except Exception:  # not a URL SQLAlchemy can parse: show no part that may be secret
-            return self.url.partition("://")[0] + "://..."
-
     def __repr__(self) -> str:
         return f"AuditStore({self._safe_url()!r}, durability={self.durability!r})"
-
-
-_FILTER_ALIASES = {"session_id": "session", "agent_id": "agent"}
-
-
-def _filter_names(filters: dict[str, Any]) -> dict[str, Any]:
-    return {_FILTER_ALIASES.get(k, k): v for k, v in filters.items()}
 
 
 _PARAMS_AT = INTENT_COLUMNS.index("params")

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any, Literal
 
 import attrs
-from sqlalchemy import Connection, Engine, Select, and_, func, select, union_all
+from sqlalchemy import Connection, Engine, Select, and_, false, func, select, union_all
 from sqlalchemy.sql import operators
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -26,6 +26,9 @@ from aegis.runtime.audit_schema import audit_log, record_source, with_side_param
 
 Order = Literal["asc", "desc"]
 Since = dt.datetime | dt.date | dt.timedelta | str
+#: Record ids are 64-bit on every dialect (SQLite INTEGER, PostgreSQL BIGINT); an id or limit
+#: past that range is answered here, never sent to the driver (which raises OverflowError).
+ID_MIN, ID_MAX = -(2**63), 2**63 - 1
 
 
 @attrs.frozen
@@ -65,8 +68,30 @@ class AuditFilter:
         if self.until is not None:
             out.append(c.created_at < _timestamp(self.until))
         if self.after_id is not None:
-            out.append(c.id > int(self.after_id))
+            after = _whole(self.after_id, "after_id")
+            if after >= ID_MAX:
+                out.append(false())  # no id lies above the largest one
+            elif after >= ID_MIN:
+                out.append(c.id > after)
+            # below the smallest id: every record follows, no clause
         return out
+
+
+def _whole(value: object, name: str) -> int:
+    """An int (not a bool, a float or a numeric string): ids are never rounded or parsed here."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"{name} must be an integer, not {value!r}")
+    return value
+
+
+def _checked_limit(limit: int | None) -> int | None:
+    """The limit to send to the database: None for none, or for one past every possible id."""
+    if limit is None:
+        return None
+    if _whole(limit, "limit") < 0:
+        raise ValueError(f"limit must be 0 or more (or None for every record), not {limit}")
+    # A larger limit is no limit: a table cannot hold more rows than it has ids.
+    return limit if limit <= ID_MAX else None
 
 
 def _many(value: Any) -> Iterable[Any]:
@@ -89,7 +114,12 @@ def _glob_to_like(pattern: str) -> str:
 def _timestamp(value: Since) -> str:
     """Any accepted ``since`` form as the stored text format (UTC ISO-8601, microseconds)."""
     if isinstance(value, dt.timedelta):
-        moment = dt.datetime.now(dt.UTC) - value
+        try:
+            moment = dt.datetime.now(dt.UTC) - value
+        except OverflowError:  # further back (or on) than any date: the first or the last one
+            moment = (dt.datetime.min if value > dt.timedelta(0) else dt.datetime.max).replace(
+                tzinfo=dt.UTC
+            )
     elif isinstance(value, dt.datetime):
         moment = value
     elif isinstance(value, dt.date):
@@ -113,6 +143,7 @@ def query(
     if order not in ("asc", "desc"):
         raise ValueError(f"order must be 'asc' or 'desc', not {order!r}")
     by_id = audit_log.c.id.asc() if order == "asc" else audit_log.c.id.desc()
+    limit = _checked_limit(limit)
     with engine.connect() as conn:
         types = _types_matching(conn, flt.action_type) if flt.action_type is not None else None
         if types is not None and limit is not None:
@@ -182,8 +213,9 @@ def session_ids(engine: Engine, prefix: str, *, limit: int | None = None) -> lis
         # substr, not LIKE: SQLite's LIKE ignores case and would need the wildcards escaped.
         stmt = stmt.where(func.substr(c.session_id, 1, len(prefix)) == prefix)
     stmt = stmt.order_by(c.session_id)
+    limit = _checked_limit(limit)
     if limit is not None:
-        stmt = stmt.limit(int(limit))
+        stmt = stmt.limit(limit)
     with engine.connect() as conn:
         return [str(value) for value in conn.execute(stmt).scalars()]
 

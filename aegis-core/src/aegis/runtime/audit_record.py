@@ -11,7 +11,14 @@ timeout    the approval request timed out
 blocked    the policy blocked it
 error      a fail-closed path stopped it (a hook or check raised, nothing was decided)
 dry_run    not executed because the runtime was in dry-run mode
+skipped    never reached a decision: its plan stopped at an earlier step
 =========  ==========================================================================
+
+``skipped`` holds whatever the step's rule says: "auto" would claim that the policy let it run
+without a human (for a step on an ``approve`` rule that never ran, it had claimed exactly that),
+and "blocked" that a block rule fired, when the step was never attempted. The rule's verdict
+stays in the ``approval`` and ``matched_rule`` columns. A step an approver edited is recorded as
+``skipped`` with its approval, and so is labelled ``approved``.
 """
 
 from __future__ import annotations
@@ -43,6 +50,7 @@ DECISIONS: tuple[str, ...] = (
     "blocked",
     "error",
     "dry_run",
+    "skipped",
 )
 RESULTS: tuple[str, ...] = (
     "pending",
@@ -133,6 +141,8 @@ def derive_decision(
         if approval.approved:
             return "approved"
         return "timeout" if approval.timed_out else "denied"
+    if status is ResultStatus.SKIPPED:
+        return "skipped"  # not attempted: nothing decided it, whatever its rule says
     if decision is None:
         return "error"
     if decision.approval is Approval.BLOCK:
@@ -140,7 +150,7 @@ def derive_decision(
     if status in (ResultStatus.BLOCKED, ResultStatus.DENIED):
         # Allowed by the policy yet stopped before running: a fail-closed path decided.
         return "error"
-    if decision.approval is Approval.APPROVE and status is not ResultStatus.SKIPPED:
+    if decision.approval is Approval.APPROVE:
         return "error"  # should have had an approval; never label it "auto"
     return "auto"
 

@@ -1,0 +1,145 @@
+"""The read side of the audit store: records by filter, per-rule stats, chain verification.
+
+``AuditStore`` is an ``AuditReader`` with a writer: reading needs only the URL and an engine
+(created on first use), so the CLI can read, tail or verify a trail that another process is
+writing without starting a writer of its own. The SQL is in ``audit_query``; this is the
+store's face for it, with every database error turned into one ``AuditError`` line.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any, Literal
+
+from sqlalchemy import Engine, inspect, make_url
+from sqlalchemy.exc import SQLAlchemyError
+
+from aegis.errors import AuditError
+from aegis.runtime import audit_query
+from aegis.runtime.audit_chain import VerifyReport
+from aegis.runtime.audit_open import make_engine
+from aegis.runtime.audit_query import AuditFilter, Order, RuleStats, Since
+from aegis.runtime.audit_record import AuditRecord
+from aegis.runtime.audit_url import missing_driver_message
+from aegis.runtime.audit_writer import one_line
+
+Durability = Literal["full", "normal"]
+
+_FILTER_ALIASES = {"session_id": "session", "agent_id": "agent"}
+
+
+class AuditReader:
+    """Reads one trail (sync, for the CLI and reports). The subclass sets the attributes."""
+
+    url: str
+    durability: Durability
+    busy_timeout: float
+    _engine: Engine | None
+    _memory: bool
+
+    def query(
+        self,
+        *,
+        session: str | None = None,
+        action_type: str | None = None,
+        risk_level: Any = None,
+        result: Any = None,
+        agent: str | None = None,
+        decision: Any = None,
+        matched_rule: str | None = None,
+        since: Since | None = None,
+        until: Since | None = None,
+        after_id: int | None = None,
+        limit: int | None = 100,
+        order: Order = "asc",
+    ) -> list[AuditRecord]:
+        """Records matching every given filter, by id (``order="desc"`` for newest first).
+
+        ``action_type`` accepts globs (``delete*``); ``since``/``until`` accept a datetime, a
+        date, an ISO string or a timedelta (that long ago); ``after_id`` is for tailing.
+        """
+        flt = AuditFilter(
+            session,
+            action_type,
+            risk_level,
+            result,
+            agent,
+            decision,
+            matched_rule,
+            since,
+            until,
+            after_id,
+        )
+        with self._reading():
+            return audit_query.query(self._get_engine(), flt, limit=limit, order=order)
+
+    def count(self, **filters: Any) -> int:
+        """Number of records matching the same filters as ``query``."""
+        with self._reading():
+            return audit_query.count(self._get_engine(), AuditFilter(**_filter_names(filters)))
+
+    def stats(self, **filters: Any) -> list[RuleStats]:
+        """Per matched rule: total, counts by result and by decision (busiest rule first)."""
+        with self._reading():
+            return audit_query.stats(self._get_engine(), AuditFilter(**_filter_names(filters)))
+
+    def session_ids(self, prefix: str = "", *, limit: int | None = None) -> list[str]:
+        """Distinct recorded session ids starting with ``prefix``, sorted (the CLI resolves a
+        shortened id from a table with it)."""
+        with self._reading():
+            return audit_query.session_ids(self._get_engine(), prefix, limit=limit)
+
+    def get(self, audit_id: int) -> AuditRecord | None:
+        found = self.query(after_id=audit_id - 1, limit=1)
+        return found[0] if found and found[0].id == audit_id else None
+
+    def verify(self) -> VerifyReport:
+        """Check the hash chain; the report names every edited, deleted or inserted row."""
+        with self._reading():
+            return audit_query.verify(self._get_engine())
+
+    @contextlib.contextmanager
+    def _reading(self) -> Iterator[None]:
+        try:
+            with self._read_lock():
+                engine = self._get_engine()
+                if not inspect(engine).has_table("aegis_audit"):
+                    raise AuditError(f"no audit trail at {self._safe_url()}")
+                yield
+        except SQLAlchemyError as exc:
+            raise AuditError(
+                f"cannot read the audit store at {self._safe_url()}: {one_line(exc)}"
+            ) from exc
+
+    def _read_lock(self) -> contextlib.AbstractContextManager[Any]:
+        """What a read holds: nothing here; the store shares an in-memory database's one
+        connection with its writer and overrides this."""
+        return contextlib.nullcontext()
+
+    def _get_engine(self) -> Engine:
+        if self._engine is None:
+            try:
+                self._engine, self._memory = make_engine(
+                    self.url, self.busy_timeout, self.durability
+                )
+            except ImportError as exc:  # the URL's driver is not installed
+                raise AuditError(
+                    f"cannot open the audit store at {self._safe_url()}: "
+                    f"{missing_driver_message(self.url, exc)}"
+                ) from exc
+            except SQLAlchemyError as exc:  # no such dialect
+                raise AuditError(
+                    f"cannot open the audit store at {self._safe_url()}: {one_line(exc)}"
+                ) from exc
+        return self._engine
+
+    def _safe_url(self) -> str:
+        try:
+            return make_url(self.url).render_as_string(hide_password=True)
+        except Exception:  # not a URL SQLAlchemy can parse: show no part that may be secret
+            return self.url.partition("://")[0] + "://..."
+
+
+def _filter_names(filters: dict[str, Any]) -> dict[str, Any]:
+    return {_FILTER_ALIASES.get(k, k): v for k, v in filters.items()}
