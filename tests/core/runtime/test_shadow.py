@@ -349,7 +349,7 @@ async def test_every_kind_of_record_carries_the_shadow(
         "approved",
         "auto",
         "blocked",
-        "auto",
+        "skipped",  # a plan step never reached is labelled skipped, whatever its rule
     ]
     assert all(r.shadow is not None and r.shadow["approval"] == "block" for r in records)
 
