@@ -128,12 +128,16 @@ class RateLimit(StatefulCheck):
     def answer(
         self, action: Action, now: float, state: LimitState
     ) -> tuple[Tristate, Usage | None]:
-        key = self.key(action)
+        key = self.counted_key(action)
         if key is None:
             return None, None
         if state.count(self.limit_id, key, now - self.window) >= self.max:
             return True, None
         return False, (self.limit_id, key, now, 1.0)
+
+    def counted_key(self, action: Action) -> str | None:
+        """What the count is kept per (None: unknown, e.g. the keyed param is missing)."""
+        return self.key(action)
 
 
 class Budget(StatefulCheck):
@@ -162,27 +166,18 @@ class Budget(StatefulCheck):
         return False, (self.limit_id, key, now, float(amount))
 
 
-class Repeat(StatefulCheck):
-    """Holds once the same action (type, target, params) passed ``max`` times within ``per``."""
+class Repeat(RateLimit):
+    """Holds once the same action (type, target, params) passed ``max`` times within ``per``:
+    a rate limit counted per action digest (within the key), i.e. loop detection."""
 
-    __slots__ = ("key", "max")
+    __slots__ = ()
 
-    def __init__(self, lid: str, window: float, maximum: float, key: KeyOf) -> None:
-        super().__init__(lid, window)
-        self.max = maximum
-        self.key = key
-
-    def answer(
-        self, action: Action, now: float, state: LimitState
-    ) -> tuple[Tristate, Usage | None]:
+    def counted_key(self, action: Action) -> str | None:
         who = self.key(action)
         if who is None:
-            return None, None
-        key = action_digest(action.type, action.target, action.params, None, None)[:32]
-        key = f"{who[:31]}/{key}"
-        if state.count(self.limit_id, key, now - self.window) >= self.max:
-            return True, None
-        return False, (self.limit_id, key, now, 1.0)
+            return None
+        digest = action_digest(action.type, action.target, action.params, None, None)[:32]
+        return f"{who[:31]}/{digest}"
 
 
 Step = tuple[tuple[Glob, Glob | None], ...]
