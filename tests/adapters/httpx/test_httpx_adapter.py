@@ -6,6 +6,7 @@ and every outcome on the row in the real SQLite audit store.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 import time
@@ -273,3 +274,20 @@ def test_registered_through_the_entry_point() -> None:
 
     registration = plugins.get_registry().get("executors", "httpx")
     assert registration is not None and registration.obj is HttpxExecutor
+
+
+async def test_the_runtimes_time_limit_leaves_the_calling_task_alone(
+    server: Server, policy: Policy, audit_url: str
+) -> None:
+    """httpx runs on anyio, whose cancel scopes cancel the task they were entered in. The
+    runtime's limit must cut the request short without any of that reaching the caller."""
+    executor = executor_for(server, timeout=30)
+    async with Runtime(
+        executor=executor, policy=policy, audit=audit_url, execution_timeout=0.2
+    ) as rt:
+        slow = await rt.run_one(Action("get", "/slow"))
+        await asyncio.sleep(0.5)  # a stray cancellation aimed at this task would land here
+        fine = await rt.run_one(Action("get", "/users"))
+    assert slow.status is ResultStatus.FAILED and "timed out" in (slow.error or "")
+    assert fine.status is ResultStatus.SUCCESS
+    assert [r.result for r in read_audit(audit_url)] == ["failed", "success"]
