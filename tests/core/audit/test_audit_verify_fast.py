@@ -121,7 +121,12 @@ TAMPERING = {
         "INSERT INTO aegis_audit_params (id, params) VALUES (9, '[999]')"
     ],
     "side params edited": ["UPDATE aegis_audit_params SET params = '{}' WHERE id = 8"],
-    "hash rewritten": ["UPDATE aegis_audit SET row_hash = 'f' || substr(row_hash, 2) WHERE id = 5"],
+    # The first hex digit flipped to another one (a plain 'f' would be no change 1 time in 16).
+    "hash rewritten": [
+        "UPDATE aegis_audit SET row_hash = "
+        "CASE WHEN substr(row_hash, 1, 1) = 'f' THEN '0' ELSE 'f' END || substr(row_hash, 2) "
+        "WHERE id = 5"
+    ],
     "result hash rewritten": ["UPDATE aegis_audit SET result_hash = NULL WHERE id = 6"],
     "set back to pending": ["UPDATE aegis_audit SET result = 'pending' WHERE id = 30"],
     "rows deleted at a range boundary": ["DELETE FROM aegis_audit WHERE id IN (13, 14, 27)"],

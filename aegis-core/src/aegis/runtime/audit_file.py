@@ -28,14 +28,15 @@ class FileGuard:
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path).absolute()
-        self._wal_path = f"{self.path}-wal"
+        self._path = str(self.path)  # os.stat on a str skips Path.__fspath__ on the hot path
+        self._wal_path = f"{self._path}-wal"
         self._identity: tuple[int, int] | None = None
         self._wal_fd: int | None = None
         self.failed: str | None = None
 
     def arm(self) -> None:
         """Remember the file as it is now (call right after the write connection opened it)."""
-        st = os.stat(self.path)
+        st = os.stat(self._path)
         self._identity = (st.st_dev, st.st_ino)
         self._hold_wal()
 
@@ -47,7 +48,7 @@ class FileGuard:
         if identity is None:
             return
         try:
-            st = os.stat(self.path)
+            st = os.stat(self._path)
         except FileNotFoundError:
             self._fail("was deleted")
         except OSError as exc:

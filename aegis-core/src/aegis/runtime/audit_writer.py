@@ -270,8 +270,9 @@ class GroupCommitWriter:
 
     def _write(self, ops: Sequence[WriteOp]) -> None:
         """Commit ``ops`` in one transaction; on failure retry them one by one."""
+        final = _holds_final(ops)
         try:
-            self._transaction(ops)
+            self._transaction(ops, final)
         except Exception as exc:
             if len(ops) > 1:
                 for op in ops:
@@ -279,16 +280,17 @@ class GroupCommitWriter:
                 return
             ops[0].error = exc if isinstance(exc, AuditError) else _audit_error(exc)
             return
-        if self._on_final is not None and any(op.kind in (FINAL, RECORD) for op in ops):
+        if final and self._on_final is not None:
             self._on_final()
 
-    def _transaction(self, ops: Sequence[WriteOp]) -> None:
+    def _transaction(self, ops: Sequence[WriteOp], final: bool) -> None:
+        """``final``: the batch holds an outcome (an fsynced commit at full durability)."""
         conn = self._conn
         if conn is None:
             raise AuditError("the audit store is closed")
         st = self._st
         sql = st.sql
-        full = self._full and any(op.kind in (FINAL, RECORD) for op in ops)
+        full = self._full and final
         cur = self._cursor
         if cur is None:
             cur = self._cursor = conn.cursor()
@@ -390,6 +392,14 @@ class GroupCommitWriter:
                 cur.execute(sql["cursor_insert"], payload)
         if (last_id, last_hash, last_final) != start:
             cur.execute(sql["set_head"], (last_id, last_hash, last_final))
+
+
+def _holds_final(ops: Sequence[WriteOp]) -> bool:
+    """Whether a batch finishes or records an action (decided before a DECIDE op runs)."""
+    if len(ops) == 1:  # the sequential case: no generator per transaction
+        kind = ops[0].kind
+        return kind in (FINAL, RECORD)
+    return any(op.kind in (FINAL, RECORD) for op in ops)
 
 
 def _with_seq(final_seq: int, rest_json: str) -> str:
