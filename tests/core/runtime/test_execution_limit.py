@@ -103,3 +103,29 @@ async def test_an_interrupt_after_a_suspension_still_completes_the_record(
             await rt.run_one(Action("read", "crm"))
     (rec,) = rows(store)
     assert rec.result == "failed" and "KeyboardInterrupt" in (rec.error or "")
+
+
+async def test_a_limit_never_fires_early(store: AuditStore) -> None:
+    loop = asyncio.get_running_loop()
+    async with Runtime(executor=Sleeps(), policy=AUTO, audit=store, execution_timeout=0.3) as rt:
+        started = loop.time()
+        result = await asyncio.wait_for(rt.run_one(Action("read", "crm")), 30)
+        waited = loop.time() - started
+    assert "timed out" in (result.error or "")
+    assert waited >= 0.3
+
+
+async def test_one_sweep_serves_every_limit_and_stops_when_idle() -> None:
+    from aegis.runtime.execution import _expiry_of
+
+    loop = asyncio.get_running_loop()
+    expiry = _expiry_of(loop)
+    assert _expiry_of(loop) is expiry  # one per event loop
+    slow, fast = loop.create_future(), loop.create_future()
+    expiry.add(slow, 300.0)
+    expiry.add(fast, 0.05)  # a shorter limit makes the sweep finer, at once
+    await asyncio.wait_for(fast, 30)
+    assert not slow.done()  # woken by its own deadline only
+    expiry.discard(slow)
+    await asyncio.sleep(0.05)
+    assert expiry._timer is None  # nothing in flight: no timer left running

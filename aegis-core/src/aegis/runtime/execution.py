@@ -8,7 +8,9 @@ the one policy touch is a re-check between retries, which can only stop further 
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -103,14 +105,26 @@ class ExecutionTimeout(TimeoutError):
 async def _call_executor(executor: BaseExecutor, action: Action, timeout: float | None) -> Any:
     if timeout is None:
         return await executor.execute(action)
-    # A task of its own: an executor that swallows cancellation cannot hold us past the limit.
-    task = asyncio.ensure_future(_contained(executor.execute(action)))
+    # A task of its own: an executor that swallows cancellation cannot hold us past the limit
+    # (and anyio cancel scopes inside it, httpx's, stay in the task they were entered in). We
+    # wait on one plain future, woken by the task or by the loop's expiry sweep, rather than
+    # asyncio.wait's sets, callbacks and a timer per call: this runs once per action.
+    loop = asyncio.get_running_loop()
+    task = loop.create_task(_contained(executor.execute(action)))
+    waiter = loop.create_future()
+    wake = functools.partial(_wake, waiter)
+    task.add_done_callback(wake)
+    expiry = _expiry_of(loop)
+    expiry.add(waiter, timeout)
     try:
-        done, _ = await asyncio.wait((task,), timeout=timeout)
+        await waiter
     except asyncio.CancelledError:
         task.cancel()
         raise
-    if not done:
+    finally:
+        expiry.discard(waiter)
+    if not task.done():
+        task.remove_done_callback(wake)
         task.cancel()
         task.add_done_callback(_drop_outcome)
         raise ExecutionTimeout(
@@ -120,6 +134,61 @@ async def _call_executor(executor: BaseExecutor, action: Action, timeout: float 
         return task.result()
     except _Interrupt as wrapped:  # re-raised here, in the caller's task, after the wait
         raise wrapped.original from None
+
+
+def _wake(waiter: asyncio.Future[None], _: object) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
+
+
+class _Expiry:
+    """Wakes the waits of one event loop whose time limit has passed.
+
+    One sweep, every tenth of the shortest limit in use (at most every second), instead of a
+    timer per action: asyncio keeps timers in a heap ordered by Python-level comparisons, and
+    with a 300 s default nearly every timer is cancelled unused, so a timer per action cost
+    more than the rest of the wait. A limit therefore fires up to a tenth of itself late (at
+    most 1 s); it never fires early. The sweep runs only while some wait is in flight.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._waits: dict[asyncio.Future[None], float] = {}
+        self._timer: asyncio.TimerHandle | None = None
+        self._tick = _MAX_TICK
+
+    def add(self, waiter: asyncio.Future[None], timeout: float) -> None:
+        self._waits[waiter] = self._loop.time() + timeout
+        tick = min(_MAX_TICK, max(timeout / 10, _MIN_TICK))
+        if self._timer is None or tick < self._tick:
+            if self._timer is not None:
+                self._timer.cancel()
+            self._tick = tick
+            self._timer = self._loop.call_later(tick, self._sweep)
+
+    def discard(self, waiter: asyncio.Future[None]) -> None:
+        self._waits.pop(waiter, None)
+
+    def _sweep(self) -> None:
+        now = self._loop.time()
+        for waiter in [w for w, deadline in self._waits.items() if deadline <= now]:
+            del self._waits[waiter]
+            _wake(waiter, None)
+        if self._waits:
+            self._timer = self._loop.call_later(self._tick, self._sweep)
+        else:
+            self._timer, self._tick = None, _MAX_TICK
+
+
+_MAX_TICK, _MIN_TICK = 1.0, 0.001
+_EXPIRY: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Expiry] = weakref.WeakKeyDictionary()
+
+
+def _expiry_of(loop: asyncio.AbstractEventLoop) -> _Expiry:
+    expiry = _EXPIRY.get(loop)
+    if expiry is None:
+        expiry = _EXPIRY[loop] = _Expiry(loop)
+    return expiry
 
 
 class _Interrupt(Exception):
