@@ -150,6 +150,7 @@ class GroupCommitWriter:
         self._guard = guard
         self._queue: collections.deque[WriteOp] = collections.deque()
         self._cv = threading.Condition(threading.Lock())
+        self._sleeping = False  # the writer waits on _cv: only then is a notify needed
         self._conn_lock = threading.Lock()
         self._busy = False
         self._stopping = False
@@ -246,7 +247,8 @@ class GroupCommitWriter:
             if self._thread is None:
                 raise AuditError("the audit store is closed")
             self._queue.append(op)
-            self._cv.notify()
+            if self._sleeping:  # a busy writer takes the op with its next batch anyway
+                self._cv.notify()
 
     # -- the writer thread ---------------------------------------------------------------------
 
@@ -255,7 +257,9 @@ class GroupCommitWriter:
         while True:
             with self._cv:
                 while not queue and not self._stopping:
+                    self._sleeping = True
                     self._cv.wait()
+                    self._sleeping = False
                 if not queue:
                     return
                 n = min(len(queue), self._max_batch)
