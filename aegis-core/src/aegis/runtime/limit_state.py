@@ -123,10 +123,10 @@ def read_state(store: AuditStore) -> tuple[LimitState | None, Callable[[], None]
     is not open (stateful conditions are then unknown, which fails closed)."""
     if not store.is_open:
         return None, _noop
-    lock = store._read_lock()  # an in-memory database is one connection, the writer's
+    lock = store.read_lock()  # an in-memory database is one connection, the writer's
     lock.__enter__()
     try:
-        engine = store._get_engine()
+        engine = store.engine
         raw = engine.raw_connection()
     except BaseException:
         lock.__exit__(None, None, None)
