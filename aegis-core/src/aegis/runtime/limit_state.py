@@ -30,7 +30,7 @@ from aegis.core.action import Action
 from aegis.core.approval import ApprovalDecision
 from aegis.core.decision import PolicyDecision
 from aegis.core.result import Result, ResultStatus
-from aegis.core.risk import Approval
+from aegis.core.risk import Approval, RiskLevel
 from aegis.core.stateful import LimitState, Usage
 from aegis.errors import AuditError
 from aegis.runtime.audit_record import derive_decision, intent_values, now_iso
@@ -181,11 +181,13 @@ def settle(
 
 
 class _Outcome:
-    __slots__ = ("final", "refusal")
+    __slots__ = ("final", "interrupted", "refusal")
 
     def __init__(self) -> None:
         self.final: PolicyDecision | None = None
         self.refusal: str | None = None
+        #: What the final decision raised past ``Runtime._decide``'s ``Exception`` guard.
+        self.interrupted: BaseException | None = None
 
 
 async def begin_limited(
@@ -209,7 +211,14 @@ async def begin_limited(
 
     def decide(cur: Any, st: Statements) -> tuple[int, Any] | None:
         state = DatabaseLimitState(cur, st.paramstyle)
-        final = runtime._decide(action, state)
+        outcome.interrupted = None  # a batch that failed is retried op by op: decided again
+        try:
+            final = runtime._decide(action, state)
+        except BaseException as exc:  # Ctrl-C, SystemExit, a plugin's own: write nothing
+            # On the writer thread nobody could handle it, and it would end the thread; the
+            # caller records the stop and raises it (below), as for the snapshot decision.
+            outcome.interrupted = exc
+            return None
         outcome.final, outcome.refusal = final, settle(decision, approval, final)
         if outcome.refusal is not None:
             return None
@@ -241,6 +250,20 @@ async def begin_limited(
         else:
             op.abandoned = close
         raise
+    interrupted = outcome.interrupted
+    if interrupted is not None:
+        reason = f"the final decision was interrupted: {type(interrupted).__name__}; not run"
+        await runtime._record_stop(
+            action,
+            PolicyDecision(action, RiskLevel.CRITICAL, Approval.BLOCK, None, reason=reason),
+            ResultStatus.BLOCKED,
+            reason,
+            approval=approval,
+            parent_id=parent_id,
+            note=note,
+            shadow=shadow,
+        )
+        raise interrupted
     final = outcome.final
     if written is None or final is None:
         reason = outcome.refusal or "the final decision could not be made"
