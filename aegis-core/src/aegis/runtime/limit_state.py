@@ -4,7 +4,8 @@ Two readers over one table:
 
 * a *snapshot* (``read_state``), read without a lock, for the decision an action is asked
   about, approved under and shown to hooks. It can only be behind (another process may be
-  writing), so it is advice;
+  writing), so it is advice. On a database server (PostgreSQL) it is read on a worker thread
+  (``decide``): a slow or lock-blocked read holds up its own action, never the event loop;
 * the *final* evaluation, inside the write-ahead transaction (``begin_limited``): the audit
   writer holds the database's write lock (SQLite ``BEGIN IMMEDIATE``, PostgreSQL ``SELECT ...
   FOR UPDATE`` on the chain head), so every process and replica is serialised; the policy is
@@ -156,6 +157,23 @@ def snapshot_evaluate(policy: Any, action: Action, store: AuditStore) -> PolicyD
         return policy.evaluate(action, state=state)  # type: ignore[no-any-return]
     finally:
         close()
+
+
+def reads_a_server(runtime: Runtime) -> bool:
+    """Whether deciding reads a snapshot from a database server (a stateful policy on anything
+    but SQLite): network round trips, maybe a lock wait, which must not hold up the event loop.
+    SQLite's snapshot is a local read that costs less than the hop to a thread."""
+    return bool(getattr(runtime._policy, "stateful", False)) and not runtime.audit.url.startswith(
+        "sqlite"
+    )
+
+
+async def decide(runtime: Runtime, action: Action) -> PolicyDecision:
+    """``runtime._decide`` for a coroutine: on a worker thread when it reads a database server
+    (the same decision, made the same way; the final one is still made in the write)."""
+    if reads_a_server(runtime):
+        return await asyncio.to_thread(runtime._decide, action)
+    return runtime._decide(action)
 
 
 def settle(
