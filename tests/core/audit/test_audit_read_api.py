@@ -49,6 +49,11 @@ def test_the_public_url_hides_the_password() -> None:
     assert reader.safe_url.startswith("postgresql+psycopg://aegis:***@db.invalid")
 
 
+def test_in_memory_is_known_before_the_store_opens(tmp_path: Path) -> None:
+    assert AuditStore("sqlite:///:memory:").in_memory
+    assert not AuditStore(f"sqlite:///{tmp_path / 'a.db'}").in_memory
+
+
 async def test_an_in_memory_store_is_read_under_its_writer_connection_lock() -> None:
     async with AuditStore("sqlite:///:memory:") as store:
         await run_action(store)

@@ -141,6 +141,13 @@ class AuditReader:
         return self._read_lock()
 
     @property
+    def in_memory(self) -> bool:
+        """An in-memory SQLite database: one connection, shared with the writer (known once
+        the engine exists)."""
+        self._get_engine()
+        return self._memory
+
+    @property
     def safe_url(self) -> str:
         """The URL for messages: password hidden, or only the scheme when it does not parse."""
         return self._safe_url()
