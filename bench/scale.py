@@ -115,7 +115,7 @@ if len(sys.argv) > 2:
     from aegis.runtime.audit_checkpoint import Checkpoint
     from aegis.runtime.audit_evidence import verify_against
     from aegis.runtime.audit_keys import load_public_key
-    report = verify_against(store._get_engine(), [Checkpoint.load(sys.argv[2])],
+    report = verify_against(store.engine, [Checkpoint.load(sys.argv[2])],
                             load_public_key(sys.argv[3]))
     ok, checked = report.ok, report.chain.checked
 else:
@@ -157,7 +157,7 @@ def bench_f1(root: Path, big: Path, small: Path) -> dict[str, Figure]:
     cp_file = root / "cp.json"
     start = time.perf_counter()
     signer = load_private_key(root / "k.key")
-    cp = make_checkpoint(AuditStore(f"sqlite:///{big}")._get_engine(), signer)
+    cp = make_checkpoint(AuditStore(f"sqlite:///{big}").engine, signer)
     checkpoint_s = time.perf_counter() - start
     write_checkpoint(cp, cp_file)
     small_run = verify_in_child(f"sqlite:///{small}")
@@ -304,7 +304,7 @@ def bench_f3(big: Path, repeats: int = 7) -> dict[str, Figure]:
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
-        chain = chain_records(store._get_engine(), f"task-{n // 100}")
+        chain = chain_records(store.engine, f"task-{n // 100}")
         times.append(time.perf_counter() - start)
     detail["chain_ms"] = statistics.median(times) * 1e3
     detail["chain_rows"] = len(chain)

@@ -22,6 +22,13 @@ from aegis.runtime.audit import AuditStore
 HERE = Path(__file__).parent
 AEGIS = Path(sys.executable).with_name("aegis")
 
+#: Bounds on waiting for another process. Generous on purpose: on a loaded machine one
+#: `aegis` start can take many seconds, and a bound only decides when a *broken* run gives up.
+PATIENCE = 180.0
+#: The waiter's approval window. None of these tests is about expiry: the window must not run
+#: out while the test answers, however slow the machine (at 60 s it once did, under load).
+WINDOW = 3600.0
+
 
 def aegis(*args: str, url: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "AEGIS_AUDIT_URL": url}
@@ -30,13 +37,13 @@ def aegis(*args: str, url: str) -> subprocess.CompletedProcess[str]:
         [str(AEGIS), *args],
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=PATIENCE,
         env=env,
         stdin=subprocess.DEVNULL,
     )
 
 
-def start_waiter(url: str, out: Path, timeout: float = 60) -> subprocess.Popen[str]:
+def start_waiter(url: str, out: Path, timeout: float = WINDOW) -> subprocess.Popen[str]:
     proc = subprocess.Popen(
         [sys.executable, str(HERE / "waiter.py"), url, str(out), str(timeout)],
         stdout=subprocess.PIPE,
@@ -51,18 +58,19 @@ def start_waiter(url: str, out: Path, timeout: float = 60) -> subprocess.Popen[s
 def pending_id(url: str) -> str:
     """The waiter's request id (read in-process: each `aegis` start costs a second or two)."""
     store = AuditStore(url)
+    deadline = time.monotonic() + PATIENCE
     try:
-        for _ in range(600):
+        while time.monotonic() < deadline:
             found = store.approvals.list(state="pending", limit=1)
             if found:
                 return found[0].id
-            time.sleep(0.05)
+            time.sleep(0.05)  # a poll interval, not a guess at how long the waiter needs
     finally:
         store.close_sync()
-    raise AssertionError("no pending request appeared")
+    raise AssertionError(f"no pending request appeared in {PATIENCE:g} s")
 
 
-def wait_for(proc: subprocess.Popen[str], seconds: float = 30) -> None:
+def wait_for(proc: subprocess.Popen[str], seconds: float = PATIENCE) -> None:
     proc.wait(timeout=seconds)
     assert proc.returncode == 0, proc.stderr.read() if proc.stderr else ""
 
@@ -136,7 +144,7 @@ def test_sigkill_during_the_wait_leaves_an_abandoned_request_that_never_runs(
     proc = start_waiter(sqlite_url, out)
     rid = pending_id(sqlite_url)
     os.kill(proc.pid, signal.SIGKILL)
-    proc.wait(timeout=10)
+    proc.wait(timeout=PATIENCE)
     # An approval after the death changes nothing: the reaper runs when a store opens.
     store = AuditStore(sqlite_url)
     store.open_sync()
@@ -154,6 +162,6 @@ def test_expire_command_reaps_a_dead_waiter(sqlite_url: str, tmp_path: Path) -> 
     proc = start_waiter(sqlite_url, tmp_path / "out.json")
     rid = pending_id(sqlite_url)
     os.kill(proc.pid, signal.SIGKILL)
-    proc.wait(timeout=10)
+    proc.wait(timeout=PATIENCE)
     reaped = aegis("approvals", "expire", url=sqlite_url)
     assert reaped.returncode == 0 and f"{rid[:8]}  abandoned" in reaped.stdout

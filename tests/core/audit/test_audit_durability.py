@@ -63,7 +63,7 @@ async def test_normal_durability_never_waits_for_the_disk(db_url: str) -> None:
 
 async def test_sqlite_file_is_in_wal_mode_with_busy_timeout(db_url: str) -> None:
     async with AuditStore(db_url, busy_timeout=3.5) as store:
-        engine: Any = store._get_engine()
+        engine: Any = store.engine
         with engine.connect() as conn:
             assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
             assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 3500

@@ -43,7 +43,7 @@ async def test_every_n_records_and_on_close(
     assert [cp.finals for cp in published] == [cp.finals for cp in files]
     assert published[0].finals >= 5 and published[-1].finals == 12  # the close one
     assert all(b.finals - a.finals >= 5 for a, b in itertools.pairwise(published[:-1]))
-    report = verify_against(AuditStore(db_url)._get_engine(), files, public)
+    report = verify_against(AuditStore(db_url).engine, files, public)
     assert report.ok and report.matching == len(files), report.summary()
 
 
@@ -62,7 +62,7 @@ async def test_every_t_seconds_picks_up_only_changes(
         assert len(published) == signed  # nothing changed, nothing signed again
         await run_action(store)
         await wait_for(lambda: published[-1].finals == 2)
-    assert verify_against(AuditStore(db_url)._get_engine(), published, public).ok
+    assert verify_against(AuditStore(db_url).engine, published, public).ok
 
 
 async def test_resumes_the_tree_of_an_existing_store(
@@ -79,7 +79,7 @@ async def test_resumes_the_tree_of_an_existing_store(
         assert store.checkpointer is not None
     cps = load_checkpoints([out])
     assert cps[-1].finals == 11
-    assert verify_against(AuditStore(db_url)._get_engine(), cps, public).ok
+    assert verify_against(AuditStore(db_url).engine, cps, public).ok
 
 
 def test_a_schedule_must_say_when_and_where(keys: tuple[Path, Path], tmp_path: Path) -> None:

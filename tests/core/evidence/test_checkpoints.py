@@ -25,11 +25,11 @@ async def grow(url: str, n: int, **kw: Any) -> None:
 
 
 def checkpoint(url: str, signer: Any) -> Checkpoint:
-    return make_checkpoint(AuditStore(url)._get_engine(), signer)
+    return make_checkpoint(AuditStore(url).engine, signer)
 
 
 def check(url: str, cps: list[Checkpoint], public: Any) -> Any:
-    return verify_against(AuditStore(url)._get_engine(), cps, public)
+    return verify_against(AuditStore(url).engine, cps, public)
 
 
 async def test_a_valid_trail_with_several_checkpoints_verifies(
@@ -56,12 +56,12 @@ async def test_pending_rows_are_in_the_chain_not_yet_in_the_tree(
 
         open_id = await store.begin(act, decide(act))
         await run_action(store)
-        cp = make_checkpoint(store._get_engine(), signer)
+        cp = make_checkpoint(store.engine, signer)
         assert (cp.size, cp.finals) == (3, 2)
         from audit_helpers import Result, ResultStatus
 
         await store.finish(open_id, Result(act, ResultStatus.SUCCESS, attempts=1))
-        later = make_checkpoint(store._get_engine(), signer)
+        later = make_checkpoint(store.engine, signer)
     assert (later.size, later.finals) == (3, 3)
     assert check(db_url, [cp, later], public).ok
 
@@ -141,9 +141,7 @@ async def test_a_forged_or_foreign_checkpoint_is_not_trusted(
     cp = checkpoint(db_url, signer)
     forged = Checkpoint.from_dict({**cp.to_dict(), "size": 2}, "forged.json")
     generate_keypair(tmp_path / "other.key", tmp_path / "other.pub")
-    foreign = make_checkpoint(
-        AuditStore(db_url)._get_engine(), load_private_key(tmp_path / "other.key")
-    )
+    foreign = make_checkpoint(AuditStore(db_url).engine, load_private_key(tmp_path / "other.key"))
     report = check(db_url, [forged, foreign], public)
     assert {(f.kind, f.checkpoint) for f in report.findings} == {
         ("bad_signature", "forged.json"),

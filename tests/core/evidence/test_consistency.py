@@ -35,11 +35,11 @@ async def grow(url: str, n: int, **kw: Any) -> None:
 
 
 def checkpoint(url: str, signer: Any) -> Checkpoint:
-    return make_checkpoint(AuditStore(url)._get_engine(), signer)
+    return make_checkpoint(AuditStore(url).engine, signer)
 
 
 def prove(url: str, old: Checkpoint, new: Checkpoint) -> dict[str, Any]:
-    return prove_consistency(AuditStore(url)._get_engine(), old, new)
+    return prove_consistency(AuditStore(url).engine, old, new)
 
 
 async def test_each_checkpoint_is_consistent_with_every_later_one(

@@ -98,7 +98,7 @@ async def test_the_chain_fields_are_tamper_evident(db_url: str, signer: Any, pub
         rt = Runtime(executor=Ok(), policy=POLICY, audit=store)
         await rt.run_one(Action("a", "kb", agent_id="w", parent_agent_id="p", chain_id="t"))
         await rt.run_one(Action("b", "kb", agent_id="w"))
-        engine = store._get_engine()
+        engine = store.engine
         proof = prove(engine, 1, make_checkpoint(engine, signer))
     assert verify_proof(proof, public).ok
     proof["record"]["intent"]["parent_agent_id"] = "someone_else"

@@ -28,11 +28,11 @@ async def grow(url: str, n: int) -> None:
 
 
 def cp_of(url: str, signer: Any) -> Checkpoint:
-    return make_checkpoint(AuditStore(url)._get_engine(), signer)
+    return make_checkpoint(AuditStore(url).engine, signer)
 
 
 def check(url: str, cps: list[Checkpoint], public: Any) -> Any:
-    return verify_against(AuditStore(url)._get_engine(), cps, public)
+    return verify_against(AuditStore(url).engine, cps, public)
 
 
 async def test_rewrite_truncation_and_fork_are_named(pg_url: str, signer: Any, public: Any) -> None:
@@ -60,7 +60,7 @@ async def test_rewrite_truncation_and_fork_are_named(pg_url: str, signer: Any, p
 
 async def test_proofs(pg_url: str, signer: Any, public: Any) -> None:
     await grow(pg_url, 7)
-    engine = AuditStore(pg_url)._get_engine()
+    engine = AuditStore(pg_url).engine
     cp = make_checkpoint(engine, signer)
     for rid in range(1, 8):
         proof = prove(engine, rid, cp)

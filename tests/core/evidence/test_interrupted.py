@@ -159,5 +159,5 @@ async def test_sinks_receive_the_interrupted_record_and_scan_past_it(db_url: str
     ]
     # Where a shipper's next scan starts: past every row, not back at the one that was stuck.
     store = AuditStore(db_url)
-    shipper = Shipper(sink, store._get_engine(), None)  # type: ignore[arg-type]
+    shipper = Shipper(sink, store.engine, None)  # type: ignore[arg-type]
     assert shipper._fetch(final_seq=5, scan_from=1) == ([], 6)

@@ -30,7 +30,7 @@ async def test_every_record_proves_and_the_proof_survives_json(
     db_url: str, signer: Any, public: Any
 ) -> None:
     ids = await trail(db_url, 13)
-    engine = AuditStore(db_url)._get_engine()
+    engine = AuditStore(db_url).engine
     cp = make_checkpoint(engine, signer)
     for rid in ids:
         proof = json.loads(json.dumps(prove(engine, rid, cp)))  # as a file would carry it
@@ -58,7 +58,7 @@ async def test_every_record_proves_and_the_proof_survives_json(
 )
 async def test_an_altered_proof_fails(db_url: str, signer: Any, public: Any, tamper: Any) -> None:
     await trail(db_url, 9)
-    engine = AuditStore(db_url)._get_engine()
+    engine = AuditStore(db_url).engine
     proof = prove(engine, 4, make_checkpoint(engine, signer))  # record 4 failed
     assert verify_proof(proof, public).ok
     altered = copy.deepcopy(proof)
@@ -70,11 +70,11 @@ async def test_an_altered_proof_fails(db_url: str, signer: Any, public: Any, tam
 async def test_a_pending_or_later_record_cannot_be_proven(db_url: str, signer: Any) -> None:
     async with AuditStore(db_url) as store:
         await run_action(store)
-        cp = make_checkpoint(store._get_engine(), signer)
+        cp = make_checkpoint(store.engine, signer)
         await run_action(store)
         act = action()
         pending = await store.begin(act, decide(act))
-        engine = store._get_engine()
+        engine = store.engine
         with pytest.raises(AuditError, match=r"after .* was signed"):
             prove(engine, 2, cp)
         with pytest.raises(AuditError, match="still pending"):
@@ -87,8 +87,8 @@ async def test_no_proof_from_a_trail_rewritten_since_its_checkpoint(
     db_url: str, signer: Any
 ) -> None:
     await trail(db_url, 5)
-    engine = AuditStore(db_url)._get_engine()
+    engine = AuditStore(db_url).engine
     cp = make_checkpoint(engine, signer)
     rewrite_consistently(db_url, 3, "target", "elsewhere")
     with pytest.raises(AuditError, match="no longer matches"):
-        prove(AuditStore(db_url)._get_engine(), 3, cp)
+        prove(AuditStore(db_url).engine, 3, cp)

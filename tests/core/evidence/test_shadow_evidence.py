@@ -89,7 +89,7 @@ async def test_proofs_cover_the_shadow_and_old_proofs_still_verify(
     async with AuditStore(db_url) as store:
         await run_action(store)
         await _shadowed(store, 1)
-        engine = store._get_engine()
+        engine = store.engine
         cp = make_checkpoint(engine, signer)
         plain, shadowed = prove(engine, 1, cp), prove(engine, 2, cp)
     assert verify_proof(shadowed, public).ok

@@ -84,8 +84,7 @@ def checkpoint(
 
     signer = load_private_key(key)
     store = open_store(db)
-    with store._reading():
-        cp = make_checkpoint(store._get_engine(), signer)
+    cp = store.read(make_checkpoint, signer)
     if out is None:
         sys.stdout.write(cp.to_json())
     else:
@@ -108,8 +107,7 @@ def verify_with_checkpoints(
     if not cps:
         raise CliError(f"no checkpoint files in {', '.join(map(str, checkpoints))}")
     store = open_store(db)
-    with store._reading():
-        report = verify_against(store._get_engine(), cps, key)
+    report = store.read(verify_against, cps, key)
     if fmt == "json":
         payload = {
             "ok": report.ok,
@@ -176,8 +174,7 @@ def prove(
     seq = record.final_seq
     covering = [cp for cp in cps if seq is not None and cp.finals >= seq]
     chosen = max(covering or cps, key=lambda cp: (cp.finals, cp.time))
-    with store._reading():
-        proof = make_proof(store._get_engine(), record_id, chosen)
+    proof = store.read(make_proof, record_id, chosen)
     text = json.dumps(proof, indent=2) + "\n"
     if out is None:
         sys.stdout.write(text)
@@ -193,8 +190,7 @@ def _prove_consistency(old_file: Path, new_file: Path, db: str | None, out: Path
 
     old, new = Checkpoint.load(old_file), Checkpoint.load(new_file)
     store = open_store(db)
-    with store._reading():
-        proof = prove_consistency(store._get_engine(), old, new)
+    proof = store.read(prove_consistency, old, new)
     text = json.dumps(proof, indent=2) + "\n"
     if out is None:
         sys.stdout.write(text)
@@ -295,8 +291,7 @@ def show_chain(db: str | None, chain_id: str, fmt: Literal["table", "json", "jso
     from aegis.runtime.audit_delegation import chain_records, chain_tree
 
     store = open_store(db)
-    with store._reading():
-        records = chain_records(store._get_engine(), chain_id)
+    records = store.read(chain_records, chain_id)
     if not records:
         sys.stderr.write(f"no audit records in chain {chain_id!r}\n")
         return ExitCode.OK
@@ -372,8 +367,7 @@ def hash_value(
     from aegis.runtime.audit_search import records_holding
 
     store = open_store(db)
-    with store._reading():
-        ids = records_holding(store._get_engine(), tag)
+    ids = store.read(records_holding, tag)
     shown = ", ".join(map(str, ids[:50])) + (" ..." if len(ids) > 50 else "")
     sys.stdout.write(f"{len(ids)} record(s){': ' + shown if ids else ''}\n")
     return ExitCode.OK if ids else ExitCode.CHECK_FAILED

@@ -62,8 +62,7 @@ def report(
     start = parse_since(since) if since is not None else None
     store = open_store(db)
     try:
-        with store._reading():
-            result = shadow_report(store._get_engine(), since=start, examples=examples)
+        result = store.read(shadow_report, since=start, examples=examples)
     finally:
         store.close_sync()
     if format == "json":

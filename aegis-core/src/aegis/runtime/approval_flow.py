@@ -39,6 +39,7 @@ from aegis.core.result import ResultStatus
 from aegis.core.risk import Approval
 from aegis.errors import ActionError
 from aegis.runtime import approval_store as book_mod
+from aegis.runtime import limit_state
 from aegis.runtime.approval import AutoApprovalHandler
 from aegis.runtime.approval_channels import ApprovalChannel, HandlerChannel, Responder
 from aegis.runtime.approval_rules import apply_edits
@@ -216,7 +217,7 @@ async def seek_approval(
                     ResultStatus.DENIED,
                     f"the approver's edits could not be applied: {exc}",
                 )
-        fresh = runtime._decide(candidate)
+        fresh = await limit_state.decide(runtime, candidate)
         approval = _approval(final, channels)
         original = action if candidate is not action else None
         if fresh.approval is Approval.BLOCK:

@@ -98,8 +98,8 @@ class BookConnection:
         ``AuditError`` that ``ApprovalBook.run`` retries on a worker thread.
         """
         store = self._store
-        if store._memory:
-            with store._read_lock(), self._memory_cursor() as cur:
+        if store.in_memory:
+            with store.read_lock(), self._memory_cursor() as cur:
                 yield from self._run(cur, write, inline=False)
             return
         if not self.lock.acquire(blocking=not inline):
@@ -123,19 +123,19 @@ class BookConnection:
         except BaseException as exc:
             self._rollback(cur, drop=not _busy(exc))
             if isinstance(exc, self._driver_error()):
-                url = self._store._safe_url()
+                url = self._store.safe_url
                 raise AuditError(f"approval store at {url}: {_line(exc)}") from exc
             raise
 
     def _cursor(self, inline: bool) -> Any:
-        engine = self._store._get_engine()
+        engine = self._store.engine
         if self._conn is None or self._engine is not engine:
             self.close_connection()
             try:
                 self._open(engine)
             except Exception as exc:
                 self.close_connection()
-                url = self._store._safe_url()
+                url = self._store.safe_url
                 raise AuditError(f"approval store at {url}: {_line(exc)}") from exc
         if self._sqlite and self._inline is not inline:
             # Inline calls wait at most 20 ms for the lock (then a worker thread waits longer).
@@ -157,7 +157,7 @@ class BookConnection:
 
     @contextlib.contextmanager
     def _memory_cursor(self) -> Iterator[Any]:
-        engine = self._store._get_engine()
+        engine = self._store.engine
         if not self.sql:
             self._paramstyle = engine.dialect.paramstyle
             self.sql = {k: _convert(v, self._paramstyle) for k, v in _RAW.items()}
@@ -179,11 +179,11 @@ class BookConnection:
                     cur.execute("ROLLBACK")
             else:
                 cur.connection.rollback()
-        if drop and not self._store._memory:
+        if drop and not self._store.in_memory:
             self.close_connection()
 
     def _driver_error(self) -> type[BaseException]:
-        engine = self._engine or self._store._get_engine()
+        engine = self._engine or self._store.engine
         error: type[BaseException] = engine.dialect.loaded_dbapi.Error
         return error
 

@@ -114,12 +114,12 @@ class ApprovalBook:
     def _prepare(self) -> None:
         """Create the tables once (another thread or process may be doing it too: retried)."""
         if not self._ready:
-            from aegis.runtime.audit import _create_tables
+            from aegis.runtime.audit_open import create_tables
 
             try:
-                _create_tables(self._store._get_engine(), tables=metadata)
+                create_tables(self._store.engine, tables=metadata)
             except SQLAlchemyError as exc:
-                url = self._store._safe_url()
+                url = self._store.safe_url
                 raise AuditError(f"approval store at {url}: {_one_line(exc)}") from exc
             self._ready = True
 
@@ -129,14 +129,14 @@ class ApprovalBook:
         store = self._store
         self._prepare()
         try:
-            with store._read_lock():
-                engine = store._get_engine()
+            with store.read_lock():
+                engine = store.engine
                 with engine.begin() as conn:
                     if engine.dialect.name == "sqlite":
                         _tune_sqlite(conn, store.busy_timeout)
                     yield conn
         except SQLAlchemyError as exc:
-            raise AuditError(f"approval store at {store._safe_url()}: {_one_line(exc)}") from exc
+            raise AuditError(f"approval store at {store.safe_url}: {_one_line(exc)}") from exc
 
     @contextmanager
     def _write(self) -> Iterator[tuple[Any, dict[str, str]]]:
@@ -177,7 +177,7 @@ class ApprovalBook:
 
     def _inline_ok(self) -> bool:
         store = self._store
-        return store.url.startswith("sqlite") and not store._memory and self._ready
+        return store.url.startswith("sqlite") and not store.in_memory and self._ready
 
     def close(self) -> None:
         """Write the links still pending and release the held connection (the store closes)."""

@@ -9,8 +9,8 @@ store's face for it, with every database error turned into one ``AuditError`` li
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
-from typing import Any, Literal
+from collections.abc import Callable, Iterator
+from typing import Any, Concatenate, Literal, ParamSpec, TypeVar
 
 from sqlalchemy import Engine, inspect, make_url
 from sqlalchemy.exc import SQLAlchemyError
@@ -25,6 +25,9 @@ from aegis.runtime.audit_url import missing_driver_message
 from aegis.runtime.audit_writer import one_line
 
 Durability = Literal["full", "normal"]
+
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
 
 _FILTER_ALIASES = {"session_id": "session", "agent_id": "agent"}
 
@@ -71,24 +74,21 @@ class AuditReader:
             until,
             after_id,
         )
-        with self._reading():
-            return audit_query.query(self._get_engine(), flt, limit=limit, order=order)
+        with self.reading() as engine:
+            return audit_query.query(engine, flt, limit=limit, order=order)
 
     def count(self, **filters: Any) -> int:
         """Number of records matching the same filters as ``query``."""
-        with self._reading():
-            return audit_query.count(self._get_engine(), AuditFilter(**_filter_names(filters)))
+        return self.read(audit_query.count, AuditFilter(**_filter_names(filters)))
 
     def stats(self, **filters: Any) -> list[RuleStats]:
         """Per matched rule: total, counts by result and by decision (busiest rule first)."""
-        with self._reading():
-            return audit_query.stats(self._get_engine(), AuditFilter(**_filter_names(filters)))
+        return self.read(audit_query.stats, AuditFilter(**_filter_names(filters)))
 
     def session_ids(self, prefix: str = "", *, limit: int | None = None) -> list[str]:
         """Distinct recorded session ids starting with ``prefix``, sorted (the CLI resolves a
         shortened id from a table with it)."""
-        with self._reading():
-            return audit_query.session_ids(self._get_engine(), prefix, limit=limit)
+        return self.read(audit_query.session_ids, prefix, limit=limit)
 
     def get(self, audit_id: int) -> AuditRecord | None:
         found = self.query(after_id=audit_id - 1, limit=1)
@@ -96,21 +96,63 @@ class AuditReader:
 
     def verify(self) -> VerifyReport:
         """Check the hash chain; the report names every edited, deleted or inserted row."""
-        with self._reading():
-            return audit_query.verify(self._get_engine())
+        return self.read(audit_query.verify)
+
+    # -- reads of one's own (evidence, shadow reports, delegation chains, ...) ---------------
 
     @contextlib.contextmanager
-    def _reading(self) -> Iterator[None]:
+    def reading(self) -> Iterator[Engine]:
+        """The engine, for a read-only query this class has no method for.
+
+        Holds what a read must hold (an in-memory database's one connection), refuses a URL
+        with no trail at all, and turns any database error inside the block into one
+        ``AuditError`` line naming the store (password hidden), so callers need no
+        SQLAlchemy error handling of their own. Do not keep the engine past the block.
+        """
         try:
-            with self._read_lock():
+            with self.read_lock():
                 engine = self._get_engine()
                 if not inspect(engine).has_table("aegis_audit"):
-                    raise AuditError(f"no audit trail at {self._safe_url()}")
-                yield
+                    raise AuditError(f"no audit trail at {self.safe_url}")
+                yield engine
         except SQLAlchemyError as exc:
             raise AuditError(
-                f"cannot read the audit store at {self._safe_url()}: {one_line(exc)}"
+                f"cannot read the audit store at {self.safe_url}: {one_line(exc)}"
             ) from exc
+
+    def read(
+        self, fn: Callable[Concatenate[Engine, _P], _T], /, *args: _P.args, **kwargs: _P.kwargs
+    ) -> _T:
+        """``fn(engine, *args, **kwargs)`` inside ``reading()``: ``store.read(make_checkpoint,
+        signer)``, ``store.read(shadow_report, since=start)``."""
+        with self.reading() as engine:
+            return fn(engine, *args, **kwargs)
+
+    @property
+    def engine(self) -> Engine:
+        """The SQLAlchemy engine, created on first use (``AuditError`` when the URL's driver is
+        missing). For modules that keep their own tables in the audit database; take
+        ``read_lock()`` around every use, or use ``reading()``."""
+        return self._get_engine()
+
+    def read_lock(self) -> contextlib.AbstractContextManager[Any]:
+        """What a read must hold: nothing, except for an in-memory database, whose one
+        connection the store shares with its writer."""
+        return self._read_lock()
+
+    @property
+    def in_memory(self) -> bool:
+        """An in-memory SQLite database: one connection, shared with the writer (known once
+        the engine exists)."""
+        self._get_engine()
+        return self._memory
+
+    @property
+    def safe_url(self) -> str:
+        """The URL for messages: password hidden, or only the scheme when it does not parse."""
+        return self._safe_url()
+
+    # -- plumbing (subclass hooks) ---------------------------------------------------------
 
     def _read_lock(self) -> contextlib.AbstractContextManager[Any]:
         """What a read holds: nothing here; the store shares an in-memory database's one

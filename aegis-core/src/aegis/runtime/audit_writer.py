@@ -277,7 +277,11 @@ class GroupCommitWriter:
         final = _holds_final(ops)
         try:
             self._transaction(ops, final)
-        except Exception as exc:
+        except BaseException as exc:
+            # On the writer thread even Ctrl-C or SystemExit (from a DECIDE callback) is that
+            # one op's failure, or the thread would end; inline it is the caller's own.
+            if not isinstance(exc, Exception) and threading.current_thread() is not self._thread:
+                raise
             if len(ops) > 1:
                 for op in ops:
                     self._write([op])

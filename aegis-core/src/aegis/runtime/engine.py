@@ -316,9 +316,8 @@ class Runtime:
     async def _record_skip(self, action: Action, reason: str) -> Result:
         bound = self._bind(action)
         shadow = None if self._shadow is None else await self._shadow.verdict(bound)
-        return await self._record_stop(
-            bound, self._decide(bound), ResultStatus.SKIPPED, reason, shadow=shadow
-        )
+        decision = await limit_state.decide(self, bound)
+        return await self._record_stop(bound, decision, ResultStatus.SKIPPED, reason, shadow=shadow)
 
     async def _run(
         self,
@@ -334,7 +333,11 @@ class Runtime:
         await self.open()
         action = self._bind(action)
         try:
-            decision = self._decide(action)
+            decision = (
+                await limit_state.decide(self, action)  # a server's snapshot: off the loop
+                if limit_state.reads_a_server(self)
+                else self._decide(action)
+            )
         except BaseException as exc:  # past _decide's Exception guard: Ctrl-C, SystemExit...
             reason = f"policy evaluation was interrupted: {type(exc).__name__}; not run"
             await self._record_stop(
@@ -472,7 +475,7 @@ class Runtime:
         stopped = Result(
             original,
             ResultStatus.SKIPPED,
-            decision=self._decide(original),
+            decision=await limit_state.decide(self, original),
             approval=sought.approval,
             reason=reason,
         )

@@ -4,7 +4,8 @@ Two readers over one table:
 
 * a *snapshot* (``read_state``), read without a lock, for the decision an action is asked
   about, approved under and shown to hooks. It can only be behind (another process may be
-  writing), so it is advice;
+  writing), so it is advice. On a database server (PostgreSQL) it is read on a worker thread
+  (``decide``): a slow or lock-blocked read holds up its own action, never the event loop;
 * the *final* evaluation, inside the write-ahead transaction (``begin_limited``): the audit
   writer holds the database's write lock (SQLite ``BEGIN IMMEDIATE``, PostgreSQL ``SELECT ...
   FOR UPDATE`` on the chain head), so every process and replica is serialised; the policy is
@@ -30,7 +31,7 @@ from aegis.core.action import Action
 from aegis.core.approval import ApprovalDecision
 from aegis.core.decision import PolicyDecision
 from aegis.core.result import Result, ResultStatus
-from aegis.core.risk import Approval
+from aegis.core.risk import Approval, RiskLevel
 from aegis.core.stateful import LimitState, Usage
 from aegis.errors import AuditError
 from aegis.runtime.audit_record import derive_decision, intent_values, now_iso
@@ -123,10 +124,10 @@ def read_state(store: AuditStore) -> tuple[LimitState | None, Callable[[], None]
     is not open (stateful conditions are then unknown, which fails closed)."""
     if not store.is_open:
         return None, _noop
-    lock = store._read_lock()  # an in-memory database is one connection, the writer's
+    lock = store.read_lock()  # an in-memory database is one connection, the writer's
     lock.__enter__()
     try:
-        engine = store._get_engine()
+        engine = store.engine
         raw = engine.raw_connection()
     except BaseException:
         lock.__exit__(None, None, None)
@@ -158,6 +159,23 @@ def snapshot_evaluate(policy: Any, action: Action, store: AuditStore) -> PolicyD
         close()
 
 
+def reads_a_server(runtime: Runtime) -> bool:
+    """Whether deciding reads a snapshot from a database server (a stateful policy on anything
+    but SQLite): network round trips, maybe a lock wait, which must not hold up the event loop.
+    SQLite's snapshot is a local read that costs less than the hop to a thread."""
+    return bool(getattr(runtime._policy, "stateful", False)) and not runtime.audit.url.startswith(
+        "sqlite"
+    )
+
+
+async def decide(runtime: Runtime, action: Action) -> PolicyDecision:
+    """``runtime._decide`` for a coroutine: on a worker thread when it reads a database server
+    (the same decision, made the same way; the final one is still made in the write)."""
+    if reads_a_server(runtime):
+        return await asyncio.to_thread(runtime._decide, action)
+    return runtime._decide(action)
+
+
 def settle(
     decided: PolicyDecision, approval: ApprovalDecision | None, final: PolicyDecision
 ) -> str | None:
@@ -181,11 +199,13 @@ def settle(
 
 
 class _Outcome:
-    __slots__ = ("final", "refusal")
+    __slots__ = ("final", "interrupted", "refusal")
 
     def __init__(self) -> None:
         self.final: PolicyDecision | None = None
         self.refusal: str | None = None
+        #: What the final decision raised past ``Runtime._decide``'s ``Exception`` guard.
+        self.interrupted: BaseException | None = None
 
 
 async def begin_limited(
@@ -209,7 +229,14 @@ async def begin_limited(
 
     def decide(cur: Any, st: Statements) -> tuple[int, Any] | None:
         state = DatabaseLimitState(cur, st.paramstyle)
-        final = runtime._decide(action, state)
+        outcome.interrupted = None  # a batch that failed is retried op by op: decided again
+        try:
+            final = runtime._decide(action, state)
+        except BaseException as exc:  # Ctrl-C, SystemExit, a plugin's own: write nothing
+            # On the writer thread nobody could handle it, and it would end the thread; the
+            # caller records the stop and raises it (below), as for the snapshot decision.
+            outcome.interrupted = exc
+            return None
         outcome.final, outcome.refusal = final, settle(decision, approval, final)
         if outcome.refusal is not None:
             return None
@@ -241,6 +268,20 @@ async def begin_limited(
         else:
             op.abandoned = close
         raise
+    interrupted = outcome.interrupted
+    if interrupted is not None:
+        reason = f"the final decision was interrupted: {type(interrupted).__name__}; not run"
+        await runtime._record_stop(
+            action,
+            PolicyDecision(action, RiskLevel.CRITICAL, Approval.BLOCK, None, reason=reason),
+            ResultStatus.BLOCKED,
+            reason,
+            approval=approval,
+            parent_id=parent_id,
+            note=note,
+            shadow=shadow,
+        )
+        raise interrupted
     final = outcome.final
     if written is None or final is None:
         reason = outcome.refusal or "the final decision could not be made"

@@ -117,8 +117,8 @@ class PolicyHistory:
     def _tx(self) -> Iterator[Connection]:
         store = self._store
         try:
-            with store._read_lock():
-                engine = store._get_engine()
+            with store.read_lock():
+                engine = store.engine
                 if not self._ready:
                     from aegis.runtime.audit_open import create_tables
 
@@ -128,7 +128,7 @@ class PolicyHistory:
                     yield conn
         except SQLAlchemyError as exc:
             raise AuditError(
-                f"policy versions at {store._safe_url()}: {str(exc).splitlines()[0]}"
+                f"policy versions at {store.safe_url}: {str(exc).splitlines()[0]}"
             ) from exc
 
     # -- reading ---------------------------------------------------------------------------
