@@ -3,31 +3,51 @@
 A dead upstream (its process exited, its HTTP endpoint went away) must be an error for its own
 tools only, so each connection is opened, served and torn down inside its own task; a failure
 there is caught, remembered and reported on every later call instead of reaching the proxy.
+
+On stdio, ``tools/call`` skips the SDK's client session: the request goes onto the upstream's
+stdin with an id of our own (``aegis-N``, never an id the session uses), and a router between the
+transport and the session takes the answer with that id (and progress for it) off the stream
+before the session would see it. Everything else (initialize, listings, resources, prompts,
+notifications) still goes through the session. The answer is checked with the SDK's own
+per-version result model, and against the tool's output schema as the session would, so a
+garbled answer is a failed call with the reason, never a result passed on.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import os
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
+import anyio
 import mcp_types as types
 from aegis.adapters.mcp.config import UpstreamSpec
+from mcp_types.methods import parse_server_result
+from pydantic import ValidationError
 
 from mcp import ClientSession, StdioServerParameters, stdio_client
 from mcp.shared.exceptions import MCPError
+from mcp.shared.message import SessionMessage
 
 log = logging.getLogger("aegis.mcp.proxy")
 
 Notify = Callable[["Upstream", Any], Awaitable[None]]
+Progress = Callable[[float, float | None, str | None], Awaitable[None]]
+Answer = types.JSONRPCResponse | types.JSONRPCError
+ID_PREFIX = "aegis-"
 
 
 class UpstreamDown(Exception):
     """The upstream cannot take calls; the message says why."""
+
+
+class UpstreamProtocolError(Exception):
+    """The upstream answered with something that is not a valid answer; the message says how."""
 
 
 class Upstream:
@@ -41,6 +61,12 @@ class Upstream:
         self._ready = asyncio.Event()
         self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self.protocol_version = types.LATEST_PROTOCOL_VERSION
+        self._write: Any = None  # the transport's send stream, while routed (stdio)
+        self._pending: dict[str, asyncio.Future[Answer]] = {}
+        self._progress: dict[str, Progress] = {}
+        self._ids = itertools.count(1)
+        self._courtesy: set[asyncio.Task[None]] = set()
 
     @property
     def alive(self) -> bool:
@@ -72,11 +98,15 @@ class Upstream:
         try:
             async with contextlib.AsyncExitStack() as stack:
                 read, write = await stack.enter_async_context(self._transport())
+                if self.spec.url is None:
+                    read = await stack.enter_async_context(self._routed(read))
+                    self._write = write
                 session = await stack.enter_async_context(
                     ClientSession(read, write, message_handler=self._message)
                 )
                 result = await session.initialize()
                 self.capabilities = result.capabilities
+                self.protocol_version = result.protocol_version
                 self.session = session
                 self._ready.set()
                 await self._stop.wait()
@@ -89,7 +119,67 @@ class Upstream:
         finally:
             self.session = None
             self.error = self.error or f"upstream {self.name!r} is closed"
+            self._fail_pending()
             self._ready.set()
+
+    @contextlib.asynccontextmanager
+    async def _routed(self, read: Any) -> AsyncIterator[Any]:
+        """The session's read stream, with our own calls' answers taken out of it."""
+        send, receive = anyio.create_memory_object_stream[SessionMessage | Exception](0)
+        router = asyncio.create_task(self._route(read, send))
+        try:
+            yield receive
+        finally:
+            router.cancel()
+            with contextlib.suppress(BaseException):
+                await router
+
+    async def _route(self, read: Any, send: Any) -> None:
+        async with send:
+            async for item in read:
+                if not await self._take(item):
+                    await send.send(item)
+        # The upstream's stdout ended: it is gone, for every call still waiting too.
+        self.error = self.error or f"upstream {self.name!r} is gone (connection closed)"
+        self._fail_pending()
+
+    async def _take(self, item: Any) -> bool:
+        """Handle what belongs to our own calls; False passes the item on to the session."""
+        if isinstance(item, Exception):
+            if self._pending:  # it may have been the answer to a waiting call; which one
+                first = (str(item) or type(item).__name__).splitlines()[0][:200]  # is unknown,
+                self._fail_pending(  # so every waiting call fails rather than hang
+                    UpstreamProtocolError(
+                        f"upstream {self.name!r} sent a message that is not JSON-RPC ({first})"
+                    )
+                )
+            return False
+        message = item.message
+        if isinstance(message, Answer) and str(message.id).startswith(ID_PREFIX):
+            future = self._pending.pop(str(message.id), None)
+            if future is None:  # late (after a cancel) or never asked for: dropped
+                log.warning("upstream %r: answer to unknown id %r dropped", self.name, message.id)
+            elif not future.done():
+                future.set_result(message)
+            return True
+        if isinstance(message, types.JSONRPCNotification) and (
+            message.method == "notifications/progress"
+        ):
+            params = message.params or {}
+            progress = self._progress.get(str(params.get("progressToken")))
+            if progress is not None:
+                with contextlib.suppress(Exception):
+                    await progress(params["progress"], params.get("total"), params.get("message"))
+                return True
+        return False
+
+    def _fail_pending(self, error: Exception | None = None) -> None:
+        pending, self._pending = self._pending, {}
+        for future in pending.values():
+            if not future.done():
+                future.set_exception(
+                    error or UpstreamDown(self.error or f"upstream {self.name!r} is gone")
+                )
 
     def _transport(self) -> contextlib.AbstractAsyncContextManager[Any]:
         spec = self.spec
@@ -156,6 +246,8 @@ class Upstream:
         progress_callback: Any = None,
     ) -> Any:
         session = self._live()
+        if self._write is not None:
+            return await self._call_direct(session, name, arguments, progress_callback)
         return await self._guard(
             session.call_tool(
                 name,
@@ -164,6 +256,67 @@ class Upstream:
                 progress_callback=progress_callback,
             )
         )
+
+    async def _call_direct(
+        self,
+        session: ClientSession,
+        name: str,
+        arguments: dict[str, Any] | None,
+        progress: Progress | None,
+    ) -> types.CallToolResult:
+        rid = f"{ID_PREFIX}{next(self._ids)}"
+        params: dict[str, Any] = {"name": name, "arguments": arguments or {}}
+        if progress is not None:
+            params["_meta"] = {"progressToken": rid}
+            self._progress[rid] = progress
+        future = self._pending[rid] = asyncio.get_running_loop().create_future()
+        request = types.JSONRPCRequest(jsonrpc="2.0", id=rid, method="tools/call", params=params)
+        try:
+            await self._write.send(SessionMessage(request))
+            answer = await future
+        except asyncio.CancelledError:
+            self._cancel_upstream(rid)
+            raise
+        except (anyio.ClosedResourceError, anyio.BrokenResourceError):
+            raise UpstreamDown(self.error or f"upstream {self.name!r} is gone") from None
+        finally:
+            self._pending.pop(rid, None)
+            self._progress.pop(rid, None)
+        if isinstance(answer, types.JSONRPCError):
+            raise MCPError.from_error_data(answer.error)
+        try:
+            result = parse_server_result("tools/call", self.protocol_version, answer.result)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"]) or "result"
+            raise UpstreamProtocolError(
+                f"upstream {self.name!r} answered tools/call with an invalid result "
+                f"({exc.error_count()} error(s); {where}: {first['msg']})"
+            ) from None
+        if not isinstance(result, types.CallToolResult):
+            raise UpstreamProtocolError(
+                f"upstream {self.name!r} answered tools/call with a {type(result).__name__}"
+            )
+        if not result.is_error:
+            await session.validate_tool_result(name, result)
+        return result
+
+    def _cancel_upstream(self, rid: str) -> None:
+        """Tell the upstream to stop a call we gave up on (spec: notifications/cancelled)."""
+        notice = types.JSONRPCNotification(
+            jsonrpc="2.0",
+            method="notifications/cancelled",
+            params={"requestId": rid, "reason": "cancelled by the client of the proxy"},
+        )
+
+        async def send() -> None:
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(5):
+                    await self._write.send(SessionMessage(notice))
+
+        task = asyncio.get_running_loop().create_task(send())
+        self._courtesy.add(task)
+        task.add_done_callback(self._courtesy.discard)
 
     async def read_resource(self, uri: str) -> Any:
         return await self._guard(self._live().read_resource(uri))
