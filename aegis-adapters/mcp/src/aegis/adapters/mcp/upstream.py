@@ -247,7 +247,8 @@ class Upstream:
     ) -> Any:
         session = self._live()
         if self._write is not None:
-            return await self._call_direct(session, name, arguments, progress_callback)
+            async with asyncio.timeout(read_timeout_seconds):
+                return await self._call_direct(session, name, arguments, progress_callback)
         return await self._guard(
             session.call_tool(
                 name,
