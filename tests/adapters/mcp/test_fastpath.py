@@ -72,14 +72,22 @@ async def test_a_call_cancelled_while_held_for_approval_never_runs(
             return [r for r in records(db_url) if r.action_type == "write_file"]
 
         [row] = await wait_for(stopped, "the cancelled call's audit row")
+        pending = subprocess.run(
+            [AEGIS, "approvals", "--format", "json", "--db", db_url],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         # A human approving it afterwards must not make it run.
-        subprocess.run(
+        late = subprocess.run(
             [AEGIS, "approvals", "approve", request, "--db", db_url],
             capture_output=True,
             timeout=60,
         )
         after = await session.call_tool("echo", {"still": "working"})
     assert row.result == "denied" and "cancelled while awaiting approval" in (row.reason or "")
+    assert json.loads(pending.stdout or "[]") == []  # the request was withdrawn
+    assert late.returncode != 0
     assert after.structured_content == {"still": "working"}
     assert [c["tool"] for c in upstream_log()] == ["echo"]
 
