@@ -5,8 +5,8 @@ tools only, so each connection is opened, served and torn down inside its own ta
 there is caught, remembered and reported on every later call instead of reaching the proxy.
 
 On stdio, ``tools/call`` skips the SDK's client session: the request goes onto the upstream's
-stdin with an id of our own (``aegis-N``, never an id the session uses), and a router between the
-transport and the session takes the answer with that id (and progress for it) off the stream
+stdin with an id of our own (``aegis-N``, never an id the session uses), and the pipe's reader
+(``stdio_pipe``) hands the answer with that id (and progress for it) to the waiting call
 before the session would see it. Everything else (initialize, listings, resources, prompts,
 notifications) still goes through the session. The answer is checked with the SDK's own
 per-version result model, and against the tool's output schema as the session would, so a
@@ -21,18 +21,17 @@ import itertools
 import logging
 import os
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-import anyio
 import mcp_types as types
 from aegis.adapters.mcp.config import UpstreamSpec
+from aegis.adapters.mcp.stdio_pipe import StdioPipe
 from mcp_types.methods import parse_server_result
 from pydantic import ValidationError
 
 from mcp import ClientSession, StdioServerParameters, stdio_client
 from mcp.shared.exceptions import MCPError
-from mcp.shared.message import SessionMessage
 
 log = logging.getLogger("aegis.mcp.proxy")
 
@@ -62,11 +61,10 @@ class Upstream:
         self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.protocol_version = types.LATEST_PROTOCOL_VERSION
-        self._write: Any = None  # the transport's send stream, while routed (stdio)
+        self._pipe: StdioPipe | None = None  # stdio (POSIX): direct tools/call
         self._pending: dict[str, asyncio.Future[Answer]] = {}
         self._progress: dict[str, Progress] = {}
         self._ids = itertools.count(1)
-        self._courtesy: set[asyncio.Task[None]] = set()
 
     @property
     def alive(self) -> bool:
@@ -97,10 +95,12 @@ class Upstream:
     async def _run(self) -> None:
         try:
             async with contextlib.AsyncExitStack() as stack:
-                read, write = await stack.enter_async_context(self._transport())
-                if self.spec.url is None:
-                    read = await stack.enter_async_context(self._routed(read))
-                    self._write = write
+                transport = await stack.enter_async_context(self._transport())
+                if isinstance(transport, StdioPipe):
+                    self._pipe = transport
+                    read, write = transport.read, transport.write
+                else:
+                    read, write = transport
                 session = await stack.enter_async_context(
                     ClientSession(read, write, message_handler=self._message)
                 )
@@ -122,24 +122,8 @@ class Upstream:
             self._fail_pending()
             self._ready.set()
 
-    @contextlib.asynccontextmanager
-    async def _routed(self, read: Any) -> AsyncIterator[Any]:
-        """The session's read stream, with our own calls' answers taken out of it."""
-        send, receive = anyio.create_memory_object_stream[SessionMessage | Exception](0)
-        router = asyncio.create_task(self._route(read, send))
-        try:
-            yield receive
-        finally:
-            router.cancel()
-            with contextlib.suppress(BaseException):
-                await router
-
-    async def _route(self, read: Any, send: Any) -> None:
-        async with send:
-            async for item in read:
-                if not await self._take(item):
-                    await send.send(item)
-        # The upstream's stdout ended: it is gone, for every call still waiting too.
+    def _eof(self) -> None:
+        """The upstream's stdout ended: it is gone, for every call still waiting too."""
         self.error = self.error or f"upstream {self.name!r} is gone (connection closed)"
         self._fail_pending()
 
@@ -192,13 +176,13 @@ class Upstream:
         assert spec.command is not None
         env = dict(os.environ) if spec.inherit_env else {}
         env.update(spec.env or {})
-        params = StdioServerParameters(
-            command=spec.command,
-            args=list(spec.args),
-            env=env or None,
-            cwd=spec.cwd,
-        )
-        return stdio_client(params, errlog=sys.stderr)
+        if sys.platform == "win32":  # the SDK's transport knows Windows; no direct calls there
+            params = StdioServerParameters(
+                command=spec.command, args=list(spec.args), env=env or None, cwd=spec.cwd
+            )
+            return stdio_client(params, errlog=sys.stderr)
+        argv = [spec.command, *spec.args]
+        return StdioPipe(argv, env or None, spec.cwd, take=self._take, on_eof=self._eof)
 
     async def _message(self, message: Any) -> None:
         if isinstance(message, Exception):
@@ -246,9 +230,11 @@ class Upstream:
         progress_callback: Any = None,
     ) -> Any:
         session = self._live()
-        if self._write is not None:
+        if self._pipe is not None:
             async with asyncio.timeout(read_timeout_seconds):
-                return await self._call_direct(session, name, arguments, progress_callback)
+                return await self._call_direct(
+                    self._pipe, session, name, arguments, progress_callback
+                )
         return await self._guard(
             session.call_tool(
                 name,
@@ -260,6 +246,7 @@ class Upstream:
 
     async def _call_direct(
         self,
+        pipe: StdioPipe,
         session: ClientSession,
         name: str,
         arguments: dict[str, Any] | None,
@@ -273,12 +260,19 @@ class Upstream:
         future = self._pending[rid] = asyncio.get_running_loop().create_future()
         request = types.JSONRPCRequest(jsonrpc="2.0", id=rid, method="tools/call", params=params)
         try:
-            await self._write.send(SessionMessage(request))
+            pipe.send(request)
             answer = await future
         except asyncio.CancelledError:
-            self._cancel_upstream(rid)
+            with contextlib.suppress(ConnectionError):  # the spec's way to say "stop"
+                pipe.send(
+                    types.JSONRPCNotification(
+                        jsonrpc="2.0",
+                        method="notifications/cancelled",
+                        params={"requestId": rid, "reason": "cancelled by the proxy's client"},
+                    )
+                )
             raise
-        except (anyio.ClosedResourceError, anyio.BrokenResourceError):
+        except ConnectionError:
             raise UpstreamDown(self.error or f"upstream {self.name!r} is gone") from None
         finally:
             self._pending.pop(rid, None)
@@ -301,23 +295,6 @@ class Upstream:
         if not result.is_error:
             await session.validate_tool_result(name, result)
         return result
-
-    def _cancel_upstream(self, rid: str) -> None:
-        """Tell the upstream to stop a call we gave up on (spec: notifications/cancelled)."""
-        notice = types.JSONRPCNotification(
-            jsonrpc="2.0",
-            method="notifications/cancelled",
-            params={"requestId": rid, "reason": "cancelled by the client of the proxy"},
-        )
-
-        async def send() -> None:
-            with contextlib.suppress(Exception):
-                async with asyncio.timeout(5):
-                    await self._write.send(SessionMessage(notice))
-
-        task = asyncio.get_running_loop().create_task(send())
-        self._courtesy.add(task)
-        task.add_done_callback(self._courtesy.discard)
 
     async def read_resource(self, uri: str) -> Any:
         return await self._guard(self._live().read_resource(uri))
