@@ -24,6 +24,7 @@ The 2026-07-28 protocol (no handshake) is served by the SDK alone.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from typing import Any
 
@@ -53,9 +54,6 @@ class FastPath:
         self._calls: dict[Any, asyncio.Task[None]] = {}
 
     # -- the handshake, watched (the SDK does it) -------------------------------------------
-
-    def watching(self) -> bool:
-        return self.version is None
 
     def seen_outgoing(self, text: str) -> None:
         """The SDK's answer to ``initialize`` carries the version it agreed to."""
@@ -94,7 +92,7 @@ class FastPath:
         if isinstance(message, types.JSONRPCRequest) and message.method == "tools/call":
             key = coerce_request_id(message.id)
             if key in self._calls:
-                self._start(None, self._refuse(message, types.INVALID_REQUEST, "duplicate id"))
+                self._start(object(), self._refuse(message, types.INVALID_REQUEST, "duplicate id"))
             else:
                 self._start(key, self._serve(message))
             return True
@@ -109,14 +107,12 @@ class FastPath:
         return False
 
     def _start(self, key: Any, work: Any) -> None:
-        task = asyncio.get_running_loop().create_task(work)
-        self._calls[key if key is not None else object()] = task
-        task.add_done_callback(lambda done: self._forget(done))
+        task = self._calls[key] = asyncio.get_running_loop().create_task(work)
+        task.add_done_callback(functools.partial(self._forget, key))
 
-    def _forget(self, task: asyncio.Task[None]) -> None:
-        for key, running in list(self._calls.items()):
-            if running is task:
-                del self._calls[key]
+    def _forget(self, key: Any, task: asyncio.Task[None]) -> None:
+        if self._calls.get(key) is task:
+            del self._calls[key]
         if not task.cancelled() and task.exception() is not None:
             log.error("tools/call failed in the proxy", exc_info=task.exception())
 

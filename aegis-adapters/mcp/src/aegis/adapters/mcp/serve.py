@@ -56,7 +56,7 @@ class _Out:
         self._fast = fast
 
     async def write(self, text: str) -> None:
-        if self._fast is not None and self._fast.watching():
+        if self._fast is not None and self._fast.version is None:  # the handshake, watched
             self._fast.seen_outgoing(text)
         self._writer.write(text.encode("utf-8"))
 
