@@ -39,10 +39,13 @@ def upstream_env(log: Any, name: str = "upstream") -> dict[str, str]:
 
 @contextlib.asynccontextmanager
 async def proxy_session(
-    *args: str, env: dict[str, str] | None = None
+    *args: str, env: dict[str, str] | None = None, message_handler: Any = None
 ) -> AsyncIterator[ClientSession]:
     """Start ``aegis mcp-proxy ARGS`` as an MCP client would, and yield the client session."""
     params = StdioServerParameters(command=AEGIS, args=["mcp-proxy", *args], env=env)
-    async with stdio_client(params) as (read, write), ClientSession(read, write) as session:
+    async with (
+        stdio_client(params) as (read, write),
+        ClientSession(read, write, message_handler=message_handler) as session,
+    ):
         await session.initialize()
         yield session

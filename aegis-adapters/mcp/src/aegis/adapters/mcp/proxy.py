@@ -23,7 +23,7 @@ from typing import Any, Literal
 import attrs
 import mcp_types as types
 from aegis.adapters.mcp import explain, tool_action
-from aegis.adapters.mcp.executor import progress_callback
+from aegis.adapters.mcp.executor import ProgressCallback, progress_callback
 from aegis.adapters.mcp.pins import QUARANTINED, TRUSTED, PinEvent, PinStore, ToolShape
 from aegis.adapters.mcp.upstream import Upstream, UpstreamDown
 
@@ -111,7 +111,7 @@ class Proxy:
         self._reasons: dict[tuple[str, str], str] = {}
         self._resources: dict[str, str] = {}  # uri -> server
         self._prompts: dict[str, tuple[str, str]] = {}  # exposed name -> (server, prompt)
-        self._clients: list[Any] = []  # client sessions to tell about list changes
+        self._clients: dict[Any, Any] = {}  # connection -> a session, told about list changes
         self._refresh_lock = asyncio.Lock()
         runtime.update_policy(GatedPolicy(runtime.policy, self))
         for upstream in upstreams:
@@ -210,21 +210,31 @@ class Proxy:
                 "new_digest": event.new_digest,
             },
             description=f"tool pin {event.kind}: {event.tool} ({event.reason})",
-            session_id=self.runtime.session_id,
-            agent_id=self.runtime.agent_id,
         )
         stopped = event.kind == "quarantined"
+        await self._record(action, "mcp-tool-pinning", event.reason, stopped=stopped)
+
+    async def record_refusal(self, name: str, reason: str) -> None:
+        """A call refused before the runtime could be asked (malformed): audited as blocked."""
+        try:
+            action = Action(name, "(unknown)", {}, metadata={"mcp": "tools/call"})
+        except ValueError:  # not even a usable name (ActionError is a ValueError)
+            action = Action("tools/call", "(unknown)", {}, metadata={"mcp": "tools/call"})
+        await self._record(action, "mcp-proxy:malformed", reason, stopped=True)
+
+    async def _record(self, action: Action, rule: str, reason: str, *, stopped: bool) -> None:
+        action = attrs.evolve(
+            action, session_id=self.runtime.session_id, agent_id=self.runtime.agent_id
+        )
         decision = PolicyDecision(
             action,
             RiskLevel.HIGH if stopped else RiskLevel.LOW,
             Approval.BLOCK if stopped else Approval.AUTO,
-            "mcp-tool-pinning",
-            reason=event.reason,
+            rule,
+            reason=reason,
         )
         status = ResultStatus.BLOCKED if stopped else ResultStatus.SUCCESS
-        await self.runtime.audit.record(
-            Result(action, status, decision=decision, reason=event.reason)
-        )
+        await self.runtime.audit.record(Result(action, status, decision=decision, reason=reason))
 
     def _listed(self, route: Route) -> bool:
         key = (route.server, route.tool)
@@ -238,9 +248,11 @@ class Proxy:
     # -- handlers ----------------------------------------------------------------------------
 
     def _remember(self, ctx: Any) -> None:
+        # The SDK builds a session object per request; keep one per connection, or every
+        # request would add one and each list change would be sent to the client that often.
         session = getattr(ctx, "session", None)
-        if session is not None and session not in self._clients:
-            self._clients.append(session)
+        if session is not None:
+            self._clients[getattr(session, "_connection", session)] = session
 
     async def _recheck_quarantine(self, keys: list[tuple[str, str]]) -> None:
         """A human may have accepted a tool from another process (``aegis mcp pins accept``)."""
@@ -273,17 +285,23 @@ class Proxy:
         self, ctx: Any, params: types.CallToolRequestParams
     ) -> types.CallToolResult:
         self._remember(ctx)
-        route = self.routes.get(params.name)
+        return await self.call(params.name, params.arguments, _progress_forwarder(ctx))
+
+    async def call(
+        self, name: str, arguments: Mapping[str, Any] | None, progress: ProgressCallback | None
+    ) -> types.CallToolResult:
+        """One ``tools/call`` as the client named it, through the runtime (both transports)."""
+        route = self.routes.get(name)
         if route is not None:
             server, tool = route.server, route.tool
         elif not self.prefix and len(self.upstreams) == 1:
-            server, tool = next(iter(self.upstreams)), params.name
+            server, tool = next(iter(self.upstreams)), name
         else:
-            server, tool = "(unknown)", params.name
+            server, tool = "(unknown)", name
         if self.status.get((server, tool)) == QUARANTINED:
             await self._recheck_quarantine([(server, tool)])
-        action = tool_action(tool, server, params.arguments or {})
-        token = progress_callback.set(_progress_forwarder(ctx))
+        action = tool_action(tool, server, arguments or {})
+        token = progress_callback.set(progress)
         try:
             result = await self.runtime.run_one(action)
         finally:
@@ -381,11 +399,11 @@ class Proxy:
             log.exception("could not refresh the tools of %r", server)
 
     async def _tell_clients(self, method: str) -> None:
-        for session in list(self._clients):
+        for key, session in list(self._clients.items()):
             try:
                 await getattr(session, method)()
             except Exception:
-                self._clients.remove(session)
+                del self._clients[key]
 
 
 def _progress_forwarder(ctx: Any) -> Any:

@@ -3,10 +3,11 @@
 On stdio the proxy reads and writes its pipes from the event loop. The SDK's own
 ``stdio_server`` hands every line read and every write and flush to a worker thread (anyio's
 ``wrap_file``); profiled, those thread hops were the largest part of the proxy's added
-latency per ``tools/call``. The SDK still parses and serialises every message: only the
-transport under it changes. When stdin or stdout is not a pipe or socket (a regular file),
-the SDK's transport is used. The audit writes of a stdio proxy are made inline when the writer
-is idle (``AuditStore.inline_when``), the other thread hop the profile showed.
+latency per ``tools/call``. ``tools/call`` itself skips the SDK's server session
+(``fastpath``); every other message is parsed and answered by the SDK as before. When stdin or
+stdout is not a pipe or socket (a regular file), the SDK's transport is used for everything.
+The audit writes of a stdio proxy are made inline when the writer is idle
+(``AuditStore.inline_when``), the other thread hop the profile showed.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import stat
 from collections.abc import AsyncIterator
 from typing import Any
 
+from aegis.adapters.mcp.fastpath import FastPath
 from aegis.adapters.mcp.proxy import Proxy
 
 log = logging.getLogger("aegis.mcp.proxy")
@@ -27,28 +29,35 @@ LINE_LIMIT = 64 * 1024 * 1024  # one JSON-RPC message per line; tool results can
 
 
 class _Lines:
-    """Lines of the client's stdin, read by the event loop (what the SDK iterates over)."""
+    """Lines of the client's stdin, read by the event loop (what the SDK iterates over); the
+    fast path takes its lines out first."""
 
-    def __init__(self, reader: asyncio.StreamReader) -> None:
+    def __init__(self, reader: asyncio.StreamReader, fast: FastPath | None) -> None:
         self._reader = reader
+        self._fast = fast
 
     def __aiter__(self) -> _Lines:
         return self
 
     async def __anext__(self) -> str:
-        line = await self._reader.readline()
-        if not line:
-            raise StopAsyncIteration
-        return line.decode("utf-8", errors="replace")
+        while True:
+            line = await self._reader.readline()
+            if not line:
+                raise StopAsyncIteration
+            if self._fast is None or not self._fast.take(line):
+                return line.decode("utf-8", errors="replace")
 
 
 class _Out:
     """The client's stdout as the SDK writes it: ``write`` then ``flush``."""
 
-    def __init__(self, writer: asyncio.StreamWriter) -> None:
+    def __init__(self, writer: asyncio.StreamWriter, fast: FastPath | None) -> None:
         self._writer = writer
+        self._fast = fast
 
     async def write(self, text: str) -> None:
+        if self._fast is not None and self._fast.version is None:  # the handshake, watched
+            self._fast.seen_outgoing(text)
         self._writer.write(text.encode("utf-8"))
 
     async def flush(self) -> None:
@@ -61,7 +70,7 @@ def _streamable(fd: int) -> bool:
 
 
 @contextlib.asynccontextmanager
-async def _loop_stdio() -> AsyncIterator[tuple[Any, Any] | None]:
+async def _loop_stdio(proxy: Proxy) -> AsyncIterator[tuple[Any, Any, FastPath] | None]:
     """stdin/stdout on the event loop, with fd 0 and 1 diverted (to /dev/null and stderr) while
     serving, so a stray print or a child process cannot write into the MCP channel."""
     if not (_streamable(0) and _streamable(1)):
@@ -87,7 +96,8 @@ async def _loop_stdio() -> AsyncIterator[tuple[Any, Any] | None]:
         )
         transports.append(write_transport)
         writer = asyncio.StreamWriter(write_transport, write_protocol, None, loop)
-        yield _Lines(reader), _Out(writer)
+        fast = FastPath(proxy, writer)
+        yield _Lines(reader, fast), _Out(writer, fast), fast
     finally:
         for transport in transports:
             transport.close()
@@ -102,10 +112,15 @@ async def serve_stdio(proxy: Proxy) -> None:
     # idle is done right here instead of hopping to the writer thread and back (two hops per
     # write, four per call). Concurrent calls still queue and batch.
     proxy.runtime.audit.inline_when = "idle"
-    async with _loop_stdio() as pipes:
-        stdin, stdout = pipes if pipes is not None else (None, None)
-        async with proxy.running(), stdio_server(stdin, stdout) as (read, write):
-            await server.run(read, write, proxy.initialization_options(server))
+    async with _loop_stdio(proxy) as pipes:
+        stdin, stdout, fast = pipes if pipes is not None else (None, None, None)
+        async with proxy.running():
+            try:
+                async with stdio_server(stdin, stdout) as (read, write):
+                    await server.run(read, write, proxy.initialization_options(server))
+            finally:
+                if fast is not None:  # before the runtime closes: their audit rows go in
+                    await fast.close()
 
 
 async def serve_http(proxy: Proxy, host: str, port: int, path: str = "/mcp") -> None:

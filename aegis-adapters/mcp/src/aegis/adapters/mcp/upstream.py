@@ -3,12 +3,21 @@
 A dead upstream (its process exited, its HTTP endpoint went away) must be an error for its own
 tools only, so each connection is opened, served and torn down inside its own task; a failure
 there is caught, remembered and reported on every later call instead of reaching the proxy.
+
+On stdio, ``tools/call`` skips the SDK's client session: the request goes onto the upstream's
+stdin with an id of our own (``aegis-N``, never an id the session uses), and the pipe's reader
+(``stdio_pipe``) hands the answer with that id (and progress for it) to the waiting call
+before the session would see it. Everything else (initialize, listings, resources, prompts,
+notifications) still goes through the session. The answer is checked with the SDK's own
+per-version result model, and against the tool's output schema as the session would, so a
+garbled answer is a failed call with the reason, never a result passed on.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import os
 import sys
@@ -17,6 +26,9 @@ from typing import Any
 
 import mcp_types as types
 from aegis.adapters.mcp.config import UpstreamSpec
+from aegis.adapters.mcp.stdio_pipe import StdioPipe
+from mcp_types.methods import parse_server_result
+from pydantic import ValidationError
 
 from mcp import ClientSession, StdioServerParameters, stdio_client
 from mcp.shared.exceptions import MCPError
@@ -24,10 +36,17 @@ from mcp.shared.exceptions import MCPError
 log = logging.getLogger("aegis.mcp.proxy")
 
 Notify = Callable[["Upstream", Any], Awaitable[None]]
+Progress = Callable[[float, float | None, str | None], Awaitable[None]]
+Answer = types.JSONRPCResponse | types.JSONRPCError
+ID_PREFIX = "aegis-"
 
 
 class UpstreamDown(Exception):
     """The upstream cannot take calls; the message says why."""
+
+
+class UpstreamProtocolError(Exception):
+    """The upstream answered with something that is not a valid answer; the message says how."""
 
 
 class Upstream:
@@ -41,6 +60,11 @@ class Upstream:
         self._ready = asyncio.Event()
         self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self.protocol_version = types.LATEST_PROTOCOL_VERSION
+        self._pipe: StdioPipe | None = None  # stdio (POSIX): direct tools/call
+        self._pending: dict[str, asyncio.Future[Answer]] = {}
+        self._progress: dict[str, Progress] = {}
+        self._ids = itertools.count(1)
 
     @property
     def alive(self) -> bool:
@@ -71,12 +95,18 @@ class Upstream:
     async def _run(self) -> None:
         try:
             async with contextlib.AsyncExitStack() as stack:
-                read, write = await stack.enter_async_context(self._transport())
+                transport = await stack.enter_async_context(self._transport())
+                if isinstance(transport, StdioPipe):
+                    self._pipe = transport
+                    read, write = transport.read, transport.write
+                else:
+                    read, write = transport
                 session = await stack.enter_async_context(
                     ClientSession(read, write, message_handler=self._message)
                 )
                 result = await session.initialize()
                 self.capabilities = result.capabilities
+                self.protocol_version = result.protocol_version
                 self.session = session
                 self._ready.set()
                 await self._stop.wait()
@@ -89,7 +119,51 @@ class Upstream:
         finally:
             self.session = None
             self.error = self.error or f"upstream {self.name!r} is closed"
+            self._fail_pending()
             self._ready.set()
+
+    def _eof(self) -> None:
+        """The upstream's stdout ended: it is gone, for every call still waiting too."""
+        self.error = self.error or f"upstream {self.name!r} is gone (connection closed)"
+        self._fail_pending()
+
+    async def _take(self, item: Any) -> bool:
+        """Handle what belongs to our own calls; False passes the item on to the session."""
+        if isinstance(item, Exception):
+            if self._pending:  # it may have been the answer to a waiting call; which one
+                first = (str(item) or type(item).__name__).splitlines()[0][:200]  # is unknown,
+                self._fail_pending(  # so every waiting call fails rather than hang
+                    UpstreamProtocolError(
+                        f"upstream {self.name!r} sent a message that is not JSON-RPC ({first})"
+                    )
+                )
+            return False
+        message = item.message
+        if isinstance(message, Answer) and str(message.id).startswith(ID_PREFIX):
+            future = self._pending.pop(str(message.id), None)
+            if future is None:  # late (after a cancel) or never asked for: dropped
+                log.warning("upstream %r: answer to unknown id %r dropped", self.name, message.id)
+            elif not future.done():
+                future.set_result(message)
+            return True
+        if isinstance(message, types.JSONRPCNotification) and (
+            message.method == "notifications/progress"
+        ):
+            params = message.params or {}
+            progress = self._progress.get(str(params.get("progressToken")))
+            if progress is not None:
+                with contextlib.suppress(Exception):
+                    await progress(params["progress"], params.get("total"), params.get("message"))
+                return True
+        return False
+
+    def _fail_pending(self, error: Exception | None = None) -> None:
+        pending, self._pending = self._pending, {}
+        for future in pending.values():
+            if not future.done():
+                future.set_exception(
+                    error or UpstreamDown(self.error or f"upstream {self.name!r} is gone")
+                )
 
     def _transport(self) -> contextlib.AbstractAsyncContextManager[Any]:
         spec = self.spec
@@ -102,13 +176,13 @@ class Upstream:
         assert spec.command is not None
         env = dict(os.environ) if spec.inherit_env else {}
         env.update(spec.env or {})
-        params = StdioServerParameters(
-            command=spec.command,
-            args=list(spec.args),
-            env=env or None,
-            cwd=spec.cwd,
-        )
-        return stdio_client(params, errlog=sys.stderr)
+        if sys.platform == "win32":  # the SDK's transport knows Windows; no direct calls there
+            params = StdioServerParameters(
+                command=spec.command, args=list(spec.args), env=env or None, cwd=spec.cwd
+            )
+            return stdio_client(params, errlog=sys.stderr)
+        argv = [spec.command, *spec.args]
+        return StdioPipe(argv, env or None, spec.cwd, take=self._take, on_eof=self._eof)
 
     async def _message(self, message: Any) -> None:
         if isinstance(message, Exception):
@@ -156,6 +230,11 @@ class Upstream:
         progress_callback: Any = None,
     ) -> Any:
         session = self._live()
+        if self._pipe is not None:
+            async with asyncio.timeout(read_timeout_seconds):
+                return await self._call_direct(
+                    self._pipe, session, name, arguments, progress_callback
+                )
         return await self._guard(
             session.call_tool(
                 name,
@@ -164,6 +243,58 @@ class Upstream:
                 progress_callback=progress_callback,
             )
         )
+
+    async def _call_direct(
+        self,
+        pipe: StdioPipe,
+        session: ClientSession,
+        name: str,
+        arguments: dict[str, Any] | None,
+        progress: Progress | None,
+    ) -> types.CallToolResult:
+        rid = f"{ID_PREFIX}{next(self._ids)}"
+        params: dict[str, Any] = {"name": name, "arguments": arguments or {}}
+        if progress is not None:
+            params["_meta"] = {"progressToken": rid}
+            self._progress[rid] = progress
+        future = self._pending[rid] = asyncio.get_running_loop().create_future()
+        request = types.JSONRPCRequest(jsonrpc="2.0", id=rid, method="tools/call", params=params)
+        try:
+            pipe.send(request)
+            answer = await future
+        except asyncio.CancelledError:
+            with contextlib.suppress(ConnectionError):  # the spec's way to say "stop"
+                pipe.send(
+                    types.JSONRPCNotification(
+                        jsonrpc="2.0",
+                        method="notifications/cancelled",
+                        params={"requestId": rid, "reason": "cancelled by the proxy's client"},
+                    )
+                )
+            raise
+        except ConnectionError:
+            raise UpstreamDown(self.error or f"upstream {self.name!r} is gone") from None
+        finally:
+            self._pending.pop(rid, None)
+            self._progress.pop(rid, None)
+        if isinstance(answer, types.JSONRPCError):
+            raise MCPError.from_error_data(answer.error)
+        try:
+            result = parse_server_result("tools/call", self.protocol_version, answer.result)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"]) or "result"
+            raise UpstreamProtocolError(
+                f"upstream {self.name!r} answered tools/call with an invalid result "
+                f"({exc.error_count()} error(s); {where}: {first['msg']})"
+            ) from None
+        if not isinstance(result, types.CallToolResult):
+            raise UpstreamProtocolError(
+                f"upstream {self.name!r} answered tools/call with a {type(result).__name__}"
+            )
+        if not result.is_error:
+            await session.validate_tool_result(name, result)
+        return result
 
     async def read_resource(self, uri: str) -> Any:
         return await self._guard(self._live().read_resource(uri))

@@ -1,0 +1,83 @@
+"""An MCP server over stdio that breaks the protocol on purpose, written at the wire level (the
+SDK's server would not let us send these answers).
+
+It does the handshake and ``tools/list`` properly; then each tool answers ``tools/call`` wrongly
+in its own way:
+
+* ``bad_result``: a result that is not a ``CallToolResult`` (``content`` is a string);
+* ``not_json``: a line that is not JSON at all, and no answer;
+* ``forged_id``: first an answer for an id the proxy never sent, saying ``FORGED``, then the real
+  answer for the real id.
+
+Every call that arrives is logged to ``UPSTREAM_LOG`` like the well-behaved test upstream does.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import Any
+
+TOOLS = ("bad_result", "not_json", "forged_id")
+
+
+def send(message: dict[str, Any] | str) -> None:
+    text = message if isinstance(message, str) else json.dumps(message)
+    sys.stdout.write(text + "\n")
+    sys.stdout.flush()
+
+
+def log(tool: str, arguments: Any) -> None:
+    path = os.environ.get("UPSTREAM_LOG")
+    if path:
+        with open(path, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps({"server": "broken", "tool": tool, "arguments": arguments}) + "\n")
+
+
+def text(value: str) -> dict[str, Any]:
+    return {"content": [{"type": "text", "text": value}]}
+
+
+def answer(rid: Any, method: str, params: dict[str, Any]) -> None:
+    if method == "initialize":
+        send(
+            {
+                "jsonrpc": "2.0",
+                "id": rid,
+                "result": {
+                    "protocolVersion": params.get("protocolVersion"),
+                    "capabilities": {"tools": {}},
+                    "serverInfo": {"name": "broken", "version": "0"},
+                },
+            }
+        )
+    elif method == "tools/list":
+        tools = [{"name": n, "inputSchema": {"type": "object"}} for n in TOOLS]
+        send({"jsonrpc": "2.0", "id": rid, "result": {"tools": tools}})
+    elif method == "tools/call":
+        name = params.get("name")
+        log(str(name), params.get("arguments"))
+        if name == "bad_result":
+            send({"jsonrpc": "2.0", "id": rid, "result": {"content": "not a list"}})
+        elif name == "not_json":
+            send("this is not JSON-RPC")
+        elif name == "forged_id":
+            send({"jsonrpc": "2.0", "id": f"{rid}-forged", "result": text("FORGED")})
+            send({"jsonrpc": "2.0", "id": 987654, "result": text("FORGED")})
+            send({"jsonrpc": "2.0", "id": rid, "result": text("genuine")})
+    elif method == "ping":
+        send({"jsonrpc": "2.0", "id": rid, "result": {}})
+    else:
+        send({"jsonrpc": "2.0", "id": rid, "error": {"code": -32601, "message": "no"}})
+
+
+def main() -> None:
+    for line in sys.stdin:
+        message = json.loads(line)
+        if "id" in message and "method" in message:
+            answer(message["id"], message["method"], message.get("params") or {})
+
+
+if __name__ == "__main__":
+    main()
