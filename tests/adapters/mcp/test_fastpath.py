@@ -312,3 +312,23 @@ async def test_an_upstream_answering_garbage_fails_the_call_with_the_reason(
     assert "invalid result" in (rows["bad_result"].error or "")
     assert rows["not_json"].result == "failed"
     assert rows["forged_id"].result == "success"
+
+
+async def test_a_call_that_is_not_a_usable_action_is_a_tool_error_and_audited(
+    policy_file: Path, db_url: str, upstream_log: Any
+) -> None:
+    """A look-alike name (a zero-width space) or arguments nested past the core's depth limit
+    cannot become an Action: the call is refused as a tool error, never reaches the upstream,
+    and the attempt is in the audit trail."""
+    deep: Any = "x"
+    for _ in range(100):
+        deep = {"d": deep}
+    async with wire(proxy_args(policy_file, db_url), upstream_env(upstream_log)) as client:
+        hidden = await client.call(1, "ec\u200bho", {"ok": True})
+        nested = await client.call(2, "echo", {"deep": deep})
+    for refused in (hidden, nested):
+        assert refused["result"]["isError"] is True, refused
+        assert "not run" in refused["result"]["content"][0]["text"]
+    assert upstream_log() == []
+    refusals = [r for r in records(db_url) if r.matched_rule == "mcp-proxy:malformed"]
+    assert [r.result for r in refusals] == ["blocked", "blocked"]

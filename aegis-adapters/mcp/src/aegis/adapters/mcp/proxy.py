@@ -300,7 +300,15 @@ class Proxy:
             server, tool = "(unknown)", name
         if self.status.get((server, tool)) == QUARANTINED:
             await self._recheck_quarantine([(server, tool)])
-        action = tool_action(tool, server, arguments or {})
+        try:
+            action = tool_action(tool, server, arguments or {})
+        except ValueError as exc:  # ActionError: a look-alike name, params nested too deep...
+            reason = f"not run: the call is not a usable action ({exc})"
+            await self.record_refusal(name, reason)
+            return types.CallToolResult(
+                content=[types.TextContent(type="text", text=f"Refused by Aegis: {reason}")],
+                isError=True,
+            )
         token = progress_callback.set(progress)
         try:
             result = await self.runtime.run_one(action)
