@@ -307,7 +307,7 @@ class Proxy:
             await self.record_refusal(name, reason)
             return types.CallToolResult(
                 content=[types.TextContent(type="text", text=f"Refused by Aegis: {reason}")],
-                isError=True,
+                is_error=True,
             )
         token = progress_callback.set(progress)
         try:
