@@ -57,6 +57,7 @@ async def pre_tool_use(
     (Claude Code, Cursor). Without one (Codex, whose hooks cannot ask), an approve rule that is
     not waited on is denied, since an unanswerable ``ask`` may run the call anyway."""
     from aegis.runtime.approval_flow import seek_approval
+    from aegis.runtime.limit_state import begin_limited
 
     await runtime.open()
     action, decision = _strictest(runtime, [call.action, *call.candidates])
@@ -111,9 +112,18 @@ async def pre_tool_use(
     if not pairing.ready(runtime.audit.url):
         await asyncio.to_thread(pairing.engine, runtime.audit.url)  # its table exists
     try:
-        audit_id = await runtime.audit.begin(
-            action, decision, approval, detached=True, side_write=side
-        )
+        if getattr(runtime.policy, "stateful", False):
+            # Limits are counted with the write-ahead row, decided finally under its lock.
+            begun = await begin_limited(
+                runtime, action, decision, approval, detached=True, side_write=side
+            )
+            if isinstance(begun, Result):
+                return Answer("deny", explain(begun))
+            audit_id = begun[0]
+        else:
+            audit_id = await runtime.audit.begin(
+                action, decision, approval, detached=True, side_write=side
+            )
     except AuditError as exc:  # neither the row nor its pairing was written
         reason = f"its audit record could not be written, so it is not run: {exc}"
         return await _stop(runtime, action, decision, approval, reason)
