@@ -15,6 +15,7 @@ import signal
 import socket
 import struct
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -183,6 +184,11 @@ class FakeDaemon:
         b"not json\n",
         b'{"ok": true, "code": 0, "stdout": "{\\"allow\\": 1}", "stderr": ""}\n',  # no digest
         b"[1]\n",
+        aegis_hook.frame(["ok", "0" * 128, "[]", "0", '{"allow": 1}', ""]),  # another policy
+        aegis_hook.frame(["ok", "0", "0", '{"allow": 1}']),  # too few fields
+        aegis_hook.frame(["ok", "x", "y", "0", "", ""])[:-3],  # cut short, then closed
+        b"12\n3:abc",  # announces more than it sends
+        b"5\nx:abc",  # a field without a length
     ],
 )
 def test_a_daemon_that_took_the_call_and_failed_means_deny(
@@ -283,3 +289,59 @@ def _peer_pid(path: Path) -> int:
         return int(struct.unpack("3i", creds)[0])
     finally:
         conn.close()
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [aegis_hook.frame(["refused", "configured differently"]), b'{"ok": false, "why": "v1"}\n'],
+)
+def test_a_daemon_that_refused_before_deciding_means_in_process(
+    hook_policy: Path, db_url: str, sock_dir: Path, answer: bytes
+) -> None:
+    """A refusal (or an older daemon's, in its JSON protocol) decided nothing: decide here."""
+    path = sock_dir / "refusing.sock"
+    fake = FakeDaemon(path, answer)
+    try:
+        done = client(hook_policy, db_url, path, CLAUDE["bash_rm"])
+    finally:
+        fake.close()
+    assert fake.got
+    assert json.loads(done.stdout)["hookSpecificOutput"]["permissionDecision"] == "deny"
+    assert [r.result for r in records(db_url)] == ["blocked"]  # decided once, in-process
+
+
+def test_the_client_imports_only_cheap_modules(
+    hook_policy: Path, db_url: str, daemon: Path
+) -> None:
+    """Start-up is paid on every tool call: the fast path loads no module it can do without."""
+    code = (
+        "import io, sys\n"
+        "before = set(sys.modules)\n"
+        "sys.stdin = io.StringIO(sys.argv[1])\n"
+        "import aegis_hook\n"
+        "code = aegis_hook.main(sys.argv[2:])\n"
+        "print(' '.join(sorted(set(sys.modules) - before)), file=sys.stderr)\n"
+        "sys.exit(code)\n"
+    )
+    args = ["claude-code", "--policy", str(hook_policy), "--db", db_url, "--socket", str(daemon)]
+    done = subprocess.run(
+        [sys.executable, "-c", code, json.dumps(CLAUDE["bash_ls"]), *args, "--daemon", "running"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert json.loads(done.stdout)["hookSpecificOutput"]["permissionDecision"] == "allow"
+    loaded = set(done.stderr.split())
+    assert loaded <= {"aegis_hook", "__future__", "_socket", "_blake2"}, loaded
+
+
+def test_an_older_client_is_refused_in_its_own_protocol(daemon: Path) -> None:
+    """A client of the JSON-line protocol (before aegis-hook/2) is told no, so it decides."""
+    conn = socket.socket(socket.AF_UNIX)
+    try:
+        conn.connect(str(daemon))
+        conn.sendall(json.dumps({"v": 1, "payload": "{}"}).encode() + b"\n")
+        answer = json.loads(conn.makefile("rb").readline())
+    finally:
+        conn.close()
+    assert answer["ok"] is False

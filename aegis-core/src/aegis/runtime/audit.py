@@ -72,6 +72,7 @@ from aegis.runtime.audit_writer import (
     INTENT,
     RECORD,
     GroupCommitWriter,
+    SideWrite,
     Statements,
     WriteOp,
     one_line,
@@ -251,6 +252,7 @@ class AuditStore(AuditReader):
         parent_id: int | None = None,
         detached: bool = False,
         shadow: ShadowVerdict | None = None,
+        side_write: SideWrite | None = None,
     ) -> int:
         """Write the 'pending' row for an action about to run; returns its id.
 
@@ -260,6 +262,10 @@ class AuditStore(AuditReader):
         authorise-then-report caller), so the row names no owner process and opening a store
         never marks it ``interrupted`` when this process exits; ``aegis audit recover
         --older-than`` closes it if nobody ever reports.
+
+        ``side_write(cursor, statements, audit_id)`` runs in the transaction that writes the row
+        (a caller's row that must exist exactly when this one does, such as the hooks' pairing
+        of a tool call with its record): both are committed, or neither.
 
         Raises ``AuditError`` when the row cannot be written: the caller must not run the action.
         If the caller is cancelled while the row is being written, the row is still written and
@@ -279,6 +285,7 @@ class AuditStore(AuditReader):
             )
             op = WriteOp(INTENT, _intent_payload(values))
             op.detached = detached
+            op.side = side_write
         except Exception as exc:  # a value we cannot store must not let the action run
             raise AuditError(f"cannot build the audit record: {exc}") from exc
         try:
@@ -318,13 +325,19 @@ class AuditStore(AuditReader):
         except Exception:
             log.exception("could not close audit record %s of a cancelled action", audit_id)
 
-    async def finish(self, audit_id: int, result: Result) -> None:
-        """Store the outcome of a begun action; committed (and fsynced at full) on return."""
+    async def finish(
+        self, audit_id: int, result: Result, *, side_write: SideWrite | None = None
+    ) -> None:
+        """Store the outcome of a begun action; committed (and fsynced at full) on return.
+
+        ``side_write``: as for ``begin``, in the transaction that stores the outcome.
+        """
         writer = self._live_writer()
         known = self._open_hashes.pop(audit_id, None)
         try:
             rest = outcome_values(result, self.redactor, now_iso())
             op = WriteOp(FINAL, (audit_id, known, rest, canonical(rest)))
+            op.side = side_write
             await writer.submit(op)
         except BaseException:
             if known is not None:

@@ -65,11 +65,25 @@ _FINAL_SET = ", ".join(f"{c} = ?" for c in RESULT_COLUMNS)
 #: so opening a store never marks it ``interrupted`` (see audit_interrupted).
 DETACHED_OWNER = "detached"
 
+#: ``side(cursor, statements, audit_id)``: a caller's own write in the transaction of an INTENT
+#: or FINAL op, after the audit rows of its batch; raising rolls both back (the op fails).
+SideWrite = Callable[[Any, "Statements", int], None]
+
 
 class WriteOp:
     """One queued write. ``payload`` depends on ``kind``; ``value``/``error`` are the answer."""
 
-    __slots__ = ("abandoned", "detached", "error", "future", "kind", "loop", "payload", "value")
+    __slots__ = (
+        "abandoned",
+        "detached",
+        "error",
+        "future",
+        "kind",
+        "loop",
+        "payload",
+        "side",
+        "value",
+    )
 
     def __init__(self, kind: int, payload: Any) -> None:
         self.kind = kind
@@ -83,6 +97,8 @@ class WriteOp:
         self.loop: asyncio.AbstractEventLoop | None = None
         #: An intent another process will complete: recorded with ``DETACHED_OWNER``.
         self.detached = False
+        #: Written in the same transaction as this op (see ``SideWrite``).
+        self.side: SideWrite | None = None
 
 
 class Statements:
@@ -115,6 +131,10 @@ class Statements:
             "(final_seq, scan_from, updated_at, sink) VALUES (?, ?, ?, ?)",
         }
         self.sql = {name: _convert(text, paramstyle) for name, text in raw.items()}
+
+    def convert(self, sql: str) -> str:
+        """``sql`` written with ``?`` in this driver's paramstyle (for a ``SideWrite``)."""
+        return _convert(sql, self.paramstyle)
 
 
 def _convert(sql: str, paramstyle: str) -> str:
@@ -340,6 +360,7 @@ class GroupCommitWriter:
         records: list[tuple[Any, ...]] = []
         finals: list[tuple[Any, ...]] = []
         cursors: list[tuple[Any, ...]] = []
+        extra: list[tuple[SideWrite, int]] = []
         for op in ops:
             kind = op.kind
             payload = op.payload
@@ -359,8 +380,12 @@ class GroupCommitWriter:
                     sides.append((last_id, side_params))
                 op.value = (last_id, new_hash)
                 last_hash = new_hash
+                if op.side is not None:
+                    extra.append((op.side, last_id))
             elif kind == FINAL:
                 audit_id, known_hash, rest, rest_json = payload
+                if op.side is not None:
+                    extra.append((op.side, audit_id))
                 if known_hash is None:
                     cur.execute(sql["row"], (audit_id,))
                     found = cur.fetchone()
@@ -398,6 +423,8 @@ class GroupCommitWriter:
             cur.execute(sql["cursor_update"], payload)
             if cur.rowcount == 0:
                 cur.execute(sql["cursor_insert"], payload)
+        for side, audit_id in extra:
+            side(cur, self._st, audit_id)
         if (last_id, last_hash, last_final) != start:
             cur.execute(sql["set_head"], (last_id, last_hash, last_final))
 

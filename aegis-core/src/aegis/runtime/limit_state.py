@@ -35,7 +35,7 @@ from aegis.core.risk import Approval, RiskLevel
 from aegis.core.stateful import LimitState, Usage
 from aegis.errors import AuditError
 from aegis.runtime.audit_record import derive_decision, intent_values, now_iso
-from aegis.runtime.audit_writer import DECIDE, INTENT, Statements, WriteOp, _convert
+from aegis.runtime.audit_writer import DECIDE, INTENT, SideWrite, Statements, WriteOp, _convert
 
 if TYPE_CHECKING:
     from aegis.runtime.audit import AuditStore
@@ -218,10 +218,12 @@ async def begin_limited(
     note: str | None = None,
     detached: bool = False,
     shadow: ShadowVerdict | None = None,
+    side_write: SideWrite | None = None,
 ) -> tuple[int, PolicyDecision] | Result:
     """``AuditStore.begin`` for a stateful policy: decide finally, count and write ahead in one
     transaction. Returns ``(audit_id, final decision)``, or the audited ``Result`` of an action
-    the final decision does not let run."""
+    the final decision does not let run. ``side_write``: as for ``begin`` (written only with
+    the row)."""
     store = runtime.audit
     writer = store._live_writer()
     outcome = _Outcome()
@@ -257,6 +259,7 @@ async def begin_limited(
 
     op = WriteOp(DECIDE, decide)
     op.detached = detached
+    op.side = side_write
     try:
         written = await writer.submit(op)
     except asyncio.CancelledError:

@@ -7,11 +7,14 @@ The socket lives in a directory only this user can enter (``$XDG_RUNTIME_DIR/aeg
 configuration, so one daemon serves one configuration. A lock file next to it makes a second
 daemon for the same configuration exit at once, and lets a new one remove a dead one's socket.
 
-A request is one JSON line (``agent``, ``options``, ``digest`` of the policy file, ``payload``);
-the answer is one JSON line with the exit code, stdout and stderr the hook must give. A request
-configured differently is refused before anything is decided (``ok: false``) so the client
-decides in-process; a changed policy file is loaded again when the client's digest says so.
-Records whose report is overdue are closed every few seconds (see ``run.reap``).
+A request is one frame of strings (``aegis_hook.frame``: the protocol, the agent, the client's
+configuration, the digest of the policy file, the payload); the answer is one frame with the
+digest and configuration it was decided under, the exit code, stdout and stderr the hook must
+give. A request configured differently is refused before anything is decided (``refused``) so
+the client decides in-process; a changed policy file is loaded again when the client's digest
+says so. Nothing is set up per call: the store, the policy and the runtimes stay open, and the
+audit writes run on this loop when the writer is idle (no thread hop). Records whose report is
+overdue are closed every few seconds (see ``run.reap``).
 """
 
 from __future__ import annotations
@@ -26,8 +29,8 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
+import aegis_hook
 from aegis.adapters.hooks.handle import HookOptions, Hooks
 
 log = logging.getLogger("aegis.hooks.daemon")
@@ -40,6 +43,7 @@ class Daemon:
     def __init__(self, options: HookOptions, path: Path, *, idle: float = 3600.0) -> None:
         self.options = options
         self.config = options.as_json()
+        self.key = aegis_hook.canonical(self.config)
         self.path = path
         self.idle = idle
         self.hooks: Hooks | None = None
@@ -47,11 +51,9 @@ class Daemon:
         self._busy = 0
 
     async def serve(self) -> int:
-        import aegis_hook
-
         directory = self.path.parent
         directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        if not aegis_hook.private(str(directory), 0o040000):
+        if not aegis_hook.private(str(directory), aegis_hook.S_IFDIR):
             log.error("%s is not a private directory of this user; not serving", directory)
             return 1
         lock = open(self.path.with_suffix(".lock"), "a+")  # noqa: SIM115 - held for our lifetime
@@ -64,6 +66,7 @@ class Daemon:
         inode: int | None = None
         try:
             self.hooks = Hooks(self.options, reap_each_call=False)
+            self.hooks.audit.inline_when = "idle"  # one caller's write at a time, on this loop
             await self.hooks.audit.open()
             with contextlib.suppress(FileNotFoundError):
                 self.path.unlink()  # we hold the lock: whoever made it is gone
@@ -109,8 +112,7 @@ class Daemon:
             if not _same_user(writer):  # the 0600 socket should make this impossible: check anyway
                 log.warning("refused a connection from another user")
                 return
-            answer = await self._answer(reader)
-            writer.write(json.dumps(answer).encode() + b"\n")
+            writer.write(await self._answer(reader))
             await writer.drain()
         except Exception:
             log.exception("hook connection failed")
@@ -121,36 +123,35 @@ class Daemon:
             with contextlib.suppress(Exception):
                 await writer.wait_closed()
 
-    async def _answer(self, reader: asyncio.StreamReader) -> dict[str, Any]:
+    async def _answer(self, reader: asyncio.StreamReader) -> bytes:
+        def refuse(why: str) -> bytes:
+            return aegis_hook.frame(["refused", why])
+
         try:
-            request = json.loads(await reader.readline())
-        except (ValueError, asyncio.LimitOverrunError) as exc:
-            return {"ok": False, "why": f"unreadable request: {exc}"}
-        if not isinstance(request, dict) or request.get("v") != 1:
-            return {"ok": False, "why": "unknown request version"}
-        if request.get("options") != self.config:
-            return {"ok": False, "why": "this daemon is configured differently"}
+            head = await reader.readline()
+            if head.startswith(b"{"):  # an older client: refused in its protocol, so it decides
+                return b'{"ok": false, "why": "this daemon speaks another protocol"}\n'
+            size = aegis_hook.frame_length(head.rstrip(b"\n"), REQUEST_LIMIT)
+            fields = aegis_hook.unframe(await reader.readexactly(size))
+        except (ValueError, asyncio.LimitOverrunError, asyncio.IncompleteReadError) as exc:
+            return refuse(f"unreadable request: {exc}")
+        if len(fields) != 5 or fields[0] != aegis_hook.PROTOCOL:
+            return refuse("unknown request version")
+        _, agent, key, digest, payload = fields
+        if key != self.key:
+            return refuse("this daemon is configured differently")
         hooks = self.hooks
         assert hooks is not None
-        digest = request.get("digest")
         try:
-            current = isinstance(digest, str) and hooks.reload_if(digest)
+            current = hooks.reload_if(digest)
         except Exception as exc:
-            return {"ok": False, "why": f"the policy file could not be loaded again: {exc}"}
+            return refuse(f"the policy file could not be loaded again: {exc}")
         if not current:
-            return {"ok": False, "why": "the policy file differs from the caller's"}
-        agent, payload = request.get("agent"), request.get("payload")
-        if not isinstance(agent, str) or not isinstance(payload, str):
-            return {"ok": False, "why": "agent and payload must be strings"}
+            return refuse("the policy file differs from the caller's")
         reply = await hooks.handle(agent, payload)
-        return {
-            "ok": True,
-            "digest": hooks.digest,
-            "options": self.config,
-            "code": reply.code,
-            "stdout": reply.stdout,
-            "stderr": reply.stderr,
-        }
+        return aegis_hook.frame(
+            ["ok", hooks.digest, self.key, str(reply.code), reply.stdout, reply.stderr]
+        )
 
 
 def _same_user(writer: asyncio.StreamWriter) -> bool:
@@ -167,8 +168,6 @@ def _same_user(writer: asyncio.StreamWriter) -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m aegis.adapters.hooks.daemon``: how the client starts one in the background."""
-    import aegis_hook
-
     parser = argparse.ArgumentParser(prog="aegis-hook-daemon")
     parser.add_argument("--options-json", required=True)
     parser.add_argument("--socket")

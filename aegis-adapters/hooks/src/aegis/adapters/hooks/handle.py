@@ -11,7 +11,6 @@ and Codex (their documented block path), ``{"permission": "deny"}`` for Cursor.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Mapping
 from pathlib import Path
@@ -67,7 +66,9 @@ class Reply:
 
 
 def file_digest(path: str) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    import aegis_hook
+
+    return aegis_hook.file_digest(path)  # the client's own digest: it is compared with it
 
 
 def refusal(agent: str, message: str) -> Reply:

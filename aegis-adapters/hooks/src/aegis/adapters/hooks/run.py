@@ -4,44 +4,30 @@ It uses the runtime's own parts (``evaluate``, the approval handler through
 ``aegis.runtime.approval.decide``, the audit store's write-ahead ``begin`` / ``finish``) because
 the tool runs in the coding agent, not in an Aegis executor: ``PreToolUse`` writes a pending
 row, ``PostToolUse`` (maybe another process) completes it. Which row belongs to which call is
-kept in ``aegis_hook_pending`` (call id -> audit id, and when the report is due) in the same
-database. A row whose report never comes (the user declined an ``ask``, Cursor sends no event
-after a read, the agent crashed) is closed by ``reap`` once due as failed, "outcome not
-reported": never left pending, never called a success nobody saw.
+kept in the same database, written in the same transactions as the row (``pairing``). A row
+whose report never comes (the user declined an ``ask``, Cursor sends no event after a read, the
+agent crashed) is closed by ``reap`` once due as failed, "outcome not reported": never left
+pending, never called a success nobody saw.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 from collections.abc import Collection, Mapping
 from typing import Any
 
 import attrs
+from aegis.adapters.hooks import pairing
 from aegis.adapters.hooks.mapping import HookCall
-from sqlalchemy import (
-    BigInteger,
-    Column,
-    Float,
-    MetaData,
-    String,
-    Table,
-    create_engine,
-    delete,
-    select,
-)
 
 from aegis.core.action import Action, with_identity
 from aegis.core.approval import ApprovalDecision
 from aegis.core.result import Result, ResultStatus
+from aegis.errors import AuditError
 
-metadata = MetaData()
-pending_table = Table(
-    "aegis_hook_pending",
-    metadata,
-    Column("call_id", String(255), primary_key=True),
-    Column("audit_id", BigInteger, nullable=False),
-    Column("due_at", Float, nullable=False, index=True),
-)
+log = logging.getLogger("aegis.hooks")
 
 #: Seconds after which an allowed call that nobody reported is closed as "outcome not reported".
 DEFAULT_REPORT_TIMEOUT = 3600.0
@@ -71,6 +57,7 @@ async def pre_tool_use(
     (Claude Code, Cursor). Without one (Codex, whose hooks cannot ask), an approve rule that is
     not waited on is denied, since an unanswerable ``ask`` may run the call anyway."""
     from aegis.runtime.approval_flow import seek_approval
+    from aegis.runtime.limit_state import begin_limited
 
     await runtime.open()
     action, decision = _strictest(runtime, [call.action, *call.candidates])
@@ -121,9 +108,25 @@ async def pre_tool_use(
     failure = await _vetoed(runtime, "before_execute", action=action, decision=decision)
     if failure:
         return await _stop(runtime, action, decision, approval, failure)
-    audit_id = await runtime.audit.begin(action, decision, approval, detached=True)
-    if call.tool_use_id:
-        _remember(runtime.audit.url, call.tool_use_id, audit_id, time.time() + report_timeout)
+    side = pairing.pair(call.tool_use_id or None, time.time() + report_timeout)
+    if not pairing.ready(runtime.audit.url):
+        await asyncio.to_thread(pairing.engine, runtime.audit.url)  # its table exists
+    try:
+        if getattr(runtime.policy, "stateful", False):
+            # Limits are counted with the write-ahead row, decided finally under its lock.
+            begun = await begin_limited(
+                runtime, action, decision, approval, detached=True, side_write=side
+            )
+            if isinstance(begun, Result):
+                return Answer("deny", explain(begun))
+            audit_id = begun[0]
+        else:
+            audit_id = await runtime.audit.begin(
+                action, decision, approval, detached=True, side_write=side
+            )
+    except AuditError as exc:  # neither the row nor its pairing was written
+        reason = f"its audit record could not be written, so it is not run: {exc}"
+        return await _stop(runtime, action, decision, approval, reason)
     if approval is not None and approval.handler and approval.handler.endswith(":ask"):
         return Answer("ask", f"Aegis rule {rule!r} needs a human's approval (audit #{audit_id}).")
     if approval is not None:
@@ -146,22 +149,30 @@ async def post_tool_use(runtime: Any, call: HookCall) -> None:
     )
     status = ResultStatus.FAILED if failed else ResultStatus.SUCCESS
     error = _error_text(response) if failed else None
-    audit_id = _take(runtime.audit.url, call.tool_use_id) if call.tool_use_id else None
+    url = runtime.audit.url
+    audit_id = (
+        await asyncio.to_thread(pairing.paired, url, call.tool_use_id) if call.tool_use_id else None
+    )
+    why = "PostToolUse without a PreToolUse record from this hook"
     if audit_id is not None:
         result = Result(action, status, error=error, reason="ran in the coding agent", attempts=1)
-        await runtime.audit.finish(audit_id, result)
-        return
+        try:
+            await runtime.audit.finish(audit_id, result, side_write=pairing.unpair)
+            return
+        except AuditError:
+            if await _still_pending(runtime, audit_id):
+                raise  # the pairing stays: reported again, or closed when due
+            await asyncio.to_thread(pairing.drop, url, audit_id)
+            why = f"reported after its record (audit #{audit_id}) was closed as not reported"
     # No PreToolUse row (the hook was installed mid-call, or Pre ran elsewhere): still record it.
     decision = runtime.evaluate(action)
-    orphan = Result(
-        action,
-        status,
-        decision=decision,
-        error=error,
-        reason="PostToolUse without a PreToolUse record from this hook",
-        attempts=1,
-    )
+    orphan = Result(action, status, decision=decision, error=error, reason=why, attempts=1)
     await runtime.audit.record(orphan)
+
+
+async def _still_pending(runtime: Any, audit_id: int) -> bool:
+    record = await asyncio.to_thread(runtime.audit.get, audit_id)
+    return record is not None and record.result == "pending"
 
 
 async def _vetoed(runtime: Any, event: str, **kwargs: Any) -> str | None:
@@ -225,60 +236,19 @@ def _error_text(response: Any) -> str:
     return "the tool reported a failure"
 
 
-_engines: dict[str, Any] = {}
-
-
-def _engine(url: str) -> Any:
-    """One engine per database for the life of the process (the daemon serves many calls)."""
-    engine = _engines.get(url)
-    if engine is None:
-        engine = create_engine(url)
-        metadata.create_all(engine)
-        _engines[url] = engine
-    return engine
-
-
-def _remember(url: str, call_id: str, audit_id: int, due_at: float) -> None:
-    with _engine(url).begin() as conn:
-        conn.execute(delete(pending_table).where(pending_table.c.call_id == call_id))
-        conn.execute(
-            pending_table.insert().values(call_id=call_id, audit_id=audit_id, due_at=due_at)
-        )
-
-
-def _take(url: str, call_id: str) -> int | None:
-    """Claim the row of ``call_id``: only the one who deletes it may finish the record."""
-    with _engine(url).begin() as conn:
-        row = conn.execute(
-            select(pending_table.c.audit_id).where(pending_table.c.call_id == call_id)
-        ).first()
-        if row is None:
-            return None
-        gone = conn.execute(delete(pending_table).where(pending_table.c.call_id == call_id))
-        return int(row[0]) if gone.rowcount == 1 else None
-
-
-def _overdue(url: str, now: float, limit: int = 100) -> list[str]:
-    with _engine(url).connect() as conn:
-        rows = conn.execute(
-            select(pending_table.c.call_id).where(pending_table.c.due_at <= now).limit(limit)
-        )
-        return [str(r[0]) for r in rows]
-
-
 async def reap(runtime: Any, now: float | None = None) -> int:
-    """Close the records whose report is overdue as failed, "outcome not reported"."""
-    import asyncio
+    """Close the records whose report is overdue as failed, "outcome not reported".
 
+    A row that cannot be closed now (the write failed) keeps its pairing and is tried again
+    on the next sweep; it never stops the sweep, nor the call that runs it.
+    """
     at = time.time() if now is None else now
     url = runtime.audit.url
     closed = 0
-    for call_id in await asyncio.to_thread(_overdue, url, at):
-        audit_id = await asyncio.to_thread(_take, url, call_id)
-        if audit_id is None:
-            continue  # reported (or closed by another process) a moment ago
+    for audit_id in await asyncio.to_thread(pairing.overdue, url, at):
         record = await asyncio.to_thread(runtime.audit.get, audit_id)
         if record is None or record.result != "pending":
+            await asyncio.to_thread(pairing.drop, url, audit_id)  # closed some other way
             continue
         unreported = Result(
             Action(record.action_type, record.target),
@@ -287,6 +257,11 @@ async def reap(runtime: Any, now: float | None = None) -> int:
             reason="allowed, but the coding agent reported no outcome in time (declined at its "
             "prompt, an event it does not report, or it stopped); whether the tool ran is unknown",
         )
-        await runtime.audit.finish(audit_id, unreported)
+        try:
+            await runtime.audit.finish(audit_id, unreported, side_write=pairing.unpair)
+        except AuditError as exc:
+            if await _still_pending(runtime, audit_id):
+                log.warning("audit #%s is overdue and could not be closed now: %s", audit_id, exc)
+            continue  # or it was reported a moment ago: its pairing went with the report
         closed += 1
     return closed
