@@ -36,6 +36,8 @@ from sqlalchemy import (
     Text,
     func,
 )
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.schema import CreateIndex
 from sqlalchemy.sql import FromClause
 
 metadata = MetaData()
@@ -92,13 +94,23 @@ Index("ix_aegis_audit_session", audit_log.c.session_id)
 # this index, then each one's newest rows read in id order from it (audit_query._by_type), so
 # a glob that matches nothing, or rarely, never scans the table.
 Index("ix_aegis_audit_type", func.lower(audit_log.c.action_type), audit_log.c.id)
-# Partial: rows outside any delegation chain (most of them) cost this index nothing.
-Index(
-    "ix_aegis_audit_chain",
-    audit_log.c.chain_id,
-    sqlite_where=audit_log.c.chain_id.is_not(None),
-    postgresql_where=audit_log.c.chain_id.is_not(None),
-)
+# Partial: rows outside any delegation chain (most of them) cost this index nothing. The WHERE
+# is added by ``_partial`` below, not with ``postgresql_where=``: a dialect keyword makes
+# SQLAlchemy import its whole PostgreSQL dialect at import time, even for a SQLite store
+# (a few hundred ms on every CLI and hook start).
+Index("ix_aegis_audit_chain", audit_log.c.chain_id, info={"where": "chain_id IS NOT NULL"})
+
+
+@compiles(CreateIndex)
+def _partial(create: CreateIndex, compiler: Any, **kw: Any) -> str:
+    """``CREATE INDEX ... WHERE`` for an index whose ``info`` names a condition (SQLite and
+    PostgreSQL share the syntax; elsewhere the index is simply whole)."""
+    sql: str = compiler.visit_create_index(create, **kw)
+    where = create.element.info.get("where")
+    if where and compiler.dialect.name in ("sqlite", "postgresql"):
+        sql = f"{sql} WHERE {where}"
+    return sql
+
 
 params_side = Table(
     "aegis_audit_params",
