@@ -175,13 +175,7 @@ def prove(
     covering = [cp for cp in cps if seq is not None and cp.finals >= seq]
     chosen = max(covering or cps, key=lambda cp: (cp.finals, cp.time))
     proof = store.read(make_proof, record_id, chosen)
-    text = json.dumps(proof, indent=2) + "\n"
-    if out is None:
-        sys.stdout.write(text)
-    else:
-        out.write_text(text, encoding="utf-8")
-        sys.stderr.write(f"proof of record {record_id} against {chosen.name}: {out}\n")
-    return ExitCode.OK
+    return _emit(proof, out, f"proof of record {record_id} against {chosen.name}")
 
 
 def _prove_consistency(old_file: Path, new_file: Path, db: str | None, out: Path | None) -> int:
@@ -191,12 +185,17 @@ def _prove_consistency(old_file: Path, new_file: Path, db: str | None, out: Path
     old, new = Checkpoint.load(old_file), Checkpoint.load(new_file)
     store = open_store(db)
     proof = store.read(prove_consistency, old, new)
+    return _emit(proof, out, f"consistency proof {old.name} -> {new.name}")
+
+
+def _emit(proof: dict[str, Any], out: Path | None, what: str) -> int:
+    """Print the proof, or write it to ``out`` and say so on stderr (stdout stays clean)."""
     text = json.dumps(proof, indent=2) + "\n"
     if out is None:
         sys.stdout.write(text)
     else:
         out.write_text(text, encoding="utf-8")
-        sys.stderr.write(f"consistency proof {old.name} -> {new.name}: {out}\n")
+        sys.stderr.write(f"{what}: {out}\n")
     return ExitCode.OK
 
 

@@ -245,6 +245,11 @@ class Redactor:
         secret, as the keyed redactor does with an HMAC)."""
         return self.replacement
 
+    def secret_value(self, value: Any) -> Any:
+        """What the whole value under a secret key becomes (any JSON value: the keyed redactor
+        tags it, so equal values stay findable)."""
+        return self.replacement
+
     def redact_text(self, text: str) -> str:
         """Replace credential-shaped substrings of one string (linear in its length for the
         default patterns; ``extra_patterns`` are the configurer's to keep linear)."""
@@ -280,7 +285,7 @@ class Redactor:
             return self.redact_text(value)
         if isinstance(value, Mapping):
             return {
-                k: self.replacement
+                k: self.secret_value(v)
                 if isinstance(k, str) and self.is_secret_key(k)
                 else self._walk(v)
                 for k, v in value.items()

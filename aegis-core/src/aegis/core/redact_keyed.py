@@ -20,7 +20,6 @@ import hmac
 import json
 import os
 import secrets
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -59,19 +58,8 @@ class KeyedRedactor(Redactor):
     def replacement_for(self, secret: str) -> str:
         return field_tag(self.key, secret)
 
-    def _walk(self, value: Any) -> Any:
-        if isinstance(value, str):
-            return self.redact_text(value)
-        if isinstance(value, Mapping):
-            return {
-                k: field_tag(self.key, v)
-                if isinstance(k, str) and self.is_secret_key(k)
-                else self._walk(v)
-                for k, v in value.items()
-            }
-        if isinstance(value, list | tuple):
-            return [self._walk(v) for v in value]
-        return value
+    def secret_value(self, value: Any) -> Any:
+        return field_tag(self.key, value)
 
 
 def generate_field_key(path: Path, *, overwrite: bool = False) -> None:

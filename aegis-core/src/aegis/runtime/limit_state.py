@@ -271,24 +271,14 @@ async def begin_limited(
         else:
             op.abandoned = close
         raise
-    interrupted = outcome.interrupted
-    if interrupted is not None:
-        reason = f"the final decision was interrupted: {type(interrupted).__name__}; not run"
-        await runtime._record_stop(
-            action,
-            PolicyDecision(action, RiskLevel.CRITICAL, Approval.BLOCK, None, reason=reason),
-            ResultStatus.BLOCKED,
-            reason,
-            approval=approval,
-            parent_id=parent_id,
-            note=note,
-            shadow=shadow,
-        )
-        raise interrupted
-    final = outcome.final
-    if written is None or final is None:
-        reason = outcome.refusal or "the final decision could not be made"
-        return await runtime._record_stop(
+    interrupted, final = outcome.interrupted, outcome.final
+    if interrupted is not None or written is None or final is None:
+        if interrupted is not None:
+            reason = f"the final decision was interrupted: {type(interrupted).__name__}; not run"
+            final = PolicyDecision(action, RiskLevel.CRITICAL, Approval.BLOCK, None, reason=reason)
+        else:
+            reason = outcome.refusal or "the final decision could not be made"
+        stopped = await runtime._record_stop(
             action,
             final or decision,
             ResultStatus.BLOCKED,
@@ -298,6 +288,9 @@ async def begin_limited(
             note=note,
             shadow=shadow,
         )
+        if interrupted is not None:
+            raise interrupted  # recorded; now the caller's, as for the snapshot decision
+        return stopped
     audit_id, row_hash = written
     store._open_hashes[audit_id] = row_hash
     return int(audit_id), final
