@@ -452,10 +452,6 @@ def _intent_payload(values: tuple[Any, ...]) -> tuple[str, tuple[Any, ...], str 
     return hashed, row, params
 
 
-#: Kept for ``approval_store``, which creates its tables with the same retry.
-_create_tables = create_tables
-
-
 # The original README's name, importable from where it was (``aegis.runtime.audit``); it needs
 # AuditStore defined first.
 from aegis.runtime.audit_logger import AuditLogger  # noqa: E402
