@@ -28,7 +28,7 @@ import functools
 import logging
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -60,11 +60,11 @@ from aegis.runtime.audit_reader import AuditReader, Durability
 from aegis.runtime.audit_record import (
     AuditRecord,
     derive_decision,
+    intent_payload,
     intent_values,
     now_iso,
     outcome_values,
 )
-from aegis.runtime.audit_schema import INTENT_COLUMNS, PARAMS_INLINE_MAX
 from aegis.runtime.audit_ship import AuditSink, Shipper, SinkSpec, resolve_sinks
 from aegis.runtime.audit_url import audit_url
 from aegis.runtime.audit_writer import (
@@ -271,7 +271,6 @@ class AuditStore(AuditReader):
         If the caller is cancelled while the row is being written, the row is still written and
         then closed as not run (the action cannot run: its caller is gone).
         """
-        writer = self._live_writer()
         try:
             values = intent_values(
                 action,
@@ -283,15 +282,38 @@ class AuditStore(AuditReader):
                 now_iso(),
                 shadow,
             )
-            op = WriteOp(INTENT, _intent_payload(values))
+            op = WriteOp(INTENT, intent_payload(values))
             op.detached = detached
             op.side = side_write
         except Exception as exc:  # a value we cannot store must not let the action run
             raise AuditError(f"cannot build the audit record: {exc}") from exc
+        written = await self.write_ahead(op, action, decision, approval)
+        assert written is not None  # an INTENT op always writes its row
+        return written[0]
+
+    async def write_ahead(
+        self,
+        op: WriteOp,
+        action: Action,
+        decision: PolicyDecision | None,
+        approval: ApprovalDecision | None,
+        *,
+        if_not_written: Callable[[], None] | None = None,
+    ) -> tuple[int, str] | None:
+        """Submit a write-ahead op (INTENT, or DECIDE: ``limit_state``); returns the row's
+        (id, hash), or None when a DECIDE op wrote nothing.
+
+        If our task is cancelled while the op is in the writer, the row is still written and
+        then closed as not run (the action cannot run: its caller is gone); a DECIDE op that
+        wrote nothing calls ``if_not_written`` instead, to record the stop.
+        """
+        writer = self._live_writer()
         try:
-            audit_id, row_hash = await writer.submit(op)
+            written = await writer.submit(op)
         except asyncio.CancelledError:
-            close = functools.partial(self._close_abandoned, action, decision, approval)
+            close = functools.partial(
+                self._close_abandoned, action, decision, approval, if_not_written
+            )
             fut = op.future
             if fut is not None and fut.done() and not fut.cancelled():
                 if fut.exception() is None:  # written, but our task was cancelled anyway
@@ -299,17 +321,25 @@ class AuditStore(AuditReader):
             else:
                 op.abandoned = close  # the writer calls it once the row is written
             raise
+        if written is None:
+            return None
+        audit_id, row_hash = written
         self._open_hashes[audit_id] = row_hash
-        return int(audit_id)
+        return int(audit_id), row_hash
 
     def _close_abandoned(
         self,
         action: Action,
         decision: PolicyDecision | None,
         approval: ApprovalDecision | None,
-        written: tuple[int, str],
+        if_not_written: Callable[[], None] | None,
+        written: tuple[int, str] | None,
     ) -> None:
-        """Finish a row whose ``begin`` was cancelled: the action never ran."""
+        """Finish a row whose write-ahead was cancelled: the action never ran."""
+        if written is None:
+            if if_not_written is not None:
+                if_not_written()
+            return
         audit_id = written[0]
         result = Result(
             action,
@@ -433,23 +463,6 @@ class AuditStore(AuditReader):
 
     def __repr__(self) -> str:
         return f"AuditStore({self._safe_url()!r}, durability={self.durability!r})"
-
-
-_PARAMS_AT = INTENT_COLUMNS.index("params")
-
-
-def _intent_payload(values: tuple[Any, ...]) -> tuple[str, tuple[Any, ...], str | None]:
-    """(hashed JSON, row values, out-of-row params): big params are written once, not twice.
-
-    The hash covers the full params; the row keeps ``''`` and ``aegis_audit_params`` the text
-    (see ``audit_schema``), so the outcome's UPDATE does not copy them again.
-    """
-    hashed = intent_json(values)
-    params = values[_PARAMS_AT]
-    if len(params) <= PARAMS_INLINE_MAX:
-        return hashed, values, None
-    row = (*values[:_PARAMS_AT], "", *values[_PARAMS_AT + 1 :])
-    return hashed, row, params
 
 
 # The original README's name, importable from where it was (``aegis.runtime.audit``); it needs

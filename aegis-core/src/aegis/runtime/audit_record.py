@@ -37,7 +37,8 @@ from aegis.core.decision import PolicyDecision
 from aegis.core.redact import Redactor
 from aegis.core.result import Result, ResultStatus
 from aegis.core.risk import Approval
-from aegis.runtime.audit_chain import canonical
+from aegis.runtime.audit_chain import canonical, intent_json
+from aegis.runtime.audit_schema import INTENT_COLUMNS, PARAMS_INLINE_MAX
 
 if TYPE_CHECKING:
     from aegis.runtime.shadow import ShadowVerdict
@@ -324,3 +325,20 @@ class AuditRecord:
         data["finished_at"] = self.finished_at.isoformat() if self.finished_at else None
         data["unknown_conditions"] = list(self.unknown_conditions)
         return data
+
+
+_PARAMS_AT = INTENT_COLUMNS.index("params")
+
+
+def intent_payload(values: tuple[Any, ...]) -> tuple[str, tuple[Any, ...], str | None]:
+    """An INTENT op's payload from ``intent_values``: (hashed JSON, row values, out-of-row
+    params). Big params are written once, not twice: the hash covers the full params; the row
+    keeps ``''`` and ``aegis_audit_params`` the text (see ``audit_schema``), so the outcome's
+    UPDATE does not copy them again.
+    """
+    hashed = intent_json(values)
+    params = values[_PARAMS_AT]
+    if len(params) <= PARAMS_INLINE_MAX:
+        return hashed, values, None
+    row = (*values[:_PARAMS_AT], "", *values[_PARAMS_AT + 1 :])
+    return hashed, row, params

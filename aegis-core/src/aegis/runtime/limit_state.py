@@ -33,8 +33,7 @@ from aegis.core.decision import PolicyDecision
 from aegis.core.result import Result, ResultStatus
 from aegis.core.risk import Approval, RiskLevel
 from aegis.core.stateful import LimitState, Usage
-from aegis.errors import AuditError
-from aegis.runtime.audit_record import derive_decision, intent_values, now_iso
+from aegis.runtime.audit_record import derive_decision, intent_payload, intent_values, now_iso
 from aegis.runtime.audit_writer import DECIDE, INTENT, SideWrite, Statements, WriteOp, _convert
 
 if TYPE_CHECKING:
@@ -225,7 +224,6 @@ async def begin_limited(
     the final decision does not let run. ``side_write``: as for ``begin`` (written only with
     the row)."""
     store = runtime.audit
-    writer = store._live_writer()
     outcome = _Outcome()
     windows = windows_of(runtime.policy)
 
@@ -253,24 +251,18 @@ async def begin_limited(
             now_iso(),
             shadow,
         )
-        from aegis.runtime.audit import _intent_payload
-
-        return INTENT, _intent_payload(values)
+        return INTENT, intent_payload(values)
 
     op = WriteOp(DECIDE, decide)
     op.detached = detached
     op.side = side_write
-    try:
-        written = await writer.submit(op)
-    except asyncio.CancelledError:
-        close = functools.partial(_close_if_written, store, action, decision, approval)
-        fut = op.future
-        if fut is not None and fut.done() and not fut.cancelled():
-            if fut.exception() is None:
-                close(fut.result())
-        else:
-            op.abandoned = close
-        raise
+    written = await store.write_ahead(
+        op,
+        action,
+        decision,
+        approval,
+        if_not_written=functools.partial(_record_cancelled_stop, store, action, decision, approval),
+    )
     interrupted, final = outcome.interrupted, outcome.final
     if interrupted is not None or written is None or final is None:
         if interrupted is not None:
@@ -291,31 +283,23 @@ async def begin_limited(
         if interrupted is not None:
             raise interrupted  # recorded; now the caller's, as for the snapshot decision
         return stopped
-    audit_id, row_hash = written
-    store._open_hashes[audit_id] = row_hash
-    return int(audit_id), final
+    return written[0], final
 
 
-def _close_if_written(
+def _record_cancelled_stop(
     store: AuditStore,
     action: Action,
     decision: PolicyDecision,
     approval: ApprovalDecision | None,
-    written: Any,
 ) -> None:
-    if written is None:  # refused in the transaction: record the stop the caller cannot
-        stopped = Result(
-            action,
-            ResultStatus.BLOCKED,
-            decision=decision,
-            approval=approval,
-            reason="cancelled while its final decision was being made; the action did not run",
-        )
-        task = asyncio.ensure_future(store.record(stopped))
-        _PENDING.add(task)
-        task.add_done_callback(_PENDING.discard)
-        return
-    try:
-        store._close_abandoned(action, decision, approval, written)
-    except AuditError:
-        log.exception("could not close the record of a cancelled action")
+    """Refused in the transaction while our caller was cancelled: record the stop it cannot."""
+    stopped = Result(
+        action,
+        ResultStatus.BLOCKED,
+        decision=decision,
+        approval=approval,
+        reason="cancelled while its final decision was being made; the action did not run",
+    )
+    task = asyncio.ensure_future(store.record(stopped))
+    _PENDING.add(task)
+    task.add_done_callback(_PENDING.discard)
