@@ -38,6 +38,7 @@ from aegis.core.decision import PolicyDecision
 from aegis.core.result import ResultStatus
 from aegis.core.risk import Approval
 from aegis.errors import ActionError
+from aegis.runtime import approval_seal
 from aegis.runtime import approval_store as book_mod
 from aegis.runtime import limit_state
 from aegis.runtime.approval import AutoApprovalHandler
@@ -165,6 +166,24 @@ async def seek_approval(
     decision: PolicyDecision,
     channels: Sequence[ApprovalChannel],
 ) -> Sought:
+    """Ask, wait, re-check; the answer carries the seal of every answer it was made on (the
+    request's, and those of any request it reopened), for the action's audit record."""
+    seen: dict[str, ApprovalRequest] = {}
+    sought = await _seek(runtime, action, decision, channels, seen)
+    answers = [a for request in seen.values() for a in request.answers]
+    sealed = approval_seal.seal(answers)
+    if sealed is None:
+        return sought
+    return attrs.evolve(sought, approval=attrs.evolve(sought.approval, answers_seal=sealed))
+
+
+async def _seek(
+    runtime: Runtime,
+    action: Action,
+    decision: PolicyDecision,
+    channels: Sequence[ApprovalChannel],
+    seen: dict[str, ApprovalRequest],
+) -> Sought:
     book = runtime.audit.approvals
     current_action, current, replaces = action, decision, None
     resume = _RESUME.get()
@@ -174,6 +193,7 @@ async def seek_approval(
         window = window_for(runtime.approval_timeout, current, channels)
         if resume is not None:
             request = await book.run(book.get, resume)
+            seen[request.id] = request
             resume = None
             if request.digest != current_action.digest:
                 return _stop(
@@ -201,6 +221,7 @@ async def seek_approval(
                     replaces=replaces,
                 )
                 final = await _wait(book, request, window, channels, current_action, current)
+        seen[final.id] = final
         if final.state != book_mod.APPROVED:
             return _refusal(final, current_action, current, window, channels)
         candidate = current_action
