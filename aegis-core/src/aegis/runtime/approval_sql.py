@@ -5,8 +5,8 @@ request, its answer, the link to the action's record), and through Core each cos
 Python (compile-cache lookup, parameter processing, result proxy, pool checkout and the
 rollback-on-return) for a statement SQLite runs in 5-40 us. The audit writer solved the same
 problem the same way; this module shares its helpers (``audit_open.write_connection`` for the
-connection, ``audit_writer`` for the paramstyle) instead of copying them. Cold statements (list,
-prefix search, the token secret, reaping) stay on Core in ``approval_store``.
+connection, ``audit_writer`` for the paramstyle) instead of copying them. Cold statements (prefix
+search, the token secret, creating tables) stay on Core (``approval_transactions._tx``).
 
 One connection is held per store and used by one thread at a time (``BookConnection.lock``).
 SQLite: WAL, ``synchronous=NORMAL`` (the action's own record, fsynced right after, makes a
