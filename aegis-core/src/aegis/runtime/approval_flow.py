@@ -31,8 +31,6 @@ import time
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-import attrs
-
 from aegis.core.action import Action
 from aegis.core.approval import ApprovalDecision
 from aegis.core.approvers import DEFAULT_REQUIREMENTS, MAX_WINDOW
@@ -98,25 +96,14 @@ async def seek_approval(
     decision: PolicyDecision,
     channels: Sequence[ApprovalChannel],
 ) -> Sought:
-    """Ask, wait, re-check; the answer carries the seal of every answer it was made on (the
-    request's, and those of any request it reopened), for the action's audit record."""
-    seen: dict[str, ApprovalRequest] = {}
-    sought = await _seek(runtime, action, decision, channels, seen)
-    answers = [a for request in seen.values() for a in request.answers]
-    sealed = approval_seal.seal(answers)
-    if sealed is None:
-        return sought
-    return attrs.evolve(sought, approval=attrs.evolve(sought.approval, answers_seal=sealed))
-
-
-async def _seek(
-    runtime: Runtime,
-    action: Action,
-    decision: PolicyDecision,
-    channels: Sequence[ApprovalChannel],
-    seen: dict[str, ApprovalRequest],
-) -> Sought:
+    """Ask, wait, re-check. The approval returned carries the seal of every answer it was made
+    on (its request's, and those of any request it reopened) for the action's audit record."""
     book = runtime.audit.approvals
+    seen: dict[str, ApprovalRequest] = {}  # every request of this action, as last read
+
+    def sealed() -> str | None:
+        return approval_seal.seal([a for r in seen.values() for a in r.answers])
+
     current_action, current, replaces = action, decision, None
     resume = _RESUME.get()
     if resume is not None:
@@ -134,6 +121,7 @@ async def _seek(
                     current,
                     ResultStatus.DENIED,
                     f"request {request.id} was made for another action; nothing resumed",
+                    seal=sealed(),
                 )
             window = max(0.0, min(window, request.expires_at - time.time()))
             final = await wait(book, request, window, channels, current_action, current)
@@ -155,7 +143,7 @@ async def _seek(
                 final = await wait(book, request, window, channels, current_action, current)
         seen[final.id] = final
         if final.state != book_mod.APPROVED:
-            return refusal(final, current_action, current, window, channels)
+            return refusal(final, current_action, current, window, channels, seal=sealed())
         candidate = current_action
         if final.edits:
             try:
@@ -169,9 +157,10 @@ async def _seek(
                     current,
                     ResultStatus.DENIED,
                     f"the approver's edits could not be applied: {exc}",
+                    seal=sealed(),
                 )
         fresh = await limit_state.decide(runtime, candidate)
-        approval = approved_by(final, channels)
+        approval = approved_by(final, channels, seal=sealed())
         original = action if candidate is not action else None
         if fresh.approval is Approval.BLOCK:
             reason = fresh.reason or f"blocked by rule {fresh.matched_rule or '(defaults)'}"
@@ -195,7 +184,12 @@ async def _seek(
         )
         current_action, current, replaces = candidate, fresh, final.id
     return Sought(
-        ApprovalDecision(False, reason="the policy kept changing", request_id=replaces),
+        ApprovalDecision(
+            False,
+            reason="the policy kept changing",
+            request_id=replaces,
+            answers_seal=sealed(),
+        ),
         current_action,
         current,
         ResultStatus.DENIED,

@@ -25,17 +25,15 @@ class DeferredLinks:
 
     def __init__(self, book: BookTransactions) -> None:
         self._book = book
-        self._links: list[tuple[str, int]] = []
+        #: The queued links; a book write checks it (a list, not a method: it is on every write).
+        self.queue: list[tuple[str, int]] = []
         self._lock = threading.Lock()
         self._flush_loop: asyncio.AbstractEventLoop | None = None  # a flush is due on it
-
-    def __len__(self) -> int:
-        return len(self._links)
 
     def add(self, rid: str, audit_id: int) -> None:
         """Queue one link; outside an event loop it is written at once."""
         with self._lock:
-            self._links.append((rid, audit_id))
+            self.queue.append((rid, audit_id))
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
@@ -47,7 +45,7 @@ class DeferredLinks:
 
     def _flush_later(self, loop: asyncio.AbstractEventLoop) -> None:
         self._flush_loop = None
-        if not self._links:
+        if not self.queue:
             return
         if self._book.flush_links_inline():
             return  # else busy: a worker thread waits for it
@@ -56,19 +54,19 @@ class DeferredLinks:
 
     def flush(self) -> None:
         """Write every queued link now (in a book write of its own)."""
-        if self._links:
+        if self.queue:
             with self._book._write():
                 pass  # a book write writes the queued links first
 
     def write(self, cur: Any, sql: dict[str, str]) -> None:
         """Write the queued links inside the caller's transaction (kept if it rolls back)."""
         with self._lock:
-            links, self._links = self._links, []
+            links, self.queue = self.queue, []
         try:
             cur.executemany(sql["link"], [(aid, rid) for rid, aid in links])
         except BaseException:
             with self._lock:
-                self._links[:0] = links  # rolled back with the transaction: keep them
+                self.queue[:0] = links  # rolled back with the transaction: keep them
             raise
 
 

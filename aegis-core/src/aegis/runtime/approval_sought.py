@@ -54,7 +54,10 @@ def describe_terms(decision: PolicyDecision) -> str:
     )
 
 
-def approved_by(final: ApprovalRequest, channels: Sequence[ApprovalChannel]) -> ApprovalDecision:
+def approved_by(
+    final: ApprovalRequest, channels: Sequence[ApprovalChannel], *, seal: str | None = None
+) -> ApprovalDecision:
+    """The approval the record names: who approved, their reasons, the seal of the answers."""
     approvers = final.approvers
     shown = [plain(a, channels) for a in approvers]
     accepted = [a for a in final.answers if a.accepted and a.verdict == "approve"]
@@ -67,6 +70,7 @@ def approved_by(final: ApprovalRequest, channels: Sequence[ApprovalChannel]) -> 
         request_id=final.id,
         approvers=approvers,
         edited=bool(final.edits),
+        answers_seal=seal,
     )
 
 
@@ -76,6 +80,8 @@ def refusal(
     decision: PolicyDecision,
     window: float,
     channels: Sequence[ApprovalChannel],
+    *,
+    seal: str | None = None,
 ) -> Sought:
     """Denied, expired, cancelled or abandoned: the action does not run; say why."""
     denial = next((a for a in final.answers if a.accepted and a.verdict == "deny"), None)
@@ -86,6 +92,7 @@ def refusal(
             handler=",".join(final.channels) or None,
             timed_out=True,
             request_id=final.id,
+            answers_seal=seal,
         )
         return Sought(
             approval,
@@ -104,14 +111,14 @@ def refusal(
             reason=denial.reason or "denied",
             handler=denial.channel,
             request_id=final.id,
+            answers_seal=seal,
         )
         because = f": {denial.reason}" if denial.reason else ""
         return Sought(
             approval, action, decision, ResultStatus.DENIED, f"denied{because}", None, final.id
         )
-    return stop(
-        final, action, decision, ResultStatus.DENIED, f"denied: {final.outcome or final.state}"
-    )
+    reason = f"denied: {final.outcome or final.state}"
+    return stop(final, action, decision, ResultStatus.DENIED, reason, seal=seal)
 
 
 def stop(
@@ -120,9 +127,15 @@ def stop(
     decision: PolicyDecision,
     status: ResultStatus,
     reason: str,
+    *,
+    seal: str | None = None,
 ) -> Sought:
     approval = ApprovalDecision(
-        False, reason=reason, handler=",".join(final.channels) or None, request_id=final.id
+        False,
+        reason=reason,
+        handler=",".join(final.channels) or None,
+        request_id=final.id,
+        answers_seal=seal,
     )
     return Sought(approval, action, decision, status, reason, None, final.id)
 

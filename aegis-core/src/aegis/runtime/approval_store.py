@@ -104,7 +104,8 @@ class ApprovalBook(BookTransactions):
         try:
             self.flush_links()
         except AuditError:
-            log.exception("could not link %d approval requests to their records", len(self._links))
+            unlinked = len(self._links.queue)
+            log.exception("could not link %d approval requests to their records", unlinked)
         self._raw.close()
 
     def token(self, request: ApprovalRequest | str, digest: str | None = None) -> str:
@@ -280,7 +281,7 @@ class ApprovalBook(BookTransactions):
     @property
     def links_pending(self) -> bool:
         """Whether ``defer_link`` holds links not written yet."""
-        return bool(len(self._links))
+        return bool(self._links.queue)
 
     def reap(self, now: float | None = None) -> list[tuple[str, str]]:
         """Settle requests nobody is waiting for any more: ``abandoned`` or ``expired``

@@ -74,7 +74,7 @@ class BookTransactions:
         self._prepare()
         with self._raw.transaction(write=True, inline=_INLINE.get()) as cur:
             sql = self._raw.sql
-            if len(self._links):
+            if self._links.queue:
                 self._links.write(cur, sql)
             yield cur, sql
 
