@@ -298,6 +298,8 @@ def verify(
                 for p in report.problems
             ],
             "pending": list(report.pending),
+            "unchained_answers": report.unchained_answers,
+            "unchained_requests": list(report.unchained_requests),
         }
         sys.stdout.write(json.dumps(payload, indent=2) + "\n")
     else:

@@ -22,6 +22,9 @@ class ApprovalDecision:
     request_id: str | None = None
     approvers: tuple[str, ...] = ()
     edited: bool = False
+    #: The seal of the request's answers, refused ones included, that this decision was made
+    #: on (``aegis.runtime.approval_seal``); written, hashed, into the action's audit record.
+    answers_seal: str | None = attrs.field(default=None, eq=False)
 
     @classmethod
     def approve(cls, approver: str | None = None, reason: str | None = None) -> ApprovalDecision:

@@ -17,7 +17,7 @@ STATES = (PENDING, APPROVED, DENIED, EXPIRED, CANCELLED, ABANDONED, SUPERSEDED)
 
 @attrs.frozen
 class AnswerRecord:
-    id: int | None  # None in a snapshot made before the row was read back
+    id: int | None  # None only for an answer naming no request that was never read back
     at: float
     channel: str
     responder: str
@@ -26,6 +26,9 @@ class AnswerRecord:
     edits: dict[str, Any] | None
     accepted: bool
     note: str | None
+    #: The row exactly as stored (every column of ``aegis_approval_answer``, in table order):
+    #: what the action's audit record seals (``approval_seal``), so it is never re-encoded.
+    stored: tuple[Any, ...] = attrs.field(default=(), eq=False, repr=False)
 
 
 @attrs.frozen

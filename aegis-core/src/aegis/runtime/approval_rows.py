@@ -183,19 +183,23 @@ def load(cur: Any, sql: dict[str, str], rid: str) -> dict[str, Any] | None:
 
 def answers_of(cur: Any, sql: dict[str, str], rid: str) -> tuple[AnswerRecord, ...]:
     cur.execute(sql["answers"], (rid,))
-    return tuple(
-        AnswerRecord(
-            id=r[0],
-            at=r[1],
-            channel=r[2],
-            responder=r[3],
-            verdict=r[4],
-            reason=r[5],
-            edits=None if r[6] is None else json.loads(r[6]),
-            accepted=bool(r[7]),
-            note=r[8],
-        )
-        for r in cur.fetchall()
+    return tuple(_answer(tuple(r)) for r in cur.fetchall())
+
+
+def _answer(stored: tuple[Any, ...]) -> AnswerRecord:
+    """The answer a row (``ANSWER_COLUMNS``, as stored) describes."""
+    aid, _rid, at, channel, responder, verdict, reason, edits, _proof, accepted, note = stored
+    return AnswerRecord(
+        id=aid,
+        at=at,
+        channel=channel,
+        responder=responder,
+        verdict=verdict,
+        reason=reason,
+        edits=None if edits is None else json.loads(edits),
+        accepted=bool(accepted),
+        note=note,
+        stored=stored,
     )
 
 
@@ -220,30 +224,25 @@ def store_answer(
     note: str,
 ) -> AnswerRecord:
     """Every attempt is stored, accepted or not, with why."""
-    at = time.time()
-    cur.execute(
-        sql["store_answer"],
-        (
-            rid,
-            at,
-            attempt.channel,
-            attempt.identity,
-            str(attempt.verdict)[:16],
-            attempt.reason,
-            attempt.edits_json,
-            attempt.proof,
-            1 if accepted else 0,
-            note,
-        ),
+    values = (
+        rid,
+        time.time(),
+        attempt.channel,
+        attempt.identity,
+        str(attempt.verdict)[:16],
+        attempt.reason,
+        attempt.edits_json,
+        attempt.proof,
+        1 if accepted else 0,
+        note,
     )
-    return AnswerRecord(
-        id=None,
-        at=at,
-        channel=attempt.channel,
-        responder=attempt.identity,
-        verdict=attempt.verdict,
-        reason=attempt.reason,
-        edits=None if attempt.edits_json is None else json.loads(attempt.edits_json),
-        accepted=accepted,
-        note=note,
+    text = sql["store_answer"]
+    cur.execute(text, values)
+    aid = cur.fetchone()[0] if text.endswith("RETURNING id") else cur.lastrowid
+    record = _answer((aid, *values))
+    # The verdict as given (the row keeps 16 characters of it), as callers have always seen it.
+    return (
+        record
+        if record.verdict == attempt.verdict
+        else attrs.evolve(record, verdict=attempt.verdict)
     )

@@ -5,8 +5,8 @@ request, its answer, the link to the action's record), and through Core each cos
 Python (compile-cache lookup, parameter processing, result proxy, pool checkout and the
 rollback-on-return) for a statement SQLite runs in 5-40 us. The audit writer solved the same
 problem the same way; this module shares its helpers (``audit_open.write_connection`` for the
-connection, ``audit_writer`` for the paramstyle) instead of copying them. Cold statements (list,
-prefix search, the token secret, reaping) stay on Core in ``approval_store``.
+connection, ``audit_writer`` for the paramstyle) instead of copying them. Cold statements (prefix
+search, the token secret, creating tables) stay on Core (``approval_transactions._tx``).
 
 One connection is held per store and used by one thread at a time (``BookConnection.lock``).
 SQLite: WAL, ``synchronous=NORMAL`` (the action's own record, fsynced right after, makes a
@@ -39,10 +39,9 @@ REQUEST_COLUMNS: tuple[str, ...] = tuple(c.name for c in requests.columns)
 CREATE_COLUMNS: tuple[str, ...] = tuple(
     c for c in REQUEST_COLUMNS if c not in ("settled_at", "audit_id", "outcome", "edits")
 )
-ANSWER_COLUMNS: tuple[str, ...] = ("id", "at", "channel", "responder", "verdict", "reason")
-ANSWER_COLUMNS += ("edits", "accepted", "note")
-_STORED_ANSWER: tuple[str, ...] = ("request_id", "at", "channel", "responder", "verdict")
-_STORED_ANSWER += ("reason", "edits", "proof", "accepted", "note")
+#: Every column of an answer, in table order (what ``approval_seal`` hashes).
+ANSWER_COLUMNS: tuple[str, ...] = tuple(c.name for c in answers.columns)
+_STORED_ANSWER: tuple[str, ...] = ANSWER_COLUMNS[1:]  # the id is the database's
 
 _REQ, _ANS = requests.name, answers.name
 _RAW = {
@@ -148,7 +147,7 @@ class BookConnection:
         self._engine = engine
         self._sqlite = engine.dialect.name == "sqlite"
         self._paramstyle = engine.dialect.paramstyle
-        self.sql = {k: _convert(v, self._paramstyle) for k, v in _RAW.items()}
+        self.sql = _prepared(self._paramstyle, self._sqlite)
         self._conn = write_connection(engine)
         self._cur = self._conn.cursor()
         if self._sqlite:
@@ -160,7 +159,7 @@ class BookConnection:
         engine = self._store.engine
         if not self.sql:
             self._paramstyle = engine.dialect.paramstyle
-            self.sql = {k: _convert(v, self._paramstyle) for k, v in _RAW.items()}
+            self.sql = _prepared(self._paramstyle, sqlite=True)
             self._sqlite = True
         conn = engine.raw_connection()
         try:
@@ -200,6 +199,15 @@ class BookConnection:
     def close(self) -> None:
         with self.lock:
             self.close_connection()
+
+
+def _prepared(paramstyle: str, sqlite: bool) -> dict[str, str]:
+    """The statements in the driver's paramstyle. A stored answer's id is sealed into the
+    action's audit record: SQLite gives it as ``lastrowid``, other databases by RETURNING."""
+    sql = {k: _convert(v, paramstyle) for k, v in _RAW.items()}
+    if not sqlite:
+        sql["store_answer"] += " RETURNING id"
+    return sql
 
 
 def _busy(exc: BaseException) -> bool:

@@ -58,7 +58,8 @@ def intent_json(values: Sequence[Any]) -> str:
 
 @attrs.frozen
 class ChainProblem:
-    """One finding. ``kind``: edited, deleted, inserted, broken_link or head."""
+    """One finding. ``kind``: edited, deleted, inserted, broken_link, head, or
+    approval_answers (the answers a record sealed were deleted or edited: ``approval_seal``)."""
 
     kind: str
     first_id: int
@@ -94,6 +95,10 @@ class VerifyReport:
     last_hash: str
     problems: tuple[ChainProblem, ...] = ()
     pending: tuple[int, ...] = ()
+    #: Approval answers no record seals (late, unanswerable, or inserted; ``approval_seal``),
+    #: and up to ten of the requests they belong to. Not tampering: not evidence either.
+    unchained_answers: int = 0
+    unchained_requests: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -143,6 +148,13 @@ class VerifyReport:
             shown = ", ".join(str(i) for i in self.pending[:20])
             more = "" if len(self.pending) <= 20 else f" (+{len(self.pending) - 20} more)"
             lines.append(f"  {len(self.pending)} record(s) without an outcome: {shown}{more}")
+        if self.unchained_answers:
+            named = ", ".join(self.unchained_requests)
+            lines.append(
+                f"  {self.unchained_answers} approval answer(s) not covered by the chain "
+                f"(given after the request's record was written, or to a request no record "
+                f"names): request(s) {named}"
+            )
         return "\n".join(lines)
 
 

@@ -1,7 +1,8 @@
 """Columns added to ``aegis_audit`` after its first release, and reading stores without them.
 
 Added since: ``owner`` (audit_interrupted), ``parent_agent_id``, ``chain_id``, ``chain_depth``
-(delegation), ``shadow`` (shadow mode). A writable store gets them by ``ALTER TABLE ... ADD
+(delegation), ``shadow`` (shadow mode), ``approval_request`` and ``approval_answers`` (the
+seal of a request's answers, ``approval_seal``). A writable store gets them by ``ALTER TABLE ... ADD
 COLUMN`` when it opens (all nullable; no row is rewritten, no hash changes). A store that is
 only read (an auditor's copy, a read-only file) is never altered: readers select NULL in place
 of a missing column, which is exactly what those rows would hold, and what the chain hashed
@@ -25,6 +26,8 @@ ADDED_COLUMNS: dict[str, str] = {
     "chain_id": "VARCHAR(255)",
     "chain_depth": "INTEGER",
     "shadow": "TEXT",
+    "approval_request": "VARCHAR(32)",
+    "approval_answers": "TEXT",
 }
 
 _present: weakref.WeakKeyDictionary[Engine, frozenset[str]] = weakref.WeakKeyDictionary()

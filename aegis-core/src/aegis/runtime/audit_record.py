@@ -189,7 +189,16 @@ def intent_values(
         parent_id,
         *_chain_values(action),
         None if shadow is None else shadow.stored(text),
+        *approval_values(approval),
     )
+
+
+def approval_values(approval: ApprovalDecision | None) -> tuple[str | None, str | None]:
+    """The approval request's id and the seal of its answers (``approval_seal``): hashed with
+    the intent, so a refused answer cannot be removed from the answers table unnoticed."""
+    if approval is None:
+        return (None, None)
+    return (approval.request_id, approval.answers_seal)
 
 
 def _shadow(text: str | None) -> dict[str, Any] | None:
@@ -270,6 +279,10 @@ class AuditRecord:
     #: The shadow policy's decision ({"approval", "risk_level", "matched_rule", ...}) or
     #: {"error": "shadow error: ..."}; None when no shadow policy ran (aegis.runtime.shadow).
     shadow: dict[str, Any] | None = None
+    #: The approval request behind this record and the seal of its answers (``"ids:sha256"``,
+    #: see aegis.runtime.approval_seal); None when no request was made.
+    approval_request: str | None = None
+    approval_answers: str | None = None
 
     @classmethod
     def from_mapping(cls, row: Mapping[str, Any] | Any) -> AuditRecord:
@@ -312,6 +325,8 @@ class AuditRecord:
             chain_id=row.get("chain_id"),
             chain_depth=row.get("chain_depth"),
             shadow=_shadow(row.get("shadow")),
+            approval_request=row.get("approval_request"),
+            approval_answers=row.get("approval_answers"),
         )
 
     @property

@@ -73,6 +73,10 @@ audit_log = Table(
     # Shadow mode: the candidate policy's decision (or its error) as canonical JSON; NULL
     # without a shadow policy (aegis.runtime.shadow).
     Column("shadow", Text),
+    # Approvals: the request's id and the seal of its answers, refused ones included
+    # (aegis.runtime.approval_seal); NULL for an action no request was made for.
+    Column("approval_request", String(32)),
+    Column("approval_answers", Text),
     Column("result", String(16), nullable=False),
     Column("error", Text),
     Column("reason", Text),
@@ -188,6 +192,8 @@ INTENT_COLUMNS: tuple[str, ...] = (
     "chain_id",
     "chain_depth",
     "shadow",
+    "approval_request",
+    "approval_answers",
 )
 
 #: How many leading INTENT_COLUMNS every row's hash covers, whatever the later ones hold.

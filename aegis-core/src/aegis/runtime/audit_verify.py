@@ -22,8 +22,10 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import attrs
 from sqlalchemy import Connection, Engine, select
 
+from aegis.runtime import approval_seal
 from aegis.runtime import audit_chain_walk as walk_mod
 from aegis.runtime.audit_chain import VERIFY_COLUMNS, VerifyReport, finish_walk
 from aegis.runtime.audit_chain_walk import RangeWalk, exact_check, python_fast_rows
@@ -145,8 +147,17 @@ def verify(engine: Engine, *, chunk: int = 5000) -> VerifyReport:
             walk = RangeWalk(0, GENESIS_HASH, head_id, _exact_by_id(conn, engine))
             walk.feed(python_fast_rows(_rows(conn, engine, chunk), BASE_INTENT_COLUMNS, _N_INTENT))
             walks = [walk.to_dict()]
+        sealed = approval_seal.check(conn)
         conn.rollback()
-    return finish_walk(walks, head_id, head_hash)
+    report = finish_walk(walks, head_id, head_hash)
+    if not (sealed.problems or sealed.unchained):
+        return report
+    return attrs.evolve(
+        report,
+        problems=(*report.problems, *sealed.problems),
+        unchained_answers=sealed.unchained,
+        unchained_requests=sealed.unchained_requests,
+    )
 
 
 def _rows(conn: Connection, engine: Engine, chunk: int) -> Iterator[Sequence[Any]]:
