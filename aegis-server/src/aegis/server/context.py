@@ -11,7 +11,7 @@ from aegis.runtime.audit import AuditStore
 from aegis.runtime.engine import Runtime
 from aegis.server.auth import ANONYMOUS, ApiKey, KeyRing, Sessions
 from aegis.server.errors import ApiError
-from aegis.server.ratelimit import SharedRateLimiter
+from aegis.server.ratelimit import RateUnknown, SharedRateLimiter
 from aegis.server.service import Service
 
 SESSION_COOKIE = "aegis_session"
@@ -60,7 +60,16 @@ class Context:
             key = found
         if not any(key.allows(s) for s in scopes):
             raise ApiError(403, "forbidden", f"key {key.name!r} lacks scope {' or '.join(scopes)}")
-        if not await self.limiter.allow(key.name):
+        try:
+            allowed = await self.limiter.allow(key.name)
+        except RateUnknown as exc:
+            raise ApiError(
+                503,
+                "rate limit unavailable",
+                "the request counter cannot be read; nothing was done, retry later",
+                {"Retry-After": "5"},
+            ) from exc
+        if not allowed:
             raise ApiError(
                 429, "rate limited", f"key {key.name!r}: slow down", {"Retry-After": "1"}
             )
