@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import attrs
-from litestar import Request
+from litestar.connection import ASGIConnection
 
 from aegis.runtime.audit import AuditStore
 from aegis.runtime.engine import Runtime
@@ -15,6 +15,9 @@ from aegis.server.ratelimit import RateUnknown, SharedRateLimiter
 from aegis.server.service import Service
 
 SESSION_COOKIE = "aegis_session"
+Connection = ASGIConnection[Any, Any, Any, Any]
+#: A signed-in dashboard user: the key they signed in with, and their session cookie.
+Session = tuple[ApiKey, str]
 
 
 @attrs.frozen
@@ -38,7 +41,7 @@ class Context:
     limiter: SharedRateLimiter
     config: ServerConfig
 
-    async def caller(self, request: Request[Any, Any, Any], *scopes: str) -> ApiKey:
+    async def caller(self, request: Connection, *scopes: str) -> ApiKey:
         """The key behind ``Authorization: Bearer``; it must have one of ``scopes``."""
         header = request.headers.get("authorization", "")
         scheme, _, presented = header.partition(" ")
@@ -76,6 +79,16 @@ class Context:
         return key
 
 
-def context(request: Request[Any, Any, Any]) -> Context:
+def context(request: Connection) -> Context:
     ctx: Context = request.app.state.aegis
     return ctx
+
+
+def session_of(ctx: Context, request: Connection) -> Session | None:
+    """The signed-in user behind the request's cookie (its key must still allow approve)."""
+    cookie = request.cookies.get(SESSION_COOKIE)
+    name = ctx.sessions.verify(cookie)
+    key = ctx.keys.named(name) if name else None
+    if key is None or cookie is None or not key.allows("approve"):
+        return None
+    return key, cookie
