@@ -54,6 +54,17 @@ MAX_ROUNDS = 3
 #: How often a waiter looks at the database for answers given by other processes.
 POLL_EVERY = 0.2
 
+#: The message of a cancellation that hands the action over to another process (a server
+#: replica stopping, or one that finds another has adopted its wait): the request stays as it
+#: is for the adopter, and nothing is recorded here, because the adopter records the action.
+HANDOVER = "aegis: handed over to another process"
+
+
+def handed_over(exc: BaseException) -> bool:
+    """Whether ``exc`` is a ``HANDOVER`` cancellation (see above)."""
+    return isinstance(exc, asyncio.CancelledError) and exc.args[:1] == (HANDOVER,)
+
+
 _RESUME: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "aegis_resume_request", default=None
 )
@@ -366,8 +377,9 @@ async def _wait(
             if now >= beat_at:
                 beat_at = now + book_mod.HEARTBEAT_EVERY
                 await book.run(book.heartbeat, [rid])
-    except asyncio.CancelledError:
-        _settle_now(book, rid, "cancelled: the waiting task was cancelled")
+    except asyncio.CancelledError as exc:
+        if not handed_over(exc):
+            _settle_now(book, rid, "cancelled: the waiting task was cancelled")
         raise
     finally:
         WAKERS.drop(rid)

@@ -106,7 +106,7 @@ async def evaluate(ctx: Ctx, key: Key, data: JSONBody[ActionBody | list[ActionBo
 
 
 def job_view(ctx: Context, job: Job) -> tuple[int, dict[str, Any]]:
-    if job.done.is_set():
+    if job.done.is_set() and not job.handed_over:
         return final_view(job.id, job.outcome, job.failure, ctx.service.outcome_timeout)
     body: dict[str, Any] = {"execution_id": job.id, "status_url": f"/api/v1/executions/{job.id}"}
     if job.request_ids:
@@ -146,8 +146,14 @@ async def execute(ctx: Ctx, key: Key, data: JSONBody[ActionBody]) -> Response[An
         ctx.service.jobs.pop(job.id, None)
     else:
         await ctx.service.still_running(job)
-    status, body = job_view(ctx, job)
-    return Response(body, status_code=status)
+    return answer_view(*job_view(ctx, job))
+
+
+def answer_view(status: int, body: dict[str, Any]) -> Response[Any]:
+    """A 202 says when to poll again (a replica handing its waits over answers one at once)."""
+    return Response(
+        body, status_code=status, headers={"Retry-After": "1"} if status == 202 else None
+    )
 
 
 @endpoint(
@@ -171,8 +177,7 @@ async def execution(
     if job.key_name != key.name and not key.allows("admin"):
         raise ApiError(404, "no such execution", f"execution {job_id} is unknown")
     await ctx.service.until_done(job, min(wait, MAX_WAIT))
-    status, body = job_view(ctx, job)
-    return Response(body, status_code=status)
+    return answer_view(*job_view(ctx, job))
 
 
 async def stored_execution(ctx: Context, job_id: str, key: ApiKey, wait: float) -> Response[Any]:
@@ -185,6 +190,8 @@ async def stored_execution(ctx: Context, job_id: str, key: ApiKey, wait: float) 
     news = ctx.service.execution_news.setdefault(job_id, asyncio.Event())
     try:
         while row is not None and row["state"] != DONE and time.monotonic() < deadline:
+            if ctx.service.draining.is_set():
+                break
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(news.wait(), STORED_POLL)
             news.clear()
@@ -200,7 +207,7 @@ async def stored_execution(ctx: Context, job_id: str, key: ApiKey, wait: float) 
         body.update(await asyncio.to_thread(pending_view, ctx, row["request_id"]))
     else:
         body["status"] = "running"
-    return Response(body, status_code=202)
+    return answer_view(202, body)
 
 
 @endpoint(

@@ -93,7 +93,7 @@ async def audit_stream(
             newest = await asyncio.to_thread(ctx.store.query, limit=1, order="desc")
             after = newest[0].id if newest else 0
         sent = 0
-        while limit is None or sent < limit:
+        while (limit is None or sent < limit) and not ctx.service.draining.is_set():
             batch = await asyncio.to_thread(ctx.store.query, after_id=after, limit=200)
             for rec in batch:
                 if rec.result == "pending":

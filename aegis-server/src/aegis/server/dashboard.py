@@ -177,7 +177,7 @@ async def events(ctx: Ctx, user: User) -> Any:
     async def stream() -> AsyncIterator[ServerSentEventMessage]:
         shown: list[str] | None = None
         until = time.monotonic() + EVENTS_FOR
-        while time.monotonic() < until:
+        while time.monotonic() < until and not ctx.service.draining.is_set():
             found = await asyncio.to_thread(ctx.store.approvals.list, state="pending", limit=200)
             ids = [r.id for r in found]
             if ids != shown:
