@@ -26,7 +26,7 @@ from aegis.runtime.policy_versions import PolicyHistory, VersionedPolicy
 from aegis.server.app import create_app
 from aegis.server.auth import parse_keys
 from aegis.server.context import ServerConfig
-from aegis.server.service import ServerQueueChannel
+from aegis.server.jobs import ServerQueueChannel
 
 
 @pytest.fixture

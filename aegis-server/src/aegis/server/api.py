@@ -25,10 +25,10 @@ from aegis.server.auth import ApiKey
 from aegis.server.context import Context
 from aegis.server.errors import ApiError, ErrorBody
 from aegis.server.executions import DONE, WAITING
+from aegis.server.jobs import Job
 from aegis.server.openapi import Answered, Decision, Finished, Health, Pending, Ready, Reported
 from aegis.server.outcomes import REPORTABLE
 from aegis.server.routes import Ctx, Key, endpoint, spec
-from aegis.server.service import Job
 from aegis.server.views import decision_dict, final_view
 
 MAX_WAIT = 55.0

@@ -28,7 +28,7 @@ from aegis.runtime.engine import Runtime
 from aegis.runtime.policy_versions import PolicyHistory, VersionedPolicy
 from aegis.server.auth import ApiKey, AuthError, parse_keys
 from aegis.server.context import ServerConfig
-from aegis.server.service import ServerQueueChannel
+from aegis.server.jobs import ServerQueueChannel
 
 
 class NoExecutor(BaseExecutor):

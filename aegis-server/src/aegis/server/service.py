@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import contextvars
 import logging
 import time
 import uuid
@@ -37,7 +36,6 @@ from aegis.core.approval import ApprovalDecision
 from aegis.core.decision import PolicyDecision
 from aegis.core.result import Result, ResultStatus
 from aegis.errors import AuditError
-from aegis.runtime.approval_channels import QueueChannel, Responder
 from aegis.runtime.approval_flow import HANDOVER, WAKERS, handed_over, resuming
 from aegis.runtime.approval_rules import apply_edits
 from aegis.runtime.approval_store import ApprovalRequest
@@ -46,6 +44,7 @@ from aegis.runtime.engine import Authorization, Runtime
 from aegis.runtime.hooks import RuntimeHooks, maybe_await
 from aegis.runtime.policy_versions import VersionedPolicy
 from aegis.server.executions import RUNNING, WAITING, Executions, action_from_json
+from aegis.server.jobs import CURRENT_JOB, Job
 from aegis.server.notify import Notifier
 from aegis.server.notify import usable as notify_usable
 from aegis.server.outcomes import Outcomes
@@ -55,52 +54,6 @@ log = logging.getLogger("aegis.server")
 
 #: Seconds a stopping replica gives executions already running (not waiting) to finish.
 GRACE = 10.0
-
-
-@attrs.define
-class Job:
-    """One ``/execute`` call in progress on this replica."""
-
-    id: str
-    key_name: str
-    action: Action | None = None
-    service: Service | None = None
-    task: asyncio.Task[Result | Authorization | None] | None = None
-    request_ids: list[str] = attrs.field(factory=list)
-    waiting: asyncio.Event = attrs.field(factory=asyncio.Event)
-    done: asyncio.Event = attrs.field(factory=asyncio.Event)
-    #: Set when it is done or waits for a human, whichever comes first.
-    news: asyncio.Event = attrs.field(factory=asyncio.Event)
-    outcome: Result | Authorization | None = None
-    failure: str | None = None
-    finished_at: float | None = None
-    #: A row in ``executions`` stands for this job (written when it must be waited for).
-    durable: bool = False
-    closing: bool = False
-    #: Claimed (``waiting -> executing``) here: it runs here, whatever happens.
-    claimed: bool = False
-    #: Another replica holds its row now and records its outcome.
-    handed_over: bool = False
-    lock: asyncio.Lock = attrs.field(factory=asyncio.Lock)
-
-
-_CURRENT_JOB: contextvars.ContextVar[Job | None] = contextvars.ContextVar(
-    "aegis_server_job", default=None
-)
-
-
-class ServerQueueChannel(QueueChannel):
-    """The queue channel, telling the job that started the action which request it waits on."""
-
-    async def notify(self, request: ApprovalRequest, responder: Responder) -> None:
-        await super().notify(request, responder)
-        job = _CURRENT_JOB.get()
-        if job is not None:
-            if job.service is not None:  # durable before anyone is told where to poll
-                await job.service.waiting_on(job, request)
-            job.request_ids.append(request.id)
-            job.waiting.set()
-            job.news.set()
 
 
 class Service:
@@ -184,7 +137,7 @@ class Service:
         async def claim(action: Action, decision: PolicyDecision, approval: Any) -> None:
             if theirs is not None:
                 await maybe_await(theirs(action, decision, approval))
-            job = _CURRENT_JOB.get()
+            job = CURRENT_JOB.get()
             if job is None or not job.durable or not isinstance(approval, ApprovalDecision):
                 return
             check = self.executions.claim if approval.approved else self.executions.still_mine
@@ -260,11 +213,11 @@ class Service:
         return job
 
     def _launch(self, job: Job) -> None:
-        token = _CURRENT_JOB.set(job)
+        token = CURRENT_JOB.set(job)
         try:
             job.task = asyncio.create_task(self._run(job))
         finally:
-            _CURRENT_JOB.reset(token)
+            CURRENT_JOB.reset(token)
         self.jobs[job.id] = job
 
     async def _run(self, job: Job) -> Result | Authorization | None:
