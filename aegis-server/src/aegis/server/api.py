@@ -22,13 +22,13 @@ from aegis.errors import AegisError, ApprovalError
 from aegis.runtime.approval_flow import WAKERS
 from aegis.runtime.approval_view import request_dict
 from aegis.server.auth import ApiKey
-from aegis.server.context import Context
+from aegis.server.context import Context, context
 from aegis.server.errors import ApiError, ErrorBody
 from aegis.server.executions import DONE, WAITING
 from aegis.server.jobs import Job
 from aegis.server.openapi import Answered, Decision, Finished, Health, Pending, Ready, Reported
 from aegis.server.outcomes import REPORTABLE
-from aegis.server.routes import Ctx, Key, endpoint, spec
+from aegis.server.routes import Req, endpoint, key_of, spec
 from aegis.server.views import decision_dict, final_view
 
 MAX_WAIT = 55.0
@@ -94,7 +94,9 @@ def to_action(body: ActionBody, agent: str | None) -> Action:
     errors=(400, 413),
     summary="Decide one action (or a list) without running it",
 )
-async def evaluate(ctx: Ctx, key: Key, data: JSONBody[ActionBody | list[ActionBody]]) -> Any:
+async def evaluate(request: Req, data: JSONBody[ActionBody | list[ActionBody]]) -> Any:
+    ctx = context(request)
+    key = key_of(request)
     if isinstance(data, list):
         if len(data) > ctx.config.max_batch:
             raise ApiError(413, "batch too large", f"at most {ctx.config.max_batch} actions")
@@ -139,7 +141,9 @@ def pending_view(ctx: Context, rid: str) -> dict[str, Any]:
     more=RUNNING,
     summary="Run an action through the pipeline (or authorise it)",
 )
-async def execute(ctx: Ctx, key: Key, data: JSONBody[ActionBody]) -> Response[Any]:
+async def execute(request: Req, data: JSONBody[ActionBody]) -> Response[Any]:
+    ctx = context(request)
+    key = key_of(request)
     job = ctx.service.start_job(to_action(data, key.agent), key.name)
     await ctx.service.first_news(job, FIRST_NEWS)
     if job.done.is_set():  # answered in full: nothing to poll, nothing to keep in memory
@@ -166,11 +170,12 @@ def answer_view(status: int, body: dict[str, Any]) -> Response[Any]:
     summary="An execution's status; ?wait=S long-polls",
 )
 async def execution(
-    ctx: Ctx,
-    key: Key,
+    request: Req,
     job_id: FromPath[str],
     wait: Annotated[float, QueryParameter(ge=0.0, le=MAX_WAIT)] = 0.0,
 ) -> Response[Any]:
+    ctx = context(request)
+    key = key_of(request)
     job = ctx.service.jobs.get(job_id)
     if job is None:  # another replica's (or a finished one's): read it from the database
         return await stored_execution(ctx, job_id, key, min(wait, MAX_WAIT))
@@ -219,11 +224,12 @@ async def stored_execution(ctx: Context, job_id: str, key: ApiKey, wait: float) 
     summary="Report what you did",
 )
 async def report_outcome(
-    ctx: Ctx,
-    key: Key,
+    request: Req,
     audit_id: Annotated[int, PathParameter(ge=1, le=MAX_ID)],
     data: JSONBody[Outcome],
 ) -> dict[str, Any]:
+    ctx = context(request)
+    key = key_of(request)
     if data.status not in REPORTABLE:
         raise ApiError(400, "invalid outcome", f"status must be one of {', '.join(REPORTABLE)}")
     owner = await asyncio.to_thread(ctx.service.outcomes.owner, audit_id)
@@ -260,10 +266,11 @@ async def report_outcome(
     summary="Approval requests (pending by default)",
 )
 async def list_approvals(
-    ctx: Ctx,
+    request: Req,
     state_filter: Annotated[str | None, QueryParameter(name="state")] = "pending",
     limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100,
 ) -> list[dict[str, Any]]:
+    ctx = context(request)
     wanted = None if state_filter in (None, "", "all") else state_filter
     found = await asyncio.to_thread(ctx.store.approvals.list, state=wanted, limit=limit)
     return [request_dict(r) for r in found]
@@ -285,7 +292,8 @@ def _get_request(ctx: Context, rid: str) -> Any:
     errors=(404,),
     summary="One approval request with its answers",
 )
-async def show_approval(ctx: Ctx, request_id: FromPath[str]) -> dict[str, Any]:
+async def show_approval(request: Req, request_id: FromPath[str]) -> dict[str, Any]:
+    ctx = context(request)
     found = await asyncio.to_thread(_get_request, ctx, request_id)
     return request_dict(found)
 
@@ -322,8 +330,10 @@ async def answer(
     summary="Approve (maybe edit)",
 )
 async def approve(
-    ctx: Ctx, key: Key, request_id: FromPath[str], data: JSONBody[Verdict | None] = None
+    request: Req, request_id: FromPath[str], data: JSONBody[Verdict | None] = None
 ) -> dict[str, Any]:
+    ctx = context(request)
+    key = key_of(request)
     return await answer(ctx, request_id, "key", key.name, "approve", data or Verdict())
 
 
@@ -336,8 +346,10 @@ async def approve(
     summary="Deny",
 )
 async def deny(
-    ctx: Ctx, key: Key, request_id: FromPath[str], data: JSONBody[Verdict | None] = None
+    request: Req, request_id: FromPath[str], data: JSONBody[Verdict | None] = None
 ) -> dict[str, Any]:
+    ctx = context(request)
+    key = key_of(request)
     return await answer(ctx, request_id, "key", key.name, "deny", data or Verdict())
 
 
@@ -356,7 +368,8 @@ async def health() -> dict[str, str]:
     more={503: spec(ErrorBody, "database unreachable")},
     summary="The database is reachable and the chain head readable",
 )
-async def ready(ctx: Ctx) -> Response[Any]:
+async def ready(request: Req) -> Response[Any]:
+    ctx = context(request)
     started = time.monotonic()
     try:
         await asyncio.to_thread(ctx.store.query, limit=1, order="desc")

@@ -32,7 +32,7 @@ from aegis.server.errors import (
 )
 from aegis.server.openapi import tighten
 from aegis.server.ratelimit import SharedRateLimiter
-from aegis.server.routes import DEPENDENCIES, SignIn, allow_all_methods, sign_in
+from aegis.server.routes import SignIn, allow_all_methods, sign_in
 from aegis.server.service import Service
 
 log = logging.getLogger("aegis.server")
@@ -138,7 +138,6 @@ def create_app(
                 *registered_routes(RouteContext(store)),
             ]
         ),
-        dependencies=DEPENDENCIES,
         lifespan=[lifespan],
         request_max_body_size=cfg.max_body_bytes,
         exception_handlers={

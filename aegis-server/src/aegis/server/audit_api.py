@@ -13,9 +13,10 @@ from litestar.response import ServerSentEvent, ServerSentEventMessage
 
 from aegis.errors import AegisError
 from aegis.server.api import MAX_ID
+from aegis.server.context import context
 from aegis.server.errors import ApiError
 from aegis.server.openapi import AuditPage, Verified
-from aegis.server.routes import Ctx, endpoint
+from aegis.server.routes import Req, endpoint
 from aegis.server.views import jsonable
 
 Cursor = Annotated[int | None, QueryParameter(ge=0, le=MAX_ID, schema_extra={"minimum": 0})]
@@ -30,7 +31,7 @@ Cursor = Annotated[int | None, QueryParameter(ge=0, le=MAX_ID, schema_extra={"mi
     summary="Audit records; filters as in 'aegis audit'; cursor pagination",
 )
 async def audit(
-    ctx: Ctx,
+    request: Req,
     session: FromQuery[str | None] = None,
     action_type: FromQuery[str | None] = None,
     risk_level: FromQuery[str | None] = None,
@@ -43,6 +44,7 @@ async def audit(
     cursor: Cursor = None,
     limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100,
 ) -> dict[str, Any]:
+    ctx = context(request)
 
     def run() -> list[Any]:
         return ctx.store.query(
@@ -80,12 +82,13 @@ async def audit(
     summary="Server-sent events: every finished record from ?cursor on",
 )
 async def audit_stream(
-    ctx: Ctx,
+    request: Req,
     cursor: Cursor = None,
     limit: Annotated[int | None, QueryParameter(ge=1, le=1_000_000)] = None,
 ) -> ServerSentEvent:
     """A live tail. Records still pending (running, awaiting a report) are held back until
     they finish, so each is sent once, final; ``limit`` ends the stream after that many."""
+    ctx = context(request)
 
     async def events() -> AsyncIterator[ServerSentEventMessage]:
         after = cursor if cursor is not None else 0
@@ -109,13 +112,15 @@ async def audit_stream(
 
 
 @endpoint("GET", "/api/v1/audit/verify", "audit:read", ok=Verified, summary="Check the chain")
-async def audit_verify(ctx: Ctx) -> dict[str, Any]:
+async def audit_verify(request: Req) -> dict[str, Any]:
+    ctx = context(request)
     report = await asyncio.to_thread(ctx.store.verify)
     return {"ok": report.ok, "report": jsonable(report)}
 
 
 @endpoint("GET", "/api/v1/stats", "audit:read", ok=list[dict[str, Any]], summary="Per-rule counts")
-async def stats(ctx: Ctx) -> list[dict[str, Any]]:
+async def stats(request: Req) -> list[dict[str, Any]]:
+    ctx = context(request)
     return [s.to_dict() for s in await asyncio.to_thread(ctx.store.stats)]
 
 

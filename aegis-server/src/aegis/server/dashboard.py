@@ -29,9 +29,9 @@ from litestar.response import Redirect, ServerSentEvent, ServerSentEventMessage
 from aegis.runtime.approval_view import request_dict
 from aegis.server.api import Verdict, answer
 from aegis.server.auth import SESSION_SECONDS
-from aegis.server.context import SESSION_COOKIE, Context
+from aegis.server.context import SESSION_COOKIE, Context, context
 from aegis.server.errors import ApiError
-from aegis.server.routes import Ctx, User, page
+from aegis.server.routes import Req, page, user_of
 
 _STYLE = """
 body{font-family:system-ui,sans-serif;margin:2rem;max-width:70rem;color:#222}
@@ -90,7 +90,8 @@ async def login_page() -> Response[str]:
 
 
 @page("POST", "/dashboard/login", signed_in=False, status_code=303)
-async def login(ctx: Ctx, data: URLEncodedBody[dict[str, str]]) -> Response[Any]:
+async def login(request: Req, data: URLEncodedBody[dict[str, str]]) -> Response[Any]:
+    ctx = context(request)
     if ctx.keys.open:
         return _login_form("this server has no API keys: the dashboard needs one (--api-key)")
     key = ctx.keys.lookup(data.get("key", "").strip())
@@ -145,7 +146,9 @@ def _request_card(ctx: Context, req: Any, cookie: str) -> str:
 
 
 @page("GET", "/dashboard")
-async def pending(ctx: Ctx, user: User, msg: FromQuery[str | None] = None) -> Response[Any]:
+async def pending(request: Req, msg: FromQuery[str | None] = None) -> Response[Any]:
+    ctx = context(request)
+    user = user_of(request)
     key, cookie = user
     found = await asyncio.to_thread(ctx.store.approvals.list, state="pending", limit=200)
     note = f"<p class='msg'>{html.escape(msg)}</p>" if msg else ""
@@ -169,9 +172,11 @@ async def live_js() -> Response[bytes]:
 
 
 @page("GET", "/dashboard/events", media_type="text/event-stream")
-async def events(ctx: Ctx, user: User) -> Any:
+async def events(request: Req) -> Any:
     """The pending list whenever it changes: ids and each card's HTML (with this session's
     CSRF token), as event ``pending``."""
+    ctx = context(request)
+    user = user_of(request)
     _, cookie = user
 
     async def stream() -> AsyncIterator[ServerSentEventMessage]:
@@ -193,8 +198,10 @@ async def events(ctx: Ctx, user: User) -> Any:
 
 @page("POST", "/dashboard/approvals/{request_id:str}/answer", status_code=303)
 async def answer_form(
-    ctx: Ctx, user: User, request_id: FromPath[str], data: URLEncodedBody[dict[str, str]]
+    request: Req, request_id: FromPath[str], data: URLEncodedBody[dict[str, str]]
 ) -> Response[Any]:
+    ctx = context(request)
+    user = user_of(request)
     key, cookie = user
     check_csrf(ctx, cookie, data)
     verdict = data.get("verdict")
@@ -218,9 +225,9 @@ async def answer_form(
 
 
 @page("GET", "/dashboard/audit")
-async def audit_page(
-    ctx: Ctx, user: User, action_type: FromQuery[str | None] = None
-) -> Response[Any]:
+async def audit_page(request: Req, action_type: FromQuery[str | None] = None) -> Response[Any]:
+    ctx = context(request)
+    user = user_of(request)
     key, _ = user
     records = await asyncio.to_thread(
         ctx.store.query, action_type=action_type or None, limit=200, order="desc"

@@ -20,8 +20,9 @@ from aegis.core.policy import Policy
 from aegis.core.policy_diff import sampled_diff, text_diff, to_json
 from aegis.errors import AegisError, PolicyError
 from aegis.runtime.policy_versions import PolicyVersion, VersionedPolicy
+from aegis.server.context import context
 from aegis.server.dashboard import _csrf_field, _page, check_csrf
-from aegis.server.routes import Ctx, User, page
+from aegis.server.routes import Req, page, user_of
 from aegis.server.views import decision_dict
 
 MAX_PLAY_ACTIONS = 50
@@ -79,11 +80,12 @@ def _diff_html(before: PolicyVersion, after: PolicyVersion) -> str:
 
 @page("GET", "/dashboard/policy")
 async def policy_page(
-    ctx: Ctx,
-    user: User,
+    request: Req,
     old: FromQuery[int | None] = None,
     new: FromQuery[int | None] = None,
 ) -> Response[Any]:
+    ctx = context(request)
+    user = user_of(request)
     key, _ = user
     source = ctx.runtime.policy
     if not isinstance(source, VersionedPolicy):
@@ -158,7 +160,9 @@ def _playground(
 
 
 @page("GET", "/dashboard/playground")
-async def playground_page(ctx: Ctx, user: User) -> Response[Any]:
+async def playground_page(request: Req) -> Response[Any]:
+    ctx = context(request)
+    user = user_of(request)
     key, cookie = user
     source = ctx.runtime.policy
     text = source.current.yaml if isinstance(source, VersionedPolicy) else ""
@@ -166,9 +170,9 @@ async def playground_page(ctx: Ctx, user: User) -> Response[Any]:
 
 
 @page("POST", "/dashboard/playground")
-async def playground_run(
-    ctx: Ctx, user: User, data: URLEncodedBody[dict[str, str]]
-) -> Response[Any]:
+async def playground_run(request: Req, data: URLEncodedBody[dict[str, str]]) -> Response[Any]:
+    ctx = context(request)
+    user = user_of(request)
     key, cookie = user
     check_csrf(ctx, cookie, data)
     yaml_text, actions_text = data.get("yaml", ""), data.get("actions", "")

@@ -22,10 +22,10 @@ from aegis.core.policy_diff import sampled_diff, text_diff, to_json
 from aegis.errors import PolicyError
 from aegis.runtime.policy_versions import PolicyVersion, VersionedPolicy
 from aegis.server.api import ActionBody, to_action
-from aegis.server.context import Context
+from aegis.server.context import Context, context
 from aegis.server.errors import ApiError
 from aegis.server.openapi import InForce, PolicyDiff, Simulated, StoredVersion, Versions
-from aegis.server.routes import Ctx, Key, endpoint
+from aegis.server.routes import Req, endpoint, key_of
 from aegis.server.views import decision_dict
 
 MAX_VERSION = 2**31 - 1
@@ -97,7 +97,8 @@ async def _switch(ctx: Context, made: PolicyVersion) -> dict[str, Any]:
 @endpoint(
     "GET", "/api/v1/policy", "audit:read", ok=InForce, summary="The policy in force: version, YAML"
 )
-async def policy(ctx: Ctx) -> dict[str, Any]:
+async def policy(request: Req) -> dict[str, Any]:
+    ctx = context(request)
     return _in_force(ctx)
 
 
@@ -109,7 +110,9 @@ async def policy(ctx: Ctx) -> dict[str, Any]:
     errors=(400, 409, 413, 422),
     summary="Replace the policy (admin): a new version, in force on every replica",
 )
-async def replace_policy(ctx: Ctx, key: Key, data: JSONBody[PolicyText]) -> dict[str, Any]:
+async def replace_policy(request: Req, data: JSONBody[PolicyText]) -> dict[str, Any]:
+    ctx = context(request)
+    key = key_of(request)
     source = versioned(ctx)
     loaded = load_text(data.yaml)
     if loaded.fingerprint == source.fingerprint and source.current.yaml == data.yaml:
@@ -133,7 +136,9 @@ async def replace_policy(ctx: Ctx, key: Key, data: JSONBody[PolicyText]) -> dict
     errors=(400, 413, 422),
     summary="Decide actions with the policy in force, or with pasted YAML (nothing stored)",
 )
-async def simulate(ctx: Ctx, key: Key, data: JSONBody[SimulateBody]) -> dict[str, Any]:
+async def simulate(request: Req, data: JSONBody[SimulateBody]) -> dict[str, Any]:
+    ctx = context(request)
+    key = key_of(request)
     actions = [to_action(b, key.agent) for b in data.actions]
     if data.yaml is None:
         decisions = [ctx.runtime.evaluate(a) for a in actions]
@@ -160,10 +165,11 @@ async def simulate(ctx: Ctx, key: Key, data: JSONBody[SimulateBody]) -> dict[str
     summary="Stored policy versions, newest first (?before= pages back)",
 )
 async def versions(
-    ctx: Ctx,
+    request: Req,
     limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100,
     before: Annotated[int | None, QueryParameter(ge=1, le=MAX_VERSION)] = None,
 ) -> dict[str, Any]:
+    ctx = context(request)
     source = versioned(ctx)
     found = await asyncio.to_thread(source.history.list, limit=limit, before=before)
     return {"in_force": source.version, "versions": [v.to_dict() for v in found]}
@@ -177,7 +183,8 @@ async def versions(
     errors=(400, 404, 409),
     summary="One stored version, with its YAML",
 )
-async def version(ctx: Ctx, version: Version) -> dict[str, Any]:
+async def version(request: Req, version: Version) -> dict[str, Any]:
+    ctx = context(request)
     return (await _version(ctx, version)).to_dict(with_yaml=True)
 
 
@@ -190,11 +197,12 @@ async def version(ctx: Ctx, version: Version) -> dict[str, Any]:
     summary="Text diff of two versions and the sampled actions whose decision changes",
 )
 async def diff(
-    ctx: Ctx,
+    request: Req,
     old: Annotated[int, QueryParameter(name="from", ge=1, le=MAX_VERSION)],
     new: Annotated[int | None, QueryParameter(name="to", ge=1, le=MAX_VERSION)] = None,
     examples: Annotated[int, QueryParameter(ge=0, le=50)] = 5,
 ) -> dict[str, Any]:
+    ctx = context(request)
     target = new if new is not None else versioned(ctx).version
     before, after = await _version(ctx, old), await _version(ctx, target)
 
@@ -222,8 +230,10 @@ async def diff(
     summary="Make an old version's text the newest version (admin)",
 )
 async def rollback(
-    ctx: Ctx, key: Key, version: Version, data: JSONBody[RollbackBody | None] = None
+    request: Req, version: Version, data: JSONBody[RollbackBody | None] = None
 ) -> dict[str, Any]:
+    ctx = context(request)
+    key = key_of(request)
     source = versioned(ctx)
     await _version(ctx, version)
     note = data.note if data is not None else None
