@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from aegis import Action, Result, ResultStatus
 from aegis.adapters.base import BaseExecutor
 
@@ -118,3 +120,15 @@ class ServerProcess:
                 self.proc.kill()
                 self.proc.wait(timeout=10)
         self._log.close()
+
+
+def until(check: Callable[[], bool], timeout: float = 30.0) -> bool:
+    """Poll ``check`` until it holds (a state another process reaches), at most ``timeout``."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.2)
+    return check()

@@ -158,3 +158,13 @@ def test_health_and_ready(client) -> None:
     c, _ = client
     assert c.get("/health").json() == {"status": "ok"}
     assert c.get("/ready").json()["status"] == "ready"
+
+
+def test_the_key_is_checked_before_the_body_is_read(client) -> None:
+    """A caller without a key learns nothing about what a valid body looks like: 401, not a
+    400 naming the field it got wrong."""
+    c, _ = client
+    for path in ("/api/v1/evaluate", "/api/v1/execute", "/api/v1/policy/simulate"):
+        r = c.post(path, json={"nonsense": True})
+        assert r.status_code == 401, (path, r.text)
+        assert r.json()["error"] == "unauthorized"

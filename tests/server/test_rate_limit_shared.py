@@ -1,11 +1,13 @@
 """The per-key rate limit is counted in the database: two apps on one SQLite file (two
-replicas) share each key's allowance; other keys are untouched; a new window allows again."""
+replicas) share each key's allowance; other keys are untouched; a new window allows again;
+a counter that cannot be read refuses (fails closed)."""
 
 from __future__ import annotations
 
 import pytest
 from litestar.testing import TestClient
 from server_helpers import bearer
+from sqlalchemy import text
 
 from aegis.server.context import ServerConfig
 from aegis.server.ratelimit import SharedRateLimiter
@@ -49,3 +51,47 @@ async def test_the_upsert_counts_on_postgresql(pg_url: str) -> None:
     finally:
         for e in engines:
             e.dispose()
+
+
+def test_an_unreadable_counter_refuses_every_keyed_request_and_runs_nothing(make_app) -> None:
+    """The attacker's case: anything that makes the counter unreadable (the table dropped, a
+    database that errors or hangs) must not lift the limit. Fail closed: 503 with the error
+    shape and a Retry-After, nothing decided, run or recorded."""
+    app, recorder = make_app(config=ServerConfig(rate_per_key=1000))
+    with TestClient(app) as c:
+        ctx = app.state.aegis
+        assert c.post("/api/v1/execute", json=READ, headers=bearer("dev")).status_code == 200
+        with ctx.limiter.engine.begin() as conn:
+            conn.execute(text("DROP TABLE aegis_server_rate"))
+        refused = [
+            c.post("/api/v1/execute", json=READ, headers=bearer("dev")),
+            c.post("/api/v1/evaluate", json=READ, headers=bearer("dev")),
+            c.get("/api/v1/audit", headers=bearer("root")),
+        ]
+        records = ctx.store.query()
+        health = c.get("/health")
+    for r in refused:
+        assert r.status_code == 503, r.text
+        assert r.json()["error"] == "rate limit unavailable"
+        assert int(r.headers["retry-after"]) >= 1
+    assert len(recorder.ran) == 1  # the first, before the table went
+    assert len(records) == 1
+    assert health.status_code == 200  # no key, no limit: the process still says it is alive
+
+
+def test_a_counter_held_by_a_lock_is_unreadable_too(make_app, db_url: str) -> None:
+    """Holding the database's write lock stalls the counter: after ``READ_TIMEOUT`` the
+    request is refused, not waved through."""
+    import sqlite3
+
+    app, recorder = make_app(config=ServerConfig(rate_per_key=1000))
+    with TestClient(app) as c:
+        holder = sqlite3.connect(db_url.removeprefix("sqlite:///"), isolation_level=None)
+        holder.execute("BEGIN EXCLUSIVE")
+        try:
+            refused = c.post("/api/v1/execute", json=READ, headers=bearer("dev"))
+        finally:
+            holder.execute("ROLLBACK")
+            holder.close()
+    assert refused.status_code == 503 and refused.headers["retry-after"] == "5"
+    assert recorder.ran == []

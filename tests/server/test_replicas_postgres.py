@@ -6,48 +6,13 @@ another, which runs it exactly once after approval, or lets it expire — never 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import httpx
 import pytest
 from server_exec import ran
-from server_helpers import ADMIN, DEV, OPS, POLICY, ServerProcess, bearer, free_port
+from server_helpers import POLICY, bearer, until
 
 pytestmark = pytest.mark.postgres
-
-Start = Callable[[str], ServerProcess]
-QUICK_RULE = """\
-  - name: quick_window
-    match: {type: "quick*"}
-    risk_level: high
-    approval: approve
-    approvers: {timeout: 6}
-"""
-
-
-@pytest.fixture
-def replicas(tmp_path: Path, pg_url: str) -> Iterator[tuple[Start, str]]:
-    policy = tmp_path / "policy.yaml"
-    policy.write_text(POLICY + QUICK_RULE)
-    record = str(tmp_path / "ran.jsonl")
-    started: list[ServerProcess] = []
-
-    def start(name: str) -> ServerProcess:
-        args = [str(policy), "--database", pg_url, "--executor", "server_exec:FileRecorder"]
-        args += ["--executor-option", f"path={record}", "--api-key", OPS, "--api-key", DEV]
-        args += ["--api-key", ADMIN]
-        proc = ServerProcess(args, free_port(), str(tmp_path / f"{name}.log"))
-        started.append(proc)
-        proc.wait_ready()
-        return proc
-
-    try:
-        yield start, record
-    finally:
-        for proc in started:
-            proc.stop()
-
 
 BULK = {"action_type": "bulk_update", "target": "crm", "params": {"count": 500}}
 
@@ -77,15 +42,6 @@ def test_pending_on_a_approved_on_b_runs_once_on_a(replicas) -> None:
     assert [r["type"] for r in runs] == ["bulk_update", "read", "read"]
     assert runs[0]["pid"] == a.proc.pid  # the waiting replica ran it
     assert {runs[1]["pid"], runs[2]["pid"]} == {a.proc.pid, b.proc.pid}
-
-
-def _until(check: Callable[[], bool], timeout: float = 30.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(0.2)
-    return check()
 
 
 def test_the_status_url_is_answered_by_any_replica(replicas) -> None:
@@ -119,7 +75,7 @@ def test_a_replica_killed_while_pending_is_picked_up_and_runs_once(replicas) -> 
             req = cb.get(f"/api/v1/approvals/{rid}", headers=bearer("ops")).json()
             return bool(req["state"] == "pending" and str(a.proc.pid) not in req["owner"])
 
-        assert _until(adopted)
+        assert until(adopted)
         assert ran(record) == []
         assert cb.post(f"/api/v1/approvals/{rid}/approve", headers=bearer("ops")).status_code == 200
     with httpx.Client(base_url=a2.url, headers=bearer("dev"), timeout=70) as c2:

@@ -51,14 +51,23 @@ from aegis.runtime.approval_sought import (
     refusal,
     stop,
 )
-from aegis.runtime.approval_wait import POLL_EVERY, label, wait
+from aegis.runtime.approval_wait import HANDOVER, POLL_EVERY, handed_over, label, wait
 from aegis.runtime.approval_wakers import WAKERS
 
 if TYPE_CHECKING:
     from aegis.runtime.approval_store import ApprovalBook, ApprovalRequest
     from aegis.runtime.engine import Runtime
 
-__all__ = ["MAX_ROUNDS", "POLL_EVERY", "WAKERS", "Sought", "resuming", "seek_approval"]
+__all__ = [
+    "HANDOVER",
+    "MAX_ROUNDS",
+    "POLL_EVERY",
+    "WAKERS",
+    "Sought",
+    "handed_over",
+    "resuming",
+    "seek_approval",
+]
 
 log = logging.getLogger("aegis.approvals")
 

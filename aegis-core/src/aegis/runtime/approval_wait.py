@@ -27,6 +27,16 @@ log = logging.getLogger("aegis.approvals")
 #: How often a waiter looks at the database for answers given by other processes.
 POLL_EVERY = 0.2
 
+#: The message of a cancellation that hands the action over to another process (a server
+#: replica stopping, or one that finds another has adopted its wait): the request stays as it
+#: is for the adopter, and nothing is recorded here, because the adopter records the action.
+HANDOVER = "aegis: handed over to another process"
+
+
+def handed_over(exc: BaseException) -> bool:
+    """Whether ``exc`` is a ``HANDOVER`` cancellation (see above)."""
+    return isinstance(exc, asyncio.CancelledError) and exc.args[:1] == (HANDOVER,)
+
 
 async def wait(
     book: ApprovalBook,
@@ -98,8 +108,9 @@ async def wait(
             if now >= beat_at:
                 beat_at = now + book_mod.HEARTBEAT_EVERY
                 await book.run(book.heartbeat, [rid])
-    except asyncio.CancelledError:
-        _settle_now(book, rid, "cancelled: the waiting task was cancelled")
+    except asyncio.CancelledError as exc:
+        if not handed_over(exc):
+            _settle_now(book, rid, "cancelled: the waiting task was cancelled")
         raise
     finally:
         WAKERS.drop(rid)

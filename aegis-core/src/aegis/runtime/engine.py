@@ -39,7 +39,7 @@ from aegis.runtime.approval import (
     ApprovalHandler,
 )
 from aegis.runtime.approval_channels import ApprovalChannel, HandlerChannel
-from aegis.runtime.approval_flow import Sought, seek_approval
+from aegis.runtime.approval_flow import Sought, handed_over, seek_approval
 from aegis.runtime.execution import join_reasons
 from aegis.runtime.hooks import RuntimeHooks, fire, observed
 from aegis.runtime.plans import run_plan
@@ -389,8 +389,9 @@ class Runtime:
         if decision.requires_approval:
             try:
                 sought = await seek_approval(self, action, decision, self.channels)
-            except asyncio.CancelledError:
-                await shielded(stop(denied, "cancelled while awaiting approval"))
+            except asyncio.CancelledError as exc:
+                if not handed_over(exc):  # handed over: its adopter records it
+                    await shielded(stop(denied, "cancelled while awaiting approval"))
                 raise
             except AuditError as exc:  # the request could not be stored: nobody may be asked
                 return await stop(blocked, f"approval request could not be stored: {exc}")
@@ -509,12 +510,16 @@ class Runtime:
         Callers check ``observed`` first, so an unobserved event costs no coroutine.
 
         A task cancelled inside the hook is recorded as stopped with ``status`` before the
-        cancellation goes on: the action did not run, and the audit must say so.
+        cancellation goes on: the action did not run, and the audit must say so (unless it
+        was handed over: the process that took it records it).
         """
         try:
             return await fire(self.hooks, event, **kwargs)
-        except asyncio.CancelledError:
-            await shielded(stop(status, f"cancelled in the {event} hook; the action did not run"))
+        except asyncio.CancelledError as exc:
+            if not handed_over(exc):
+                await shielded(
+                    stop(status, f"cancelled in the {event} hook; the action did not run")
+                )
             raise
 
     async def _record_stop(

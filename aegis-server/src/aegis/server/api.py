@@ -1,7 +1,7 @@
 """The REST API under ``/api/v1``: evaluate, execute (or authorise and report), approvals, audit.
 
-Every handler names the scope it needs (``await ctx.caller(request, scope)``) before it reads
-anything; errors are ``{"error": ..., "detail": ...}`` (see ``errors``).
+Every handler names the scopes it needs in its ``endpoint`` (checked before the request is
+parsed); errors are ``{"error": ..., "detail": ...}`` (see ``errors``).
 """
 
 from __future__ import annotations
@@ -13,8 +13,7 @@ import time
 from typing import Annotated, Any, Literal
 
 import msgspec
-from litestar import Request, Response, get, post
-from litestar.openapi import ResponseSpec
+from litestar import Response
 from litestar.params import FromPath, JSONBody, PathParameter, QueryParameter
 
 from aegis.core.action import Action
@@ -24,21 +23,20 @@ from aegis.runtime.approval_flow import WAKERS
 from aegis.runtime.approval_view import request_dict
 from aegis.server.auth import ApiKey
 from aegis.server.context import Context, context
-from aegis.server.errors import ApiError, ErrorBody, error_responses
+from aegis.server.errors import ApiError, ErrorBody
 from aegis.server.executions import DONE, WAITING
+from aegis.server.jobs import Job
+from aegis.server.openapi import Answered, Decision, Finished, Health, Pending, Ready, Reported
 from aegis.server.outcomes import REPORTABLE
-from aegis.server.service import Job
+from aegis.server.routes import Req, endpoint, key_of, spec
 from aegis.server.views import decision_dict, final_view
 
 MAX_WAIT = 55.0
-#: Ids beyond a signed 63-bit integer exist in no database (and overflow SQLite's driver).
-MAX_ID = 2**62
-PENDING = {
-    202: ResponseSpec(
-        data_container=dict[str, Any],
-        description="waiting for approval (or still running): poll status_url",
-        generate_examples=False,
-    ),
+#: The largest id a JSON number carries exactly (and far more records than any database holds).
+MAX_ID = 2**53 - 1
+RUNNING = {
+    202: spec(Pending, "waiting for approval (or still running): poll status_url"),
+    500: spec(ErrorBody, "the execution's job failed (detail: the error's type and message)"),
 }
 FIRST_NEWS = 25.0
 #: How often a status long-poll on another replica's execution re-reads its row.
@@ -88,17 +86,17 @@ def to_action(body: ActionBody, agent: str | None) -> Action:
 # -- evaluate --------------------------------------------------------------------------------
 
 
-@post(
+@endpoint(
+    "POST",
     "/api/v1/evaluate",
-    responses=error_responses(400, 401, 403, 413, 429),
-    status_code=200,
+    "evaluate",
+    ok=Decision | list[Decision],
+    errors=(400, 413),
     summary="Decide one action (or a list) without running it",
 )
-async def evaluate(
-    request: Request[Any, Any, Any], data: JSONBody[ActionBody | list[ActionBody]]
-) -> Any:
+async def evaluate(request: Req, data: JSONBody[ActionBody | list[ActionBody]]) -> Any:
     ctx = context(request)
-    key = await ctx.caller(request, "evaluate")
+    key = key_of(request)
     if isinstance(data, list):
         if len(data) > ctx.config.max_batch:
             raise ApiError(413, "batch too large", f"at most {ctx.config.max_batch} actions")
@@ -110,7 +108,7 @@ async def evaluate(
 
 
 def job_view(ctx: Context, job: Job) -> tuple[int, dict[str, Any]]:
-    if job.done.is_set():
+    if job.done.is_set() and not job.handed_over:
         return final_view(job.id, job.outcome, job.failure, ctx.service.outcome_timeout)
     body: dict[str, Any] = {"execution_id": job.id, "status_url": f"/api/v1/executions/{job.id}"}
     if job.request_ids:
@@ -134,45 +132,57 @@ def pending_view(ctx: Context, rid: str) -> dict[str, Any]:
     return body
 
 
-@post(
+@endpoint(
+    "POST",
     "/api/v1/execute",
-    status_code=200,
-    responses={**error_responses(400, 401, 403, 413, 429), **PENDING},
+    "execute",
+    ok=Finished,
+    errors=(400, 413),
+    more=RUNNING,
     summary="Run an action through the pipeline (or authorise it)",
 )
-async def execute(request: Request[Any, Any, Any], data: JSONBody[ActionBody]) -> Response[Any]:
+async def execute(request: Req, data: JSONBody[ActionBody]) -> Response[Any]:
     ctx = context(request)
-    key = await ctx.caller(request, "execute")
+    key = key_of(request)
     job = ctx.service.start_job(to_action(data, key.agent), key.name)
     await ctx.service.first_news(job, FIRST_NEWS)
     if job.done.is_set():  # answered in full: nothing to poll, nothing to keep in memory
         ctx.service.jobs.pop(job.id, None)
     else:
         await ctx.service.still_running(job)
-    status, body = job_view(ctx, job)
-    return Response(body, status_code=status)
+    return answer_view(*job_view(ctx, job))
 
 
-@get(
+def answer_view(status: int, body: dict[str, Any]) -> Response[Any]:
+    """A 202 says when to poll again (a replica handing its waits over answers one at once)."""
+    return Response(
+        body, status_code=status, headers={"Retry-After": "1"} if status == 202 else None
+    )
+
+
+@endpoint(
+    "GET",
     "/api/v1/executions/{job_id:str}",
-    responses={**error_responses(400, 401, 403, 413, 429, 404), **PENDING},
+    "execute",
+    ok=Finished,
+    errors=(400, 404),
+    more=RUNNING,
     summary="An execution's status; ?wait=S long-polls",
 )
 async def execution(
-    request: Request[Any, Any, Any],
+    request: Req,
     job_id: FromPath[str],
     wait: Annotated[float, QueryParameter(ge=0.0, le=MAX_WAIT)] = 0.0,
 ) -> Response[Any]:
     ctx = context(request)
-    key = await ctx.caller(request, "execute")
+    key = key_of(request)
     job = ctx.service.jobs.get(job_id)
     if job is None:  # another replica's (or a finished one's): read it from the database
         return await stored_execution(ctx, job_id, key, min(wait, MAX_WAIT))
     if job.key_name != key.name and not key.allows("admin"):
         raise ApiError(404, "no such execution", f"execution {job_id} is unknown")
     await ctx.service.until_done(job, min(wait, MAX_WAIT))
-    status, body = job_view(ctx, job)
-    return Response(body, status_code=status)
+    return answer_view(*job_view(ctx, job))
 
 
 async def stored_execution(ctx: Context, job_id: str, key: ApiKey, wait: float) -> Response[Any]:
@@ -185,6 +195,8 @@ async def stored_execution(ctx: Context, job_id: str, key: ApiKey, wait: float) 
     news = ctx.service.execution_news.setdefault(job_id, asyncio.Event())
     try:
         while row is not None and row["state"] != DONE and time.monotonic() < deadline:
+            if ctx.service.draining.is_set():
+                break
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(news.wait(), STORED_POLL)
             news.clear()
@@ -200,22 +212,24 @@ async def stored_execution(ctx: Context, job_id: str, key: ApiKey, wait: float) 
         body.update(await asyncio.to_thread(pending_view, ctx, row["request_id"]))
     else:
         body["status"] = "running"
-    return Response(body, status_code=202)
+    return answer_view(202, body)
 
 
-@post(
+@endpoint(
+    "POST",
     "/api/v1/audit/{audit_id:int}/outcome",
-    responses=error_responses(400, 401, 403, 413, 429, 404, 409),
-    status_code=200,
+    "execute",
+    ok=Reported,
+    errors=(400, 404, 409, 413),
     summary="Report what you did",
 )
 async def report_outcome(
-    request: Request[Any, Any, Any],
+    request: Req,
     audit_id: Annotated[int, PathParameter(ge=1, le=MAX_ID)],
     data: JSONBody[Outcome],
 ) -> dict[str, Any]:
     ctx = context(request)
-    key = await ctx.caller(request, "execute")
+    key = key_of(request)
     if data.status not in REPORTABLE:
         raise ApiError(400, "invalid outcome", f"status must be one of {', '.join(REPORTABLE)}")
     owner = await asyncio.to_thread(ctx.service.outcomes.owner, audit_id)
@@ -242,18 +256,21 @@ async def report_outcome(
 # -- approvals -------------------------------------------------------------------------------
 
 
-@get(
+@endpoint(
+    "GET",
     "/api/v1/approvals",
-    responses=error_responses(400, 401, 403, 413, 429),
+    "approve",
+    "audit:read",
+    ok=list[dict[str, Any]],
+    errors=(400,),
     summary="Approval requests (pending by default)",
 )
 async def list_approvals(
-    request: Request[Any, Any, Any],
+    request: Req,
     state_filter: Annotated[str | None, QueryParameter(name="state")] = "pending",
     limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100,
 ) -> list[dict[str, Any]]:
     ctx = context(request)
-    await ctx.caller(request, "approve", "audit:read")
     wanted = None if state_filter in (None, "", "all") else state_filter
     found = await asyncio.to_thread(ctx.store.approvals.list, state=wanted, limit=limit)
     return [request_dict(r) for r in found]
@@ -266,16 +283,17 @@ def _get_request(ctx: Context, rid: str) -> Any:
         raise ApiError(404, "no such approval request", str(exc).splitlines()[0]) from exc
 
 
-@get(
+@endpoint(
+    "GET",
     "/api/v1/approvals/{request_id:str}",
-    responses=error_responses(400, 401, 403, 413, 429, 404),
+    "approve",
+    "audit:read",
+    ok=dict[str, Any],
+    errors=(404,),
     summary="One approval request with its answers",
 )
-async def show_approval(
-    request: Request[Any, Any, Any], request_id: FromPath[str]
-) -> dict[str, Any]:
+async def show_approval(request: Req, request_id: FromPath[str]) -> dict[str, Any]:
     ctx = context(request)
-    await ctx.caller(request, "approve", "audit:read")
     found = await asyncio.to_thread(_get_request, ctx, request_id)
     return request_dict(found)
 
@@ -303,56 +321,54 @@ async def answer(
     return {"accepted": True, "state": outcome.state, "message": outcome.message}
 
 
-@post(
+@endpoint(
+    "POST",
     "/api/v1/approvals/{request_id:str}/approve",
-    responses=error_responses(400, 401, 403, 413, 429, 404, 409),
-    status_code=200,
+    "approve",
+    ok=Answered,
+    errors=(400, 404, 409, 413),
     summary="Approve (maybe edit)",
 )
 async def approve(
-    request: Request[Any, Any, Any],
-    request_id: FromPath[str],
-    data: JSONBody[Verdict | None] = None,
+    request: Req, request_id: FromPath[str], data: JSONBody[Verdict | None] = None
 ) -> dict[str, Any]:
     ctx = context(request)
-    key = await ctx.caller(request, "approve")
+    key = key_of(request)
     return await answer(ctx, request_id, "key", key.name, "approve", data or Verdict())
 
 
-@post(
+@endpoint(
+    "POST",
     "/api/v1/approvals/{request_id:str}/deny",
-    responses=error_responses(400, 401, 403, 413, 429, 404, 409),
-    status_code=200,
+    "approve",
+    ok=Answered,
+    errors=(400, 404, 409, 413),
     summary="Deny",
 )
 async def deny(
-    request: Request[Any, Any, Any],
-    request_id: FromPath[str],
-    data: JSONBody[Verdict | None] = None,
+    request: Req, request_id: FromPath[str], data: JSONBody[Verdict | None] = None
 ) -> dict[str, Any]:
     ctx = context(request)
-    key = await ctx.caller(request, "approve")
+    key = key_of(request)
     return await answer(ctx, request_id, "key", key.name, "deny", data or Verdict())
 
 
 # -- health ----------------------------------------------------------------------------------
 
 
-@get("/health", summary="The process answers")
+@endpoint("GET", "/health", ok=Health, summary="The process answers")
 async def health() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@get(
+@endpoint(
+    "GET",
     "/ready",
-    responses={
-        503: ResponseSpec(
-            data_container=ErrorBody, description="database unreachable", generate_examples=False
-        )
-    },
+    ok=Ready,
+    more={503: spec(ErrorBody, "database unreachable")},
     summary="The database is reachable and the chain head readable",
 )
-async def ready(request: Request[Any, Any, Any]) -> Response[Any]:
+async def ready(request: Req) -> Response[Any]:
     ctx = context(request)
     started = time.monotonic()
     try:

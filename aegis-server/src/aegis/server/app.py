@@ -30,7 +30,9 @@ from aegis.server.errors import (
     handle_unexpected,
     handle_validation,
 )
+from aegis.server.openapi import tighten
 from aegis.server.ratelimit import SharedRateLimiter
+from aegis.server.routes import SignIn, allow_all_methods, sign_in
 from aegis.server.service import Service
 
 log = logging.getLogger("aegis.server")
@@ -126,18 +128,21 @@ def create_app(
             await service.stop()
 
     app = Litestar(
-        route_handlers=[
-            *api.HANDLERS,
-            *audit_api.HANDLERS,
-            *policy_api.HANDLERS,
-            *dashboard.HANDLERS,
-            *dashboard_policy.HANDLERS,
-            *registered_routes(RouteContext(store)),
-        ],
+        route_handlers=allow_all_methods(
+            [
+                *api.HANDLERS,
+                *audit_api.HANDLERS,
+                *policy_api.HANDLERS,
+                *dashboard.HANDLERS,
+                *dashboard_policy.HANDLERS,
+                *registered_routes(RouteContext(store)),
+            ]
+        ),
         lifespan=[lifespan],
         request_max_body_size=cfg.max_body_bytes,
         exception_handlers={
             ApiError: handle_api_error,
+            SignIn: sign_in,
             ValidationException: handle_validation,
             HTTPException: handle_http,
             Exception: handle_unexpected,
@@ -151,4 +156,5 @@ def create_app(
         debug=False,
     )
     app.state.aegis = ctx
+    tighten(app)
     return app

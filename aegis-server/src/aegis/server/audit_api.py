@@ -8,24 +8,30 @@ import json
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from litestar import Request, get
 from litestar.params import FromQuery, QueryParameter
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 
 from aegis.errors import AegisError
 from aegis.server.api import MAX_ID
 from aegis.server.context import context
-from aegis.server.errors import ApiError, error_responses
+from aegis.server.errors import ApiError
+from aegis.server.openapi import AuditPage, Verified
+from aegis.server.routes import Req, endpoint
 from aegis.server.views import jsonable
 
+Cursor = Annotated[int | None, QueryParameter(ge=0, le=MAX_ID, schema_extra={"minimum": 0})]
 
-@get(
+
+@endpoint(
+    "GET",
     "/api/v1/audit",
-    responses=error_responses(400, 401, 403, 413, 429),
+    "audit:read",
+    ok=AuditPage,
+    errors=(400,),
     summary="Audit records; filters as in 'aegis audit'; cursor pagination",
 )
 async def audit(
-    request: Request[Any, Any, Any],
+    request: Req,
     session: FromQuery[str | None] = None,
     action_type: FromQuery[str | None] = None,
     risk_level: FromQuery[str | None] = None,
@@ -35,11 +41,10 @@ async def audit(
     matched_rule: FromQuery[str | None] = None,
     since: FromQuery[str | None] = None,
     until: FromQuery[str | None] = None,
-    cursor: Annotated[int | None, QueryParameter(ge=0, le=MAX_ID)] = None,
+    cursor: Cursor = None,
     limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100,
 ) -> dict[str, Any]:
     ctx = context(request)
-    await ctx.caller(request, "audit:read")
 
     def run() -> list[Any]:
         return ctx.store.query(
@@ -68,21 +73,22 @@ async def audit(
     }
 
 
-@get(
+@endpoint(
+    "GET",
     "/api/v1/audit/stream",
+    "audit:read",
+    errors=(400,),
     media_type="text/event-stream",
-    responses=error_responses(400, 401, 403, 413, 429),
     summary="Server-sent events: every finished record from ?cursor on",
 )
 async def audit_stream(
-    request: Request[Any, Any, Any],
-    cursor: Annotated[int | None, QueryParameter(ge=0, le=MAX_ID)] = None,
+    request: Req,
+    cursor: Cursor = None,
     limit: Annotated[int | None, QueryParameter(ge=1, le=1_000_000)] = None,
 ) -> ServerSentEvent:
     """A live tail. Records still pending (running, awaiting a report) are held back until
     they finish, so each is sent once, final; ``limit`` ends the stream after that many."""
     ctx = context(request)
-    await ctx.caller(request, "audit:read")
 
     async def events() -> AsyncIterator[ServerSentEventMessage]:
         after = cursor if cursor is not None else 0
@@ -90,7 +96,7 @@ async def audit_stream(
             newest = await asyncio.to_thread(ctx.store.query, limit=1, order="desc")
             after = newest[0].id if newest else 0
         sent = 0
-        while limit is None or sent < limit:
+        while (limit is None or sent < limit) and not ctx.service.draining.is_set():
             batch = await asyncio.to_thread(ctx.store.query, after_id=after, limit=200)
             for rec in batch:
                 if rec.result == "pending":
@@ -105,22 +111,16 @@ async def audit_stream(
     return ServerSentEvent(events())
 
 
-@get(
-    "/api/v1/audit/verify",
-    responses=error_responses(400, 401, 403, 413, 429),
-    summary="Check the hash chain",
-)
-async def audit_verify(request: Request[Any, Any, Any]) -> dict[str, Any]:
+@endpoint("GET", "/api/v1/audit/verify", "audit:read", ok=Verified, summary="Check the chain")
+async def audit_verify(request: Req) -> dict[str, Any]:
     ctx = context(request)
-    await ctx.caller(request, "audit:read")
     report = await asyncio.to_thread(ctx.store.verify)
     return {"ok": report.ok, "report": jsonable(report)}
 
 
-@get("/api/v1/stats", responses=error_responses(400, 401, 403, 413, 429), summary="Per-rule counts")
-async def stats(request: Request[Any, Any, Any]) -> list[dict[str, Any]]:
+@endpoint("GET", "/api/v1/stats", "audit:read", ok=list[dict[str, Any]], summary="Per-rule counts")
+async def stats(request: Req) -> list[dict[str, Any]]:
     ctx = context(request)
-    await ctx.caller(request, "audit:read")
     return [s.to_dict() for s in await asyncio.to_thread(ctx.store.stats)]
 
 

@@ -10,7 +10,9 @@ import importlib
 import ipaddress
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from types import FrameType
 from typing import Annotated, Any
 
 from cyclopts import Parameter
@@ -26,7 +28,7 @@ from aegis.runtime.engine import Runtime
 from aegis.runtime.policy_versions import PolicyHistory, VersionedPolicy
 from aegis.server.auth import ApiKey, AuthError, parse_keys
 from aegis.server.context import ServerConfig
-from aegis.server.service import ServerQueueChannel
+from aegis.server.jobs import ServerQueueChannel
 
 
 class NoExecutor(BaseExecutor):
@@ -208,5 +210,19 @@ def serve(
     if workers != 1:
         sys.stderr.write("aegis serve: --workers other than 1: run several replicas instead\n")
         return 2
-    uvicorn.run(app, host=host, port=port, log_level="warning", timeout_keep_alive=5)
+    served = uvicorn.Config(app, host=host, port=port, log_level="warning", timeout_keep_alive=5)
+    run_until_signal(served, app.state.aegis.service.drain_soon)
     return 0
+
+
+def run_until_signal(config: Any, on_signal: Callable[[], None]) -> None:
+    """uvicorn's server, telling the app the moment a stop signal arrives: uvicorn itself
+    tells it only after every open connection (a 55 s long-poll, a live tail) has ended."""
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            on_signal()
+            super().handle_exit(sig, frame)
+
+    Server(config).run()

@@ -5,16 +5,19 @@ from __future__ import annotations
 from typing import Any
 
 import attrs
-from litestar import Request
+from litestar.connection import ASGIConnection
 
 from aegis.runtime.audit import AuditStore
 from aegis.runtime.engine import Runtime
 from aegis.server.auth import ANONYMOUS, ApiKey, KeyRing, Sessions
 from aegis.server.errors import ApiError
-from aegis.server.ratelimit import SharedRateLimiter
+from aegis.server.ratelimit import RateUnknown, SharedRateLimiter
 from aegis.server.service import Service
 
 SESSION_COOKIE = "aegis_session"
+Connection = ASGIConnection[Any, Any, Any, Any]
+#: A signed-in dashboard user: the key they signed in with, and their session cookie.
+Session = tuple[ApiKey, str]
 
 
 @attrs.frozen
@@ -38,7 +41,7 @@ class Context:
     limiter: SharedRateLimiter
     config: ServerConfig
 
-    async def caller(self, request: Request[Any, Any, Any], *scopes: str) -> ApiKey:
+    async def caller(self, request: Connection, *scopes: str) -> ApiKey:
         """The key behind ``Authorization: Bearer``; it must have one of ``scopes``."""
         header = request.headers.get("authorization", "")
         scheme, _, presented = header.partition(" ")
@@ -60,13 +63,32 @@ class Context:
             key = found
         if not any(key.allows(s) for s in scopes):
             raise ApiError(403, "forbidden", f"key {key.name!r} lacks scope {' or '.join(scopes)}")
-        if not await self.limiter.allow(key.name):
+        try:
+            allowed = await self.limiter.allow(key.name)
+        except RateUnknown as exc:
+            raise ApiError(
+                503,
+                "rate limit unavailable",
+                "the request counter cannot be read; nothing was done, retry later",
+                {"Retry-After": "5"},
+            ) from exc
+        if not allowed:
             raise ApiError(
                 429, "rate limited", f"key {key.name!r}: slow down", {"Retry-After": "1"}
             )
         return key
 
 
-def context(request: Request[Any, Any, Any]) -> Context:
+def context(request: Connection) -> Context:
     ctx: Context = request.app.state.aegis
     return ctx
+
+
+def session_of(ctx: Context, request: Connection) -> Session | None:
+    """The signed-in user behind the request's cookie (its key must still allow approve)."""
+    cookie = request.cookies.get(SESSION_COOKIE)
+    name = ctx.sessions.verify(cookie)
+    key = ctx.keys.named(name) if name else None
+    if key is None or cookie is None or not key.allows("approve"):
+        return None
+    return key, cookie

@@ -19,17 +19,19 @@ import time
 from collections.abc import AsyncIterator
 from importlib import resources
 from typing import Any
+from urllib.parse import quote
 
-from litestar import Request, Response, get, post
+from litestar import Response
 from litestar.datastructures import Cookie
 from litestar.params import FromPath, FromQuery, URLEncodedBody
 from litestar.response import Redirect, ServerSentEvent, ServerSentEventMessage
 
 from aegis.runtime.approval_view import request_dict
 from aegis.server.api import Verdict, answer
-from aegis.server.auth import SESSION_SECONDS, ApiKey
+from aegis.server.auth import SESSION_SECONDS
 from aegis.server.context import SESSION_COOKIE, Context, context
 from aegis.server.errors import ApiError
+from aegis.server.routes import Req, page, user_of
 
 _STYLE = """
 body{font-family:system-ui,sans-serif;margin:2rem;max-width:70rem;color:#222}
@@ -72,15 +74,6 @@ def _page(
     )
 
 
-def _session(ctx: Context, request: Request[Any, Any, Any]) -> tuple[ApiKey, str] | None:
-    cookie = request.cookies.get(SESSION_COOKIE)
-    name = ctx.sessions.verify(cookie)
-    key = ctx.keys.named(name) if name else None
-    if key is None or cookie is None or not key.allows("approve"):
-        return None
-    return key, cookie
-
-
 def _login_form(error: str = "") -> Response[str]:
     err = f"<p class='err'>{html.escape(error)}</p>" if error else ""
     return _page(
@@ -91,15 +84,13 @@ def _login_form(error: str = "") -> Response[str]:
     )
 
 
-@get("/dashboard/login", include_in_schema=False)
+@page("GET", "/dashboard/login", signed_in=False)
 async def login_page() -> Response[str]:
     return _login_form()
 
 
-@post("/dashboard/login", include_in_schema=False, status_code=303)
-async def login(
-    request: Request[Any, Any, Any], data: URLEncodedBody[dict[str, str]]
-) -> Response[Any]:
+@page("POST", "/dashboard/login", signed_in=False, status_code=303)
+async def login(request: Req, data: URLEncodedBody[dict[str, str]]) -> Response[Any]:
     ctx = context(request)
     if ctx.keys.open:
         return _login_form("this server has no API keys: the dashboard needs one (--api-key)")
@@ -120,6 +111,11 @@ async def login(
 
 def _csrf_field(ctx: Context, cookie: str) -> str:
     return f"<input type='hidden' name='csrf' value='{ctx.sessions.csrf(cookie)}'>"
+
+
+def check_csrf(ctx: Context, cookie: str, form: dict[str, str]) -> None:
+    if not ctx.sessions.csrf_ok(cookie, form.get("csrf")):
+        raise ApiError(403, "forbidden", "missing or wrong CSRF token")
 
 
 def _request_card(ctx: Context, req: Any, cookie: str) -> str:
@@ -149,15 +145,11 @@ def _request_card(ctx: Context, req: Any, cookie: str) -> str:
     )
 
 
-@get("/dashboard", include_in_schema=False)
-async def pending(
-    request: Request[Any, Any, Any], msg: FromQuery[str | None] = None
-) -> Response[Any]:
+@page("GET", "/dashboard")
+async def pending(request: Req, msg: FromQuery[str | None] = None) -> Response[Any]:
     ctx = context(request)
-    session = _session(ctx, request)
-    if session is None:
-        return Redirect("/dashboard/login", status_code=303)
-    key, cookie = session
+    user = user_of(request)
+    key, cookie = user
     found = await asyncio.to_thread(ctx.store.approvals.list, state="pending", limit=200)
     note = f"<p class='msg'>{html.escape(msg)}</p>" if msg else ""
     cards = "".join(_request_card(ctx, r, cookie) for r in found)
@@ -169,7 +161,7 @@ async def pending(
     return _page("Pending approvals", body, signed_in=key.name, script=True)
 
 
-@get("/dashboard/static/live.js", include_in_schema=False)
+@page("GET", "/dashboard/static/live.js", signed_in=False)
 async def live_js() -> Response[bytes]:
     data = resources.files("aegis.server").joinpath("static/live.js").read_bytes()
     return Response(
@@ -179,20 +171,18 @@ async def live_js() -> Response[bytes]:
     )
 
 
-@get("/dashboard/events", include_in_schema=False, media_type="text/event-stream")
-async def events(request: Request[Any, Any, Any]) -> Any:
+@page("GET", "/dashboard/events", media_type="text/event-stream")
+async def events(request: Req) -> Any:
     """The pending list whenever it changes: ids and each card's HTML (with this session's
     CSRF token), as event ``pending``."""
     ctx = context(request)
-    session = _session(ctx, request)
-    if session is None:
-        raise ApiError(401, "unauthorized", "sign in at /dashboard/login")
-    _, cookie = session
+    user = user_of(request)
+    _, cookie = user
 
     async def stream() -> AsyncIterator[ServerSentEventMessage]:
         shown: list[str] | None = None
         until = time.monotonic() + EVENTS_FOR
-        while time.monotonic() < until:
+        while time.monotonic() < until and not ctx.service.draining.is_set():
             found = await asyncio.to_thread(ctx.store.approvals.list, state="pending", limit=200)
             ids = [r.id for r in found]
             if ids != shown:
@@ -206,17 +196,14 @@ async def events(request: Request[Any, Any, Any]) -> Any:
     return ServerSentEvent(stream())
 
 
-@post("/dashboard/approvals/{request_id:str}/answer", include_in_schema=False, status_code=303)
+@page("POST", "/dashboard/approvals/{request_id:str}/answer", status_code=303)
 async def answer_form(
-    request: Request[Any, Any, Any], request_id: FromPath[str], data: URLEncodedBody[dict[str, str]]
+    request: Req, request_id: FromPath[str], data: URLEncodedBody[dict[str, str]]
 ) -> Response[Any]:
     ctx = context(request)
-    session = _session(ctx, request)
-    if session is None:
-        return Redirect("/dashboard/login", status_code=303)
-    key, cookie = session
-    if not ctx.sessions.csrf_ok(cookie, data.get("csrf")):
-        raise ApiError(403, "forbidden", "missing or wrong CSRF token")
+    user = user_of(request)
+    key, cookie = user
+    check_csrf(ctx, cookie, data)
     verdict = data.get("verdict")
     if verdict not in ("approve", "deny"):
         raise ApiError(400, "invalid request", "verdict must be approve or deny")
@@ -234,20 +221,14 @@ async def answer_form(
         msg = f"{verdict}: {out['message'] or out['state']}"
     except ApiError as exc:
         msg = f"{exc.error}: {exc.detail}"
-    from urllib.parse import quote
-
     return Redirect(f"/dashboard?msg={quote(msg)}", status_code=303)
 
 
-@get("/dashboard/audit", include_in_schema=False)
-async def audit_page(
-    request: Request[Any, Any, Any], action_type: FromQuery[str | None] = None
-) -> Response[Any]:
+@page("GET", "/dashboard/audit")
+async def audit_page(request: Req, action_type: FromQuery[str | None] = None) -> Response[Any]:
     ctx = context(request)
-    session = _session(ctx, request)
-    if session is None:
-        return Redirect("/dashboard/login", status_code=303)
-    key, _ = session
+    user = user_of(request)
+    key, _ = user
     records = await asyncio.to_thread(
         ctx.store.query, action_type=action_type or None, limit=200, order="desc"
     )

@@ -12,9 +12,8 @@ import html
 import json
 from typing import Any
 
-from litestar import Request, Response, get, post
+from litestar import Response
 from litestar.params import FromQuery, URLEncodedBody
-from litestar.response import Redirect
 
 from aegis.core.action import Action
 from aegis.core.policy import Policy
@@ -22,8 +21,8 @@ from aegis.core.policy_diff import sampled_diff, text_diff, to_json
 from aegis.errors import AegisError, PolicyError
 from aegis.runtime.policy_versions import PolicyVersion, VersionedPolicy
 from aegis.server.context import context
-from aegis.server.dashboard import _csrf_field, _page, _session
-from aegis.server.errors import ApiError
+from aegis.server.dashboard import _csrf_field, _page, check_csrf
+from aegis.server.routes import Req, page, user_of
 from aegis.server.views import decision_dict
 
 MAX_PLAY_ACTIONS = 50
@@ -79,17 +78,15 @@ def _diff_html(before: PolicyVersion, after: PolicyVersion) -> str:
     )
 
 
-@get("/dashboard/policy", include_in_schema=False)
+@page("GET", "/dashboard/policy")
 async def policy_page(
-    request: Request[Any, Any, Any],
+    request: Req,
     old: FromQuery[int | None] = None,
     new: FromQuery[int | None] = None,
 ) -> Response[Any]:
     ctx = context(request)
-    session = _session(ctx, request)
-    if session is None:
-        return Redirect("/dashboard/login", status_code=303)
-    key, _ = session
+    user = user_of(request)
+    key, _ = user
     source = ctx.runtime.policy
     if not isinstance(source, VersionedPolicy):
         return _page("Policy", "<p>This server keeps no policy versions.</p>", signed_in=key.name)
@@ -162,29 +159,22 @@ def _playground(
     return _page("Playground", form + result, signed_in=key_name)
 
 
-@get("/dashboard/playground", include_in_schema=False)
-async def playground_page(request: Request[Any, Any, Any]) -> Response[Any]:
+@page("GET", "/dashboard/playground")
+async def playground_page(request: Req) -> Response[Any]:
     ctx = context(request)
-    session = _session(ctx, request)
-    if session is None:
-        return Redirect("/dashboard/login", status_code=303)
-    key, cookie = session
+    user = user_of(request)
+    key, cookie = user
     source = ctx.runtime.policy
     text = source.current.yaml if isinstance(source, VersionedPolicy) else ""
     return _playground(key.name, _csrf_field(ctx, cookie), text, EXAMPLE_ACTIONS)
 
 
-@post("/dashboard/playground", include_in_schema=False, status_code=200)
-async def playground_run(
-    request: Request[Any, Any, Any], data: URLEncodedBody[dict[str, str]]
-) -> Response[Any]:
+@page("POST", "/dashboard/playground")
+async def playground_run(request: Req, data: URLEncodedBody[dict[str, str]]) -> Response[Any]:
     ctx = context(request)
-    session = _session(ctx, request)
-    if session is None:
-        return Redirect("/dashboard/login", status_code=303)
-    key, cookie = session
-    if not ctx.sessions.csrf_ok(cookie, data.get("csrf")):
-        raise ApiError(403, "forbidden", "missing or wrong CSRF token")
+    user = user_of(request)
+    key, cookie = user
+    check_csrf(ctx, cookie, data)
     yaml_text, actions_text = data.get("yaml", ""), data.get("actions", "")
     try:
         policy = Policy.from_yaml_string(yaml_text, source="yaml")

@@ -14,10 +14,10 @@ log = logging.getLogger("aegis.server")
 
 
 class ErrorBody(msgspec.Struct):
-    """Every error the API returns."""
+    """Every error the API returns (``detail`` is a list only for an invalid policy: 422)."""
 
     error: str
-    detail: Any
+    detail: str | list[str]
 
 
 _WHY = {
@@ -29,15 +29,15 @@ _WHY = {
     413: "body or batch too large",
     422: "the policy YAML does not load (detail: every problem as line:col: key: message)",
     429: "rate limited (Retry-After)",
+    503: "the rate-limit counter cannot be read: nothing was done (Retry-After)",
 }
 
 
 def error_responses(*codes: int) -> dict[int, ResponseSpec]:
     """OpenAPI entries for the errors a handler can return (all share ``ErrorBody``)."""
-    wanted = codes or (400, 401, 403, 413, 429)
     return {
         c: ResponseSpec(data_container=ErrorBody, description=_WHY[c], generate_examples=False)
-        for c in wanted
+        for c in codes
     }
 
 

@@ -12,12 +12,13 @@ costs no write here. States:
   from here on no other replica may run it, whatever happens.
 * ``done`` — ``status`` and ``body`` are the final answer, as the running replica sent it.
 
-A row whose ``owner`` process is gone (on this host), or whose heartbeat is older than
-``STALE_AFTER`` (elsewhere), is an orphan. A ``waiting`` orphan is adopted by one replica
-(compare-and-swap on ``owner``), which resumes the wait on the same request and runs the
-action after approval — once, because only the ``waiting -> executing`` claimer runs it. A
-``running`` or ``executing`` orphan may have run: it is closed as ``interrupted`` and never run
-again (the audit record says what the core knows).
+A row whose ``owner`` process is gone (on this host), whose heartbeat is older than
+``STALE_AFTER`` (elsewhere), or that its owner *released* (heartbeat ``RELEASED``: a replica
+stopping gracefully hands its waits over), is an orphan. A ``waiting`` orphan is adopted by
+one replica (compare-and-swap on ``owner``), which resumes the wait on the same request and
+runs the action after approval — once, because only the ``waiting -> executing`` claimer runs
+it. A ``running`` or ``executing`` orphan may have run: it is closed as ``interrupted`` and
+never run again (the audit record says what the core knows).
 """
 
 from __future__ import annotations
@@ -66,7 +67,10 @@ Index("ix_aegis_server_execution_state", executions_table.c.state)
 
 WAITING, RUNNING, EXECUTING, DONE = "waiting", "running", "executing", "done"
 OWNER = current_owner()
+#: The heartbeat of a row its owner let go: any replica may adopt it at once.
+RELEASED = -1.0
 _T = executions_table.c
+_HELD = _T.heartbeat_at >= 0
 
 
 def action_json(action: Action) -> str:
@@ -97,8 +101,9 @@ def action_from_json(text: str) -> Action:
 
 
 def orphaned(row: dict[str, Any], now: float) -> bool:
+    beat = float(row["heartbeat_at"])
     gone = owner_gone(row["owner"])
-    return gone is True or (gone is None and now - float(row["heartbeat_at"]) > STALE_AFTER)
+    return beat < 0 or gone is True or (gone is None and now - beat > STALE_AFTER)
 
 
 class Executions:
@@ -144,15 +149,27 @@ class Executions:
                 .values(**values)
             )
 
-    def claim(self, execution_id: str) -> bool:
-        """``waiting -> executing`` for this process; False if another replica owns it now."""
+    def _mine(self, execution_id: str, **values: Any) -> bool:
+        """Update this process's held ``waiting`` row; False if it was released or adopted."""
         with self.engine.begin() as conn:
             done = conn.execute(
                 update(executions_table)
-                .where(_T.id == execution_id, _T.owner == OWNER, _T.state == WAITING)
-                .values(state=EXECUTING, heartbeat_at=time.time())
+                .where(_T.id == execution_id, _T.owner == OWNER, _T.state == WAITING, _HELD)
+                .values(**values)
             )
             return bool(done.rowcount == 1)
+
+    def claim(self, execution_id: str) -> bool:
+        """``waiting -> executing`` for this process; False if another replica owns it now."""
+        return self._mine(execution_id, state=EXECUTING, heartbeat_at=time.time())
+
+    def still_mine(self, execution_id: str) -> bool:
+        """Whether this process still owns the wait (before it records a refusal)."""
+        return self._mine(execution_id, heartbeat_at=time.time())
+
+    def release(self, execution_id: str) -> bool:
+        """Let another replica adopt the wait now; False if it is not a wait held here."""
+        return self._mine(execution_id, heartbeat_at=RELEASED)
 
     def finish(self, execution_id: str, status: int, body: dict[str, Any]) -> bool:
         """Store the final answer (only the owner may); the action's params are dropped."""
@@ -176,7 +193,7 @@ class Executions:
         with self.engine.begin() as conn:
             conn.execute(
                 update(executions_table)
-                .where(_T.id.in_(ids), _T.owner == OWNER, _T.state != DONE)
+                .where(_T.id.in_(ids), _T.owner == OWNER, _T.state != DONE, _HELD)
                 .values(heartbeat_at=time.time())
             )
 

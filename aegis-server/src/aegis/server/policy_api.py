@@ -15,7 +15,6 @@ import asyncio
 from typing import Annotated, Any
 
 import msgspec
-from litestar import Request, get, post, put
 from litestar.params import JSONBody, PathParameter, QueryParameter
 
 from aegis.core.policy import Policy
@@ -24,13 +23,14 @@ from aegis.errors import PolicyError
 from aegis.runtime.policy_versions import PolicyVersion, VersionedPolicy
 from aegis.server.api import ActionBody, to_action
 from aegis.server.context import Context, context
-from aegis.server.errors import ApiError, error_responses
+from aegis.server.errors import ApiError
+from aegis.server.openapi import InForce, PolicyDiff, Simulated, StoredVersion, Versions
+from aegis.server.routes import Req, endpoint, key_of
 from aegis.server.views import decision_dict
 
 MAX_VERSION = 2**31 - 1
 MAX_YAML = 500_000
 MAX_SIMULATE = 200
-_RW = error_responses(400, 401, 403, 413, 429)
 
 Version = Annotated[int, PathParameter(ge=1, le=MAX_VERSION)]
 
@@ -94,24 +94,25 @@ async def _switch(ctx: Context, made: PolicyVersion) -> dict[str, Any]:
     return {**made.to_dict(), "in_force": source.version}
 
 
-@get("/api/v1/policy", responses=_RW, summary="The policy in force: version, YAML, rules")
-async def policy(request: Request[Any, Any, Any]) -> dict[str, Any]:
+@endpoint(
+    "GET", "/api/v1/policy", "audit:read", ok=InForce, summary="The policy in force: version, YAML"
+)
+async def policy(request: Req) -> dict[str, Any]:
     ctx = context(request)
-    await ctx.caller(request, "audit:read")
     return _in_force(ctx)
 
 
-@put(
+@endpoint(
+    "PUT",
     "/api/v1/policy",
-    responses=error_responses(400, 401, 403, 409, 413, 422, 429),
-    status_code=200,
+    "admin",
+    ok=StoredVersion,
+    errors=(400, 409, 413, 422),
     summary="Replace the policy (admin): a new version, in force on every replica",
 )
-async def replace_policy(
-    request: Request[Any, Any, Any], data: JSONBody[PolicyText]
-) -> dict[str, Any]:
+async def replace_policy(request: Req, data: JSONBody[PolicyText]) -> dict[str, Any]:
     ctx = context(request)
-    key = await ctx.caller(request, "admin")
+    key = key_of(request)
     source = versioned(ctx)
     loaded = load_text(data.yaml)
     if loaded.fingerprint == source.fingerprint and source.current.yaml == data.yaml:
@@ -127,15 +128,17 @@ async def replace_policy(
     return {**await _switch(ctx, made), "changed": True}
 
 
-@post(
+@endpoint(
+    "POST",
     "/api/v1/policy/simulate",
-    responses=error_responses(400, 401, 403, 413, 422, 429),
-    status_code=200,
+    "evaluate",
+    ok=Simulated,
+    errors=(400, 413, 422),
     summary="Decide actions with the policy in force, or with pasted YAML (nothing stored)",
 )
-async def simulate(request: Request[Any, Any, Any], data: JSONBody[SimulateBody]) -> dict[str, Any]:
+async def simulate(request: Req, data: JSONBody[SimulateBody]) -> dict[str, Any]:
     ctx = context(request)
-    key = await ctx.caller(request, "evaluate")
+    key = key_of(request)
     actions = [to_action(b, key.agent) for b in data.actions]
     if data.yaml is None:
         decisions = [ctx.runtime.evaluate(a) for a in actions]
@@ -153,47 +156,53 @@ async def simulate(request: Request[Any, Any, Any], data: JSONBody[SimulateBody]
     }
 
 
-@get(
+@endpoint(
+    "GET",
     "/api/v1/policy/versions",
-    responses=error_responses(400, 401, 403, 409, 413, 429),
+    "audit:read",
+    ok=Versions,
+    errors=(400, 409),
     summary="Stored policy versions, newest first (?before= pages back)",
 )
 async def versions(
-    request: Request[Any, Any, Any],
+    request: Req,
     limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100,
     before: Annotated[int | None, QueryParameter(ge=1, le=MAX_VERSION)] = None,
 ) -> dict[str, Any]:
     ctx = context(request)
-    await ctx.caller(request, "audit:read")
     source = versioned(ctx)
     found = await asyncio.to_thread(source.history.list, limit=limit, before=before)
     return {"in_force": source.version, "versions": [v.to_dict() for v in found]}
 
 
-@get(
+@endpoint(
+    "GET",
     "/api/v1/policy/versions/{version:int}",
-    responses=error_responses(400, 401, 403, 404, 409, 413, 429),
+    "audit:read",
+    ok=StoredVersion,
+    errors=(400, 404, 409),
     summary="One stored version, with its YAML",
 )
-async def version(request: Request[Any, Any, Any], version: Version) -> dict[str, Any]:
+async def version(request: Req, version: Version) -> dict[str, Any]:
     ctx = context(request)
-    await ctx.caller(request, "audit:read")
     return (await _version(ctx, version)).to_dict(with_yaml=True)
 
 
-@get(
+@endpoint(
+    "GET",
     "/api/v1/policy/diff",
-    responses=error_responses(400, 401, 403, 404, 409, 413, 429),
+    "audit:read",
+    ok=PolicyDiff,
+    errors=(400, 404, 409),
     summary="Text diff of two versions and the sampled actions whose decision changes",
 )
 async def diff(
-    request: Request[Any, Any, Any],
+    request: Req,
     old: Annotated[int, QueryParameter(name="from", ge=1, le=MAX_VERSION)],
     new: Annotated[int | None, QueryParameter(name="to", ge=1, le=MAX_VERSION)] = None,
     examples: Annotated[int, QueryParameter(ge=0, le=50)] = 5,
 ) -> dict[str, Any]:
     ctx = context(request)
-    await ctx.caller(request, "audit:read")
     target = new if new is not None else versioned(ctx).version
     before, after = await _version(ctx, old), await _version(ctx, target)
 
@@ -212,19 +221,19 @@ async def diff(
         raise ApiError(409, "version does not load", str(exc.issues[0])) from exc
 
 
-@post(
+@endpoint(
+    "POST",
     "/api/v1/policy/rollback/{version:int}",
-    responses=error_responses(400, 401, 403, 404, 409, 413, 429),
-    status_code=200,
+    "admin",
+    ok=StoredVersion,
+    errors=(400, 404, 409, 413),
     summary="Make an old version's text the newest version (admin)",
 )
 async def rollback(
-    request: Request[Any, Any, Any],
-    version: Version,
-    data: JSONBody[RollbackBody | None] = None,
+    request: Req, version: Version, data: JSONBody[RollbackBody | None] = None
 ) -> dict[str, Any]:
     ctx = context(request)
-    key = await ctx.caller(request, "admin")
+    key = key_of(request)
     source = versioned(ctx)
     await _version(ctx, version)
     note = data.note if data is not None else None

@@ -5,8 +5,11 @@ replicas together (``rate`` 5/s is 5 per 1 s window; 0.1/s is 1 per 10 s). One s
 request: an upsert that adds one to the key's counter for the current window and returns it
 (``INSERT ... ON CONFLICT DO UPDATE ... RETURNING``, atomic on PostgreSQL and SQLite), so two
 replicas cannot both take the last request of a window. Off (no database work) at rate 0.
-A database error lets the request through: the limit protects the server, not the actions —
-every action is still decided, approved and audited.
+
+Fail closed: a counter that cannot be read (a database error, or no answer within
+``READ_TIMEOUT``) raises ``RateUnknown``, and the request is refused with 503 before anything is
+decided or run. Otherwise whoever can make the counter unreadable (fill the disk, hold a lock,
+exhaust the pool) would lift every key's limit at once.
 """
 
 from __future__ import annotations
@@ -21,6 +24,14 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 
 log = logging.getLogger("aegis.server")
+
+#: Seconds to wait for the counter; a slower database counts as unreadable.
+READ_TIMEOUT = 2.0
+
+
+class RateUnknown(Exception):
+    """The key's counter could not be read: the request must be refused (503)."""
+
 
 _meta = MetaData()
 rate_table = Table(
@@ -59,11 +70,13 @@ class SharedRateLimiter:
         return hits
 
     async def allow(self, name: str, now: float | None = None) -> bool:
+        """Whether ``name`` may make one more request now; ``RateUnknown`` if nobody knows."""
         if self.rate <= 0 or self.engine is None:
             return True
+        at = time.time() if now is None else now
         try:
-            hits = await asyncio.to_thread(self._hit, name, time.time() if now is None else now)
-        except Exception:
-            log.exception("rate limit state unreadable; letting the request through")
-            return True
+            hits = await asyncio.wait_for(asyncio.to_thread(self._hit, name, at), READ_TIMEOUT)
+        except Exception as exc:  # TimeoutError included
+            log.error("rate limit counter unreadable (%s); request refused", type(exc).__name__)
+            raise RateUnknown(type(exc).__name__) from exc
         return hits <= self.limit

@@ -10,13 +10,20 @@ success nobody saw. Deciding, approving and auditing stay in the core runtime.
 A job that must be waited for is also a row in the database (``executions``): any replica
 answers its status URL, and a replica that dies while it waits leaves it to another, which
 resumes the same approval request and runs the action at most once.
+
+Stopping (SIGTERM, or the app's shutdown) hands waits over instead of ending them: each
+``waiting`` row is released for another replica (or this one restarted) to adopt, its local
+wait is cancelled with ``HANDOVER`` (the request stays pending, nothing is recorded here), and
+its long-polls answer ``202`` at once: poll again, wherever. Whoever holds the row records
+the action: a replica that finds its wait adopted (it fell silent for ``STALE_AFTER``) stops
+the same way instead of recording a second, refused, outcome. Executions already running get
+``GRACE`` seconds to finish before they are cancelled.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import contextvars
 import logging
 import time
 import uuid
@@ -28,15 +35,16 @@ from aegis.core.action import Action, with_identity
 from aegis.core.approval import ApprovalDecision
 from aegis.core.decision import PolicyDecision
 from aegis.core.result import Result, ResultStatus
-from aegis.errors import ApprovalError, AuditError
-from aegis.runtime.approval_channels import QueueChannel, Responder
-from aegis.runtime.approval_flow import WAKERS, resuming
+from aegis.errors import AuditError
+from aegis.runtime.approval_flow import HANDOVER, WAKERS, handed_over, resuming
+from aegis.runtime.approval_rules import apply_edits
 from aegis.runtime.approval_store import ApprovalRequest
 from aegis.runtime.audit import AuditStore
 from aegis.runtime.engine import Authorization, Runtime
 from aegis.runtime.hooks import RuntimeHooks, maybe_await
 from aegis.runtime.policy_versions import VersionedPolicy
 from aegis.server.executions import RUNNING, WAITING, Executions, action_from_json
+from aegis.server.jobs import CURRENT_JOB, Job
 from aegis.server.notify import Notifier
 from aegis.server.notify import usable as notify_usable
 from aegis.server.outcomes import Outcomes
@@ -44,47 +52,8 @@ from aegis.server.views import final_view
 
 log = logging.getLogger("aegis.server")
 
-
-@attrs.define
-class Job:
-    """One ``/execute`` call in progress on this replica."""
-
-    id: str
-    key_name: str
-    action: Action | None = None
-    service: Service | None = None
-    task: asyncio.Task[Result | Authorization] | None = None
-    request_ids: list[str] = attrs.field(factory=list)
-    waiting: asyncio.Event = attrs.field(factory=asyncio.Event)
-    done: asyncio.Event = attrs.field(factory=asyncio.Event)
-    #: Set when it is done or waits for a human, whichever comes first.
-    news: asyncio.Event = attrs.field(factory=asyncio.Event)
-    outcome: Result | Authorization | None = None
-    failure: str | None = None
-    finished_at: float | None = None
-    #: A row in ``executions`` stands for this job (written when it must be waited for).
-    durable: bool = False
-    closing: bool = False
-    lock: asyncio.Lock = attrs.field(factory=asyncio.Lock)
-
-
-_CURRENT_JOB: contextvars.ContextVar[Job | None] = contextvars.ContextVar(
-    "aegis_server_job", default=None
-)
-
-
-class ServerQueueChannel(QueueChannel):
-    """The queue channel, telling the job that started the action which request it waits on."""
-
-    async def notify(self, request: ApprovalRequest, responder: Responder) -> None:
-        await super().notify(request, responder)
-        job = _CURRENT_JOB.get()
-        if job is not None:
-            if job.service is not None:  # durable before anyone is told where to poll
-                await job.service.waiting_on(job, request)
-            job.request_ids.append(request.id)
-            job.waiting.set()
-            job.news.set()
+#: Seconds a stopping replica gives executions already running (not waiting) to finish.
+GRACE = 10.0
 
 
 class Service:
@@ -120,10 +89,14 @@ class Service:
         #: Long-polls of other replicas' executions, woken by ``execution:<id>`` news.
         self.execution_news: dict[str, asyncio.Event] = {}
         self._news_tasks: set[asyncio.Future[Any]] = set()
+        #: Set once the replica stops: long-polls and live tails answer at once.
+        self.draining = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     async def start(self) -> None:
         # Orphans are adopted before the store opens: opening reaps requests whose waiter
         # died, and an adopted request has a live waiter again (this process).
+        self._loop = asyncio.get_running_loop()
         resumed = await self.adopt_orphans(launch=False)
         await self.runtime.open()
         if self.notifier is not None:
@@ -156,24 +129,70 @@ class Service:
 
     def _install_claim(self) -> None:
         """The ``on_approval`` gate: a durable job runs only after it claimed its row
-        (``waiting -> executing``); a replica that lost it to an adopter records a denial."""
+        (``waiting -> executing``), and records a refusal only while the row is still its own;
+        one whose row another replica adopted stops here, handed over, recording nothing."""
         hooks = self.runtime.hooks or RuntimeHooks()
         theirs = hooks.on_approval
 
         async def claim(action: Action, decision: PolicyDecision, approval: Any) -> None:
             if theirs is not None:
                 await maybe_await(theirs(action, decision, approval))
-            job = _CURRENT_JOB.get()
+            job = CURRENT_JOB.get()
             if job is None or not job.durable or not isinstance(approval, ApprovalDecision):
                 return
-            if approval.approved and not await asyncio.to_thread(self.executions.claim, job.id):
-                raise ApprovalError("another replica took this execution over; not run here")
+            check = self.executions.claim if approval.approved else self.executions.still_mine
+            async with job.lock:  # drain() decides under the same lock
+                if job.handed_over or not await asyncio.to_thread(check, job.id):
+                    job.handed_over = True
+                    raise asyncio.CancelledError(HANDOVER)
+                job.claimed = approval.approved
 
         self.runtime.hooks = attrs.evolve(hooks, on_approval=claim)
 
+    def drain_soon(self) -> None:
+        """``drain`` from a signal handler (uvicorn's, on SIGTERM): at once, not after the
+        open connections (long-polls among them) have ended."""
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._start_drain)
+
+    def _start_drain(self) -> None:
+        task = asyncio.ensure_future(self.drain())
+        self._news_tasks.add(task)
+        task.add_done_callback(self._news_tasks.discard)
+
+    async def drain(self) -> None:
+        """Hand every wait of this replica over (see the module docstring). Idempotent."""
+        self.draining.set()
+        handed: list[asyncio.Task[Any]] = []
+        for job in list(self.jobs.values()):
+            task = job.task
+            if task is None or task.done() or not job.durable or not job.request_ids:
+                continue
+            async with job.lock:
+                if job.claimed or job.closing or job.handed_over:
+                    continue
+                try:
+                    released = await asyncio.to_thread(self.executions.release, job.id)
+                except Exception:  # the database is away: the wait ends as before, refused
+                    log.exception("could not release execution %s", job.id)
+                    continue
+                job.handed_over = released
+            if released:
+                log.warning("execution %s: handed over (request %s)", job.id, job.request_ids[-1])
+                task.cancel(HANDOVER)
+                handed.append(task)
+        await asyncio.gather(*handed, return_exceptions=True)
+        for job in list(self.jobs.values()):
+            if job.handed_over:
+                await self.tell(f"execution:{job.id}")  # adopt it now, not at the next poll
+
     async def stop(self) -> None:
+        await self.drain()
         if self._reaper is not None:
             self._reaper.cancel()
+        running = [j.task for j in self.jobs.values() if j.task is not None and not j.task.done()]
+        if running:  # executions under way get a moment to finish
+            await asyncio.wait(running, timeout=GRACE)
         if self.notifier is not None:
             await asyncio.to_thread(self.notifier.stop)
         for job in list(self.jobs.values()):
@@ -194,14 +213,14 @@ class Service:
         return job
 
     def _launch(self, job: Job) -> None:
-        token = _CURRENT_JOB.set(job)
+        token = CURRENT_JOB.set(job)
         try:
             job.task = asyncio.create_task(self._run(job))
         finally:
-            _CURRENT_JOB.reset(token)
+            CURRENT_JOB.reset(token)
         self.jobs[job.id] = job
 
-    async def _run(self, job: Job) -> Result | Authorization:
+    async def _run(self, job: Job) -> Result | Authorization | None:
         assert job.action is not None
         try:
             if job.durable and job.request_ids:  # adopted: continue the same request
@@ -211,6 +230,11 @@ class Service:
                 out = await self._once(job, job.action)
             job.outcome = out
             return out
+        except asyncio.CancelledError as exc:
+            if not (job.handed_over and handed_over(exc)):
+                raise
+            self.jobs.pop(job.id, None)  # its status is the row's now, on any replica
+            return None
         except Exception as exc:  # the runtime recorded what it could; the caller must know
             log.exception("job %s failed", job.id)
             job.failure = f"{type(exc).__name__}: {exc}"
@@ -233,7 +257,7 @@ class Service:
     async def _close(self, job: Job) -> None:
         async with job.lock:
             job.closing = True
-            durable = job.durable
+            durable = job.durable and not job.handed_over
         if not durable:
             return
         status, body = final_view(job.id, job.outcome, job.failure, self.outcome_timeout)
@@ -246,10 +270,20 @@ class Service:
 
     async def waiting_on(self, job: Job, request: ApprovalRequest) -> None:
         """The job waits for ``request``: make it a row (with the action as the runtime bound
-        it, so a replica resuming it presents the same digest), or move the row to it."""
+        it, so a replica resuming it presents the same digest), or move the row to it.
+
+        A later round is for the action as the approver edited it (the policy asked for more
+        after the edit): that action is the previous one with the previous request's edits,
+        and it is what the row keeps, so an adopter resumes the request it was made for."""
         assert job.action is not None
         bound = with_identity(job.action, request.agent_id, request.session_id)
-        keep = bound if bound.digest == request.digest else None  # an edited later round
+        if bound.digest != request.digest and job.request_ids:
+            before = await self.store.approvals.run(self.store.approvals.get, job.request_ids[-1])
+            if before.edits:
+                bound = bound.with_params(apply_edits(bound.params, before.edits))
+        keep = bound if bound.digest == request.digest else None
+        if keep is not None:
+            job.action = keep
         async with job.lock:
             if job.durable:
                 await asyncio.to_thread(self.executions.wait_on, job.id, request.id, keep)

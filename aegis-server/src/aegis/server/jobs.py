@@ -1,0 +1,65 @@
+"""One ``/execute`` call on this replica (a job), and the queue channel that tells the job
+which approval request it waits on (the moment the service makes the wait durable)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+from typing import TYPE_CHECKING
+
+import attrs
+
+from aegis.core.action import Action
+from aegis.core.result import Result
+from aegis.runtime.approval_channels import QueueChannel, Responder
+from aegis.runtime.approval_store import ApprovalRequest
+from aegis.runtime.engine import Authorization
+
+if TYPE_CHECKING:
+    from aegis.server.service import Service
+
+
+@attrs.define
+class Job:
+    """One ``/execute`` call in progress on this replica."""
+
+    id: str
+    key_name: str
+    action: Action | None = None
+    service: Service | None = None
+    task: asyncio.Task[Result | Authorization | None] | None = None
+    request_ids: list[str] = attrs.field(factory=list)
+    waiting: asyncio.Event = attrs.field(factory=asyncio.Event)
+    done: asyncio.Event = attrs.field(factory=asyncio.Event)
+    #: Set when it is done or waits for a human, whichever comes first.
+    news: asyncio.Event = attrs.field(factory=asyncio.Event)
+    outcome: Result | Authorization | None = None
+    failure: str | None = None
+    finished_at: float | None = None
+    #: A row in ``executions`` stands for this job (written when it must be waited for).
+    durable: bool = False
+    closing: bool = False
+    #: Claimed (``waiting -> executing``) here: it runs here, whatever happens.
+    claimed: bool = False
+    #: Another replica holds its row now and records its outcome.
+    handed_over: bool = False
+    lock: asyncio.Lock = attrs.field(factory=asyncio.Lock)
+
+
+CURRENT_JOB: contextvars.ContextVar[Job | None] = contextvars.ContextVar(
+    "aegis_server_job", default=None
+)
+
+
+class ServerQueueChannel(QueueChannel):
+    """The queue channel, telling the job that started the action which request it waits on."""
+
+    async def notify(self, request: ApprovalRequest, responder: Responder) -> None:
+        await super().notify(request, responder)
+        job = CURRENT_JOB.get()
+        if job is not None:
+            if job.service is not None:  # durable before anyone is told where to poll
+                await job.service.waiting_on(job, request)
+            job.request_ids.append(request.id)
+            job.waiting.set()
+            job.news.set()
