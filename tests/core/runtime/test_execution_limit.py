@@ -13,6 +13,8 @@ cancelled the *caller* (test_an_anyio_executor_timing_out_leaves_the_caller_alon
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 from typing import Any
 
 import pytest
@@ -129,3 +131,36 @@ async def test_one_sweep_serves_every_limit_and_stops_when_idle() -> None:
     expiry.discard(slow)
     await asyncio.sleep(0.05)
     assert expiry._timer is None  # nothing in flight: no timer left running
+
+
+def test_a_finished_event_loop_is_not_kept_alive_by_its_sweep() -> None:
+    """In a fresh interpreter (other tests' leftovers hold loops of their own): after one
+    limited action, a closed loop is collected, so its sweep's entry goes with it."""
+    script = """
+import asyncio, gc, weakref
+from aegis import Action, Policy, Runtime
+from aegis.adapters.base import BaseExecutor
+from aegis.core.result import Result, ResultStatus
+from aegis.runtime.execution import _EXPIRY
+
+class Immediate(BaseExecutor):
+    async def execute(self, action):
+        return Result(action, ResultStatus.SUCCESS)
+
+async def one():
+    policy = Policy.from_yaml_string('version: "1"\\ndefaults: {approval: auto}\\n')
+    async with Runtime(executor=Immediate(), policy=policy, audit="sqlite://") as rt:
+        await rt.run_one(Action("read", "crm"))
+
+loop = asyncio.new_event_loop()
+loop.run_until_complete(one())
+assert loop in _EXPIRY
+loop.close()
+ref = weakref.ref(loop)
+del loop
+gc.collect()
+print("collected" if ref() is None else "kept alive")
+"""
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "collected"

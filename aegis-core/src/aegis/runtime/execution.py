@@ -152,30 +152,40 @@ class _Expiry:
     """
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
+        # The loop and the sweep's timer (which names the loop) are held weakly: ``_EXPIRY`` is
+        # keyed by the loop, and a value holding its key would keep every finished loop (one
+        # per ``asyncio.run``) alive for good.
+        self._loop_ref = weakref.ref(loop)
         self._waits: dict[asyncio.Future[None], float] = {}
-        self._timer: asyncio.TimerHandle | None = None
+        self._timer: weakref.ref[asyncio.TimerHandle] | None = None
         self._tick = _MAX_TICK
 
     def add(self, waiter: asyncio.Future[None], timeout: float) -> None:
-        self._waits[waiter] = self._loop.time() + timeout
+        loop = waiter.get_loop()
+        self._waits[waiter] = loop.time() + timeout
         tick = min(_MAX_TICK, max(timeout / 10, _MIN_TICK))
-        if self._timer is None or tick < self._tick:
-            if self._timer is not None:
-                self._timer.cancel()
+        armed = self._timer() if self._timer is not None else None
+        if armed is None or tick < self._tick:
+            if armed is not None:
+                armed.cancel()
             self._tick = tick
-            self._timer = self._loop.call_later(tick, self._sweep)
+            self._timer = weakref.ref(loop.call_later(tick, self._sweep))
 
     def discard(self, waiter: asyncio.Future[None]) -> None:
         self._waits.pop(waiter, None)
 
     def _sweep(self) -> None:
-        now = self._loop.time()
+        loop = self._loop_ref()
+        if loop is None or loop.is_closed():
+            self._waits.clear()
+            self._timer = None
+            return
+        now = loop.time()
         for waiter in [w for w, deadline in self._waits.items() if deadline <= now]:
             del self._waits[waiter]
             _wake(waiter, None)
         if self._waits:
-            self._timer = self._loop.call_later(self._tick, self._sweep)
+            self._timer = weakref.ref(loop.call_later(self._tick, self._sweep))
         else:
             self._timer, self._tick = None, _MAX_TICK
 
