@@ -94,7 +94,7 @@ def guard_check_cost(directory: Path, checks: int = 20_000) -> float | None:
     None where the side has no such guard (the peer).
     """
     try:
-        from aegis.runtime.audit_file import FileGuard
+        from aegis.runtime.audit.file import FileGuard
     except ImportError:
         return None
     path = directory / "guard.db"

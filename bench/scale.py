@@ -46,9 +46,9 @@ def build_store(path: Path, n: int, batch: int = 20_000) -> float:
     from aegis import Action, Approval, PolicyDecision, Result, ResultStatus, RiskLevel
     from aegis.core.redact import DEFAULT_REDACTOR
     from aegis.runtime.audit import AuditStore
-    from aegis.runtime.audit_chain import canonical, intent_json, result_hash, row_hash
-    from aegis.runtime.audit_record import intent_values, outcome_values
-    from aegis.runtime.audit_schema import GENESIS_HASH, INTENT_COLUMNS, RESULT_COLUMNS
+    from aegis.runtime.audit.chain import canonical, intent_json, result_hash, row_hash
+    from aegis.runtime.audit.record import intent_values, outcome_values
+    from aegis.runtime.audit.schema import GENESIS_HASH, INTENT_COLUMNS, RESULT_COLUMNS
 
     url = f"sqlite:///{path}"
     store = AuditStore(url)
@@ -112,9 +112,9 @@ from aegis.runtime.audit import AuditStore
 store = AuditStore(sys.argv[1])
 start = time.perf_counter()
 if len(sys.argv) > 2:
-    from aegis.runtime.audit_checkpoint import Checkpoint
-    from aegis.runtime.audit_evidence import verify_against
-    from aegis.runtime.audit_keys import load_public_key
+    from aegis.runtime.audit.checkpoint import Checkpoint
+    from aegis.runtime.audit.evidence import verify_against
+    from aegis.runtime.audit.keys import load_public_key
     report = verify_against(store.engine, [Checkpoint.load(sys.argv[2])],
                             load_public_key(sys.argv[3]))
     ok, checked = report.ok, report.chain.checked
@@ -143,15 +143,15 @@ def verify_in_child(url: str, *extra: str) -> dict[str, Any]:
 
 
 def _workers() -> int:
-    from aegis.runtime.audit_verify import workers
+    from aegis.runtime.audit.verify import workers
 
     return workers()
 
 
 def bench_f1(root: Path, big: Path, small: Path) -> dict[str, Figure]:
     from aegis.runtime.audit import AuditStore
-    from aegis.runtime.audit_checkpoint import make_checkpoint, write_checkpoint
-    from aegis.runtime.audit_keys import generate_keypair, load_private_key
+    from aegis.runtime.audit.checkpoint import make_checkpoint, write_checkpoint
+    from aegis.runtime.audit.keys import generate_keypair, load_private_key
 
     generate_keypair(root / "k.key", root / "k.pub")
     cp_file = root / "cp.json"
@@ -299,7 +299,7 @@ def bench_f3(big: Path, repeats: int = 7) -> dict[str, Figure]:
         detail[f"{name}_ms"] = ms
         detail[f"{name}_rows"] = len(found)
         worst = max(worst, ms)
-    from aegis.runtime.audit_delegation import chain_records
+    from aegis.runtime.audit.delegation import chain_records
 
     times = []
     for _ in range(repeats):

@@ -23,7 +23,7 @@ import pytest
 from aegis import Action, ApprovalDecision, Policy, Runtime
 from aegis.adapters.base import BaseExecutor
 from aegis.core.result import Result, ResultStatus
-from aegis.runtime.approval_channels import ApprovalChannel
+from aegis.runtime.approval.channels import ApprovalChannel
 from aegis.runtime.audit import AuditRecord, AuditStore
 
 #: The action the approval-channel tests ask a human about (a key the redactor must hide).

@@ -21,7 +21,7 @@ from aegis import Action, Policy, Runtime
 from aegis.adapters.base import BaseExecutor
 from aegis.builtins.templates import TEMPLATE_DIR
 from aegis.core.result import Result, ResultStatus
-from aegis.runtime.approval import AutoApprovalHandler
+from aegis.runtime.approval.handlers import AutoApprovalHandler
 
 
 class OkExecutor(BaseExecutor):

@@ -13,7 +13,7 @@ from cli_helpers import RunCli
 from aegis import Action, Policy, Runtime
 from aegis.builtins.templates import TEMPLATE_DIR
 from aegis.cli.parsing import parse_since
-from aegis.runtime.approval import AutoApprovalHandler
+from aegis.runtime.approval.handlers import AutoApprovalHandler
 from plugin_helpers import Recorder
 
 HUGE = str(2**70)

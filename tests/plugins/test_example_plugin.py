@@ -19,7 +19,7 @@ from aegis import Action, AuditStore, Policy, Runtime
 from aegis.core.result import ResultStatus
 from aegis.errors import PolicyError
 from aegis.plugins import get_registry
-from aegis.runtime.audit_ship import build_sink
+from aegis.runtime.audit.ship import build_sink
 
 POLICY = """\
 version: "1"

@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from aegis.core.plan import ExecutionPlan, PlanStep
     from aegis.core.policy import Policy
     from aegis.core.retry import RetryPolicy
-    from aegis.runtime.approval import (
+    from aegis.runtime.approval.handlers import (
         ApprovalHandler,
         AutoApprovalHandler,
         CallbackApprovalHandler,
@@ -55,10 +55,10 @@ _LAZY: dict[str, str] = {
     "RuntimeHooks": "aegis.runtime.hooks",
     "PolicyWatcher": "aegis.runtime.watcher",
     "AuditStore": "aegis.runtime.audit",
-    "ApprovalHandler": "aegis.runtime.approval",
-    "AutoApprovalHandler": "aegis.runtime.approval",
-    "CallbackApprovalHandler": "aegis.runtime.approval",
-    "CLIApprovalHandler": "aegis.runtime.approval",
+    "ApprovalHandler": "aegis.runtime.approval.handlers",
+    "AutoApprovalHandler": "aegis.runtime.approval.handlers",
+    "CallbackApprovalHandler": "aegis.runtime.approval.handlers",
+    "CLIApprovalHandler": "aegis.runtime.approval.handlers",
 }
 
 

@@ -65,7 +65,7 @@ def aegis_register_approval_handlers(register: Register) -> None:
     """Register approval channels: ``register("slack", SlackChannel)``.
 
     The object is a factory (called with keyword options from configuration) returning an
-    ``ApprovalChannel`` (``aegis.runtime.approval_channels``) or a one-shot ``ApprovalHandler``.
+    ``ApprovalChannel`` (``aegis.runtime.approval.channels``) or a one-shot ``ApprovalHandler``.
     ``Runtime(approval_handler="slack")`` or ``approval_handler=["slack", "queue"]`` uses it.
 
     **The channel contract.** When a rule says ``approval: approve`` the runtime first stores

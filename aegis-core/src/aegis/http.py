@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 if TYPE_CHECKING:
-    from aegis.runtime.approval_channels import Responder
+    from aegis.runtime.approval.channels import Responder
     from aegis.runtime.audit import AuditStore
 
 
@@ -69,8 +69,8 @@ class RouteContext:
 
     def responder(self, channel: str) -> Responder:
         """A ``Responder`` for ``channel``; a waiter in this process is woken at once."""
-        from aegis.runtime.approval_channels import Responder
-        from aegis.runtime.approval_flow import WAKERS
+        from aegis.runtime.approval.channels import Responder
+        from aegis.runtime.approval.flow import WAKERS
 
         return Responder(self.store.approvals, channel, WAKERS.wake)
 

@@ -10,7 +10,7 @@ import pytest
 
 import plugin_helpers
 from aegis import Action, Policy, Result, ResultStatus, Runtime
-from aegis.runtime.approval import CallbackApprovalHandler
+from aegis.runtime.approval.handlers import CallbackApprovalHandler
 from aegis.runtime.audit import AuditStore
 from plugin_helpers import Human
 

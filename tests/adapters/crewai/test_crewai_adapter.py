@@ -16,7 +16,7 @@ from crewai.tools import BaseTool
 
 from aegis import Action, ApprovalDecision, Policy, ResultStatus, Runtime
 from aegis.adapters.base import call_sync
-from aegis.runtime.approval import CallbackApprovalHandler
+from aegis.runtime.approval.handlers import CallbackApprovalHandler
 
 # The original README's CrewAI snippet, character for character.
 README_SNIPPET = """\

@@ -93,7 +93,7 @@ async def test_recorded_payloads_get_the_documented_answers(
 async def test_wait_rule_asks_the_channel_and_a_denial_is_a_deny(
     hook_policy: Path, db_url: str
 ) -> None:
-    from aegis.runtime.approval import CallbackApprovalHandler
+    from aegis.runtime.approval.handlers import CallbackApprovalHandler
 
     asked: list[str] = []
 

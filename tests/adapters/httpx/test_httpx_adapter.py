@@ -19,7 +19,7 @@ import pytest
 from aegis.adapters.httpx_adapter import HttpxExecutor
 
 from aegis import Action, ApprovalDecision, Policy, ResultStatus, Runtime
-from aegis.runtime.approval import AutoApprovalHandler, CallbackApprovalHandler
+from aegis.runtime.approval.handlers import AutoApprovalHandler, CallbackApprovalHandler
 from plugin_helpers import read_audit
 
 POLICY = """

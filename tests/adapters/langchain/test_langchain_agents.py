@@ -18,7 +18,7 @@ from langgraph.checkpoint.memory import InMemorySaver
 from lc_helpers import ScriptedChatModel, approve_with_edits, call, make_tools, turn
 
 from aegis import Action, ApprovalDecision, Policy, Runtime
-from aegis.runtime.approval import CallbackApprovalHandler
+from aegis.runtime.approval.handlers import CallbackApprovalHandler
 
 
 def script() -> list[AIMessage]:

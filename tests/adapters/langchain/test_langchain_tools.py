@@ -18,7 +18,7 @@ from lc_helpers import ScriptedChatModel, approve_with_edits, call, make_tools, 
 
 from aegis import Action, ApprovalDecision, Policy, ResultStatus, Runtime
 from aegis.adapters.base import CallableExecutor
-from aegis.runtime.approval import CallbackApprovalHandler
+from aegis.runtime.approval.handlers import CallbackApprovalHandler
 from plugin_helpers import TOOLS_POLICY
 
 # The original README's LangChain snippet, character for character.

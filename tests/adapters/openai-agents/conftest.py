@@ -13,7 +13,7 @@ from agents import set_tracing_disabled
 from openai_agents_helpers import POLICY
 
 from aegis import Policy, Runtime
-from aegis.runtime.approval import CallbackApprovalHandler
+from aegis.runtime.approval.handlers import CallbackApprovalHandler
 from aegis.runtime.audit import AuditStore
 from plugin_helpers import Human, Unreachable
 

@@ -17,7 +17,7 @@ import pytest
 from aegis.adapters.playwright import PlaywrightExecutor
 
 from aegis import Policy, Runtime
-from aegis.runtime.approval import CallbackApprovalHandler
+from aegis.runtime.approval.handlers import CallbackApprovalHandler
 from aegis.runtime.audit import AuditStore
 from plugin_helpers import Human
 

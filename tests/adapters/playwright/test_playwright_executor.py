@@ -62,7 +62,7 @@ async def test_evaluate_runs_when_the_policy_allows_it(
     browser: PlaywrightExecutor, store: AuditStore, site: str
 ) -> None:
     from aegis import Policy
-    from aegis.runtime.approval import AutoApprovalHandler
+    from aegis.runtime.approval.handlers import AutoApprovalHandler
 
     policy = Policy.from_yaml_string(
         'version: "1"\ndefaults: {risk_level: low, approval: auto}\nrules: []\n', source="p.yaml"

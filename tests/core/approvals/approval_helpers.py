@@ -9,8 +9,8 @@ from typing import Any
 from aegis import Action
 from aegis.adapters.base import BaseExecutor
 from aegis.core.result import Result, ResultStatus
-from aegis.runtime.approval_channels import ApprovalChannel, Responder
-from aegis.runtime.approval_store import ApprovalRequest
+from aegis.runtime.approval.channels import ApprovalChannel, Responder
+from aegis.runtime.approval.store import ApprovalRequest
 
 PAY_POLICY = """
 version: "1"

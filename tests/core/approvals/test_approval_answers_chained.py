@@ -21,8 +21,8 @@ from sqlalchemy import create_engine, text
 
 from aegis import Action, Policy, Runtime
 from aegis.core.result import Result, ResultStatus
-from aegis.runtime.approval_channels import Responder
-from aegis.runtime.approval_store import ApprovalRequest
+from aegis.runtime.approval.channels import Responder
+from aegis.runtime.approval.store import ApprovalRequest
 from aegis.runtime.audit import AuditStore
 
 PAY = Action("pay", "bank", params={"amount": 5000, "to": "acct-1"})
@@ -227,7 +227,7 @@ async def test_records_from_before_the_columns_still_verify(
     """A store written before the approval columns existed (rows hashed without them, and no
     such columns in aegis_audit) verifies read-only, and gets the columns, and sealed answers
     for new records, when it is next opened for writing."""
-    from aegis.runtime import audit_record
+    from aegis.runtime.audit import record as audit_record
 
     url = f"sqlite:///{tmp_path / 'old.db'}"
     with monkeypatch.context() as old_writer:

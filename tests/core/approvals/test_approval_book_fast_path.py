@@ -13,7 +13,7 @@ from approval_helpers import PAY_POLICY, Recorder, policy_text
 
 from aegis import Action, Policy, Runtime
 from aegis.core.result import ResultStatus
-from aegis.runtime.approval import AutoApprovalHandler
+from aegis.runtime.approval.handlers import AutoApprovalHandler
 from aegis.runtime.audit import AuditStore
 
 PAY = Action("pay", "bank", params={"amount": 5000, "to": "acct-1"})

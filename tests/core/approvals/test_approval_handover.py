@@ -10,8 +10,8 @@ import pytest
 from approval_helpers import PAY_POLICY, Recorder
 
 from aegis import Action, Policy, Runtime
-from aegis.runtime.approval_channels import QueueChannel
-from aegis.runtime.approval_flow import HANDOVER
+from aegis.runtime.approval.channels import QueueChannel
+from aegis.runtime.approval.flow import HANDOVER
 from aegis.runtime.audit import AuditStore
 
 PAY = Action("pay", "bank", params={"amount": 5000, "to": "acct-1"})

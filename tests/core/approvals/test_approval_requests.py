@@ -14,9 +14,9 @@ from aegis.core.approval import ApprovalDecision
 from aegis.core.decision import PolicyDecision
 from aegis.core.result import ResultStatus
 from aegis.errors import PolicyError
-from aegis.runtime.approval import ApprovalHandler, CallbackApprovalHandler
-from aegis.runtime.approval_channels import Responder
-from aegis.runtime.approval_store import ApprovalRequest
+from aegis.runtime.approval.channels import Responder
+from aegis.runtime.approval.handlers import ApprovalHandler, CallbackApprovalHandler
+from aegis.runtime.approval.store import ApprovalRequest
 from aegis.runtime.audit import AuditStore
 from aegis.runtime.watcher import PolicyWatcher
 

@@ -10,8 +10,8 @@ from approval_helpers import PAY_POLICY, Recorder, ScriptedChannel
 
 from aegis import Action, Policy, Runtime
 from aegis.core.result import ResultStatus
-from aegis.runtime.approval_flow import resuming
-from aegis.runtime.approval_store import APPROVED, PENDING
+from aegis.runtime.approval.flow import resuming
+from aegis.runtime.approval.store import APPROVED, PENDING
 from aegis.runtime.audit import AuditStore
 
 # A session of its own: a runtime stamps its random session on actions that have none.

@@ -5,8 +5,8 @@ from __future__ import annotations
 from approval_helpers import PAY_POLICY, Recorder, ScriptedChannel
 
 from aegis import Action, Policy, Runtime
-from aegis.runtime.approval_channels import Responder
-from aegis.runtime.approval_store import ApprovalRequest
+from aegis.runtime.approval.channels import Responder
+from aegis.runtime.approval.store import ApprovalRequest
 from aegis.runtime.audit import AuditStore
 
 # The candidate blocks payments over 1,000 and lets smaller ones through.

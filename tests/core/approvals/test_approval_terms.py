@@ -12,8 +12,8 @@ from aegis import Action, Policy, Runtime
 from aegis.cli import main
 from aegis.core.result import ResultStatus
 from aegis.errors import PolicyError
-from aegis.runtime.approval_channels import Responder
-from aegis.runtime.approval_store import ApprovalRequest
+from aegis.runtime.approval.channels import Responder
+from aegis.runtime.approval.store import ApprovalRequest
 from aegis.runtime.audit import AuditStore
 
 PAY = Action("pay", "bank", params={"amount": 5000})

@@ -71,8 +71,8 @@ def test_inserted_row_is_named(trail: AuditStore, db_url: str) -> None:
 def test_rehashed_edit_breaks_the_link_to_the_next_row(trail: AuditStore, db_url: str) -> None:
     """An editor who recomputes the edited row's hash still leaves the next row pointing at
     the old one: both sides of the broken link are named."""
-    from aegis.runtime.audit_chain import VERIFY_COLUMNS, canonical, row_hash
-    from aegis.runtime.audit_schema import INTENT_COLUMNS
+    from aegis.runtime.audit.chain import VERIFY_COLUMNS, canonical, row_hash
+    from aegis.runtime.audit.schema import INTENT_COLUMNS
 
     raw(db_url, "UPDATE aegis_audit SET target = 'evil' WHERE id = 2")
     cols = ", ".join(VERIFY_COLUMNS)

@@ -16,7 +16,7 @@ import pytest
 from aegis import Action, Policy, Result, ResultStatus, Runtime
 from aegis.adapters.base import BaseExecutor
 from aegis.errors import AuditError
-from aegis.runtime.approval import AutoApprovalHandler
+from aegis.runtime.approval.handlers import AutoApprovalHandler
 from aegis.runtime.audit import AuditStore
 
 POLICY = {"version": "1", "defaults": {"approval": "block"}, "rules": [

@@ -15,7 +15,7 @@ from aegis.runtime.audit import AuditStore
 
 def test_importing_the_schema_loads_no_postgresql_dialect() -> None:
     code = (
-        "import sys, aegis.runtime.audit_schema, aegis.runtime.audit; "
+        "import sys, aegis.runtime.audit.schema, aegis.runtime.audit; "
         "print(any(m.startswith('sqlalchemy.dialects.postgresql') for m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

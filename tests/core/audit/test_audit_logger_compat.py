@@ -11,7 +11,7 @@ import pytest
 from aegis import Action, Approval, Policy, PolicyDecision, Result, ResultStatus, RiskLevel, Runtime
 from aegis.adapters.base import BaseExecutor
 from aegis.errors import AuditError
-from aegis.runtime.approval import AutoApprovalHandler
+from aegis.runtime.approval.handlers import AutoApprovalHandler
 from aegis.runtime.audit import AuditLogger, AuditStore
 
 

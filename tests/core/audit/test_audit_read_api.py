@@ -11,7 +11,7 @@ from sqlalchemy import Engine, text
 
 from aegis.errors import AuditError
 from aegis.runtime.audit import AuditStore
-from aegis.runtime.audit_delegation import chain_records
+from aegis.runtime.audit.delegation import chain_records
 
 
 def _count(engine: Engine, table: str) -> int:

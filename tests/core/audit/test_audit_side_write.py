@@ -13,7 +13,7 @@ import pytest
 from aegis import Action, Result, ResultStatus
 from aegis.errors import AuditError
 from aegis.runtime.audit import AuditStore
-from aegis.runtime.audit_writer import Statements
+from aegis.runtime.audit.writer import Statements
 
 SIDE = "CREATE TABLE side (audit_id INTEGER PRIMARY KEY, note TEXT)"
 

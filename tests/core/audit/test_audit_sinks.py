@@ -17,8 +17,8 @@ from aegis.builtins.sinks import JsonlSink, LoggingSink, WebhookSink
 from aegis.errors import AuditError
 from aegis.plugins import get_registry
 from aegis.runtime.audit import AuditStore
-from aegis.runtime.audit_record import AuditRecord
-from aegis.runtime.audit_ship import AuditSink, build_sink
+from aegis.runtime.audit.record import AuditRecord
+from aegis.runtime.audit.ship import AuditSink, build_sink
 
 
 class Collecting:

@@ -7,9 +7,9 @@ import pytest
 from audit_helpers import action, run_action
 from sqlalchemy import create_engine
 
-from aegis.runtime import audit_query
 from aegis.runtime.audit import AuditStore
-from aegis.runtime.audit_query import AuditFilter
+from aegis.runtime.audit import query as audit_query
+from aegis.runtime.audit.query import AuditFilter
 
 TYPES = ("read_contact", "Delete_Contact", "delete%x", "export_report", "send_email", "readme")
 
@@ -26,7 +26,7 @@ def plain(db_url: str, flt: AuditFilter, limit: int | None, order: str) -> list[
     """The same filter as one ordered scan (what query did before the index)."""
     from sqlalchemy import and_, select
 
-    from aegis.runtime.audit_schema import audit_log
+    from aegis.runtime.audit.schema import audit_log
 
     by_id = audit_log.c.id.asc() if order == "asc" else audit_log.c.id.desc()
     stmt = select(audit_log.c.id).where(and_(*flt.clauses())).order_by(by_id).limit(limit)

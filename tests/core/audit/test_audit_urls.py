@@ -11,9 +11,9 @@ from audit_helpers import run_action
 from aegis import Action, Policy, Result, ResultStatus, Runtime
 from aegis.adapters.base import BaseExecutor
 from aegis.errors import AuditError
-from aegis.runtime.approval import AutoApprovalHandler
+from aegis.runtime.approval.handlers import AutoApprovalHandler
 from aegis.runtime.audit import AuditStore
-from aegis.runtime.audit_url import audit_url
+from aegis.runtime.audit.url import audit_url
 
 
 class Noop(BaseExecutor):

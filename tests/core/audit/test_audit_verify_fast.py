@@ -9,10 +9,11 @@ from typing import Any
 import pytest
 from audit_helpers import Action, ResultStatus, raw, run_action
 
-from aegis.runtime import audit_chain_walk, audit_verify
 from aegis.runtime.audit import AuditStore
-from aegis.runtime.audit_chain import VERIFY_COLUMNS, VerifyReport, verify_rows
-from aegis.runtime.audit_schema import record_columns, record_source
+from aegis.runtime.audit import chain_walk as audit_chain_walk
+from aegis.runtime.audit import verify as audit_verify
+from aegis.runtime.audit.chain import VERIFY_COLUMNS, VerifyReport, verify_rows
+from aegis.runtime.audit.schema import record_columns, record_source
 
 ODD_TEXT = (
     "café ☕ 𝄞 中文",  # non-ASCII, astral plane: the writer escapes it as \\uXXXX
@@ -57,7 +58,7 @@ def reference(url: str) -> VerifyReport:
     """The exact walk, from the columns, in one pass (the writer's own encoding)."""
     from sqlalchemy import create_engine, select
 
-    from aegis.runtime.audit_schema import chain_head
+    from aegis.runtime.audit.schema import chain_head
 
     engine = create_engine(url)
     try:

@@ -17,7 +17,7 @@ from audit_helpers import Result, ResultStatus, action, decide
 
 from aegis.errors import AuditError
 from aegis.runtime.audit import AuditStore
-from aegis.runtime.audit_writer import DECIDE, Statements, WriteOp
+from aegis.runtime.audit.writer import DECIDE, Statements, WriteOp
 
 BOUND = 60.0  # generous: only a hang comes near it
 

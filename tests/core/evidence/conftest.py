@@ -17,7 +17,7 @@ def db_url(tmp_path: Path) -> str:
 
 @pytest.fixture
 def keys(tmp_path: Path) -> tuple[Path, Path]:
-    from aegis.runtime.audit_keys import generate_keypair
+    from aegis.runtime.audit.keys import generate_keypair
 
     private, public = tmp_path / "keys" / "aegis.key", tmp_path / "keys" / "aegis.pub"
     generate_keypair(private, public)
@@ -26,13 +26,13 @@ def keys(tmp_path: Path) -> tuple[Path, Path]:
 
 @pytest.fixture
 def signer(keys: tuple[Path, Path]) -> Any:
-    from aegis.runtime.audit_keys import load_private_key
+    from aegis.runtime.audit.keys import load_private_key
 
     return load_private_key(keys[0])
 
 
 @pytest.fixture
 def public(keys: tuple[Path, Path]) -> Any:
-    from aegis.runtime.audit_keys import load_public_key
+    from aegis.runtime.audit.keys import load_public_key
 
     return load_public_key(keys[1])

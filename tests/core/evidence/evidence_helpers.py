@@ -6,8 +6,8 @@ from typing import Any
 
 from sqlalchemy import create_engine, text
 
-from aegis.runtime.audit_chain import canonical, intent_json, result_hash, row_hash
-from aegis.runtime.audit_schema import GENESIS_HASH, INTENT_COLUMNS, RESULT_COLUMNS
+from aegis.runtime.audit.chain import canonical, intent_json, result_hash, row_hash
+from aegis.runtime.audit.schema import GENESIS_HASH, INTENT_COLUMNS, RESULT_COLUMNS
 
 
 def rewrite_consistently(url: str, record_id: int, column: str, value: Any) -> None:

@@ -12,9 +12,9 @@ from audit_helpers import run_action
 
 from aegis.errors import AuditError
 from aegis.runtime.audit import AuditStore
-from aegis.runtime.audit_autocheckpoint import CheckpointSchedule
-from aegis.runtime.audit_checkpoint import Checkpoint, load_checkpoints
-from aegis.runtime.audit_evidence import verify_against
+from aegis.runtime.audit.autocheckpoint import CheckpointSchedule
+from aegis.runtime.audit.checkpoint import Checkpoint, load_checkpoints
+from aegis.runtime.audit.evidence import verify_against
 
 
 async def wait_for(predicate: Any, timeout: float = 10.0) -> None:

@@ -13,9 +13,9 @@ from evidence_helpers import rewrite_consistently, truncate
 
 from aegis.errors import AuditError
 from aegis.runtime.audit import AuditStore
-from aegis.runtime.audit_checkpoint import Checkpoint, load_checkpoints, make_checkpoint
-from aegis.runtime.audit_evidence import verify_against
-from aegis.runtime.audit_keys import generate_keypair, load_private_key, load_public_key
+from aegis.runtime.audit.checkpoint import Checkpoint, load_checkpoints, make_checkpoint
+from aegis.runtime.audit.evidence import verify_against
+from aegis.runtime.audit.keys import generate_keypair, load_private_key, load_public_key
 
 
 async def grow(url: str, n: int, **kw: Any) -> None:
@@ -154,7 +154,7 @@ async def test_a_forged_or_foreign_checkpoint_is_not_trusted(
 async def test_checkpoint_files_round_trip_and_reject_bad_input(
     tmp_path: Path, db_url: str, signer: Any, public: Any
 ) -> None:
-    from aegis.runtime.audit_checkpoint import write_checkpoint
+    from aegis.runtime.audit.checkpoint import write_checkpoint
 
     await grow(db_url, 2)
     out = tmp_path / "cps"

@@ -17,9 +17,9 @@ from hypothesis import strategies as st
 from aegis.cli import main
 from aegis.errors import AuditError
 from aegis.runtime.audit import AuditStore
-from aegis.runtime.audit_checkpoint import Checkpoint, make_checkpoint, write_checkpoint
-from aegis.runtime.audit_consistency import prove_consistency, verify_consistency
-from aegis.runtime.audit_merkle import (
+from aegis.runtime.audit.checkpoint import Checkpoint, make_checkpoint, write_checkpoint
+from aegis.runtime.audit.consistency import prove_consistency, verify_consistency
+from aegis.runtime.audit.merkle import (
     consistency_ranges,
     consistent,
     leaf_hash,
@@ -104,7 +104,7 @@ async def test_an_altered_proof_or_checkpoint_fails(
     short = {**proof, "path": proof["path"][:-1]}
     for broken in (bad_path, bad_head, bad_sig, short, {"format": "other"}, {**proof, "old": 3}):
         assert not verify_consistency(broken, public).ok
-    from aegis.runtime.audit_keys import generate_keypair, load_public_key
+    from aegis.runtime.audit.keys import generate_keypair, load_public_key
 
     generate_keypair(tmp_path / "o.key", tmp_path / "o.pub")
     assert "signed by key" in verify_consistency(proof, load_public_key(tmp_path / "o.pub")).detail

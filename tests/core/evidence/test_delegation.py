@@ -13,10 +13,10 @@ from aegis.adapters.base import BaseExecutor
 from aegis.cli import main
 from aegis.core.result import Result, ResultStatus
 from aegis.runtime.audit import AuditStore
-from aegis.runtime.audit_chain import canonical, row_hash
-from aegis.runtime.audit_checkpoint import make_checkpoint
-from aegis.runtime.audit_proof import prove, verify_proof
-from aegis.runtime.audit_schema import BASE_INTENT_COLUMNS, INTENT_COLUMNS
+from aegis.runtime.audit.chain import canonical, row_hash
+from aegis.runtime.audit.checkpoint import make_checkpoint
+from aegis.runtime.audit.proof import prove, verify_proof
+from aegis.runtime.audit.schema import BASE_INTENT_COLUMNS, INTENT_COLUMNS
 
 
 class Ok(BaseExecutor):

@@ -13,10 +13,10 @@ from audit_helpers import action, decide, raw, run_action
 from evidence_helpers import rewrite_consistently, truncate
 
 from aegis.runtime.audit import AuditStore
-from aegis.runtime.audit_autocheckpoint import CheckpointSchedule
-from aegis.runtime.audit_checkpoint import Checkpoint, load_checkpoints, make_checkpoint
-from aegis.runtime.audit_evidence import verify_against
-from aegis.runtime.audit_proof import prove, verify_proof
+from aegis.runtime.audit.autocheckpoint import CheckpointSchedule
+from aegis.runtime.audit.checkpoint import Checkpoint, load_checkpoints, make_checkpoint
+from aegis.runtime.audit.evidence import verify_against
+from aegis.runtime.audit.proof import prove, verify_proof
 
 pytestmark = pytest.mark.postgres
 

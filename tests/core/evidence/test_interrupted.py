@@ -14,8 +14,8 @@ from typing import Any
 from audit_helpers import action, decide, raw, run_action
 
 from aegis.runtime.audit import AuditStore
-from aegis.runtime.audit_interrupted import current_owner, owner_gone
-from aegis.runtime.audit_ship import Shipper
+from aegis.runtime.audit.interrupted import current_owner, owner_gone
+from aegis.runtime.audit.ship import Shipper
 
 CHILD = textwrap.dedent(
     """

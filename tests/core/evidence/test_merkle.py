@@ -7,7 +7,7 @@ import hashlib
 from hypothesis import given
 from hypothesis import strategies as st
 
-from aegis.runtime.audit_merkle import (
+from aegis.runtime.audit.merkle import (
     EMPTY_ROOT,
     TreeBuilder,
     inclusion_path,

@@ -12,8 +12,8 @@ from evidence_helpers import rewrite_consistently
 
 from aegis.errors import AuditError
 from aegis.runtime.audit import AuditStore
-from aegis.runtime.audit_checkpoint import make_checkpoint
-from aegis.runtime.audit_proof import prove, verify_proof
+from aegis.runtime.audit.checkpoint import make_checkpoint
+from aegis.runtime.audit.proof import prove, verify_proof
 
 
 async def trail(url: str, n: int) -> list[int]:

@@ -17,8 +17,8 @@ from aegis.adapters.base import BaseExecutor
 from aegis.cli import main
 from aegis.core.result import Result, ResultStatus
 from aegis.runtime.audit import AuditStore
-from aegis.runtime.audit_checkpoint import make_checkpoint
-from aegis.runtime.audit_proof import prove, verify_proof
+from aegis.runtime.audit.checkpoint import make_checkpoint
+from aegis.runtime.audit.proof import prove, verify_proof
 
 
 class Ok(BaseExecutor):

@@ -15,7 +15,7 @@ import pytest
 from redteam_helpers import Recorder
 
 from aegis import Action, Policy, Runtime, RuntimeHooks
-from aegis.runtime.approval import AutoApprovalHandler
+from aegis.runtime.approval.handlers import AutoApprovalHandler
 from aegis.runtime.audit import AuditStore
 
 

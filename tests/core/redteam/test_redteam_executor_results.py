@@ -14,7 +14,7 @@ from redteam_helpers import Recorder
 
 from aegis import Action, Policy, Runtime
 from aegis.core.result import Result, ResultStatus
-from aegis.runtime.approval import AutoApprovalHandler
+from aegis.runtime.approval.handlers import AutoApprovalHandler
 from aegis.runtime.audit import AuditStore
 
 

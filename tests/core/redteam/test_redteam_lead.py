@@ -11,7 +11,7 @@ import pytest
 from aegis import Action, Policy, Result, ResultStatus, Runtime
 from aegis.adapters.base import BaseExecutor
 from aegis.core.decision import PolicyDecision
-from aegis.runtime.approval import AutoApprovalHandler
+from aegis.runtime.approval.handlers import AutoApprovalHandler
 from aegis.runtime.audit import AuditStore
 
 POLICY = Policy.from_dict(

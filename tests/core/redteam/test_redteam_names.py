@@ -16,7 +16,7 @@ from redteam_helpers import Recorder
 
 from aegis import Action, ActionError, Approval, Policy, Runtime
 from aegis.core.result import ResultStatus
-from aegis.runtime.approval import CallbackApprovalHandler
+from aegis.runtime.approval.handlers import CallbackApprovalHandler
 from aegis.runtime.audit import AuditStore
 
 POLICY = """

@@ -11,7 +11,7 @@ from aegis import Action, Policy, Runtime
 from aegis.core.decision import PolicyDecision
 from aegis.core.result import ResultStatus
 from aegis.errors import ActionError
-from aegis.runtime.approval import CallbackApprovalHandler
+from aegis.runtime.approval.handlers import CallbackApprovalHandler
 from aegis.runtime.audit import AuditStore
 
 BLOCK_DELETES = """

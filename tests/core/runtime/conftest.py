@@ -6,7 +6,7 @@ import pytest
 from runtime_helpers import RecordingExecutor
 
 from aegis import Policy, Runtime
-from aegis.runtime.approval import AutoApprovalHandler
+from aegis.runtime.approval.handlers import AutoApprovalHandler
 from aegis.runtime.audit import AuditStore
 from quickstart_policy import QUICKSTART_POLICY
 

@@ -20,7 +20,7 @@ from runtime_helpers import RecordingExecutor, rows
 from aegis import Action, ApprovalDecision, Policy, Result, ResultStatus, Runtime
 from aegis.adapters.base import CallableExecutor, call_sync
 from aegis.errors import ExecutorError
-from aegis.runtime.approval import CallbackApprovalHandler
+from aegis.runtime.approval.handlers import CallbackApprovalHandler
 from aegis.runtime.audit import AuditStore
 
 

@@ -6,7 +6,7 @@ from runtime_helpers import RecordingExecutor, rows
 
 from aegis import Action, Policy, Runtime
 from aegis.core.result import Result, ResultStatus
-from aegis.runtime.approval import CallbackApprovalHandler
+from aegis.runtime.approval.handlers import CallbackApprovalHandler
 from aegis.runtime.audit import AuditStore
 from aegis.runtime.engine import Authorization
 

@@ -20,7 +20,7 @@ from aegis.core.plan import ExecutionPlan
 from aegis.core.result import ResultStatus
 from aegis.core.risk import Approval, RiskLevel
 from aegis.errors import AuditError
-from aegis.runtime.approval import (
+from aegis.runtime.approval.handlers import (
     ApprovalHandler,
     CallbackApprovalHandler,
     CLIApprovalHandler,

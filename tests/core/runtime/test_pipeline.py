@@ -8,7 +8,7 @@ from runtime_helpers import RecordingExecutor, rows
 
 from aegis import Action, Policy, Result, ResultStatus, RetryPolicy, Runtime
 from aegis.adapters.base import BaseExecutor
-from aegis.runtime.approval import AutoApprovalHandler, CallbackApprovalHandler
+from aegis.runtime.approval.handlers import AutoApprovalHandler, CallbackApprovalHandler
 from aegis.runtime.audit import AuditStore
 
 

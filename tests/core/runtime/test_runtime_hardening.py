@@ -13,7 +13,7 @@ from runtime_helpers import RecordingExecutor, rows
 from aegis import Action, Policy, Runtime
 from aegis.adapters.base import BaseExecutor
 from aegis.core.result import Result, ResultStatus
-from aegis.runtime.approval import AutoApprovalHandler, CallbackApprovalHandler
+from aegis.runtime.approval.handlers import AutoApprovalHandler, CallbackApprovalHandler
 from aegis.runtime.audit import AuditStore
 from aegis.runtime.watcher import PolicyWatcher
 

@@ -20,7 +20,7 @@ from runtime_helpers import RecordingExecutor, rows
 
 from aegis import Action, Policy, Runtime, hookimpl
 from aegis.core.result import ResultStatus
-from aegis.runtime.approval import AutoApprovalHandler
+from aegis.runtime.approval.handlers import AutoApprovalHandler
 from aegis.runtime.audit import AuditStore
 from aegis.runtime.shadow import ShadowPolicy
 

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from aegis.hookspecs import Register, hookimpl
-from aegis.runtime.approval import AutoApprovalHandler, CallbackApprovalHandler, CLIApprovalHandler
-from aegis.runtime.approval_channels import QueueChannel
+from aegis.runtime.approval.channels import QueueChannel
+from aegis.runtime.approval.handlers import (
+    AutoApprovalHandler,
+    CallbackApprovalHandler,
+    CLIApprovalHandler,
+)
 
 
 @hookimpl

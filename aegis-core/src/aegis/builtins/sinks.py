@@ -1,7 +1,7 @@
 """Built-in audit sinks: JSON Lines file, Python logging, webhook.
 
 Registered through ``aegis_register_audit_sinks`` like any plugin's sinks. Each is fed by the
-store's shipper thread (``aegis.runtime.audit_ship``), so blocking I/O here is fine: it never
+store's shipper thread (``aegis.runtime.audit.ship``), so blocking I/O here is fine: it never
 sits on an action's path, and raising means "retry this batch later", never "drop it".
 """
 
@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 from aegis.hookspecs import Register, hookimpl
 
 if TYPE_CHECKING:  # keep plugin loading free of SQLAlchemy imports
-    from aegis.runtime.audit_record import AuditRecord
+    from aegis.runtime.audit.record import AuditRecord
 
 
 class JsonlSink:

@@ -27,7 +27,7 @@ from aegis.cli.output import print_message, print_table
 from aegis.cli.parsing import parse_value
 
 if TYPE_CHECKING:
-    from aegis.runtime.approval_store import ApprovalBook, ApprovalRequest
+    from aegis.runtime.approval.store import ApprovalBook, ApprovalRequest
 
 APPROVALS_HELP = "Answer approval requests waiting in the audit database (from any terminal)."
 
@@ -72,13 +72,13 @@ def _ago(seconds: float) -> str:
 
 def _as_dict(req: ApprovalRequest, book: ApprovalBook | None = None) -> dict[str, Any]:
     """Kept for callers of the old private name; use ``approval_view.request_dict``."""
-    from aegis.runtime.approval_view import request_dict
+    from aegis.runtime.approval.view import request_dict
 
     return request_dict(req)
 
 
 def _iso(ts: float) -> str:
-    from aegis.runtime.approval_view import iso
+    from aegis.runtime.approval.view import iso
 
     return iso(ts)
 

@@ -20,7 +20,7 @@ from aegis.runtime import DEFAULT_AUDIT_URL
 
 if TYPE_CHECKING:
     from aegis.runtime.audit import AuditStore
-    from aegis.runtime.audit_record import AuditRecord
+    from aegis.runtime.audit.record import AuditRecord
 
 AUDIT_HELP = "Show, filter and export the audit trail; 'aegis audit verify' checks its hash chain."
 
@@ -36,7 +36,7 @@ DbOption = Annotated[
 def store_url(db: str | None) -> str:
     """``--db`` (a URL or a plain file path), else $AEGIS_AUDIT_URL, else the default file."""
     from aegis.errors import AuditError
-    from aegis.runtime.audit_url import audit_url
+    from aegis.runtime.audit.url import audit_url
 
     try:
         return audit_url(db)
@@ -69,7 +69,7 @@ def open_store(db: str | None) -> AuditStore:
     try:
         parsed.get_dialect().import_dbapi()  # fail here, clearly, if the driver is missing
     except ImportError as exc:
-        from aegis.runtime.audit_url import missing_driver_message
+        from aegis.runtime.audit.url import missing_driver_message
 
         raise CliError(
             f"cannot open audit store {safe}: {missing_driver_message(url, exc)}",
@@ -97,7 +97,7 @@ def _filters(
     """CLI options → ``AuditStore.query`` filters, each value checked so a typo is exit 2."""
     from aegis.cli.parsing import parse_since
     from aegis.core.risk import RiskLevel
-    from aegis.runtime.audit_record import DECISIONS, RESULTS
+    from aegis.runtime.audit.record import DECISIONS, RESULTS
 
     out: dict[str, Any] = {
         "session": session,

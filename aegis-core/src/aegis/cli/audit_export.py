@@ -15,7 +15,7 @@ from aegis.cli.errors import CliError, ExitCode
 
 if TYPE_CHECKING:
     from aegis.runtime.audit import AuditStore
-    from aegis.runtime.audit_record import AuditRecord
+    from aegis.runtime.audit.record import AuditRecord
 
 PAGE_SIZE = 2000
 #: Exports at least this long get a progress bar (when stderr is a terminal).

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 import attrs
 
 if TYPE_CHECKING:
-    from aegis.runtime.audit_record import AuditRecord
+    from aegis.runtime.audit.record import AuditRecord
 
 #: Space between two columns (rich: padding 1 on each side, none at the table's edges).
 GAP = 2

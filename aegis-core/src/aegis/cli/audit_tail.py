@@ -19,7 +19,7 @@ from aegis.cli.errors import CliError
 
 if TYPE_CHECKING:
     from aegis.runtime.audit import AuditStore
-    from aegis.runtime.audit_record import AuditRecord
+    from aegis.runtime.audit.record import AuditRecord
 
 TAIL_INTERVAL = 1.0
 #: Records shown before following, like ``tail`` (``--limit`` changes it).

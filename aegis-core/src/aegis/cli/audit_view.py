@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from aegis.runtime.audit_record import AuditRecord
+    from aegis.runtime.audit.record import AuditRecord
 
 TABLE_COLUMNS = ("ID", "Time", "Session", "Agent", "Action", "Target", "Risk", "Decision", "Result")
 
@@ -33,7 +33,7 @@ def record_columns() -> list[str]:
     """Every field of an audit record, in the store's order (the csv header)."""
     import attrs
 
-    from aegis.runtime.audit_record import AuditRecord
+    from aegis.runtime.audit.record import AuditRecord
 
     return [field.name for field in attrs.fields(AuditRecord)]
 

@@ -26,7 +26,7 @@ from aegis.cli.errors import CliError, ExitCode
 if TYPE_CHECKING:
     from aegis.core.action import Action
     from aegis.core.result import Result
-    from aegis.runtime.approval import ApprovalHandler
+    from aegis.runtime.approval.handlers import ApprovalHandler
 
 SCRIPTED_APPROVER = "aegis-demo scripted approver"
 
@@ -127,7 +127,7 @@ async def _run(
 
 
 def _approval_handler(answer: Literal["ask", "yes", "no"]) -> ApprovalHandler:
-    from aegis.runtime.approval import CallbackApprovalHandler, CLIApprovalHandler
+    from aegis.runtime.approval.handlers import CallbackApprovalHandler, CLIApprovalHandler
 
     if answer == "ask":
         return CLIApprovalHandler()

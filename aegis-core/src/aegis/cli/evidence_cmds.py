@@ -49,7 +49,7 @@ def generate(
     force
         Replace existing files (an auditor holding the old public key can no longer verify).
     """
-    from aegis.runtime.audit_keys import generate_keypair
+    from aegis.runtime.audit.keys import generate_keypair
 
     private, public = out / f"{name}.key", out / f"{name}.pub"
     kid = generate_keypair(private, public, overwrite=force)
@@ -79,8 +79,8 @@ def checkpoint(
     out
         A file, or a directory to add a new file to (default: print the JSON).
     """
-    from aegis.runtime.audit_checkpoint import make_checkpoint, write_checkpoint
-    from aegis.runtime.audit_keys import load_private_key
+    from aegis.runtime.audit.checkpoint import make_checkpoint, write_checkpoint
+    from aegis.runtime.audit.keys import load_private_key
 
     signer = load_private_key(key)
     store = open_store(db)
@@ -96,9 +96,9 @@ def checkpoint(
 def verify_with_checkpoints(
     db: str | None, checkpoints: list[Path], public_key: Path | None, fmt: str
 ) -> int:
-    from aegis.runtime.audit_checkpoint import load_checkpoints
-    from aegis.runtime.audit_evidence import verify_against
-    from aegis.runtime.audit_keys import load_public_key
+    from aegis.runtime.audit.checkpoint import load_checkpoints
+    from aegis.runtime.audit.evidence import verify_against
+    from aegis.runtime.audit.keys import load_public_key
 
     if public_key is None:
         raise CliError("--checkpoint needs --public-key (the key that signed the checkpoints)")
@@ -161,8 +161,8 @@ def prove(
     if record_id is None:
         raise CliError("give a record id (with --checkpoint), or --consistency OLD NEW")
     checkpoint = checkpoint or []
-    from aegis.runtime.audit_checkpoint import load_checkpoints
-    from aegis.runtime.audit_proof import prove as make_proof
+    from aegis.runtime.audit.checkpoint import load_checkpoints
+    from aegis.runtime.audit.proof import prove as make_proof
 
     cps = load_checkpoints(checkpoint)
     if not cps:
@@ -179,8 +179,8 @@ def prove(
 
 
 def _prove_consistency(old_file: Path, new_file: Path, db: str | None, out: Path | None) -> int:
-    from aegis.runtime.audit_checkpoint import Checkpoint
-    from aegis.runtime.audit_consistency import prove_consistency
+    from aegis.runtime.audit.checkpoint import Checkpoint
+    from aegis.runtime.audit.consistency import prove_consistency
 
     old, new = Checkpoint.load(old_file), Checkpoint.load(new_file)
     store = open_store(db)
@@ -220,8 +220,8 @@ def verify_proof_cmd(
     format
         text or json.
     """
-    from aegis.runtime.audit_keys import load_public_key
-    from aegis.runtime.audit_proof import verify_proof
+    from aegis.runtime.audit.keys import load_public_key
+    from aegis.runtime.audit.proof import verify_proof
 
     key = load_public_key(public_key)
     try:
@@ -231,7 +231,7 @@ def verify_proof_cmd(
     except ValueError as exc:
         raise CliError(f"{proof}: not JSON ({exc})", ExitCode.CHECK_FAILED) from None
     if isinstance(data, dict) and data.get("format") == "aegis-consistency/1":
-        from aegis.runtime.audit_consistency import verify_consistency
+        from aegis.runtime.audit.consistency import verify_consistency
 
         report = verify_consistency(data, key)
     else:
@@ -287,7 +287,7 @@ def recover(*, db: DbOption = None, older_than: str | None = None) -> int:
 
 def show_chain(db: str | None, chain_id: str, fmt: Literal["table", "json", "jsonl", "csv"]) -> int:
     """``aegis audit --chain ID``: the tree (table format) or the chain's records (json/jsonl)."""
-    from aegis.runtime.audit_delegation import chain_records, chain_tree
+    from aegis.runtime.audit.delegation import chain_records, chain_tree
 
     store = open_store(db)
     records = store.read(chain_records, chain_id)
@@ -363,7 +363,7 @@ def hash_value(
     sys.stdout.write(tag + "\n")
     if not search:
         return ExitCode.OK
-    from aegis.runtime.audit_search import records_holding
+    from aegis.runtime.audit.search import records_holding
 
     store = open_store(db)
     ids = store.read(records_holding, tag)

@@ -23,7 +23,7 @@ class ApprovalDecision:
     approvers: tuple[str, ...] = ()
     edited: bool = False
     #: The seal of the request's answers, refused ones included, that this decision was made
-    #: on (``aegis.runtime.approval_seal``); written, hashed, into the action's audit record.
+    #: on (``aegis.runtime.approval.seal``); written, hashed, into the action's audit record.
     answers_seal: str | None = attrs.field(default=None, eq=False)
 
     @classmethod

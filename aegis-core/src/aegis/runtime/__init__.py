@@ -9,7 +9,7 @@ def __getattr__(name: str) -> object:
     # ``from aegis.runtime import AuditLogger`` as in agent-aegis 0.1.x, without importing
     # SQLAlchemy for everyone who only needs DEFAULT_AUDIT_URL.
     if name == "AuditLogger":
-        from aegis.runtime.audit_logger import AuditLogger
+        from aegis.runtime.audit.logger import AuditLogger
 
         return AuditLogger
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -33,13 +33,13 @@ from aegis.core.retry import NO_RETRY, RetryPolicy
 from aegis.core.risk import Approval, RiskLevel
 from aegis.errors import AuditError, ExecutorError
 from aegis.runtime import limit_state
-from aegis.runtime.approval import (
+from aegis.runtime.approval.channels import ApprovalChannel, HandlerChannel
+from aegis.runtime.approval.flow import Sought, handed_over, seek_approval
+from aegis.runtime.approval.handlers import (
     DEFAULT_APPROVAL_TIMEOUT,
     DEFAULT_EXECUTION_TIMEOUT,
     ApprovalHandler,
 )
-from aegis.runtime.approval_channels import ApprovalChannel, HandlerChannel
-from aegis.runtime.approval_flow import Sought, handed_over, seek_approval
 from aegis.runtime.execution import join_reasons
 from aegis.runtime.hooks import RuntimeHooks, fire, observed
 from aegis.runtime.plans import run_plan
@@ -58,7 +58,7 @@ from aegis.runtime.wiring import (
 if TYPE_CHECKING:
     from aegis.core.stateful import LimitState
     from aegis.runtime.audit import AuditStore
-    from aegis.runtime.audit_logger import AuditLogger
+    from aegis.runtime.audit.logger import AuditLogger
 
 
 log = logging.getLogger("aegis.runtime")
@@ -113,7 +113,7 @@ class Runtime:
             first.handler if isinstance(first, HandlerChannel) else first
         )
         if audit_logger is not None:  # the original README's AuditLogger: record into its store
-            from aegis.runtime.audit_logger import store_for
+            from aegis.runtime.audit.logger import store_for
 
             audit = store_for(audit, audit_logger)
         self._owns_audit = not is_store(audit)

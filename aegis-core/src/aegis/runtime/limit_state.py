@@ -33,8 +33,8 @@ from aegis.core.decision import PolicyDecision
 from aegis.core.result import Result, ResultStatus
 from aegis.core.risk import Approval, RiskLevel
 from aegis.core.stateful import LimitState, Usage
-from aegis.runtime.audit_record import derive_decision, intent_payload, intent_values, now_iso
-from aegis.runtime.audit_writer import DECIDE, INTENT, SideWrite, Statements, WriteOp, _convert
+from aegis.runtime.audit.record import derive_decision, intent_payload, intent_values, now_iso
+from aegis.runtime.audit.writer import DECIDE, INTENT, SideWrite, Statements, WriteOp, _convert
 
 if TYPE_CHECKING:
     from aegis.runtime.audit import AuditStore

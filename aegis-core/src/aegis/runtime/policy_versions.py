@@ -120,7 +120,7 @@ class PolicyHistory:
             with store.read_lock():
                 engine = store.engine
                 if not self._ready:
-                    from aegis.runtime.audit_open import create_tables
+                    from aegis.runtime.audit.opening import create_tables
 
                     create_tables(engine, tables=metadata)
                     self._ready = True

@@ -25,9 +25,9 @@ import attrs
 from sqlalchemy import Engine, and_, func, select
 from sqlalchemy.sql.elements import ColumnElement
 
-from aegis.runtime.audit_migrate import readable
-from aegis.runtime.audit_query import AuditFilter, Since
-from aegis.runtime.audit_schema import audit_log
+from aegis.runtime.audit.migrate import readable
+from aegis.runtime.audit.query import AuditFilter, Since
+from aegis.runtime.audit.schema import audit_log
 
 
 @attrs.frozen

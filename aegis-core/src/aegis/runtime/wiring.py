@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 from aegis import plugins
 from aegis.errors import AuditError, ExecutorError
-from aegis.runtime.approval import ApprovalHandler, CLIApprovalHandler
-from aegis.runtime.approval_channels import ApprovalChannel, HandlerChannel
+from aegis.runtime.approval.channels import ApprovalChannel, HandlerChannel
+from aegis.runtime.approval.handlers import ApprovalHandler, CLIApprovalHandler
 
 if TYPE_CHECKING:
     from aegis.runtime.audit import AuditStore

@@ -19,8 +19,8 @@ from litestar.params import FromPath, JSONBody, PathParameter, QueryParameter
 from aegis.core.action import Action
 from aegis.core.result import Result
 from aegis.errors import AegisError, ApprovalError
-from aegis.runtime.approval_flow import WAKERS
-from aegis.runtime.approval_view import request_dict
+from aegis.runtime.approval.flow import WAKERS
+from aegis.runtime.approval.view import request_dict
 from aegis.server.auth import ApiKey
 from aegis.server.context import Context, context
 from aegis.server.errors import ApiError, ErrorBody

@@ -22,7 +22,7 @@ from aegis.core.action import Action
 from aegis.core.policy import Policy
 from aegis.core.result import Result
 from aegis.errors import AegisError
-from aegis.runtime.approval_channels import ApprovalChannel
+from aegis.runtime.approval.channels import ApprovalChannel
 from aegis.runtime.audit import AuditStore
 from aegis.runtime.engine import Runtime
 from aegis.runtime.policy_versions import PolicyHistory, VersionedPolicy

@@ -26,7 +26,7 @@ from litestar.datastructures import Cookie
 from litestar.params import FromPath, FromQuery, URLEncodedBody
 from litestar.response import Redirect, ServerSentEvent, ServerSentEventMessage
 
-from aegis.runtime.approval_view import request_dict
+from aegis.runtime.approval.view import request_dict
 from aegis.server.api import Verdict, answer
 from aegis.server.auth import SESSION_SECONDS
 from aegis.server.context import SESSION_COOKIE, Context, context

@@ -44,8 +44,8 @@ from sqlalchemy import (
 from sqlalchemy.engine import Engine
 
 from aegis.core.action import Action
-from aegis.runtime.approval_store import STALE_AFTER
-from aegis.runtime.audit_interrupted import current_owner, owner_gone
+from aegis.runtime.approval.store import STALE_AFTER
+from aegis.runtime.audit.interrupted import current_owner, owner_gone
 
 _meta = MetaData()
 executions_table = Table(

@@ -11,8 +11,8 @@ import attrs
 
 from aegis.core.action import Action
 from aegis.core.result import Result
-from aegis.runtime.approval_channels import QueueChannel, Responder
-from aegis.runtime.approval_store import ApprovalRequest
+from aegis.runtime.approval.channels import QueueChannel, Responder
+from aegis.runtime.approval.store import ApprovalRequest
 from aegis.runtime.engine import Authorization
 
 if TYPE_CHECKING:

@@ -36,9 +36,9 @@ from aegis.core.approval import ApprovalDecision
 from aegis.core.decision import PolicyDecision
 from aegis.core.result import Result, ResultStatus
 from aegis.errors import AuditError
-from aegis.runtime.approval_flow import HANDOVER, WAKERS, handed_over, resuming
-from aegis.runtime.approval_rules import apply_edits
-from aegis.runtime.approval_store import ApprovalRequest
+from aegis.runtime.approval.flow import HANDOVER, WAKERS, handed_over, resuming
+from aegis.runtime.approval.rules import apply_edits
+from aegis.runtime.approval.store import ApprovalRequest
 from aegis.runtime.audit import AuditStore
 from aegis.runtime.engine import Authorization, Runtime
 from aegis.runtime.hooks import RuntimeHooks, maybe_await

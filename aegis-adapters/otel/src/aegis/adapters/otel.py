@@ -36,7 +36,7 @@ from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, Trace
 from aegis.hookspecs import Register, hookimpl
 
 if TYPE_CHECKING:
-    from aegis.runtime.audit_record import AuditRecord
+    from aegis.runtime.audit.record import AuditRecord
 
 __all__ = ["OtelSink", "record_span"]
 

@@ -34,8 +34,8 @@ import attrs
 from aegis.errors import ApprovalError, AuditError
 from aegis.hookspecs import Register, hookimpl
 from aegis.http import HttpRequest, HttpResponse
-from aegis.runtime.approval_channels import ApprovalChannel, Responder, summary_text
-from aegis.runtime.approval_store import ApprovalRequest
+from aegis.runtime.approval.channels import ApprovalChannel, Responder, summary_text
+from aegis.runtime.approval.store import ApprovalRequest
 
 log = logging.getLogger("aegis.approvals.email")
 

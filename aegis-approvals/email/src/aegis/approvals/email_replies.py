@@ -30,8 +30,8 @@ from collections.abc import Mapping
 from email.message import EmailMessage, Message
 from email.utils import getaddresses
 
-from aegis.runtime.approval_channels import Responder
-from aegis.runtime.approval_store import ApprovalRequest
+from aegis.runtime.approval.channels import Responder
+from aegis.runtime.approval.store import ApprovalRequest
 
 log = logging.getLogger("aegis.approvals.email")
 

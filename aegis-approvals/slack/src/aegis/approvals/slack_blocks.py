@@ -13,8 +13,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from aegis.core.redact import REDACTED
-from aegis.runtime.approval_channels import describe
-from aegis.runtime.approval_store import ApprovalRequest
+from aegis.runtime.approval.channels import describe
+from aegis.runtime.approval.store import ApprovalRequest
 
 APPROVE, DENY, EDIT = "aegis_approve", "aegis_deny", "aegis_edit"
 _COMMAND = re.compile(r"(?P<approve>approve)|deny(?:\s+(?P<reason>\S.*))?", re.I | re.S)

@@ -22,8 +22,8 @@ import httpx
 
 from aegis.hookspecs import Register, hookimpl
 from aegis.http import HttpRequest, HttpResponse
-from aegis.runtime.approval_channels import ApprovalChannel, Responder, describe
-from aegis.runtime.approval_store import ApprovalRequest
+from aegis.runtime.approval.channels import ApprovalChannel, Responder, describe
+from aegis.runtime.approval.store import ApprovalRequest
 
 log = logging.getLogger("aegis.approvals.webhook")
 

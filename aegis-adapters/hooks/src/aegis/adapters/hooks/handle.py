@@ -185,7 +185,7 @@ def _answer(agent: str, answer: Any) -> Reply:
 def _runtime(options: HookOptions, policy: Any, audit: Any, agent: str) -> Any:
     from aegis.adapters.base import BaseExecutor
     from aegis.core.approval import ApprovalDecision
-    from aegis.runtime.approval import CallbackApprovalHandler
+    from aegis.runtime.approval.handlers import CallbackApprovalHandler
     from aegis.runtime.engine import Runtime
 
     class _NotHere(BaseExecutor):

@@ -17,7 +17,7 @@ from typing import Any
 
 from sqlalchemy import BigInteger, Column, Float, MetaData, String, Table, create_engine, select
 
-from aegis.runtime.audit_writer import SideWrite, Statements
+from aegis.runtime.audit.writer import SideWrite, Statements
 
 metadata = MetaData()
 pending_table = Table(

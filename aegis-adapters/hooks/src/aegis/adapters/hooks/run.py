@@ -56,7 +56,7 @@ async def pre_tool_use(
     """``can_ask``: the agent has a permission prompt of its own that an ``ask`` answer opens
     (Claude Code, Cursor). Without one (Codex, whose hooks cannot ask), an approve rule that is
     not waited on is denied, since an unanswerable ``ask`` may run the call anyway."""
-    from aegis.runtime.approval_flow import seek_approval
+    from aegis.runtime.approval.flow import seek_approval
     from aegis.runtime.limit_state import begin_limited
 
     await runtime.open()

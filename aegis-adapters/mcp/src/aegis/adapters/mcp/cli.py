@@ -89,7 +89,7 @@ def _runtime(
 
     from aegis.core.approval import ApprovalDecision
     from aegis.core.policy import Policy
-    from aegis.runtime.approval import CallbackApprovalHandler
+    from aegis.runtime.approval.handlers import CallbackApprovalHandler
     from aegis.runtime.engine import Runtime
 
     if not policy.is_file():

@@ -1,0 +1,253 @@
+"""The APPROVE step: store a request, notify channels, wait for it to settle, re-check.
+
+Invariants kept here:
+
+* The request row exists before any channel hears of it; it ends in exactly one final state.
+* The wait is the runtime's own: a channel or handler that ignores cancellation cannot hold
+  the action past the window (the window is the smallest of the runtime's cap, the rule's
+  ``timeout`` and any channel's ``timeout``).
+* An approval covers the exact action it was given for (``Action.digest``), or the edited
+  action its approver made. After the answer the action is evaluated against the policy in
+  force *now*: a block wins; an ``auto`` decision runs; a decision that asks for more than the
+  approval gave (higher risk, another quorum or allow list the approvers do not meet) reopens
+  the request — a new request under the new terms, the old one ``superseded`` — at most
+  ``MAX_ROUNDS`` times, then the action is denied.
+
+``resuming(request_id)`` lets a process continue a wait another one began (a server replica
+picking up, after a restart, a request whose waiter died; see ``ApprovalBook.adopt``): the
+first approval sought inside it continues that request, under its own expiry, instead of
+storing a new one, and only for the very action it was made for (same ``Action.digest``).
+
+The wait itself is ``approval_wait`` (in-process answers wake it through ``approval_wakers``);
+what the step returns, and the approver and reason that reach the audit, ``approval_sought``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import logging
+import time
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+from aegis.core.action import Action
+from aegis.core.approval import ApprovalDecision
+from aegis.core.approvers import DEFAULT_REQUIREMENTS, MAX_WINDOW
+from aegis.core.decision import PolicyDecision
+from aegis.core.result import ResultStatus
+from aegis.core.risk import Approval
+from aegis.errors import ActionError
+from aegis.runtime import limit_state
+from aegis.runtime.approval import seal as approval_seal
+from aegis.runtime.approval import store as book_mod
+from aegis.runtime.approval.channels import ApprovalChannel, HandlerChannel
+from aegis.runtime.approval.handlers import AutoApprovalHandler
+from aegis.runtime.approval.rules import apply_edits
+from aegis.runtime.approval.sought import (
+    Sought,
+    approved_by,
+    covers,
+    describe_terms,
+    refusal,
+    stop,
+)
+from aegis.runtime.approval.wait import HANDOVER, POLL_EVERY, handed_over, label, wait
+from aegis.runtime.approval.wakers import WAKERS
+
+if TYPE_CHECKING:
+    from aegis.runtime.approval.store import ApprovalBook, ApprovalRequest
+    from aegis.runtime.engine import Runtime
+
+__all__ = [
+    "HANDOVER",
+    "MAX_ROUNDS",
+    "POLL_EVERY",
+    "WAKERS",
+    "Sought",
+    "handed_over",
+    "resuming",
+    "seek_approval",
+]
+
+log = logging.getLogger("aegis.approvals")
+
+MAX_ROUNDS = 3
+
+_RESUME: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "aegis_resume_request", default=None
+)
+
+
+@contextlib.contextmanager
+def resuming(request_id: str) -> Iterator[None]:
+    """Inside this block (and tasks started in it), the next approval sought continues the
+    stored request ``request_id`` instead of creating one (see the module docstring)."""
+    token = _RESUME.set(request_id)
+    try:
+        yield
+    finally:
+        _RESUME.reset(token)
+
+
+def window_for(
+    cap: float | None, decision: PolicyDecision, channels: Sequence[ApprovalChannel]
+) -> float:
+    """The shortest of the runtime cap, the rule's timeout and the channels' own limits."""
+    limits = [cap, (decision.requirements or DEFAULT_REQUIREMENTS).timeout]
+    limits += [c.timeout for c in channels]
+    found = [float(x) for x in limits if x is not None]
+    return min(found) if found else MAX_WINDOW
+
+
+async def seek_approval(
+    runtime: Runtime,
+    action: Action,
+    decision: PolicyDecision,
+    channels: Sequence[ApprovalChannel],
+) -> Sought:
+    """Ask, wait, re-check. The approval returned carries the seal of every answer it was made
+    on (its request's, and those of any request it reopened) for the action's audit record."""
+    book = runtime.audit.approvals
+    seen: dict[str, ApprovalRequest] = {}  # every request of this action, as last read
+
+    def sealed() -> str | None:
+        return approval_seal.seal([a for r in seen.values() for a in r.answers])
+
+    current_action, current, replaces = action, decision, None
+    resume = _RESUME.get()
+    if resume is not None:
+        _RESUME.set(None)  # one request is resumed; later rounds and actions ask anew
+    for _round in range(MAX_ROUNDS):
+        window = window_for(runtime.approval_timeout, current, channels)
+        if resume is not None:
+            request = await book.run(book.get, resume)
+            seen[request.id] = request
+            resume = None
+            if request.digest != current_action.digest:
+                return stop(
+                    request,
+                    current_action,
+                    current,
+                    ResultStatus.DENIED,
+                    f"request {request.id} was made for another action; nothing resumed",
+                    seal=sealed(),
+                )
+            window = max(0.0, min(window, request.expires_at - time.time()))
+            final = await wait(book, request, window, channels, current_action, current)
+        else:
+            view = runtime.audit.redactor.redact(current_action.params)
+            auto = _auto_only(channels)
+            if auto is not None:
+                final = await _auto(book, auto, current_action, current, window, view, replaces)
+            else:
+                request = await book.run(
+                    book.create,
+                    current_action,
+                    current,
+                    window=window,
+                    channels=[label(c) for c in channels],
+                    params_view=view,
+                    replaces=replaces,
+                )
+                final = await wait(book, request, window, channels, current_action, current)
+        seen[final.id] = final
+        if final.state != book_mod.APPROVED:
+            return refusal(final, current_action, current, window, channels, seal=sealed())
+        candidate = current_action
+        if final.edits:
+            try:
+                candidate = current_action.with_params(
+                    apply_edits(current_action.params, final.edits)
+                )
+            except (ActionError, ValueError) as exc:
+                return stop(
+                    final,
+                    current_action,
+                    current,
+                    ResultStatus.DENIED,
+                    f"the approver's edits could not be applied: {exc}",
+                    seal=sealed(),
+                )
+        fresh = await limit_state.decide(runtime, candidate)
+        approval = approved_by(final, channels, seal=sealed())
+        original = action if candidate is not action else None
+        if fresh.approval is Approval.BLOCK:
+            reason = fresh.reason or f"blocked by rule {fresh.matched_rule or '(defaults)'}"
+            return Sought(
+                approval,
+                candidate,
+                fresh,
+                ResultStatus.BLOCKED,
+                f"approved, but the policy in force now blocks it: {reason}",
+                original,
+                final.id,
+            )
+        if fresh.approval is Approval.AUTO or covers(final, current, fresh):
+            return Sought(approval, candidate, fresh, None, None, original, final.id)
+        await book.run(
+            book.settle,
+            final.id,
+            book_mod.SUPERSEDED,
+            f"the policy now asks for more ({describe_terms(fresh)}): reopened",
+            only_from=book_mod.APPROVED,
+        )
+        current_action, current, replaces = candidate, fresh, final.id
+    return Sought(
+        ApprovalDecision(
+            False,
+            reason="the policy kept changing",
+            request_id=replaces,
+            answers_seal=sealed(),
+        ),
+        current_action,
+        current,
+        ResultStatus.DENIED,
+        f"denied: the policy asked for more after each of {MAX_ROUNDS} approvals",
+        None,
+        replaces,
+    )
+
+
+def _auto_only(channels: Sequence[ApprovalChannel]) -> HandlerChannel | None:
+    """The one channel, when it is the built-in ``auto`` handler (not a subclass: that may ask
+    someone). Its answer is fixed, so nobody is asked and no pending request need be visible."""
+    if len(channels) == 1:
+        channel = channels[0]
+        if isinstance(channel, HandlerChannel) and type(channel.handler) is AutoApprovalHandler:
+            return channel
+    return None
+
+
+async def _auto(
+    book: ApprovalBook,
+    channel: HandlerChannel,
+    action: Action,
+    decision: PolicyDecision,
+    window: float,
+    view: Any,
+    replaces: str | None,
+) -> ApprovalRequest:
+    """The ``auto`` handler's round: request and answer stored in one transaction, the answer
+    judged like any other (an allow list that does not name ``auto:...`` still refuses it)."""
+    answer = await channel.ask(action, decision)
+    channel.last_answer = answer
+    request, outcome = await book.run(
+        book.create_answered,
+        action,
+        decision,
+        window=window,
+        channel=channel.label,
+        params_view=view,
+        responder=answer.approver or channel.label,
+        verdict="approve" if answer.approved else "deny",
+        reason=answer.reason,
+        replaces=replaces,
+    )
+    if outcome.request is not None and outcome.request.settled:
+        return outcome.request
+    if not outcome.accepted:
+        log.warning("answer from %s handler not accepted: %s", channel.label, outcome.message)
+    # Not settled (refused, or one approval of a quorum of two): no channel is left to answer,
+    # so the usual wait closes it as cancelled and says why, as it does for any handler.
+    return await wait(book, request, window, [], action, decision)

@@ -1,0 +1,248 @@
+"""What the approval book writes and reads, one row at a time, on a driver cursor.
+
+Kept apart from ``approval_store`` (the book: transactions, connections, the public API) so
+each step is small enough to read: a new request's row and the request it describes, the
+ruling on one answer (``judge``) applied with a compare-and-swap, and the answer rows.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import secrets
+import socket
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import attrs
+
+from aegis.core.action import Action
+from aegis.core.approvers import DEFAULT_REQUIREMENTS, ApprovalRequirements
+from aegis.core.decision import PolicyDecision
+from aegis.runtime.approval.record import (
+    PENDING,
+    AnswerOutcome,
+    AnswerRecord,
+    ApprovalRequest,
+)
+from aegis.runtime.approval.rules import Verdict, judge
+from aegis.runtime.approval.sql import REQUEST_COLUMNS
+from aegis.runtime.audit.interrupted import current_owner
+
+HOST = socket.gethostname()
+#: ``host:pid:start/boot/pidns`` (see ``audit_interrupted``): tells a dead or reused pid apart.
+OWNER = current_owner()
+
+
+def new_request(
+    action: Action,
+    decision: PolicyDecision,
+    window: float,
+    channels: Sequence[str],
+    params_view: Mapping[str, Any],
+    replaces: str | None,
+) -> tuple[dict[str, Any], ApprovalRequest]:
+    """A new pending request: its row values and the request they describe (built directly,
+    not read back: the same values, without decoding what was just encoded)."""
+    now = time.time()
+    req = decision.requirements or DEFAULT_REQUIREMENTS
+    params = json.dumps(params_view, default=str, ensure_ascii=False)
+    values: dict[str, Any] = {
+        "id": secrets.token_hex(16),
+        "version": 1,
+        "state": PENDING,
+        "created_at": now,
+        "expires_at": now + window,
+        "action_type": action.type,
+        "target": action.target,
+        "agent_id": action.agent_id,
+        "session_id": action.session_id,
+        "params": params,
+        "description": action.description,
+        "digest": action.digest,
+        "policy_fingerprint": decision.policy_fingerprint,
+        "matched_rule": decision.matched_rule,
+        "risk_level": decision.risk_level.name.lower(),
+        "decision_reason": decision.reason,
+        "requirements": requirements_json(req),
+        "escalated": 0,
+        "channels": json.dumps(list(channels)),
+        "owner_host": HOST,
+        "owner_pid": os.getpid(),
+        "owner_started": OWNER,
+        "heartbeat_at": now,
+        "replaces": replaces,
+    }
+    return values, snapshot(values, req, tuple(channels), json.loads(params))
+
+
+def snapshot(
+    values: Mapping[str, Any],
+    requirements: ApprovalRequirements,
+    channels: tuple[str, ...],
+    params: dict[str, Any],
+    *,
+    settled_at: float | None = None,
+    outcome: str | None = None,
+    answers: tuple[AnswerRecord, ...] = (),
+) -> ApprovalRequest:
+    """The request a new row's ``values`` describe (built directly: nothing to decode)."""
+    return ApprovalRequest(
+        id=values["id"],
+        state=values["state"],
+        created_at=values["created_at"],
+        expires_at=values["expires_at"],
+        settled_at=settled_at,
+        action_type=values["action_type"],
+        target=values["target"],
+        agent_id=values["agent_id"],
+        session_id=values["session_id"],
+        params=params,
+        description=values["description"],
+        digest=values["digest"],
+        policy_fingerprint=values["policy_fingerprint"],
+        matched_rule=values["matched_rule"],
+        risk_level=values["risk_level"],
+        decision_reason=values["decision_reason"],
+        requirements=requirements,
+        escalated=False,
+        channels=channels,
+        owner_host=values["owner_host"],
+        owner_pid=values["owner_pid"],
+        owner_started=values["owner_started"],
+        heartbeat_at=values["heartbeat_at"],
+        replaces=values["replaces"],
+        audit_id=None,
+        outcome=outcome,
+        edits=None,
+        answers=answers,
+    )
+
+
+@functools.lru_cache(maxsize=256)
+def requirements_json(req: ApprovalRequirements) -> str:
+    """A rule's terms as stored (the same few objects for every request of a policy)."""
+    return json.dumps(attrs.asdict(req))
+
+
+def rule(
+    cur: Any,
+    sql: dict[str, str],
+    request: ApprovalRequest,
+    version: int,
+    attempt: Attempt,
+    edits: Mapping[str, Any] | None,
+    digest: str | None,
+    refused: str | None,
+) -> AnswerOutcome | None:
+    """Judge one answer to ``request`` (as stored at ``version``), store it and apply the ruling.
+
+    None when the compare-and-swap lost (the request changed since it was read): nothing was
+    written, and the caller judges again on a fresh read.
+    """
+    rid = request.id
+    if refused is not None:
+        ruling = Verdict(False, None, f"refused: {refused}")
+    else:
+        identity, verdict, reason = attempt.identity, attempt.verdict, attempt.reason
+        ruling = judge(request, identity, verdict, reason, edits, digest, time.time())
+    if ruling.new_state is None:
+        store_answer(cur, sql, rid, attempt, ruling.accepted, ruling.message)
+        return AnswerOutcome(ruling.accepted, request.state, ruling.message, rid)
+    settled_at, outcome = request.settled_at, request.outcome
+    new_edits = None if request.edits is None else json.dumps(request.edits, ensure_ascii=False)
+    if ruling.new_state != PENDING:
+        settled_at, outcome = time.time(), ruling.message
+    if ruling.accepted and edits is not None:
+        new_edits = attempt.edits_json
+    cur.execute(
+        sql["answer"],
+        (version + 1, ruling.new_state, settled_at, outcome, new_edits, rid, version),
+    )
+    if cur.rowcount != 1:
+        return None
+    answer = store_answer(cur, sql, rid, attempt, ruling.accepted, ruling.message)
+    after = attrs.evolve(
+        request,
+        state=ruling.new_state,
+        answers=(*request.answers, answer),
+        settled_at=settled_at,
+        outcome=outcome,
+        edits=(dict(edits) if ruling.accepted and edits is not None else request.edits),
+    )
+    return AnswerOutcome(ruling.accepted, ruling.new_state, ruling.message, rid, after)
+
+
+def load(cur: Any, sql: dict[str, str], rid: str) -> dict[str, Any] | None:
+    cur.execute(sql["request"], (rid,))
+    row = cur.fetchone()
+    return None if row is None else dict(zip(REQUEST_COLUMNS, row, strict=True))
+
+
+def answers_of(cur: Any, sql: dict[str, str], rid: str) -> tuple[AnswerRecord, ...]:
+    cur.execute(sql["answers"], (rid,))
+    return tuple(_answer(tuple(r)) for r in cur.fetchall())
+
+
+def _answer(stored: tuple[Any, ...]) -> AnswerRecord:
+    """The answer a row (``ANSWER_COLUMNS``, as stored) describes."""
+    aid, _rid, at, channel, responder, verdict, reason, edits, _proof, accepted, note = stored
+    return AnswerRecord(
+        id=aid,
+        at=at,
+        channel=channel,
+        responder=responder,
+        verdict=verdict,
+        reason=reason,
+        edits=None if edits is None else json.loads(edits),
+        accepted=bool(accepted),
+        note=note,
+        stored=stored,
+    )
+
+
+@attrs.frozen
+class Attempt:
+    """One answer as given, before it is judged."""
+
+    channel: str
+    identity: str
+    verdict: str
+    reason: str | None
+    edits_json: str | None
+    proof: str | None
+
+
+def store_answer(
+    cur: Any,
+    sql: dict[str, str],
+    rid: str | None,
+    attempt: Attempt,
+    accepted: bool,
+    note: str,
+) -> AnswerRecord:
+    """Every attempt is stored, accepted or not, with why."""
+    values = (
+        rid,
+        time.time(),
+        attempt.channel,
+        attempt.identity,
+        str(attempt.verdict)[:16],
+        attempt.reason,
+        attempt.edits_json,
+        attempt.proof,
+        1 if accepted else 0,
+        note,
+    )
+    text = sql["store_answer"]
+    cur.execute(text, values)
+    aid = cur.fetchone()[0] if text.endswith("RETURNING id") else cur.lastrowid
+    record = _answer((aid, *values))
+    # The verdict as given (the row keeps 16 characters of it), as callers have always seen it.
+    return (
+        record
+        if record.verdict == attempt.verdict
+        else attrs.evolve(record, verdict=attempt.verdict)
+    )

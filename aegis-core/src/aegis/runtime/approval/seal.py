@@ -1,0 +1,149 @@
+"""Sealing a request's answers into the hash chain, and checking the seals.
+
+Every answer to an approval request, accepted or refused, is a row in ``aegis_approval_answer``
+(``approval_schema``). That table is not chained; so that a refused attempt (a stranger, a
+replayed token, an answer for another action) cannot be deleted or edited unnoticed, the audit
+record of the action the request was for carries, in two hashed intent columns:
+
+* ``approval_request`` — the request's id;
+* ``approval_answers`` — the *seal*: ``"<id>,<id>,...:<sha256>"``, the ids of the answer rows
+  the decision was made on (its request's, and those of any request it replaced) and the
+  SHA-256 of those rows exactly as stored (every column, ascending id, as canonical JSON).
+
+``aegis audit verify`` reads the sealed rows back, in the snapshot it walks the chain in, and
+reports a record whose rows are missing or differ as ``approval_answers`` (tampered, naming the
+request). Answers no record seals are counted and named, never passed off as chained: an answer
+given after its request's record was written (a late click, a replayed token), one to a request
+no record names (its process died while waiting), one naming no request at all, or a row
+inserted by hand. See docs/approvals-store.md, "Refused answers and the hash chain".
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import attrs
+from sqlalchemy import Connection, inspect, select
+
+from aegis.runtime.approval.record import AnswerRecord
+from aegis.runtime.approval.schema import answers as answers_table
+from aegis.runtime.audit.chain import ChainProblem, canonical
+from aegis.runtime.audit.migrate import readable
+from aegis.runtime.audit.schema import audit_log
+
+#: Records whose seals are checked per query (their answer ids go in one ``IN`` list).
+BATCH = 400
+#: Requests named in the report's line about answers outside the chain.
+NAMED = 10
+
+
+def seal(answers: Iterable[AnswerRecord]) -> str | None:
+    """The seal of ``answers`` (None when there are none, or none was read from a row)."""
+    rows = {a.stored[0]: a.stored for a in answers if a.stored and a.stored[0] is not None}
+    if not rows:
+        return None
+    ordered = [rows[i] for i in sorted(rows)]
+    return f"{','.join(str(i) for i in sorted(rows))}:{digest(ordered)}"
+
+
+def digest(rows: Sequence[Sequence[Any]]) -> str:
+    """SHA-256 of answer rows (``ANSWER_COLUMNS``, ascending id) as canonical JSON."""
+    return hashlib.sha256(canonical([list(r) for r in rows]).encode()).hexdigest()
+
+
+def parse(text: str) -> tuple[list[int], str] | None:
+    """(answer ids, digest) of a seal; None if it is not one."""
+    ids, sep, hexdigest = text.rpartition(":")
+    try:
+        found = [int(i) for i in ids.split(",")]
+    except ValueError:
+        return None
+    if not sep or len(hexdigest) != 64 or not found:
+        return None
+    return found, hexdigest
+
+
+@attrs.frozen
+class SealCheck:
+    """What ``check`` found: problems (tampering), and the answers no seal covers."""
+
+    problems: tuple[ChainProblem, ...] = ()
+    unchained: int = 0
+    #: Requests (up to ``NAMED``) with answers outside the chain; "(no request)" for answers
+    #: that named none.
+    unchained_requests: tuple[str, ...] = ()
+
+
+def check(conn: Connection) -> SealCheck:
+    """Check every sealed record's answers against the answer rows, in ``conn``'s snapshot."""
+    engine = conn.engine
+    request_col, seal_col = readable(engine, ["approval_request", "approval_answers"])
+    has_answers = inspect(conn).has_table(answers_table.name)
+    if seal_col is not audit_log.c.approval_answers:  # an older store: nothing was sealed
+        sealed: list[Any] = []
+    else:
+        if not has_answers and not _any_sealed(conn):
+            return SealCheck()
+        sealed = list(
+            conn.execute(
+                select(audit_log.c.id, request_col, seal_col)
+                .where(seal_col.is_not(None))
+                .order_by(audit_log.c.id)
+            )
+        )
+    problems: list[ChainProblem] = []
+    covered: set[int] = set()
+    for start in range(0, len(sealed), BATCH):
+        batch = sealed[start : start + BATCH]
+        problems += _check_batch(conn, batch, has_answers, covered)
+    if not has_answers:
+        return SealCheck(tuple(problems))
+    unchained, named = 0, list[str]()
+    for aid, rid in conn.execute(select(answers_table.c.id, answers_table.c.request_id)):
+        if aid in covered:
+            continue
+        unchained += 1
+        name = rid if rid is not None else "(no request)"
+        if name not in named and len(named) < NAMED:
+            named.append(name)
+    return SealCheck(tuple(problems), unchained, tuple(named))
+
+
+def _any_sealed(conn: Connection) -> bool:
+    found = conn.execute(
+        select(audit_log.c.id).where(audit_log.c.approval_answers.is_not(None)).limit(1)
+    ).first()
+    return found is not None
+
+
+def _check_batch(
+    conn: Connection, batch: Sequence[Any], has_answers: bool, covered: set[int]
+) -> list[ChainProblem]:
+    parsed = {int(r[0]): parse(str(r[2])) for r in batch}
+    wanted = sorted({i for p in parsed.values() if p is not None for i in p[0]})
+    rows: dict[int, tuple[Any, ...]] = {}
+    if wanted and has_answers:
+        stmt = select(*answers_table.columns).where(answers_table.c.id.in_(wanted))
+        rows = {int(r[0]): tuple(r) for r in conn.execute(stmt)}
+    problems = []
+    for audit_id, request_id, text in batch:
+        audit_id = int(audit_id)
+        named = f"approval request {request_id or '(unnamed)'}"
+        found = parsed[audit_id]
+        if found is None:
+            why = f"{named}: its answers' seal is unreadable ({str(text)[:80]!r})"
+            problems.append(ChainProblem("approval_answers", audit_id, audit_id, why))
+            continue
+        ids, expected = found
+        covered.update(ids)
+        missing = [i for i in ids if i not in rows]
+        if missing:
+            shown = ", ".join(str(i) for i in missing[:10])
+            why = f"{named}: answer row(s) {shown} sealed by this record are missing (deleted)"
+            problems.append(ChainProblem("approval_answers", audit_id, audit_id, why))
+        elif digest([rows[i] for i in sorted(ids)]) != expected:
+            why = f"{named}: its answers do not match what this record sealed (edited)"
+            problems.append(ChainProblem("approval_answers", audit_id, audit_id, why))
+    return problems
