@@ -38,7 +38,9 @@ def _depth(instance: object, attribute: attrs.Attribute[Any], value: object) -> 
         raise TypeError(f"Action.{attribute.name} must be a non-negative int, got {value!r}")
 
 
-@attrs.frozen(eq=True, hash=False)
+# Not slotted: attrs' __init__ for a frozen dict-backed class fills the instance dict
+# directly instead of one object.__setattr__ call per field, and this is built once per call.
+@attrs.frozen(eq=True, hash=False, slots=False)
 class Action:
     """One thing an agent wants to do: ``Action("delete", "crm", params={"id": 7})``."""
 

@@ -21,7 +21,7 @@ import hashlib
 import json
 import uuid
 from collections.abc import Mapping
-from typing import Any, NoReturn
+from typing import Any, NoReturn, cast
 
 from aegis.errors import ActionError
 
@@ -67,13 +67,16 @@ def freeze_params(value: object, field: str = "params") -> FrozenDict:
     """``value`` (a mapping, or None) as a ``FrozenDict``; raises ``ActionError`` otherwise."""
     if value is None:
         return EMPTY
-    if type(value) is FrozenDict:
-        return value
-    if not isinstance(value, Mapping):
+    kind = type(value)
+    if kind is FrozenDict:
+        return cast(FrozenDict, value)
+    # A plain dict is the common case: no ABC isinstance check for it.
+    if kind is not dict and not isinstance(value, Mapping):
         raise ActionError(f"Action {field} must be a mapping, not {type(value).__name__}")
-    if not value:
+    mapping = cast("Mapping[Any, Any]", value)
+    if not mapping:
         return EMPTY
-    return _freeze_mapping(value, field, 1)
+    return _freeze_mapping(mapping, field, 1)
 
 
 def _freeze_mapping(value: Mapping[Any, Any], path: str, depth: int) -> FrozenDict:
@@ -85,7 +88,10 @@ def _freeze_mapping(value: Mapping[Any, Any], path: str, depth: int) -> FrozenDi
                     f"{path}: key {key!r} is a {type(key).__name__}; param keys must be strings"
                 )
             key = str.__str__(key)
-        out[key] = _freeze(item, f"{path}.{key}", depth)
+        if type(item) in _SCALARS:  # the common case: no path text built for an error
+            out[key] = item
+        else:
+            out[key] = _freeze(item, f"{path}.{key}", depth)
     return FrozenDict(out)
 
 

@@ -55,10 +55,12 @@ _ALLOWED_MIXES: Final = (
 
 def check_name(field: str, value: str) -> None:
     """Raise ``ActionError`` naming ``field`` if ``value`` holds what no name may hold."""
+    # The common case, decided without a loop: a printable ASCII name can hold only one kind
+    # of whitespace, the space.
+    if value.isascii() and value.isprintable() and value[:1] != " " and value[-1:] != " ":
+        return
     if value[:1].isspace() or value[-1:].isspace():
         raise ActionError(f"Action.{field} has leading or trailing whitespace: {value!r}")
-    if value.isascii() and value.isprintable():  # the common case, decided without a loop
-        return
     for position, char in enumerate(value):
         if ord(char) in _INVISIBLE or unicodedata.category(char) in _REJECTED_CATEGORIES:
             raise ActionError(

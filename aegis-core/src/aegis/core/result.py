@@ -51,7 +51,9 @@ def _to_text(value: object) -> str | None:
     return value if isinstance(value, str) else repr(value)
 
 
-@attrs.frozen(eq=True, hash=False)
+# Not slotted: attrs' __init__ for a frozen dict-backed class fills the instance dict
+# directly instead of one object.__setattr__ call per field, and this is built twice per action.
+@attrs.frozen(eq=True, hash=False, slots=False)
 class Result:
     """The outcome of one action. ``reason`` says why it did not run, when it did not."""
 

@@ -8,7 +8,6 @@ the one policy touch is a re-check between retries, which can only stop further 
 from __future__ import annotations
 
 import asyncio
-import functools
 import time
 import weakref
 from collections.abc import Callable
@@ -107,38 +106,59 @@ async def _call_executor(executor: BaseExecutor, action: Action, timeout: float 
         return await executor.execute(action)
     # A task of its own: an executor that swallows cancellation cannot hold us past the limit
     # (and anyio cancel scopes inside it, httpx's, stay in the task they were entered in). We
-    # wait on one plain future, woken by the task or by the loop's expiry sweep, rather than
-    # asyncio.wait's sets, callbacks and a timer per call: this runs once per action.
+    # wait on one plain future that the task itself settles as its last step, or the loop's
+    # expiry sweep when the limit passes: no asyncio.wait, no timer and no done-callback pass
+    # per call, as this runs once per action.
     loop = asyncio.get_running_loop()
-    task = loop.create_task(_contained(executor.execute(action)))
-    waiter = loop.create_future()
-    wake = functools.partial(_wake, waiter)
-    task.add_done_callback(wake)
+    waiter: asyncio.Future[Any] = loop.create_future()
+    task = loop.create_task(_contained(executor.execute(action), waiter))
     expiry = _expiry_of(loop)
     expiry.add(waiter, timeout)
     try:
-        await waiter
+        value = await waiter
     except asyncio.CancelledError:
         task.cancel()
         raise
+    except _Interrupt as wrapped:  # re-raised here, in the caller's task, after the wait
+        raise wrapped.original from None
     finally:
         expiry.discard(waiter)
-    if not task.done():
-        task.remove_done_callback(wake)
+    if value is _EXPIRED:
         task.cancel()
-        task.add_done_callback(_drop_outcome)
         raise ExecutionTimeout(
             f"executor did not finish within {timeout:g} s (timed out; it may have partly run)"
         )
+    return value
+
+
+async def _contained(coro: Any, waiter: asyncio.Future[Any]) -> None:
+    """Run the executor and settle ``waiter`` with its outcome, unless the limit already did
+    (then a late outcome is dropped: the action is recorded as timed out)."""
     try:
-        return task.result()
-    except _Interrupt as wrapped:  # re-raised here, in the caller's task, after the wait
-        raise wrapped.original from None
+        value = await coro
+    except asyncio.CancelledError:
+        if not waiter.done():  # cancelled by someone else (the loop shutting down)
+            waiter.cancel()
+        raise
+    except GeneratorExit:
+        raise
+    except BaseException as exc:
+        if not waiter.done():
+            # SystemExit/KeyboardInterrupt raised inside a task would escape the event loop
+            # itself, before the audit record could be completed: carried out as a value.
+            waiter.set_exception(exc if isinstance(exc, Exception) else _Interrupt(exc))
+    else:
+        if not waiter.done():
+            waiter.set_result(value)
 
 
-def _wake(waiter: asyncio.Future[None], _: object) -> None:
+#: What the expiry sweep settles a waiter with: never a value an executor can return.
+_EXPIRED: Any = object()
+
+
+def _expire(waiter: asyncio.Future[Any]) -> None:
     if not waiter.done():
-        waiter.set_result(None)
+        waiter.set_result(_EXPIRED)
 
 
 class _Expiry:
@@ -156,11 +176,11 @@ class _Expiry:
         # keyed by the loop, and a value holding its key would keep every finished loop (one
         # per ``asyncio.run``) alive for good.
         self._loop_ref = weakref.ref(loop)
-        self._waits: dict[asyncio.Future[None], float] = {}
+        self._waits: dict[asyncio.Future[Any], float] = {}
         self._timer: weakref.ref[asyncio.TimerHandle] | None = None
         self._tick = _MAX_TICK
 
-    def add(self, waiter: asyncio.Future[None], timeout: float) -> None:
+    def add(self, waiter: asyncio.Future[Any], timeout: float) -> None:
         loop = waiter.get_loop()
         self._waits[waiter] = loop.time() + timeout
         tick = min(_MAX_TICK, max(timeout / 10, _MIN_TICK))
@@ -171,7 +191,7 @@ class _Expiry:
             self._tick = tick
             self._timer = weakref.ref(loop.call_later(tick, self._sweep))
 
-    def discard(self, waiter: asyncio.Future[None]) -> None:
+    def discard(self, waiter: asyncio.Future[Any]) -> None:
         self._waits.pop(waiter, None)
 
     def _sweep(self) -> None:
@@ -183,7 +203,7 @@ class _Expiry:
         now = loop.time()
         for waiter in [w for w, deadline in self._waits.items() if deadline <= now]:
             del self._waits[waiter]
-            _wake(waiter, None)
+            _expire(waiter)
         if self._waits:
             self._timer = weakref.ref(loop.call_later(self._tick, self._sweep))
         else:
@@ -208,18 +228,6 @@ class _Interrupt(Exception):
     def __init__(self, original: BaseException) -> None:
         super().__init__(repr(original))
         self.original = original
-
-
-async def _contained(coro: Any) -> Any:
-    try:
-        return await coro
-    except (SystemExit, KeyboardInterrupt) as exc:
-        raise _Interrupt(exc) from exc
-
-
-def _drop_outcome(task: asyncio.Future[Any]) -> None:
-    if not task.cancelled():
-        task.exception()  # retrieved, so asyncio does not log "exception never retrieved"
 
 
 def _normalise(raw: object, action: Action) -> Result:
