@@ -75,22 +75,17 @@ class Action:
 
 
 def with_identity(action: Action, agent_id: str | None, session_id: str | None) -> Action:
-    """A copy of ``action`` under another agent/session.
+    """``action`` under another agent/session (itself when those are already its own).
 
     The runtime binds every action to its own identity before deciding. The frozen params are
     shared, not copied: nobody can change them. Cheaper than ``attrs.evolve`` (no
     re-validation of fields that were validated at construction).
     """
+    if action.agent_id is agent_id and action.session_id is session_id:
+        return action
     new = object.__new__(Action)
-    set_ = object.__setattr__
-    set_(new, "type", action.type)
-    set_(new, "target", action.target)
-    set_(new, "params", action.params)
-    set_(new, "description", action.description)
-    set_(new, "agent_id", agent_id)
-    set_(new, "session_id", session_id)
-    set_(new, "metadata", action.metadata)
-    set_(new, "parent_agent_id", action.parent_agent_id)
-    set_(new, "chain_id", action.chain_id)
-    set_(new, "chain_depth", action.chain_depth)
+    fields = new.__dict__
+    fields.update(action.__dict__)
+    fields["agent_id"] = agent_id
+    fields["session_id"] = session_id
     return new

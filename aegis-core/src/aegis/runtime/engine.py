@@ -330,7 +330,8 @@ class Runtime:
         authorize: bool = False,
         detached: bool = False,
     ) -> Result | Authorization:
-        await self.open()
+        if not self._opened:  # no coroutine per action once open
+            await self.open()
         action = self._bind(action)
         try:
             decision = (
