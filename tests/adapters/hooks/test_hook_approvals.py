@@ -15,6 +15,7 @@ import asyncio
 import concurrent.futures
 import contextlib
 import json
+import signal
 import subprocess
 import time
 from collections.abc import Iterator
@@ -65,7 +66,9 @@ def options(policy: Path, db: str, timeout: float) -> list[str]:
 
 
 @contextlib.contextmanager
-def daemon(policy: Path, db: str, sock: Path, timeout: float = 30.0) -> Iterator[dict[str, Any]]:
+def daemon(
+    policy: Path, db: str, sock: Path, timeout: float = 30.0
+) -> Iterator[tuple[dict[str, Any], subprocess.Popen[str]]]:
     """A real daemon waiting on the ``queue`` channel; yields the clients' configuration."""
     prepare(db)
     proc = subprocess.Popen(
@@ -84,7 +87,7 @@ def daemon(policy: Path, db: str, sock: Path, timeout: float = 30.0) -> Iterator
             time.sleep(0.05)
         else:
             raise AssertionError("the daemon never listened")
-        yield aegis_hook.options(str(policy), db, None, list(WAIT), "queue", timeout, 3600.0)
+        yield aegis_hook.options(str(policy), db, None, list(WAIT), "queue", timeout, 3600.0), proc
     finally:
         proc.terminate()
         proc.wait(30)
@@ -200,7 +203,7 @@ def sock(tmp_path: Path) -> Path:
 def test_an_approved_call_is_linked_and_its_answers_sealed(
     policy: Path, db_url: str, sock: Path
 ) -> None:
-    with daemon(policy, db_url, sock) as config:
+    with daemon(policy, db_url, sock) as (config, _):
         waiting = pre(config, sock, CLAUDE["write"])
         request = pending_request(db_url, waiting)
         cli("approvals", "approve", request, "--reason", "looks fine", "--db", db_url)
@@ -217,7 +220,7 @@ def test_an_approved_call_is_linked_and_its_answers_sealed(
 def test_an_edit_closes_the_submitted_call_and_records_the_one_that_runs(
     policy: Path, db_url: str, sock: Path
 ) -> None:
-    with daemon(policy, db_url, sock) as config:
+    with daemon(policy, db_url, sock) as (config, _):
         waiting = pre(config, sock, CLAUDE["write"])
         request = pending_request(db_url, waiting)
         cli("approvals", "approve", request, "--set", 'content="print(2)\\n"', "--db", db_url)
@@ -244,7 +247,7 @@ def test_an_edited_command_is_decided_and_recorded_as_the_new_command(
     policy: Path, db_url: str, sock: Path
 ) -> None:
     """The target of a Bash call is its command: an edit of the command is a new target."""
-    with daemon(policy, db_url, sock) as config:
+    with daemon(policy, db_url, sock) as (config, _):
         waiting = pre(config, sock, DEPLOY)
         request = pending_request(db_url, waiting)
         cli("approvals", "approve", request, "--set", 'command="deploy canary"', "--db", db_url)
@@ -263,7 +266,7 @@ def test_an_edited_command_is_decided_and_recorded_as_the_new_command(
 
 def test_an_edit_into_a_blocked_command_is_denied(policy: Path, db_url: str, sock: Path) -> None:
     """The policy in force decides the edited call: ``no_rm_rf`` wins over the approver."""
-    with daemon(policy, db_url, sock) as config:
+    with daemon(policy, db_url, sock) as (config, _):
         waiting = pre(config, sock, DEPLOY)
         request = pending_request(db_url, waiting)
         cli("approvals", "approve", request, "--set", 'command="rm -rf /home/dev"', "--db", db_url)
@@ -286,7 +289,7 @@ def test_an_edit_into_a_blocked_command_is_denied(policy: Path, db_url: str, soc
 def test_an_edit_that_cannot_run_is_denied(
     policy: Path, db_url: str, sock: Path, edit: str, words: str
 ) -> None:
-    with daemon(policy, db_url, sock) as config:
+    with daemon(policy, db_url, sock) as (config, _):
         waiting = pre(config, sock, CLAUDE["write"])
         request = pending_request(db_url, waiting)
         cli("approvals", "approve", request, "--set", edit, "--db", db_url)
@@ -299,7 +302,7 @@ def test_an_edit_that_cannot_run_is_denied(
 
 
 def test_a_denied_call_closes_its_record_as_denied(policy: Path, db_url: str, sock: Path) -> None:
-    with daemon(policy, db_url, sock) as config:
+    with daemon(policy, db_url, sock) as (config, _):
         waiting = pre(config, sock, CLAUDE["write"])
         request = pending_request(db_url, waiting)
         cli("approvals", "deny", request, "--reason", "not on a Friday", "--db", db_url)
@@ -315,14 +318,33 @@ def test_a_denied_call_closes_its_record_as_denied(policy: Path, db_url: str, so
 
 
 def test_an_unanswered_call_expires_as_denied(policy: Path, db_url: str, sock: Path) -> None:
-    with daemon(policy, db_url, sock, timeout=1.5) as config:
+    with daemon(policy, db_url, sock, timeout=1.5) as (config, _):
         out = decided(pre(config, sock, CLAUDE["write"]))
         assert out["permissionDecision"] == "deny"
         assert "timed out" in out["permissionDecisionReason"]
         [row] = records(db_url)
-    assert (row.result, row.approval_request) == ("denied", row.approval_request)
-    assert row.approval_request is not None
+    assert row.result == "denied" and row.approval_request is not None
+    assert "timed out" in (row.reason or "")
     assert shown(db_url, row.approval_request)["state"] == "expired"
+    assert verified(db_url)["ok"]
+
+
+def test_a_daemon_stopped_while_waiting_denies_and_records_why(
+    policy: Path, db_url: str, sock: Path
+) -> None:
+    """SIGTERM (a logout, a restart) while a call waits on a human: the call is denied and its
+    record says why; the request is not left pending for someone to approve in vain."""
+    with daemon(policy, db_url, sock) as (config, proc):
+        waiting = pre(config, sock, CLAUDE["write"])
+        request = pending_request(db_url, waiting)
+        proc.send_signal(signal.SIGTERM)
+        with pytest.raises(aegis_hook.Denied):
+            waiting.result(timeout=60)
+        assert proc.wait(30) == 0
+    [row] = records(db_url)
+    assert row.result == "denied"
+    assert "cancelled while awaiting approval" in (row.reason or "")
+    assert shown(db_url, request)["state"] != "pending"
     assert verified(db_url)["ok"]
 
 
