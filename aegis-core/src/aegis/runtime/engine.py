@@ -59,6 +59,7 @@ if TYPE_CHECKING:
     from aegis.core.stateful import LimitState
     from aegis.runtime.audit import AuditStore
     from aegis.runtime.audit.logger import AuditLogger
+    from aegis.runtime.audit.writer import SideWrite
 
 
 log = logging.getLogger("aegis.runtime")
@@ -252,18 +253,37 @@ class Runtime:
             action, dry_run=self.dry_run if dry_run is None else dry_run, executor=executor
         )
 
-    async def authorize(self, action: Action, *, detached: bool = False) -> Authorization | Result:
+    async def authorize(
+        self,
+        action: Action,
+        *,
+        detached: bool = False,
+        side_write: SideWrite | None = None,
+        remap_edit: Callable[[Action], Action] | None = None,
+    ) -> Authorization | Result:
         """Decide, approve and begin the record of an action that *someone else* will run.
 
         For callers that act themselves (agents over HTTP, coding-agent hooks): everything up
-        to the executor happens as in ``run_one`` (hooks, approval, re-evaluation); then,
-        instead of executing, the record is written as pending and an ``Authorization`` with
-        its id is returned. The caller acts and reports with ``AuditStore.finish(audit_id,
-        result)`` (from any process on the same database). Anything not allowed comes back
-        as its final, audited ``Result``, as from ``run_one``. ``detached``: this process may
-        exit before the report (a hook), so the pending row names no owner process.
+        to the executor happens as in ``run_one`` (hooks, approval, re-evaluation, an
+        approver's edit closing the submitted action's record, the request linked to the
+        record of what runs); then, instead of executing, the record is written as pending and
+        an ``Authorization`` with its id is returned. The caller acts and reports with
+        ``AuditStore.finish(audit_id, result)`` (from any process on the same database).
+        Anything not allowed comes back as its final, audited ``Result``, as from ``run_one``.
+        ``detached``: this process may exit before the report (a hook), so the pending row
+        names no owner process. ``side_write``: as for ``AuditStore.begin``, written with the
+        pending row (a hook's pairing of the call with its record). ``remap_edit``: for callers
+        whose action is derived from its params (a hook's Bash call has the command as its
+        target), the action an approver's edited params amount to; see ``seek_approval``.
         """
-        return await self._run(action, dry_run=False, authorize=True, detached=detached)
+        return await self._run(
+            action,
+            dry_run=False,
+            authorize=True,
+            detached=detached,
+            side_write=side_write,
+            remap_edit=remap_edit,
+        )
 
     async def execute(
         self,
@@ -329,6 +349,8 @@ class Runtime:
         executor: BaseExecutor | None = None,
         authorize: bool = False,
         detached: bool = False,
+        side_write: SideWrite | None = None,
+        remap_edit: Callable[[Action], Action] | None = None,
     ) -> Result | Authorization:
         if not self._opened:  # no coroutine per action once open
             await self.open()
@@ -389,7 +411,9 @@ class Runtime:
         sought: Sought | None = None
         if decision.requires_approval:
             try:
-                sought = await seek_approval(self, action, decision, self.channels)
+                sought = await seek_approval(
+                    self, action, decision, self.channels, remap_edit=remap_edit
+                )
             except asyncio.CancelledError as exc:
                 if not handed_over(exc):  # handed over: its adopter records it
                     await shielded(stop(denied, "cancelled while awaiting approval"))
@@ -441,13 +465,20 @@ class Runtime:
                 parent_id=parent_id,
                 detached=detached,
                 shadow=shadow,
+                side_write=side_write,
             )
             if isinstance(begun, Result):
                 return begun
             result = Authorization(action, begun[1], approval, begun[0])
         elif authorize:
             audit_id = await self.audit.begin(
-                action, decision, approval, parent_id=parent_id, detached=detached, shadow=shadow
+                action,
+                decision,
+                approval,
+                parent_id=parent_id,
+                detached=detached,
+                shadow=shadow,
+                side_write=side_write,
             )
             result = Authorization(action, decision, approval, audit_id)
         else:

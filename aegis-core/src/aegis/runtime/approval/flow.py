@@ -28,10 +28,10 @@ import contextlib
 import contextvars
 import logging
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from aegis.core.action import Action
+from aegis.core.action import Action, with_identity
 from aegis.core.approval import ApprovalDecision
 from aegis.core.approvers import DEFAULT_REQUIREMENTS, MAX_WINDOW
 from aegis.core.decision import PolicyDecision
@@ -105,9 +105,17 @@ async def seek_approval(
     action: Action,
     decision: PolicyDecision,
     channels: Sequence[ApprovalChannel],
+    *,
+    remap_edit: Callable[[Action], Action] | None = None,
 ) -> Sought:
     """Ask, wait, re-check. The approval returned carries the seal of every answer it was made
-    on (its request's, and those of any request it reopened) for the action's audit record."""
+    on (its request's, and those of any request it reopened) for the action's audit record.
+
+    ``remap_edit``: turns the action with an approver's edited params into the action those
+    params amount to, before it is decided again and recorded (a coding-agent hook derives
+    its target from the tool input: an edited Bash command is a new target). An error from it,
+    or anything but an Action, denies the action: an edit that cannot become the action that
+    runs never runs as something else."""
     book = runtime.audit.approvals
     seen: dict[str, ApprovalRequest] = {}  # every request of this action, as last read
 
@@ -160,6 +168,8 @@ async def seek_approval(
                 candidate = current_action.with_params(
                     apply_edits(current_action.params, final.edits)
                 )
+                if remap_edit is not None:
+                    candidate = _remapped(remap_edit, candidate)
             except (ActionError, ValueError) as exc:
                 return stop(
                     final,
@@ -207,6 +217,18 @@ async def seek_approval(
         None,
         replaces,
     )
+
+
+def _remapped(remap: Callable[[Action], Action], edited: Action) -> Action:
+    """The caller's action for ``edited``, under ``edited``'s identity (a remap cannot move an
+    action to another agent's or session's limits); any failure is a ``ValueError``."""
+    try:
+        found = remap(edited)
+    except Exception as exc:
+        raise ValueError(str(exc) or type(exc).__name__) from exc
+    if not isinstance(found, Action):
+        raise ValueError(f"remap_edit returned {type(found).__name__}, not an Action")
+    return with_identity(found, edited.agent_id, edited.session_id)
 
 
 def _auto_only(channels: Sequence[ApprovalChannel]) -> HandlerChannel | None:

@@ -26,9 +26,11 @@ import fcntl
 import json
 import logging
 import os
+import signal
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import aegis_hook
 from aegis.adapters.hooks.handle import HookOptions, Hooks
@@ -49,6 +51,7 @@ class Daemon:
         self.hooks: Hooks | None = None
         self._last = time.monotonic()
         self._busy = 0
+        self._calls: set[asyncio.Task[Any]] = set()
 
     async def serve(self) -> int:
         directory = self.path.parent
@@ -81,7 +84,9 @@ class Daemon:
             inode = os.stat(self.path).st_ino
             log.info("serving hooks on %s", self.path)
             async with server:
-                await self._until_idle()
+                await self._until_stopped()
+                server.close()  # no new calls
+                await self._cancel_calls()
         finally:
             with contextlib.suppress(OSError):
                 if inode is not None and os.stat(self.path).st_ino == inode:
@@ -90,6 +95,33 @@ class Daemon:
                 await self.hooks.close()
             lock.close()
         return 0
+
+    async def _until_stopped(self) -> None:
+        """Idle long enough, or SIGTERM / SIGINT (a logout, a restart, Ctrl-C)."""
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        idle = asyncio.ensure_future(self._until_idle())
+        stopping = asyncio.ensure_future(stop.wait())
+        try:
+            await asyncio.wait({idle, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (idle, stopping):
+                task.cancel()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(sig)
+        if stop.is_set():
+            log.info("stopping: %d call(s) in progress are denied", len(self._calls))
+
+    async def _cancel_calls(self) -> None:
+        """Cancel the calls still in progress (waiting on a human): the runtime records each as
+        denied, "cancelled while awaiting approval", and its client answers deny (the
+        connection closes unanswered). Killed outright, the daemon would leave no record."""
+        calls = list(self._calls)
+        for task in calls:
+            task.cancel()
+        await asyncio.gather(*calls, return_exceptions=True)
 
     async def _until_idle(self) -> None:
         from aegis.adapters.hooks.run import reap
@@ -108,6 +140,9 @@ class Daemon:
 
     async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self._busy += 1
+        task = asyncio.current_task()
+        if task is not None:
+            self._calls.add(task)
         try:
             if not _same_user(writer):  # the 0600 socket should make this impossible: check anyway
                 log.warning("refused a connection from another user")
@@ -117,6 +152,8 @@ class Daemon:
         except Exception:
             log.exception("hook connection failed")
         finally:
+            if task is not None:
+                self._calls.discard(task)
             self._busy -= 1
             self._last = time.monotonic()
             writer.close()

@@ -169,15 +169,17 @@ class Hooks:
 def _answer(agent: str, answer: Any) -> Reply:
     from aegis.adapters.hooks.mapping import claude_answer, cursor_answer
 
+    if answer.updated_input is not None and agent != "claude-code":
+        # Only Claude Code reads an edited input back; another agent would run the call as
+        # submitted, not the one recorded (``mapping.edited_action`` denies these already).
+        return refusal(agent, f"aegis hook: {agent} cannot run an edited call; denied")
     if agent == "cursor":
         return Reply(0, cursor_answer(answer.decision, answer.reason) + "\n")
     if agent == "codex":
         # Codex: exit 2 with the reason on stderr is its block path in every version; an allow
         # says nothing (Codex has fail-open parsing for answers it does not support).
-        if answer.decision == "allow" and answer.updated_input is None:
-            return Reply(0, "")
         if answer.decision == "allow":
-            return Reply(0, claude_answer("allow", answer.reason, answer.updated_input) + "\n")
+            return Reply(0, "")
         return Reply(BLOCK_EXIT, "", answer.reason + "\n")
     return Reply(0, claude_answer(answer.decision, answer.reason, answer.updated_input) + "\n")
 

@@ -63,6 +63,8 @@ class HookCall:
     payload: Mapping[str, Any]
     #: More actions the same call amounts to (every file of a patch): the strictest decides.
     candidates: tuple[Action, ...] = ()
+    #: The ``--map`` overrides it was mapped with, so that an approver's edit is mapped alike.
+    overrides: Mapping[str, tuple[str, str]] = attrs.field(factory=dict, eq=False, repr=False)
 
 
 def parse_payload(raw: str) -> dict[str, Any]:
@@ -78,7 +80,25 @@ def parse_payload(raw: str) -> dict[str, Any]:
 def claude_call(
     payload: Mapping[str, Any], overrides: Mapping[str, tuple[str, str]] | None = None
 ) -> HookCall:
-    return _tool_call(payload, "claude-code", {**CLAUDE_TOOLS, **(overrides or {})})
+    call = _tool_call(payload, "claude-code", {**CLAUDE_TOOLS, **(overrides or {})})
+    return attrs.evolve(call, overrides=dict(overrides or {}))
+
+
+def edited_action(call: HookCall, tool_input: dict[str, Any]) -> Action:
+    """The action ``call`` amounts to with an approver's edited ``tool_input``, mapped as the
+    call was: the target follows the input (an edited Bash command is a new target), so the
+    policy decides, and the audit records, the call that will run.
+
+    Only Claude Code reads an edited input back (``updatedInput``); Codex and Cursor would run
+    the call as submitted, so for them an edit raises (the approval is then denied).
+    """
+    agent = call.action.metadata.get("hook")
+    if agent != "claude-code":
+        raise HookInputError(
+            f"{agent} cannot run an edited call (its hooks take no edited input); "
+            "approve it as submitted or deny it"
+        )
+    return claude_call({**call.payload, "tool_input": tool_input}, call.overrides).action
 
 
 def codex_call(

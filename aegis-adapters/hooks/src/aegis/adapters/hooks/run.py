@@ -1,13 +1,19 @@
 """What a hook does with one call: decide, maybe wait for a human, write the audit, answer.
 
-It uses the runtime's own parts (``evaluate``, the approval handler through
-``aegis.runtime.approval.decide``, the audit store's write-ahead ``begin`` / ``finish``) because
-the tool runs in the coding agent, not in an Aegis executor: ``PreToolUse`` writes a pending
-row, ``PostToolUse`` (maybe another process) completes it. Which row belongs to which call is
-kept in the same database, written in the same transactions as the row (``pairing``). A row
-whose report never comes (the user declined an ``ask``, Cursor sends no event after a read, the
-agent crashed) is closed by ``reap`` once due as failed, "outcome not reported": never left
-pending, never called a success nobody saw.
+The tool runs in the coding agent, not in an Aegis executor, so ``PreToolUse`` goes through
+``Runtime.authorize``: ``run_one``'s pipeline (lifecycle hooks, the durable approval request
+answered on a channel or from another process, the re-check, an approver's edit closing the
+submitted call's record as edited, the request linked to the record of what runs, the answers
+sealed into it), stopped before the executor with a pending row. ``PostToolUse`` (maybe
+another process) completes that row. An approver's edit is mapped as the call was
+(``mapping.edited_action``): the policy decides, and the audit records, the call that runs.
+An approve rule the hook does not wait on is the agent's own prompt (``ask``), written here.
+
+Which row belongs to which call is kept in the same database, written in the same
+transactions as the row (``pairing``, the ``side_write`` of ``authorize`` and ``finish``). A
+row whose report never comes (the user declined an ``ask``, Cursor sends no event after a
+read, the agent crashed) is closed by ``reap`` once due as failed, "outcome not reported":
+never left pending, never called a success nobody saw.
 """
 
 from __future__ import annotations
@@ -19,13 +25,14 @@ from collections.abc import Collection, Mapping
 from typing import Any
 
 import attrs
-from aegis.adapters.hooks import pairing
+from aegis.adapters.hooks import mapping, pairing
 from aegis.adapters.hooks.mapping import HookCall
 
 from aegis.core.action import Action, with_identity
 from aegis.core.approval import ApprovalDecision
 from aegis.core.result import Result, ResultStatus
 from aegis.errors import AuditError
+from aegis.runtime.audit.writer import SideWrite
 
 log = logging.getLogger("aegis.hooks")
 
@@ -56,61 +63,72 @@ async def pre_tool_use(
     """``can_ask``: the agent has a permission prompt of its own that an ``ask`` answer opens
     (Claude Code, Cursor). Without one (Codex, whose hooks cannot ask), an approve rule that is
     not waited on is denied, since an unanswerable ``ask`` may run the call anyway."""
-    from aegis.runtime.approval.flow import seek_approval
-    from aegis.runtime.limit_state import begin_limited
-
     await runtime.open()
     action, decision = _strictest(runtime, [call.action, *call.candidates])
     rule = decision.matched_rule or "(defaults)"
-    if not decision.is_allowed:
-        result = await runtime.run_one(action)  # the core records the block itself
-        return Answer("deny", explain(result))
+    waited = rule in wait_rules or "*" in wait_rules
+    if decision.requires_approval and not waited:
+        return await _not_waited(runtime, call, action, decision, rule, can_ask, report_timeout)
+    # Allowed, blocked, or waited on a channel: run_one's own pipeline (hooks, the durable
+    # request answered from any process, re-check, an edit closing the submitted call's record,
+    # the request linked to the record of what runs, the answers sealed into it), stopped
+    # before the executor: the pending row is written with its pairing, the agent runs the tool.
+    side = await _pairing(runtime, call, report_timeout)
+
+    def remap(edited: Action) -> Action:  # an edited input is mapped as the call was
+        return mapping.edited_action(call, _plain(edited.params))
+
+    try:
+        out = await runtime.authorize(action, detached=True, side_write=side, remap_edit=remap)
+    except AuditError as exc:  # neither the row nor its pairing was written
+        reason = f"its audit record could not be written, so it is not run: {exc}"
+        return await _stop(runtime, action, decision, None, reason)
+    if isinstance(out, Result):
+        return Answer("deny", explain(out))
+    approval = out.approval
+    if approval is None:
+        return Answer("allow", f"Allowed by Aegis rule {rule!r} (audit #{out.audit_id}).")
+    who = approval.approver or approval.handler or "a human"
+    updated = _plain(out.action.params) if approval.edited else None
+    edited = " with edited input" if updated is not None else ""
+    reason = f"Approved{edited} by {who} (rule {rule!r}, audit #{out.audit_id})."
+    return Answer("allow", reason, updated)
+
+
+async def _not_waited(
+    runtime: Any,
+    call: HookCall,
+    action: Action,
+    decision: Any,
+    rule: str,
+    can_ask: bool,
+    report_timeout: float,
+) -> Answer:
+    """An approve rule not waited on: the agent's own prompt asks, or (no prompt) a deny."""
+    from aegis.runtime.limit_state import begin_limited
+
     # The observers a plugin may use to veto an action run here too, as in run_one.
     failure = await _vetoed(runtime, "on_decision", decision=decision)
     if failure:
         return await _stop(runtime, action, decision, None, failure)
-    approval: ApprovalDecision | None = None
-    updated: dict[str, Any] | None = None
-    if decision.requires_approval:
-        if rule not in wait_rules and "*" not in wait_rules and not can_ask:
-            reason = (
-                f"rule {rule!r} needs a human's approval and this agent's hooks cannot ask; "
-                "run the hook with --wait RULE and an --approval-handler to ask a channel"
-            )
-            return await _stop(runtime, action, decision, None, reason, ResultStatus.DENIED)
-        if rule in wait_rules or "*" in wait_rules:
-            # The core's approval flow: a durable request, answered on the runtime's channels
-            # (or from another process: `aegis approvals approve ID`), re-checked afterwards.
-            sought = await seek_approval(runtime, action, decision, runtime.channels)
-            if sought.status is not None:
-                stopped = Result(
-                    sought.action,
-                    sought.status,
-                    decision=sought.decision,
-                    approval=sought.approval,
-                    reason=sought.reason or "denied",
-                )
-                audit_id = await runtime.audit.record(stopped)
-                return Answer("deny", explain(attrs.evolve(stopped, audit_id=audit_id)))
-            approval = sought.approval
-            if sought.original is not None:  # an approver edited the input: the edit runs
-                updated = _plain(sought.action.params)
-            action, decision = sought.action, sought.decision
-        else:
-            # The agent's own permission prompt is the approval channel for this rule. The row
-            # is completed by the agent's report, or closed by ``reap`` as not reported.
-            approval = ApprovalDecision(
-                True,
-                approver=None,
-                reason="delegated to the coding agent's permission prompt",
-                handler=f"{call.action.metadata.get('hook', 'hook')}:ask",
-            )
+    if not can_ask:
+        reason = (
+            f"rule {rule!r} needs a human's approval and this agent's hooks cannot ask; "
+            "run the hook with --wait RULE and an --approval-handler to ask a channel"
+        )
+        return await _stop(runtime, action, decision, None, reason, ResultStatus.DENIED)
+    # The agent's own permission prompt is the approval channel for this rule. The row is
+    # completed by the agent's report, or closed by ``reap`` as not reported.
+    approval = ApprovalDecision(
+        True,
+        approver=None,
+        reason="delegated to the coding agent's permission prompt",
+        handler=f"{call.action.metadata.get('hook', 'hook')}:ask",
+    )
     failure = await _vetoed(runtime, "before_execute", action=action, decision=decision)
     if failure:
         return await _stop(runtime, action, decision, approval, failure)
-    side = pairing.pair(call.tool_use_id or None, time.time() + report_timeout)
-    if not pairing.ready(runtime.audit.url):
-        await asyncio.to_thread(pairing.engine, runtime.audit.url)  # its table exists
+    side = await _pairing(runtime, call, report_timeout)
     try:
         if getattr(runtime.policy, "stateful", False):
             # Limits are counted with the write-ahead row, decided finally under its lock.
@@ -127,14 +145,14 @@ async def pre_tool_use(
     except AuditError as exc:  # neither the row nor its pairing was written
         reason = f"its audit record could not be written, so it is not run: {exc}"
         return await _stop(runtime, action, decision, approval, reason)
-    if approval is not None and approval.handler and approval.handler.endswith(":ask"):
-        return Answer("ask", f"Aegis rule {rule!r} needs a human's approval (audit #{audit_id}).")
-    if approval is not None:
-        who = approval.approver or approval.handler or "a human"
-        edited = " with edited input" if updated is not None else ""
-        reason = f"Approved{edited} by {who} (rule {rule!r}, audit #{audit_id})."
-        return Answer("allow", reason, updated)
-    return Answer("allow", f"Allowed by Aegis rule {rule!r} (audit #{audit_id}).")
+    return Answer("ask", f"Aegis rule {rule!r} needs a human's approval (audit #{audit_id}).")
+
+
+async def _pairing(runtime: Any, call: HookCall, report_timeout: float) -> SideWrite:
+    """The side write pairing the pending row with the call (its table made sure of once)."""
+    if not pairing.ready(runtime.audit.url):
+        await asyncio.to_thread(pairing.engine, runtime.audit.url)
+    return pairing.pair(call.tool_use_id or None, time.time() + report_timeout)
 
 
 async def post_tool_use(runtime: Any, call: HookCall) -> None:
