@@ -29,10 +29,12 @@ class Job:
     service: Service | None = None
     task: asyncio.Task[Result | Authorization | None] | None = None
     request_ids: list[str] = attrs.field(factory=list)
-    waiting: asyncio.Event = attrs.field(factory=asyncio.Event)
     done: asyncio.Event = attrs.field(factory=asyncio.Event)
-    #: Set when it is done or waits for a human, whichever comes first.
-    news: asyncio.Event = attrs.field(factory=asyncio.Event)
+    #: It is done or waits for a human, whichever came first (``told``); ``news`` is the
+    #: future ``Service.first_news`` awaits until then (a plain future and a timer: an Event
+    #: and ``asyncio.timeout`` cost a tenth of an auto action's CPU in the server).
+    told: bool = False
+    news: asyncio.Future[None] | None = None
     outcome: Result | Authorization | None = None
     failure: str | None = None
     finished_at: float | None = None
@@ -44,6 +46,12 @@ class Job:
     #: Another replica holds its row now and records its outcome.
     handed_over: bool = False
     lock: asyncio.Lock = attrs.field(factory=asyncio.Lock)
+
+    def tell(self) -> None:
+        """It is done, or waits for a human: whoever waits for its first news stops waiting."""
+        self.told = True
+        if self.news is not None and not self.news.done():
+            self.news.set_result(None)
 
 
 CURRENT_JOB: contextvars.ContextVar[Job | None] = contextvars.ContextVar(
@@ -61,5 +69,4 @@ class ServerQueueChannel(QueueChannel):
             if job.service is not None:  # durable before anyone is told where to poll
                 await job.service.waiting_on(job, request)
             job.request_ids.append(request.id)
-            job.waiting.set()
-            job.news.set()
+            job.tell()

@@ -25,8 +25,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import time
-import uuid
 from typing import Any
 
 import attrs
@@ -54,6 +54,11 @@ log = logging.getLogger("aegis.server")
 
 #: Seconds a stopping replica gives executions already running (not waiting) to finish.
 GRACE = 10.0
+
+
+def _no_news(news: asyncio.Future[None]) -> None:
+    if not news.done():
+        news.set_result(None)
 
 
 class Service:
@@ -208,7 +213,7 @@ class Service:
     # -- jobs --------------------------------------------------------------------------------
 
     def start_job(self, action: Action, key_name: str) -> Job:
-        job = Job(uuid.uuid4().hex, key_name, action=action, service=self)
+        job = Job(os.urandom(16).hex(), key_name, action=action, service=self)
         self._launch(job)
         return job
 
@@ -243,7 +248,7 @@ class Service:
             job.finished_at = time.time()
             await self._close(job)
             job.done.set()
-            job.news.set()
+            job.tell()
 
     async def _once(self, job: Job, action: Action) -> Result | Authorization:
         if not self.authorize_only:
@@ -357,10 +362,17 @@ class Service:
     async def first_news(self, job: Job, timeout: float) -> None:
         """Wait until the job is done or waits for a human (at most ``timeout``).
 
-        On the hot path (an auto action answered at once): no task beyond the job's own."""
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(timeout):
-                await job.news.wait()
+        On the hot path (an auto action answered at once): no task beyond the job's own, and
+        one future and one timer handle (see ``Job.news``)."""
+        if job.told:
+            return
+        loop = asyncio.get_running_loop()
+        news = job.news = loop.create_future()
+        timer = loop.call_later(timeout, _no_news, news)
+        try:
+            await news
+        finally:
+            timer.cancel()
 
     async def until_done(self, job: Job, timeout: float) -> None:
         if timeout > 0:
