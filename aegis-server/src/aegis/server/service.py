@@ -39,12 +39,13 @@ from aegis.errors import AuditError
 from aegis.runtime.approval.flow import HANDOVER, WAKERS, handed_over, resuming
 from aegis.runtime.approval.rules import apply_edits
 from aegis.runtime.approval.store import ApprovalRequest
+from aegis.runtime.approval.wait import ON_WAIT
 from aegis.runtime.audit import AuditStore
 from aegis.runtime.engine import Authorization, Runtime
 from aegis.runtime.hooks import RuntimeHooks, maybe_await
 from aegis.runtime.policy_versions import VersionedPolicy
 from aegis.server.executions import RUNNING, WAITING, Executions, action_from_json
-from aegis.server.jobs import CURRENT_JOB, Job
+from aegis.server.jobs import CURRENT_JOB, Job, on_wait
 from aegis.server.notify import Notifier
 from aegis.server.notify import usable as notify_usable
 from aegis.server.outcomes import Outcomes
@@ -219,9 +220,11 @@ class Service:
 
     def _launch(self, job: Job) -> None:
         token = CURRENT_JOB.set(job)
+        observing = ON_WAIT.set(on_wait)
         try:
             job.task = asyncio.create_task(self._run(job))
         finally:
+            ON_WAIT.reset(observing)
             CURRENT_JOB.reset(token)
         self.jobs[job.id] = job
 
