@@ -27,6 +27,9 @@ class Job:
     id: str
     key_name: str
     action: Action | None = None
+    #: The action as first submitted, once an approver's edit of it is what waits (it is
+    #: closed as edited when the edit is approved, on whichever replica runs it).
+    original: Action | None = None
     service: Service | None = None
     task: asyncio.Task[Result | Authorization | None] | None = None
     request_ids: list[str] = attrs.field(factory=list)

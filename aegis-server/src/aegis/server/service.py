@@ -44,7 +44,13 @@ from aegis.runtime.audit import AuditStore
 from aegis.runtime.engine import Authorization, Runtime
 from aegis.runtime.hooks import RuntimeHooks, maybe_await
 from aegis.runtime.policy_versions import VersionedPolicy
-from aegis.server.executions import RUNNING, WAITING, Executions, action_from_json
+from aegis.server.executions import (
+    RUNNING,
+    WAITING,
+    Executions,
+    action_from_json,
+    original_from_json,
+)
 from aegis.server.jobs import CURRENT_JOB, Job, on_wait
 from aegis.server.notify import Notifier
 from aegis.server.notify import usable as notify_usable
@@ -232,7 +238,7 @@ class Service:
         assert job.action is not None
         try:
             if job.durable and job.request_ids:  # adopted: continue the same request
-                with resuming(job.request_ids[-1]):
+                with resuming(job.request_ids[-1], job.original):
                     out = await self._once(job, job.action)
             else:
                 out = await self._once(job, job.action)
@@ -282,19 +288,25 @@ class Service:
 
         A later round is for the action as the approver edited it (the policy asked for more
         after the edit): that action is the previous one with the previous request's edits,
-        and it is what the row keeps, so an adopter resumes the request it was made for."""
+        and it is what the row keeps, so an adopter resumes the request it was made for. The
+        row keeps the action as first submitted beside it: the adopter closes that one "as
+        edited" once the edit is approved, as this replica would have."""
         assert job.action is not None
         bound = with_identity(job.action, request.agent_id, request.session_id)
         if bound.digest != request.digest and job.request_ids:
             before = await self.store.approvals.run(self.store.approvals.get, job.request_ids[-1])
             if before.edits:
+                if job.original is None:  # an approval of the edit closes it as edited
+                    job.original = bound
                 bound = bound.with_params(apply_edits(bound.params, before.edits))
         keep = bound if bound.digest == request.digest else None
         if keep is not None:
             job.action = keep
         async with job.lock:
             if job.durable:
-                await asyncio.to_thread(self.executions.wait_on, job.id, request.id, keep)
+                await asyncio.to_thread(
+                    self.executions.wait_on, job.id, request.id, keep, job.original
+                )
             else:
                 await asyncio.to_thread(
                     self.executions.begin,
@@ -330,6 +342,7 @@ class Service:
                     row["id"],
                     row["key_name"],
                     action=action_from_json(text),
+                    original=original_from_json(text),
                     service=self,
                     durable=True,
                     request_ids=[rid],
