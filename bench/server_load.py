@@ -113,6 +113,13 @@ def wrk(
     }
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of the server process (all its threads) so far: a per-request figure
+    that a shared, loaded machine inflates far less than requests/s."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def rows(db: Path) -> int:
     with sqlite3.connect(db) as conn:
         tables = {r[0] for r in conn.execute("select name from sqlite_master where type='table'")}
@@ -134,7 +141,11 @@ def run_side(name: str, aegis: str, args: list[str], seconds: int, conns: int) -
         wait_ready(f"http://127.0.0.1:{port}/health")
         for sid, (path, body) in SCENARIOS.items():
             before = rows(workdir / "aegis_audit.db") if sid == "s2" else 0
+            cpu = cpu_seconds(proc.pid)
             figures[sid] = wrk(f"http://127.0.0.1:{port}{path}", body, seconds, conns, workdir)
+            spent = cpu_seconds(proc.pid) - cpu
+            done = figures[sid]["requests"]  # type: ignore[index]
+            figures[sid]["cpu_us_per_req"] = round(spent * 1e6 / max(done, 1), 1)  # type: ignore[index]
             if sid == "s2":
                 time.sleep(1.0)
                 audited = rows(workdir / "aegis_audit.db") - before

@@ -78,7 +78,7 @@ def client(make_app: AppFactory) -> Iterator[tuple[TestClient[Litestar], Recordi
         yield c, recorder
 
 
-Start = Callable[[str], ServerProcess]
+Start = Callable[..., ServerProcess]
 #: Rules the replica tests add: an approval window of 6 s, and a wire whose edit to a large
 #: amount asks for another approver (the request reopens for the edited action).
 REPLICA_RULES = """\
@@ -103,18 +103,18 @@ REPLICA_RULES = """\
 
 @pytest.fixture
 def replicas(tmp_path: Path, pg_url: str) -> Iterator[tuple[Start, str]]:
-    """``start(name)``: one more ``aegis serve`` on the test's PostgreSQL; the path of the
-    file every replica's executor appends the actions it ran to."""
+    """``start(name, *more_args, env=...)``: one more ``aegis serve`` on the test's
+    PostgreSQL; the path of the file every replica's executor appends the actions it ran to."""
     policy = tmp_path / "policy.yaml"
     policy.write_text(POLICY + REPLICA_RULES)
     record = str(tmp_path / "ran.jsonl")
     started: list[ServerProcess] = []
 
-    def start(name: str) -> ServerProcess:
+    def start(name: str, *more: str, env: dict[str, str] | None = None) -> ServerProcess:
         args = [str(policy), "--database", pg_url, "--executor", "server_exec:FileRecorder"]
         args += ["--executor-option", f"path={record}", "--api-key", OPS, "--api-key", DEV]
-        args += ["--api-key", ADMIN]
-        proc = ServerProcess(args, free_port(), str(tmp_path / f"{name}.log"))
+        args += ["--api-key", ADMIN, *more]
+        proc = ServerProcess(args, free_port(), str(tmp_path / f"{name}.log"), env)
         started.append(proc)
         proc.wait_ready()
         return proc

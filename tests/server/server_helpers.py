@@ -65,14 +65,23 @@ def free_port() -> int:
 class ServerProcess:
     """``aegis serve`` in a subprocess on 127.0.0.1, as an operator would start it."""
 
-    def __init__(self, args: list[str], port: int, log: str) -> None:
+    def __init__(
+        self, args: list[str], port: int, log: str, env: dict[str, str] | None = None
+    ) -> None:
         import os
         import subprocess
         import sys
         from pathlib import Path
 
         here = Path(__file__).resolve().parent
-        env = {**os.environ, "PYTHONPATH": str(here), "AEGIS_SESSION_SECRET": "test-session-secret"}
+        extra = dict(env or {})
+        path = os.pathsep.join([str(here), *filter(None, [extra.pop("PYTHONPATH", "")])])
+        env = {
+            **os.environ,
+            "PYTHONPATH": path,
+            "AEGIS_SESSION_SECRET": "test-session-secret",
+            **extra,
+        }
         self.port = port
         self.url = f"http://127.0.0.1:{port}"
         self._log = open(log, "ab")  # noqa: SIM115 - closed in stop()

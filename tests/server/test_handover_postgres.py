@@ -92,7 +92,20 @@ def test_a_request_reopened_after_an_edit_is_resumed_for_the_edited_action(repli
     assert [(r["type"], r["params"]["amount"], r["pid"]) for r in runs] == [
         ("wire", 5000, b.proc.pid)
     ]
-    assert [(r["action_type"], r["result"]) for r in records] == [("wire", "success")]
+    # As on one replica: the action as submitted is closed as edited, and the edit runs as
+    # the next record, linked to it.
+    closed, edit = sorted(records, key=lambda r: r["id"])
+    assert (closed["action_type"], closed["result"], closed["params"]["amount"]) == (
+        "wire",
+        "skipped",
+        10,
+    )
+    assert "edited by key:root before approval" in closed["reason"]
+    assert (edit["result"], edit["params"]["amount"], edit["parent_id"]) == (
+        "success",
+        5000,
+        closed["id"],
+    )
 
 
 def test_a_silent_replica_whose_wait_was_adopted_records_nothing(replicas, pg_url: str) -> None:

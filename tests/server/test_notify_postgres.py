@@ -10,11 +10,10 @@ import asyncio
 import statistics
 import threading
 import time
-from pathlib import Path
 
 import httpx
 import pytest
-from server_helpers import DEV, OPS, POLICY, ServerProcess, bearer, free_port
+from server_helpers import ServerProcess, bearer
 from sqlalchemy import create_engine
 
 from aegis.server.notify import Notifier, usable
@@ -45,24 +44,6 @@ async def test_news_from_one_notifier_reaches_another(pg_url: str) -> None:
         engine.dispose()
 
 
-def _replicas(tmp_path: Path, pg_url: str, *extra: str) -> tuple[ServerProcess, ServerProcess]:
-    policy = tmp_path / "policy.yaml"
-    policy.write_text(POLICY)
-    out: list[ServerProcess] = []
-    try:
-        for name in ("a", "b"):
-            args = [str(policy), "--database", pg_url, "--executor", "server_exec:FileRecorder"]
-            args += ["--executor-option", f"path={tmp_path / 'ran.jsonl'}"]
-            args += ["--api-key", OPS, "--api-key", DEV, *extra]
-            out.append(ServerProcess(args, free_port(), str(tmp_path / f"{name}-{len(extra)}.log")))
-            out[-1].wait_ready()
-    except BaseException:
-        for proc in out:  # none left running behind a failed start
-            proc.stop(kill=True)
-        raise
-    return out[0], out[1]
-
-
 def _wake_times(a: ServerProcess, b: ServerProcess, rounds: int) -> list[float]:
     """Seconds from the approval's answer on B to the action's result on A's long-poll."""
     times = []
@@ -90,20 +71,17 @@ def _wake_times(a: ServerProcess, b: ServerProcess, rounds: int) -> list[float]:
     return times
 
 
-def test_an_answer_on_b_wakes_a_waiter_on_a(tmp_path: Path, pg_url: str) -> None:
-    a, b = _replicas(tmp_path, pg_url)
-    try:
-        assert len(_wake_times(a, b, 2)) == 2
-    finally:
-        a.stop()
-        b.stop()
+def test_an_answer_on_b_wakes_a_waiter_on_a(replicas) -> None:
+    start, _ = replicas
+    assert len(_wake_times(start("a"), start("b"), 2)) == 2
 
 
 @pytest.mark.slow
-def test_measure_wake_latency(tmp_path: Path, pg_url: str) -> None:
+def test_measure_wake_latency(replicas) -> None:
+    start, _ = replicas
     figures = {}
     for label, extra in (("notify", ()), ("polling", ("--no-notify",))):
-        a, b = _replicas(tmp_path, pg_url, *extra)
+        a, b = start(f"a-{label}", *extra), start(f"b-{label}", *extra)
         try:
             times = sorted(_wake_times(a, b, 20))
         finally:

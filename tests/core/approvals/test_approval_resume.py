@@ -107,3 +107,23 @@ def test_adopt_is_one_compare_and_swap_on_the_owner(store: AuditStore) -> None:
     again = store.approvals.get(rid)
     assert again.state == APPROVED
     assert store.approvals.adopt(rid, previous_owner=again.owner_started) is None
+
+
+async def test_resuming_an_edit_closes_the_submitted_action_as_edited(store: AuditStore) -> None:
+    """The request waits for an approver's edit of ``PAY`` (what a replica adopts after the
+    first approver edited and the policy asked again): given the original, its approval
+    closes the original as edited and runs the edit as the next record, as in one process."""
+    edited = PAY.with_params({**PAY.params, "amount": 4000})
+    rid = _stored(store, edited)
+    store.approvals.respond(rid, channel="key", responder="root", verdict="approve")
+    executor = Recorder()
+    async with Runtime(
+        executor=executor, policy=PAYING, approval_handler=ScriptedChannel(None), audit=store
+    ) as rt:
+        with resuming(rid, PAY):
+            result = await rt.run_one(edited)
+    assert result.status is ResultStatus.SUCCESS and executor.ran == [edited]
+    closed, ran = store.query(order="asc")
+    assert (closed.result, closed.params["amount"]) == ("skipped", 5000)
+    assert closed.reason is not None and "edited by key:root before approval" in closed.reason
+    assert (ran.result, ran.params["amount"], ran.parent_id) == ("success", 4000, closed.id)

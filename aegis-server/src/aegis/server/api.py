@@ -95,8 +95,11 @@ def to_action(body: ActionBody, agent: str | None) -> Action:
     summary="Decide one action (or a list) without running it",
 )
 async def evaluate(request: Req, data: JSONBody[ActionBody | list[ActionBody]]) -> Any:
-    ctx = context(request)
-    key = key_of(request)
+    return decide(context(request), key_of(request), data)
+
+
+def decide(ctx: Context, key: ApiKey, data: ActionBody | list[ActionBody]) -> Any:
+    """``/evaluate``'s answer (the Litestar route's and the fast path's)."""
     if isinstance(data, list):
         if len(data) > ctx.config.max_batch:
             raise ApiError(413, "batch too large", f"at most {ctx.config.max_batch} actions")
@@ -142,15 +145,18 @@ def pending_view(ctx: Context, rid: str) -> dict[str, Any]:
     summary="Run an action through the pipeline (or authorise it)",
 )
 async def execute(request: Req, data: JSONBody[ActionBody]) -> Response[Any]:
-    ctx = context(request)
-    key = key_of(request)
+    return answer_view(*await run(context(request), key_of(request), data))
+
+
+async def run(ctx: Context, key: ApiKey, data: ActionBody) -> tuple[int, dict[str, Any]]:
+    """``/execute``'s status and body (the Litestar route's and the fast path's)."""
     job = ctx.service.start_job(to_action(data, key.agent), key.name)
     await ctx.service.first_news(job, FIRST_NEWS)
     if job.done.is_set():  # answered in full: nothing to poll, nothing to keep in memory
         ctx.service.jobs.pop(job.id, None)
     else:
         await ctx.service.still_running(job)
-    return answer_view(*job_view(ctx, job))
+    return job_view(ctx, job)
 
 
 def answer_view(status: int, body: dict[str, Any]) -> Response[Any]:

@@ -30,6 +30,7 @@ from aegis.server.errors import (
     handle_unexpected,
     handle_validation,
 )
+from aegis.server.fastpath import FastPaths
 from aegis.server.openapi import tighten
 from aegis.server.ratelimit import SharedRateLimiter
 from aegis.server.routes import SignIn, allow_all_methods, sign_in
@@ -156,5 +157,6 @@ def create_app(
         debug=False,
     )
     app.state.aegis = ctx
+    app.asgi_handler = cast(Any, FastPaths(cast(Any, app.asgi_handler), ctx))
     tighten(app)
     return app

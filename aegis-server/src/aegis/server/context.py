@@ -43,7 +43,11 @@ class Context:
 
     async def caller(self, request: Connection, *scopes: str) -> ApiKey:
         """The key behind ``Authorization: Bearer``; it must have one of ``scopes``."""
-        header = request.headers.get("authorization", "")
+        return await self.caller_of(request.headers.get("authorization", ""), *scopes)
+
+    async def caller_of(self, header: str, *scopes: str) -> ApiKey:
+        """``caller`` from the ``Authorization`` header's value (the fast paths read it from
+        the ASGI scope, without a request object)."""
         scheme, _, presented = header.partition(" ")
         if self.keys.open:
             key = ANONYMOUS

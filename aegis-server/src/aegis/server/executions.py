@@ -6,7 +6,8 @@ still runs when the first answer goes out): an ``auto`` action answered in the s
 costs no write here. States:
 
 * ``waiting`` — for approval request ``request_id``. ``action`` holds the action as the
-  runtime bound it (params unredacted: after a restart they are what runs), cleared when done.
+  runtime bound it (params unredacted: after a restart they are what runs), cleared when done;
+  for an approver's edit, with the action first submitted beside it (``original``).
 * ``running`` — the executor was still running when the caller got its 202.
 * ``executing`` — approved and claimed by ``owner`` (one compare-and-swap from ``waiting``):
   from here on no other replica may run it, whatever happens.
@@ -73,23 +74,35 @@ _T = executions_table.c
 _HELD = _T.heartbeat_at >= 0
 
 
-def action_json(action: Action) -> str:
-    return json.dumps(
-        {
-            "type": action.type,
-            "target": action.target,
-            "params": action.params,
-            "description": action.description,
-            "agent_id": action.agent_id,
-            "session_id": action.session_id,
-        },
-        default=str,
-        ensure_ascii=False,
-    )
+def _fields(action: Action) -> dict[str, Any]:
+    return {
+        "type": action.type,
+        "target": action.target,
+        "params": action.params,
+        "description": action.description,
+        "agent_id": action.agent_id,
+        "session_id": action.session_id,
+    }
+
+
+def action_json(action: Action, original: Action | None = None) -> str:
+    """The action; ``original``: the one first submitted, when ``action`` is an edit of it."""
+    fields = _fields(action)
+    if original is not None:
+        fields["original"] = _fields(original)
+    return json.dumps(fields, default=str, ensure_ascii=False)
+
+
+def original_from_json(text: str) -> Action | None:
+    found = json.loads(text).get("original")
+    return None if found is None else _action(found)
 
 
 def action_from_json(text: str) -> Action:
-    d = json.loads(text)
+    return _action(json.loads(text))
+
+
+def _action(d: dict[str, Any]) -> Action:
     return Action(
         d["type"],
         d["target"],
@@ -137,11 +150,17 @@ class Executions:
                 )
             )
 
-    def wait_on(self, execution_id: str, request_id: str, action: Action | None) -> None:
+    def wait_on(
+        self,
+        execution_id: str,
+        request_id: str,
+        action: Action | None,
+        original: Action | None = None,
+    ) -> None:
         """A later round (the policy asked for more): the row now waits on this request."""
         values: dict[str, Any] = {"request_id": request_id, "state": WAITING}
         if action is not None:
-            values["action"] = action_json(action)
+            values["action"] = action_json(action, original)
         with self.engine.begin() as conn:
             conn.execute(
                 update(executions_table)

@@ -25,6 +25,9 @@ from aegis.server.auth import ApiKey
 from aegis.server.context import Session, context, session_of
 from aegis.server.errors import error_responses
 
+#: Where the fast path leaves a key it checked (``aegis.server.fastpath``).
+CHECKED_KEY = "aegis_checked_key"
+
 AUTH = (401, 403, 429, 503)
 Req = Request[Any, Any, Any]
 Decorator = Callable[[Callable[..., Any]], HTTPRouteHandler]
@@ -37,7 +40,11 @@ class SignIn(Exception):
 
 def _needs(scopes: tuple[str, ...]) -> Check:
     async def check(request: Req) -> None:
-        request.state.aegis_key = await context(request).caller(request, *scopes)
+        # A request the fast path handed over was checked (and counted) there already.
+        checked = request.scope.get(CHECKED_KEY)
+        if checked is None:
+            checked = await context(request).caller(request, *scopes)
+        request.state.aegis_key = checked
 
     return check
 

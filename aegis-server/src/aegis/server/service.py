@@ -25,8 +25,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import time
-import uuid
 from typing import Any
 
 import attrs
@@ -39,12 +39,19 @@ from aegis.errors import AuditError
 from aegis.runtime.approval.flow import HANDOVER, WAKERS, handed_over, resuming
 from aegis.runtime.approval.rules import apply_edits
 from aegis.runtime.approval.store import ApprovalRequest
+from aegis.runtime.approval.wait import ON_WAIT
 from aegis.runtime.audit import AuditStore
 from aegis.runtime.engine import Authorization, Runtime
 from aegis.runtime.hooks import RuntimeHooks, maybe_await
 from aegis.runtime.policy_versions import VersionedPolicy
-from aegis.server.executions import RUNNING, WAITING, Executions, action_from_json
-from aegis.server.jobs import CURRENT_JOB, Job
+from aegis.server.executions import (
+    RUNNING,
+    WAITING,
+    Executions,
+    action_from_json,
+    original_from_json,
+)
+from aegis.server.jobs import CURRENT_JOB, Job, on_wait
 from aegis.server.notify import Notifier
 from aegis.server.notify import usable as notify_usable
 from aegis.server.outcomes import Outcomes
@@ -54,6 +61,11 @@ log = logging.getLogger("aegis.server")
 
 #: Seconds a stopping replica gives executions already running (not waiting) to finish.
 GRACE = 10.0
+
+
+def _no_news(news: asyncio.Future[None]) -> None:
+    if not news.done():
+        news.set_result(None)
 
 
 class Service:
@@ -208,15 +220,17 @@ class Service:
     # -- jobs --------------------------------------------------------------------------------
 
     def start_job(self, action: Action, key_name: str) -> Job:
-        job = Job(uuid.uuid4().hex, key_name, action=action, service=self)
+        job = Job(os.urandom(16).hex(), key_name, action=action, service=self)
         self._launch(job)
         return job
 
     def _launch(self, job: Job) -> None:
         token = CURRENT_JOB.set(job)
+        observing = ON_WAIT.set(on_wait)
         try:
             job.task = asyncio.create_task(self._run(job))
         finally:
+            ON_WAIT.reset(observing)
             CURRENT_JOB.reset(token)
         self.jobs[job.id] = job
 
@@ -224,7 +238,7 @@ class Service:
         assert job.action is not None
         try:
             if job.durable and job.request_ids:  # adopted: continue the same request
-                with resuming(job.request_ids[-1]):
+                with resuming(job.request_ids[-1], job.original):
                     out = await self._once(job, job.action)
             else:
                 out = await self._once(job, job.action)
@@ -243,7 +257,7 @@ class Service:
             job.finished_at = time.time()
             await self._close(job)
             job.done.set()
-            job.news.set()
+            job.tell()
 
     async def _once(self, job: Job, action: Action) -> Result | Authorization:
         if not self.authorize_only:
@@ -274,19 +288,25 @@ class Service:
 
         A later round is for the action as the approver edited it (the policy asked for more
         after the edit): that action is the previous one with the previous request's edits,
-        and it is what the row keeps, so an adopter resumes the request it was made for."""
+        and it is what the row keeps, so an adopter resumes the request it was made for. The
+        row keeps the action as first submitted beside it: the adopter closes that one "as
+        edited" once the edit is approved, as this replica would have."""
         assert job.action is not None
         bound = with_identity(job.action, request.agent_id, request.session_id)
         if bound.digest != request.digest and job.request_ids:
             before = await self.store.approvals.run(self.store.approvals.get, job.request_ids[-1])
             if before.edits:
+                if job.original is None:  # an approval of the edit closes it as edited
+                    job.original = bound
                 bound = bound.with_params(apply_edits(bound.params, before.edits))
         keep = bound if bound.digest == request.digest else None
         if keep is not None:
             job.action = keep
         async with job.lock:
             if job.durable:
-                await asyncio.to_thread(self.executions.wait_on, job.id, request.id, keep)
+                await asyncio.to_thread(
+                    self.executions.wait_on, job.id, request.id, keep, job.original
+                )
             else:
                 await asyncio.to_thread(
                     self.executions.begin,
@@ -322,6 +342,7 @@ class Service:
                     row["id"],
                     row["key_name"],
                     action=action_from_json(text),
+                    original=original_from_json(text),
                     service=self,
                     durable=True,
                     request_ids=[rid],
@@ -357,10 +378,17 @@ class Service:
     async def first_news(self, job: Job, timeout: float) -> None:
         """Wait until the job is done or waits for a human (at most ``timeout``).
 
-        On the hot path (an auto action answered at once): no task beyond the job's own."""
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(timeout):
-                await job.news.wait()
+        On the hot path (an auto action answered at once): no task beyond the job's own, and
+        one future and one timer handle (see ``Job.news``)."""
+        if job.told:
+            return
+        loop = asyncio.get_running_loop()
+        news = job.news = loop.create_future()
+        timer = loop.call_later(timeout, _no_news, news)
+        try:
+            await news
+        finally:
+            timer.cancel()
 
     async def until_done(self, job: Job, timeout: float) -> None:
         if timeout > 0:

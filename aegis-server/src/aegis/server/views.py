@@ -14,6 +14,8 @@ from aegis.runtime.engine import Authorization
 
 
 def jsonable(value: Any) -> Any:
+    if value is None or type(value) in (str, int, float, bool):  # most results' data
+        return value
     try:
         return msgspec.to_builtins(value, str_keys=True, enc_hook=repr)
     except Exception:

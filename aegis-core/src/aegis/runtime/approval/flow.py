@@ -74,16 +74,20 @@ log = logging.getLogger("aegis.approvals")
 
 MAX_ROUNDS = 3
 
-_RESUME: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+_RESUME: contextvars.ContextVar[tuple[str, Action | None] | None] = contextvars.ContextVar(
     "aegis_resume_request", default=None
 )
 
 
 @contextlib.contextmanager
-def resuming(request_id: str) -> Iterator[None]:
+def resuming(request_id: str, original: Action | None = None) -> Iterator[None]:
     """Inside this block (and tasks started in it), the next approval sought continues the
-    stored request ``request_id`` instead of creating one (see the module docstring)."""
-    token = _RESUME.set(request_id)
+    stored request ``request_id`` instead of creating one (see the module docstring).
+
+    ``original``: the action as first submitted, when the request is for an approver's edit of
+    it (a reopened request): the approval then closes that original as edited, as it does when
+    one process sees the whole exchange."""
+    token = _RESUME.set((request_id, original))
     try:
         yield
     finally:
@@ -123,9 +127,13 @@ async def seek_approval(
         return approval_seal.seal([a for r in seen.values() for a in r.answers])
 
     current_action, current, replaces = action, decision, None
-    resume = _RESUME.get()
-    if resume is not None:
+    submitted = action  # what an approved edit closes (see ``resuming``)
+    resume: str | None = None
+    resumed = _RESUME.get()
+    if resumed is not None:
         _RESUME.set(None)  # one request is resumed; later rounds and actions ask anew
+        resume, first = resumed
+        submitted = first if first is not None else action
     for _round in range(MAX_ROUNDS):
         window = window_for(runtime.approval_timeout, current, channels)
         if resume is not None:
@@ -181,7 +189,7 @@ async def seek_approval(
                 )
         fresh = await limit_state.decide(runtime, candidate)
         approval = approved_by(final, channels, seal=sealed())
-        original = action if candidate is not action else None
+        original = submitted if candidate is not submitted else None
         if fresh.approval is Approval.BLOCK:
             reason = fresh.reason or f"blocked by rule {fresh.matched_rule or '(defaults)'}"
             return Sought(

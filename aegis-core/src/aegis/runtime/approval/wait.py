@@ -9,8 +9,9 @@ when no channel can answer any more (or the waiting task was cancelled).
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from aegis.core.action import Action
@@ -33,6 +34,16 @@ POLL_EVERY = 0.2
 HANDOVER = "aegis: handed over to another process"
 
 
+#: Told, in the waiting task, of each request it is about to wait on and the channels that
+#: may answer it, before any channel hears of it. A server sets it for the jobs it starts so
+#: that a wait on *any* channel is a row another replica can adopt (``HANDOVER``). A failing
+#: observer is logged and the wait goes on (as it would without one).
+Observer = Callable[["ApprovalRequest", Sequence[ApprovalChannel]], Awaitable[None]]
+ON_WAIT: contextvars.ContextVar[Observer | None] = contextvars.ContextVar(
+    "aegis_on_wait", default=None
+)
+
+
 def handed_over(exc: BaseException) -> bool:
     """Whether ``exc`` is a ``HANDOVER`` cancellation (see above)."""
     return isinstance(exc, asyncio.CancelledError) and exc.args[:1] == (HANDOVER,)
@@ -48,6 +59,16 @@ async def wait(
 ) -> ApprovalRequest:
     """Notify every channel and wait until the request settles or the window closes."""
     rid = request.id
+    observer = ON_WAIT.get()
+    if observer is not None:
+        try:
+            await observer(request, channels)
+        except asyncio.CancelledError as exc:
+            if not handed_over(exc):
+                _settle_now(book, rid, "cancelled: the waiting task was cancelled")
+            raise
+        except Exception:
+            log.exception("the wait observer failed for request %s; waiting anyway", rid)
     WAKERS.arm(rid)
     responders = {id(c): Responder(book, label(c), WAKERS.wake) for c in channels}
     tasks: list[asyncio.Task[Any]] = []
