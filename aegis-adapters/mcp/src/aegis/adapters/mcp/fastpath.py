@@ -30,10 +30,12 @@ from typing import Any
 
 import mcp_types as types
 from aegis.adapters.mcp.executor import ProgressCallback
-from aegis.adapters.mcp.proxy import Proxy
+from aegis.adapters.mcp.proxy import Proxy, to_call_result
 from mcp_types.methods import parse_client_request, serialize_server_result
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
+from aegis.core.result import Result
+from aegis.runtime.recorded import answer_early
 from mcp.shared.dispatcher import coerce_request_id
 from mcp.shared.jsonrpc_dispatcher import (
     cancelled_request_id_from_params,
@@ -52,6 +54,7 @@ class FastPath:
         self._init_id: Any = None
         self._offered: str | None = None
         self._calls: dict[Any, asyncio.Task[None]] = {}
+        self._answered: set[asyncio.Task[None]] = set()  # answered; the outcome is being written
 
     # -- the handshake, watched (the SDK does it) -------------------------------------------
 
@@ -111,16 +114,19 @@ class FastPath:
         task.add_done_callback(functools.partial(self._forget, key))
 
     def _forget(self, key: Any, task: asyncio.Task[None]) -> None:
+        self._answered.discard(task)
         if self._calls.get(key) is task:
             del self._calls[key]
         if not task.cancelled() and task.exception() is not None:
             log.error("tools/call failed in the proxy", exc_info=task.exception())
 
     async def close(self) -> None:
-        """Cancel the calls still running (each is audited as cancelled) and wait for them."""
+        """Cancel the calls still running (each is audited as cancelled) and wait for them; a
+        call already answered is only waited for, until its outcome is committed."""
         tasks = list(self._calls.values())
         for task in tasks:
-            task.cancel()
+            if task not in self._answered:
+                task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
 
     # -- one call ----------------------------------------------------------------------------
@@ -133,17 +139,38 @@ class FastPath:
             await self._refuse(request, types.INVALID_PARAMS, "params that do not validate")
             return
         params: Any = call.params
+        answered = False
+
+        def answer(result: Result) -> None:
+            """The runtime's result, sent while its outcome record is being committed."""
+            nonlocal answered
+            self._answer(request.id, version, to_call_result(result))
+            answered = True
+            task = asyncio.current_task()
+            if task is not None:
+                self._answered.add(task)
+
+        token = answer_early.set(answer)
         try:
-            result = await self.proxy.call(
-                params.name, params.arguments, self._progress(request.params)
-            )
-            dumped = result.model_dump(by_alias=True, mode="json", exclude_none=True)
-            body = serialize_server_result("tools/call", version, dumped)
+            try:
+                result = await self.proxy.call(
+                    params.name, params.arguments, self._progress(request.params)
+                )
+            finally:
+                answer_early.reset(token)
+            if not answered:  # it did not run (blocked, refused...): answered now
+                self._answer(request.id, version, result)
         except Exception as exc:
+            if answered:  # the outcome could not be recorded after the answer went out
+                log.exception("tools/call %r: recording its outcome failed", params.name)
+                return
             log.exception("tools/call %r failed in the proxy", params.name)
             self._send(types.JSONRPCError(jsonrpc="2.0", id=request.id, error=_error(0, str(exc))))
-            return
-        self._send(types.JSONRPCResponse(jsonrpc="2.0", id=request.id, result=body))
+
+    def _answer(self, rid: Any, version: str, result: types.CallToolResult) -> None:
+        dumped = result.model_dump(by_alias=True, mode="json", exclude_none=True)
+        body = serialize_server_result("tools/call", version, dumped)
+        self._send(types.JSONRPCResponse(jsonrpc="2.0", id=rid, result=body))
 
     async def _refuse(self, request: types.JSONRPCRequest, code: int, what: str) -> None:
         params = request.params or {}
