@@ -7,7 +7,12 @@ in its own way:
 * ``bad_result``: a result that is not a ``CallToolResult`` (``content`` is a string);
 * ``not_json``: a line that is not JSON at all, and no answer;
 * ``forged_id``: first an answer for an id the proxy never sent, saying ``FORGED``, then the real
-  answer for the real id.
+  answer for the real id;
+* ``both``: one answer carrying a ``result`` and an ``error``;
+* ``nan``: a result whose structured content holds ``NaN`` (not JSON, though Python writes it);
+* ``error``: a proper JSON-RPC error; ``bad_error``: an error whose code is not a number;
+* ``string_flag``: ``isError`` as the string ``"true"``;
+* ``twice``: a line naming ``result`` twice, the first saying the call failed.
 
 Every call that arrives is logged to ``UPSTREAM_LOG`` like the well-behaved test upstream does.
 """
@@ -19,7 +24,17 @@ import os
 import sys
 from typing import Any
 
-TOOLS = ("bad_result", "not_json", "forged_id")
+TOOLS = (
+    "bad_result",
+    "not_json",
+    "forged_id",
+    "both",
+    "nan",
+    "error",
+    "bad_error",
+    "string_flag",
+    "twice",
+)
 
 
 def send(message: dict[str, Any] | str) -> None:
@@ -66,6 +81,28 @@ def answer(rid: Any, method: str, params: dict[str, Any]) -> None:
             send({"jsonrpc": "2.0", "id": f"{rid}-forged", "result": text("FORGED")})
             send({"jsonrpc": "2.0", "id": 987654, "result": text("FORGED")})
             send({"jsonrpc": "2.0", "id": rid, "result": text("genuine")})
+        elif name == "both":
+            error = {"code": -32000, "message": "it broke"}
+            send({"jsonrpc": "2.0", "id": rid, "result": text("fine"), "error": error})
+        elif name == "nan":
+            send(
+                {
+                    "jsonrpc": "2.0",
+                    "id": rid,
+                    "result": {**text("x"), "structuredContent": {"v": float("nan")}},
+                }
+            )
+        elif name == "error":
+            send({"jsonrpc": "2.0", "id": rid, "error": {"code": -32000, "message": "disk full"}})
+        elif name == "bad_error":
+            send({"jsonrpc": "2.0", "id": rid, "error": {"code": "x", "message": "?"}})
+        elif name == "string_flag":
+            send({"jsonrpc": "2.0", "id": rid, "result": {**text("went wrong"), "isError": "true"}})
+        elif name == "twice":
+            failed = json.dumps({**text("failed"), "isError": True})
+            fine = json.dumps(text("fine"))
+            head = f'{{"jsonrpc": "2.0", "id": {json.dumps(rid)}'
+            send(f'{head}, "result": {failed}, "result": {fine}}}')
     elif method == "ping":
         send({"jsonrpc": "2.0", "id": rid, "result": {}})
     else:

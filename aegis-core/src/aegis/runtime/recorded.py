@@ -3,13 +3,27 @@ whatever happens in between (an exception, cancellation, ``SystemExit``).
 
 This is the one place an allowed action reaches its executor, so it is kept small and apart from
 the deciding steps in engine.py; "an action missing from the audit" can only come from here.
+
+``answer_early``: a caller that relays the outcome to someone waiting (the MCP proxy on stdio)
+sets it around ``run_one`` to pass the result on while the outcome record is being committed,
+instead of after. It is called at most once, with the result ``run_one`` will return, after the
+executor and the ``after_execute`` hooks and just before the outcome is written; the write-ahead
+row is committed by then, so a crash between the two leaves a pending row that the store marks
+``interrupted`` when it is opened again. ``run_one`` still returns (or raises an ``AuditError``)
+only once the outcome is committed, so a caller that awaits it never loses the outcome on a clean
+shutdown. Not called when the action did not run or was cancelled, or when closing its record
+broke (an internal error past the executor): those end as ``run_one`` ends. The executor runs
+with it unset, so an action the executor governs in turn cannot answer in its place. An
+exception from it is logged and the outcome is committed anyway.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import datetime as dt
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -28,6 +42,11 @@ if TYPE_CHECKING:
     from aegis.runtime.shadow import ShadowVerdict
 
 log = logging.getLogger("aegis.runtime")
+
+#: See the module docstring: called with the result before its outcome is committed.
+answer_early: contextvars.ContextVar[Callable[[Result], None] | None] = contextvars.ContextVar(
+    "aegis_answer_early", default=None
+)
 
 
 async def execute_recorded(
@@ -54,6 +73,9 @@ async def execute_recorded(
         )
     finished: Result | None = None  # what the action did, once the executor is done
     started = utcnow()
+    answer = answer_early.get()
+    if answer is not None:  # not for actions the executor runs through a runtime itself
+        unset = answer_early.set(None)
     try:
         raw, updates = await execute_and_verify(
             executor,
@@ -132,6 +154,14 @@ async def execute_recorded(
         )
         await shielded(runtime.audit.finish(audit_id, interrupted))
         raise
+    finally:
+        if answer is not None:
+            answer_early.reset(unset)
+    if answer is not None:
+        try:
+            answer(result)
+        except Exception:
+            log.exception("answering early failed; the outcome is recorded regardless")
     await runtime.audit.finish(audit_id, result)
     return result
 

@@ -24,16 +24,21 @@ The 2026-07-28 protocol (no handshake) is served by the SDK alone.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 from typing import Any
 
 import mcp_types as types
+from aegis.adapters.mcp import wire
 from aegis.adapters.mcp.executor import ProgressCallback
-from aegis.adapters.mcp.proxy import Proxy
+from aegis.adapters.mcp.proxy import Proxy, to_call_result
+from aegis.adapters.mcp.upstream import forwarded
 from mcp_types.methods import parse_client_request, serialize_server_result
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
+from aegis.core.result import Result
+from aegis.runtime.recorded import answer_early
 from mcp.shared.dispatcher import coerce_request_id
 from mcp.shared.jsonrpc_dispatcher import (
     cancelled_request_id_from_params,
@@ -42,6 +47,11 @@ from mcp.shared.jsonrpc_dispatcher import (
 
 log = logging.getLogger("aegis.mcp.proxy")
 parse = types.jsonrpc_message_adapter.validate_json
+
+_PLAIN_KEYS = frozenset({"name", "arguments", "_meta"})
+MALFORMED = "params that do not validate"
+DUPLICATE = "duplicate id"
+NOT_JSON = "NaN or an infinity in the line, which JSON does not have"
 
 
 class FastPath:
@@ -52,6 +62,7 @@ class FastPath:
         self._init_id: Any = None
         self._offered: str | None = None
         self._calls: dict[Any, asyncio.Task[None]] = {}
+        self._answered: set[asyncio.Task[None]] = set()  # answered; the outcome is being written
 
     # -- the handshake, watched (the SDK does it) -------------------------------------------
 
@@ -82,24 +93,36 @@ class FastPath:
 
     def take(self, line: bytes) -> bool:
         """True when the line was handled here; False passes it on to the SDK."""
-        try:
-            message = parse(line, by_name=False)
-        except ValueError:
-            return False  # the SDK answers a parse error as it always has
         if self.version is None:
-            self._watch(message)
+            with contextlib.suppress(ValueError):  # the SDK answers a parse error as always
+                self._watch(parse(line, by_name=False))
             return False
-        if isinstance(message, types.JSONRPCRequest) and message.method == "tools/call":
-            key = coerce_request_id(message.id)
+        odd = False
+        try:
+            message = wire.load(line)
+        except wire.NotJSON:
+            message, odd = wire.load_loose(line), True
+        except ValueError:
+            return False
+        if type(message) is not dict or message.get("jsonrpc") != "2.0":
+            return False
+        method = message.get("method")
+        if method == "tools/call" and "id" in message:
+            rid = message["id"]
+            if type(rid) is not str and type(rid) is not int:
+                return False  # not a JSON-RPC request id: the SDK says so
+            params = message.get("params")
+            key = coerce_request_id(rid)
             if key in self._calls:
-                self._start(object(), self._refuse(message, types.INVALID_REQUEST, "duplicate id"))
+                self._start(object(), self._refuse(rid, params, types.INVALID_REQUEST, DUPLICATE))
+            elif odd:
+                self._start(object(), self._refuse(rid, params, types.INVALID_PARAMS, NOT_JSON))
             else:
-                self._start(key, self._serve(message))
+                self._start(key, self._serve(rid, params))
             return True
-        if isinstance(message, types.JSONRPCNotification) and (
-            message.method == "notifications/cancelled"
-        ):
-            rid = cancelled_request_id_from_params(message.params)
+        if method == "notifications/cancelled" and "id" not in message:
+            params = message.get("params")
+            rid = cancelled_request_id_from_params(params if type(params) is dict else None)
             task = self._calls.get(coerce_request_id(rid)) if rid is not None else None
             if task is not None:
                 task.cancel()  # the runtime records it; a cancelled request gets no answer
@@ -111,47 +134,83 @@ class FastPath:
         task.add_done_callback(functools.partial(self._forget, key))
 
     def _forget(self, key: Any, task: asyncio.Task[None]) -> None:
+        self._answered.discard(task)
         if self._calls.get(key) is task:
             del self._calls[key]
         if not task.cancelled() and task.exception() is not None:
             log.error("tools/call failed in the proxy", exc_info=task.exception())
 
     async def close(self) -> None:
-        """Cancel the calls still running (each is audited as cancelled) and wait for them."""
+        """Cancel the calls still running (each is audited as cancelled) and wait for them; a
+        call already answered is only waited for, until its outcome is committed."""
         tasks = list(self._calls.values())
         for task in tasks:
-            task.cancel()
+            if task not in self._answered:
+                task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
 
     # -- one call ----------------------------------------------------------------------------
 
-    async def _serve(self, request: types.JSONRPCRequest) -> None:
+    async def _serve(self, rid: Any, params: Any) -> None:
         version = self.version or types.LATEST_PROTOCOL_VERSION
-        try:
-            call = parse_client_request("tools/call", version, request.params)
-        except ValueError:  # pydantic's ValidationError is one
-            await self._refuse(request, types.INVALID_PARAMS, "params that do not validate")
-            return
-        params: Any = call.params
-        try:
-            result = await self.proxy.call(
-                params.name, params.arguments, self._progress(request.params)
-            )
-            dumped = result.model_dump(by_alias=True, mode="json", exclude_none=True)
-            body = serialize_server_result("tools/call", version, dumped)
-        except Exception as exc:
-            log.exception("tools/call %r failed in the proxy", params.name)
-            self._send(types.JSONRPCError(jsonrpc="2.0", id=request.id, error=_error(0, str(exc))))
-            return
-        self._send(types.JSONRPCResponse(jsonrpc="2.0", id=request.id, result=body))
+        plain = _plain(params)
+        if plain is not None:
+            name, arguments = plain
+        else:  # an unusual shape: the SDK's model for this version decides
+            try:
+                call: Any = parse_client_request("tools/call", version, params)
+            except ValueError:  # pydantic's ValidationError is one
+                await self._refuse(rid, params, types.INVALID_PARAMS, MALFORMED)
+                return
+            name, arguments = call.params.name, call.params.arguments
+        answered = False
+        seen: list[Any] = []  # the upstream's answers, as it shaped them (upstream.forwarded)
+        box = forwarded.set(seen)
 
-    async def _refuse(self, request: types.JSONRPCRequest, code: int, what: str) -> None:
-        params = request.params or {}
-        name = params.get("name")
-        reason = f"tools/call request {request.id!r} refused by the proxy: {what}; not run"
+        def answer(result: Result) -> None:
+            """The runtime's result, sent while its outcome record is being committed."""
+            nonlocal answered
+            self._answer(rid, version, to_call_result(result), seen)
+            answered = True
+            task = asyncio.current_task()
+            if task is not None:
+                self._answered.add(task)
+
+        token = answer_early.set(answer)
+        try:
+            try:
+                result = await self.proxy.call(name, arguments, self._progress(params))
+            finally:
+                answer_early.reset(token)
+                forwarded.reset(box)
+            if not answered:  # it did not run (blocked, refused...): answered now
+                self._answer(rid, version, result, None)
+        except Exception as exc:
+            if answered:  # the outcome could not be recorded after the answer went out
+                log.exception("tools/call %r: recording its outcome failed", name)
+                return
+            log.exception("tools/call %r failed in the proxy", name)
+            self._send(types.JSONRPCError(jsonrpc="2.0", id=rid, error=_error(0, str(exc))))
+
+    def _answer(
+        self, rid: Any, version: str, result: types.CallToolResult, seen: list[Any] | None
+    ) -> None:
+        """The result as the client's version shapes it; the upstream's own shaping of it when
+        it was made for the same version (the same SDK serialiser, already run once)."""
+        for item, shaped_for, body in seen or ():
+            if item is result and shaped_for == version:
+                self._write({"jsonrpc": "2.0", "id": rid, "result": body})
+                return
+        dumped = result.model_dump(by_alias=True, mode="json", exclude_none=True)
+        body = serialize_server_result("tools/call", version, dumped)
+        self._write({"jsonrpc": "2.0", "id": rid, "result": body})
+
+    async def _refuse(self, rid: Any, params: Any, code: int, what: str) -> None:
+        name = params.get("name") if type(params) is dict else None
+        reason = f"tools/call request {rid!r} refused by the proxy: {what}; not run"
         await self.proxy.record_refusal(name if isinstance(name, str) else "tools/call", reason)
         message = "Invalid request parameters" if code == types.INVALID_PARAMS else reason
-        self._send(types.JSONRPCError(jsonrpc="2.0", id=request.id, error=_error(code, message)))
+        self._send(types.JSONRPCError(jsonrpc="2.0", id=rid, error=_error(code, message)))
 
     def _progress(self, params: dict[str, Any] | None) -> ProgressCallback | None:
         token = progress_token_from_params(params)
@@ -174,6 +233,27 @@ class FastPath:
             return
         line = message.model_dump_json(by_alias=True, exclude_unset=True) + "\n"
         self.writer.write(line.encode("utf-8"))
+
+    def _write(self, message: dict[str, Any]) -> None:
+        if not self.writer.is_closing():
+            self.writer.write(wire.dump(message))
+
+
+def _plain(params: Any) -> tuple[str, dict[str, Any] | None] | None:
+    """(name, arguments) when the params have the common shape, which the SDK's model accepts
+    as it is; None sends anything else to that model."""
+    if type(params) is not dict or not params.keys() <= _PLAIN_KEYS:
+        return None
+    name, arguments, meta = params.get("name"), params.get("arguments"), params.get("_meta")
+    if type(name) is not str or (arguments is not None and type(arguments) is not dict):
+        return None
+    if meta is not None:
+        if type(meta) is not dict or meta.keys() != {"progressToken"}:
+            return None
+        token = meta["progressToken"]
+        if type(token) is not str and type(token) is not int:
+            return None
+    return name, arguments
 
 
 def _error(code: int, message: str) -> types.ErrorData:

@@ -8,6 +8,11 @@ latency per ``tools/call``. ``tools/call`` itself skips the SDK's server session
 stdout is not a pipe or socket (a regular file), the SDK's transport is used for everything.
 The audit writes of a stdio proxy are made inline when the writer is idle
 (``AuditStore.inline_when``), the other thread hop the profile showed.
+
+A ``tools/call`` is answered while its outcome record is being committed
+(``recorded.answer_early``): a clean shutdown (stdin closed, or SIGTERM, handled as a closed
+stdin) waits for those commits, and only a crash in between leaves the write-ahead row pending
+(marked ``interrupted`` when the store is next opened).
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import signal
 import stat
 from collections.abc import AsyncIterator
 from typing import Any
@@ -83,8 +89,14 @@ async def _loop_stdio(proxy: Proxy) -> AsyncIterator[tuple[Any, Any, FastPath] |
     os.dup2(2, 1)
     os.close(null)
     transports: list[asyncio.BaseTransport] = []
+    handlers = False
     try:
         reader = asyncio.StreamReader(limit=LINE_LIMIT)
+        # SIGTERM (the spec's next step when a server does not exit after stdin closes) ends
+        # the input as a closed stdin does, so the calls in flight are closed in the audit
+        # (answered ones once their outcome is committed) before the process exits.
+        loop.add_signal_handler(signal.SIGTERM, reader.feed_eof)
+        handlers = True
         protocol = asyncio.StreamReaderProtocol(reader)
         read_transport, _ = await loop.connect_read_pipe(
             lambda: protocol, os.fdopen(wire_in, "rb", 0)
@@ -99,6 +111,8 @@ async def _loop_stdio(proxy: Proxy) -> AsyncIterator[tuple[Any, Any, FastPath] |
         fast = FastPath(proxy, writer)
         yield _Lines(reader, fast), _Out(writer, fast), fast
     finally:
+        if handlers:
+            loop.remove_signal_handler(signal.SIGTERM)
         for transport in transports:
             transport.close()
         os.dup2(2, 1)  # stdout stays pointed away from the (now closed) wire

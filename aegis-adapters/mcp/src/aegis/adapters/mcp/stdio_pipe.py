@@ -25,6 +25,7 @@ from typing import Any
 
 import anyio
 import mcp_types as types
+from aegis.adapters.mcp import wire
 
 from mcp.client.stdio import get_default_environment
 from mcp.shared.message import SessionMessage
@@ -33,6 +34,13 @@ log = logging.getLogger("aegis.mcp.proxy")
 
 LINE_LIMIT = 64 * 1024 * 1024  # one JSON-RPC message per line; tool results can be large
 GRACE = 2.0  # seconds for the server to exit by itself once its stdin is closed, then per signal
+
+
+def _plain(line: bytes) -> Any:
+    try:
+        return wire.load(line)
+    except ValueError:  # not JSON (or NaN): the SDK's parse reports it
+        return None
 
 
 class StdioPipe:
@@ -71,10 +79,13 @@ class StdioPipe:
 
     def send(self, message: types.JSONRPCMessage) -> None:
         """Write one message to the server's stdin now (the direct path)."""
+        self.send_line(message.model_dump_json(by_alias=True, exclude_unset=True).encode() + b"\n")
+
+    def send_line(self, line: bytes) -> None:
         stdin = self.process.stdin if self.process is not None else None
         if stdin is None or stdin.is_closing():
             raise ConnectionError("the upstream's stdin is closed")
-        stdin.write(message.model_dump_json(by_alias=True, exclude_unset=True).encode() + b"\n")
+        stdin.write(line)
 
     async def _reader(self) -> None:
         assert self.process is not None and self.process.stdout is not None
@@ -82,6 +93,9 @@ class StdioPipe:
         try:
             async with self._to_session:
                 while line := await stdout.readline():
+                    plain = _plain(line) if line[:1] == b"{" else None
+                    if type(plain) is dict and await self._take(plain):
+                        continue  # an answer to a direct call, read without the SDK's models
                     item: Any
                     try:
                         item = SessionMessage(

@@ -17,18 +17,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
+import functools
 import itertools
 import logging
 import os
 import sys
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, cast
 
 import mcp_types as types
+from aegis.adapters.mcp import wire
 from aegis.adapters.mcp.config import UpstreamSpec
 from aegis.adapters.mcp.stdio_pipe import StdioPipe
-from mcp_types.methods import parse_server_result
-from pydantic import ValidationError
+from mcp_types.methods import MONOLITH_RESULTS, serialize_server_result
+from pydantic import TypeAdapter, ValidationError
 
 from mcp import ClientSession, StdioServerParameters, stdio_client
 from mcp.shared.exceptions import MCPError
@@ -39,6 +42,20 @@ Notify = Callable[["Upstream", Any], Awaitable[None]]
 Progress = Callable[[float, float | None, str | None], Awaitable[None]]
 Answer = types.JSONRPCResponse | types.JSONRPCError
 ID_PREFIX = "aegis-"
+_ANSWER_KEYS = frozenset({"jsonrpc", "id", "result", "error"})
+
+#: Set by the stdio fast path around a call: each direct answer is appended as
+#: ``(CallToolResult, protocol version, the SDK's dump of it for that version)``, so a client on
+#: the same version is sent that dump instead of having the result dumped and checked again.
+forwarded: contextvars.ContextVar[list[Any] | None] = contextvars.ContextVar(
+    "aegis_mcp_forwarded", default=None
+)
+
+
+@functools.cache
+def _result_model() -> TypeAdapter[Any]:
+    """The SDK's version-free model of a ``tools/call`` result (what parse_server_result uses)."""
+    return TypeAdapter(cast(Any, MONOLITH_RESULTS["tools/call"]))
 
 
 class UpstreamDown(Exception):
@@ -62,7 +79,7 @@ class Upstream:
         self._task: asyncio.Task[None] | None = None
         self.protocol_version = types.LATEST_PROTOCOL_VERSION
         self._pipe: StdioPipe | None = None  # stdio (POSIX): direct tools/call
-        self._pending: dict[str, asyncio.Future[Answer]] = {}
+        self._pending: dict[str, asyncio.Future[Answer | dict[str, Any]]] = {}
         self._progress: dict[str, Progress] = {}
         self._ids = itertools.count(1)
 
@@ -128,7 +145,23 @@ class Upstream:
         self._fail_pending()
 
     async def _take(self, item: Any) -> bool:
-        """Handle what belongs to our own calls; False passes the item on to the session."""
+        """Handle what belongs to our own calls; False passes the item on to the session.
+
+        ``item``: a line's plain JSON object (``stdio_pipe``), taken when it is exactly an
+        answer to one of our ids; else the SDK's parse of the line (or the parse error)."""
+        if type(item) is dict:
+            rid = item.get("id")
+            if (
+                type(rid) is not str
+                or not rid.startswith(ID_PREFIX)
+                or item.get("jsonrpc") != "2.0"
+                or not item.keys() <= _ANSWER_KEYS
+                or ("result" in item) == ("error" in item)
+                or type(item.get("result", item.get("error"))) is not dict
+            ):
+                return False  # not exactly an answer of ours: the SDK's parse looks at it
+            self._resolve(rid, item)
+            return True
         if isinstance(item, Exception):
             if self._pending:  # it may have been the answer to a waiting call; which one
                 first = (str(item) or type(item).__name__).splitlines()[0][:200]  # is unknown,
@@ -140,11 +173,7 @@ class Upstream:
             return False
         message = item.message
         if isinstance(message, Answer) and str(message.id).startswith(ID_PREFIX):
-            future = self._pending.pop(str(message.id), None)
-            if future is None:  # late (after a cancel) or never asked for: dropped
-                log.warning("upstream %r: answer to unknown id %r dropped", self.name, message.id)
-            elif not future.done():
-                future.set_result(message)
+            self._resolve(str(message.id), message)
             return True
         if isinstance(message, types.JSONRPCNotification) and (
             message.method == "notifications/progress"
@@ -156,6 +185,13 @@ class Upstream:
                     await progress(params["progress"], params.get("total"), params.get("message"))
                 return True
         return False
+
+    def _resolve(self, rid: str, answer: Answer | dict[str, Any]) -> None:
+        future = self._pending.pop(rid, None)
+        if future is None:  # late (after a cancel) or never asked for: dropped
+            log.warning("upstream %r: answer to unknown id %r dropped", self.name, rid)
+        elif not future.done():
+            future.set_result(answer)
 
     def _fail_pending(self, error: Exception | None = None) -> None:
         pending, self._pending = self._pending, {}
@@ -258,9 +294,9 @@ class Upstream:
             params["_meta"] = {"progressToken": rid}
             self._progress[rid] = progress
         future = self._pending[rid] = asyncio.get_running_loop().create_future()
-        request = types.JSONRPCRequest(jsonrpc="2.0", id=rid, method="tools/call", params=params)
+        request = {"jsonrpc": "2.0", "id": rid, "method": "tools/call", "params": params}
         try:
-            pipe.send(request)
+            pipe.send_line(wire.dump(request))
             answer = await future
         except asyncio.CancelledError:
             with contextlib.suppress(ConnectionError):  # the spec's way to say "stop"
@@ -279,8 +315,13 @@ class Upstream:
             self._progress.pop(rid, None)
         if isinstance(answer, types.JSONRPCError):
             raise MCPError.from_error_data(answer.error)
-        try:
-            result = parse_server_result("tools/call", self.protocol_version, answer.result)
+        if type(answer) is dict and "error" in answer:
+            raise MCPError.from_error_data(self._error(answer["error"]))
+        data = answer["result"] if type(answer) is dict else answer.result
+        version = self.protocol_version
+        try:  # the SDK's per-version check and shaping, then its model (parse_server_result)
+            shaped = serialize_server_result("tools/call", version, data)
+            result = _result_model().validate_python(shaped, by_name=False)
         except ValidationError as exc:
             first = exc.errors()[0]
             where = ".".join(str(p) for p in first["loc"]) or "result"
@@ -294,7 +335,18 @@ class Upstream:
             )
         if not result.is_error:
             await session.validate_tool_result(name, result)
+        seen = forwarded.get()
+        if seen is not None:
+            seen.append((result, version, shaped))
         return result
+
+    def _error(self, error: dict[str, Any]) -> types.ErrorData:
+        try:
+            return types.ErrorData.model_validate(error, by_name=False)
+        except ValidationError:
+            raise UpstreamProtocolError(
+                f"upstream {self.name!r} answered tools/call with an invalid error"
+            ) from None
 
     async def read_resource(self, uri: str) -> Any:
         return await self._guard(self._live().read_resource(uri))
