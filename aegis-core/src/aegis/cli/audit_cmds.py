@@ -285,22 +285,7 @@ def verify(
     if format == "json":
         import json
 
-        payload = {
-            "ok": report.ok,
-            "status": report.status,
-            "checked": report.checked,
-            "last_id": report.last_id,
-            "edited": report.edited,
-            "deleted": report.deleted,
-            "inserted": report.inserted,
-            "problems": [
-                {"kind": p.kind, "first_id": p.first_id, "last_id": p.last_id, "detail": p.detail}
-                for p in report.problems
-            ],
-            "pending": list(report.pending),
-            "unchained_answers": report.unchained_answers,
-            "unchained_requests": list(report.unchained_requests),
-        }
+        payload = report.to_dict()
         sys.stdout.write(json.dumps(payload, indent=2) + "\n")
     else:
         sys.stdout.write(report.summary() + "\n")

@@ -109,20 +109,7 @@ def verify_with_checkpoints(
     store = open_store(db)
     report = store.read(verify_against, cps, key)
     if fmt == "json":
-        payload = {
-            "ok": report.ok,
-            "chain_ok": report.chain.ok,
-            "checked": report.chain.checked,
-            "last_id": report.chain.last_id,
-            "problems": [str(p) for p in report.chain.problems],
-            "pending": list(report.chain.pending),
-            "checkpoints": report.checkpoints,
-            "matching": report.matching,
-            "findings": [
-                {"kind": f.kind, "checkpoint": f.checkpoint, "detail": f.detail}
-                for f in report.findings
-            ],
-        }
+        payload = report.to_dict()
         sys.stdout.write(json.dumps(payload, indent=2) + "\n")
     else:
         sys.stdout.write(report.summary() + "\n")
