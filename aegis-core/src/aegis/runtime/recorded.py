@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import datetime as dt
+import functools
 import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -83,7 +84,7 @@ async def execute_recorded(
             decision,
             retry=runtime.retry,
             timeout=runtime.execution_timeout,
-            reevaluate=runtime._decide,
+            reevaluate=functools.partial(limit_state.decide, runtime),  # off the loop on PG
         )
         get = updates.get
         result = Result(  # built directly: this runs once per action on the hot path
