@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 
 from cyclopts import App, Parameter
 
-from aegis.cli.audit_cmds import DbOption, open_store
+from aegis.cli.db_option import DbOption, open_store
 from aegis.cli.errors import CliError, ExitCode
 
 KEYS_HELP = "Signing keys for audit checkpoints (Ed25519)."
