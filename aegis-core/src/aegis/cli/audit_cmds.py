@@ -225,16 +225,9 @@ def verify(
         if not checkpoint:
             raise CliError("--public-key needs --checkpoint (the files to check against)")
         return verify_with_checkpoints(db, checkpoint, public_key, format)
-    store = open_store(db)
-    report = store.verify()
-    if format == "json":
-        import json
+    from aegis.cli.output import write_verdict
 
-        payload = report.to_dict()
-        sys.stdout.write(json.dumps(payload, indent=2) + "\n")
-    else:
-        sys.stdout.write(report.summary() + "\n")
-    return ExitCode.OK if report.ok else ExitCode.CHECK_FAILED
+    return write_verdict(open_store(db).verify(), format)
 
 
 def stats(
