@@ -79,15 +79,15 @@ async def test_a_retry_is_re_evaluated_and_runs(url: str) -> None:
 
 
 async def test_a_re_evaluation_that_cannot_read_usage_stops_the_retry(url: str) -> None:
-    """The usage table is gone when the retry is re-evaluated: the limit cannot be read, which
-    on a block rule counts as a match, so the retry does not run and the record says why."""
+    """The usage table is gone when the retry is re-evaluated: the limit cannot be read, so the
+    retry does not run, and the record says why (the read that failed)."""
     executor = FailingFirst(lambda: sql(url, "DROP TABLE aegis_limit_usage"))
     async with Runtime(executor=executor, policy=policy(RATE), audit=url, retry=RETRY) as rt:
         result = await rt.run_one(DELETE)
     assert executor.calls == 1 and result.status is ResultStatus.FAILED
     reason = result.reason or ""
     assert "retries stopped: the policy now says block" in reason, reason
-    assert "rate_limit unknown" in reason, reason
+    assert "policy evaluation failed" in reason and "aegis_limit_usage" in reason, reason
     async with AuditStore(url) as store:
         (record,) = store.query()
         assert record.result == "failed" and record.attempts == 1
@@ -217,3 +217,58 @@ async def test_a_blocked_re_evaluation_leaves_the_event_loop_running(pg_url: str
         monitor.close()
     assert seen_waiting, "the event loop did not run while the re-evaluation was blocked"
     assert result.ok and result.attempts == 2 and executor.calls == 2
+
+
+ONE_A_DAY = """
+  - name: deploy-once
+    match: {type: "deploy*"}
+    conditions: {rate_limit: {max: 1, per: 1d}}
+    approval: block
+"""
+BUDGET = """
+  - name: spend
+    match: {type: "pay*"}
+    conditions: {budget: {max: 100, per: 1d, param: amount}}
+    approval: block
+"""
+
+
+@pytest.mark.parametrize(
+    ("rules", "act"),
+    [
+        (ONE_A_DAY, Action("deploy", "prod", agent_id="a")),
+        (BUDGET, Action("pay", "bank", {"amount": 100}, agent_id="a")),
+    ],
+    ids=["rate_limit", "budget"],
+)
+async def test_the_last_use_a_limit_allows_is_retried(url: str, rules: str, act: Action) -> None:
+    """A retry is the same action, counted once when its record was written: the policy's
+    second look does not count that use again (it used to see the limit reached by the
+    action's own use, and never retry the last use a limit allows). The limit stays exact."""
+    executor = FailingFirst()
+    async with Runtime(executor=executor, policy=policy(rules), audit=url, retry=RETRY) as rt:
+        result = await rt.run_one(act)
+        assert result.ok and result.attempts == 2 and executor.calls == 2, result.reason
+        again = await rt.run_one(act)
+    assert again.status is ResultStatus.BLOCKED and executor.calls == 2
+
+
+@pytest.mark.parametrize(("tightened_to", "retried"), [(2, True), (1, False)])
+async def test_a_tightened_limit_counts_the_others_uses(
+    url: str, tightened_to: int, retried: bool
+) -> None:
+    """While the first attempt runs, the limit is lowered. One other action used it before:
+    lowered to 2, the retry fits (this action's own use is not counted twice); lowered to 1,
+    the other action's use alone reaches it, and the retry is stopped."""
+    lowered = policy(RATE.replace("max: 5", f"max: {tightened_to}"))
+    executor = FailingFirst(lambda: rt.update_policy(lowered))
+    rt = Runtime(executor=executor, policy=policy(RATE), audit=url, retry=RETRY)
+    async with rt:
+        other = Action("delete_contact", "crm", {"id": 2}, agent_id="a")
+        executor.calls = 1  # the other action succeeds at once, the policy untouched
+        assert (await rt.run_one(other)).ok
+        executor.calls = 0
+        result = await rt.run_one(DELETE)
+    assert result.ok is retried and executor.calls == (2 if retried else 1), result.reason
+    if not retried:
+        assert "retries stopped: the policy now says block" in (result.reason or "")
