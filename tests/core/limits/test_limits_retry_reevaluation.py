@@ -8,15 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
-from limits_helpers import policy
-from sqlalchemy import create_engine, make_url, text
+from limits_helpers import pg_connect, policy, saw_a_lock_wait
+from sqlalchemy import create_engine, text
 
 from aegis import Action, Runtime
 from aegis.adapters.base import BaseExecutor
@@ -168,22 +166,11 @@ async def test_an_error_in_re_evaluating_stops_the_retry() -> None:
     assert "RuntimeError: cannot schedule new futures after shutdown" in result.reason
 
 
-_WAITING = """
-SELECT count(*) FROM pg_stat_activity
-WHERE wait_event_type = 'Lock' AND query ILIKE 'SELECT%FROM aegis_limit_usage%'
-"""
-
-
-def _connect(url: str) -> psycopg.Connection[Any]:
-    plain = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-    return psycopg.connect(plain)
-
-
 @pytest.mark.postgres
 async def test_a_blocked_re_evaluation_leaves_the_event_loop_running(pg_url: str) -> None:
     """The first attempt fails and, meanwhile, another session locks the usage table: the
     retry's re-evaluation waits for the lock on a worker thread while the loop runs on."""
-    locker = _connect(pg_url)
+    locker = pg_connect(pg_url)
     safety = threading.Timer(BOUND, locker.rollback)  # releases the lock if the loop cannot
     locked = threading.Event()
 
@@ -193,21 +180,12 @@ async def test_a_blocked_re_evaluation_leaves_the_event_loop_running(pg_url: str
         locked.set()
 
     executor = FailingFirst(lock)
-    monitor = _connect(pg_url)
+    monitor = pg_connect(pg_url)
     monitor.autocommit = True
     try:
         async with Runtime(executor=executor, policy=policy(RATE), audit=pg_url, retry=RETRY) as rt:
             task = asyncio.create_task(rt.run_one(DELETE))
-            seen_waiting = False
-            deadline = time.monotonic() + BOUND
-            while not task.done() and time.monotonic() < deadline:
-                await asyncio.sleep(0.02)  # the loop runs us while the read waits...
-                if not locked.is_set():
-                    continue
-                (waiting,) = monitor.execute(_WAITING).fetchone() or (0,)
-                if waiting and not task.done():
-                    seen_waiting = True  # ...which a read on the loop's thread would prevent
-                    break
+            seen_waiting = await saw_a_lock_wait(task, monitor, BOUND, locked.is_set)
             locker.rollback()
             async with asyncio.timeout(BOUND):
                 result = await task
