@@ -17,6 +17,9 @@ Two readers over one table:
 If the final decision is stricter than the one the action went through (a limit was reached
 meanwhile), nothing is written in that transaction and the action is recorded as blocked, not
 run, with both decisions' reasons. Nothing is refunded when a begun action fails.
+
+Before a retry the policy looks again (``decide_retry``): on a snapshot, off the loop as
+``decide`` is, without the action's own usage rows (a retry is the same action, counted once).
 """
 
 from __future__ import annotations
