@@ -98,8 +98,8 @@ async def _retry_refused(
     """Why the policy, asked again before a retry, does not let it run; None when it does.
 
     ``reevaluate`` is a coroutine so that a stateful policy on a database server reads its
-    usage on a worker thread (``limit_state.decide``), never on the event loop. Anything that
-    goes wrong in asking stops the retries: the attempt that failed stands, and says why.
+    usage on a worker thread (``limit_state.decide_retry``), never on the event loop. Anything
+    that goes wrong in asking stops the retries: the attempt that failed stands, and says why.
     """
     try:
         fresh = await reevaluate(action)
