@@ -6,6 +6,8 @@ import asyncio
 import json
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -82,3 +84,38 @@ def drive_in_processes(
             counts.append(int(out.strip().splitlines()[-1]))
     assert not errors, errors
     return counts
+
+
+#: Sessions of the PostgreSQL server waiting for a lock on a read of the usage table.
+LOCK_WAITS = """
+SELECT count(*) FROM pg_stat_activity
+WHERE wait_event_type = 'Lock' AND query ILIKE 'SELECT%FROM aegis_limit_usage%'
+"""
+
+
+def pg_connect(url: str) -> Any:
+    """A plain psycopg connection to the test server: another session (a locker, a monitor)."""
+    import psycopg
+    from sqlalchemy import make_url
+
+    plain = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+    return psycopg.connect(plain)
+
+
+async def saw_a_lock_wait(
+    task: asyncio.Future[Any],
+    monitor: Any,
+    bound: float,
+    ready: Callable[[], bool] = lambda: True,
+) -> bool:
+    """Whether this loop ran while ``task`` waited for a lock on the usage table (``ready``:
+    from when to look). A read on the loop's own thread would stop this very check."""
+    deadline = time.monotonic() + bound
+    while not task.done() and time.monotonic() < deadline:
+        await asyncio.sleep(0.02)
+        if not ready():
+            continue
+        (waiting,) = monitor.execute(LOCK_WAITS).fetchone() or (0,)
+        if waiting and not task.done():
+            return True
+    return False

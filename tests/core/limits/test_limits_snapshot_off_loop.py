@@ -8,13 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
-from typing import Any
 
-import psycopg
 import pytest
-from limits_helpers import CountingExecutor, policy
-from sqlalchemy import make_url
+from limits_helpers import CountingExecutor, pg_connect, policy, saw_a_lock_wait
 
 from aegis import Action, Runtime
 from aegis.core.result import ResultStatus
@@ -30,16 +26,6 @@ RATE = """
 #: Generous bounds: only a blocked event loop (or a hang) comes near them.
 BOUND = 30.0
 
-_WAITING = """
-SELECT count(*) FROM pg_stat_activity
-WHERE wait_event_type = 'Lock' AND query ILIKE 'SELECT%FROM aegis_limit_usage%'
-"""
-
-
-def _connect(url: str) -> psycopg.Connection[Any]:
-    plain = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-    return psycopg.connect(plain)
-
 
 @pytest.mark.postgres
 async def test_a_blocked_snapshot_read_leaves_the_event_loop_running(pg_url: str) -> None:
@@ -51,24 +37,17 @@ async def test_a_blocked_snapshot_read_leaves_the_event_loop_running(pg_url: str
         assert (await rt.run_one(act)).status is ResultStatus.SUCCESS  # tables exist, 1 used
 
         # Another session locks the usage table: every read of it waits.
-        locker = _connect(pg_url)
+        locker = pg_connect(pg_url)
         locker.execute("LOCK TABLE aegis_limit_usage IN ACCESS EXCLUSIVE MODE")
         # If the loop is blocked, this test's own code cannot release the lock: a timer does,
         # so the failure is an assertion below, not a hung suite.
         safety = threading.Timer(BOUND, locker.rollback)
         safety.start()
-        monitor = _connect(pg_url)
+        monitor = pg_connect(pg_url)
         monitor.autocommit = True
         try:
             task = asyncio.create_task(rt.run_one(act))
-            seen_waiting = False
-            deadline = time.monotonic() + BOUND
-            while not task.done() and time.monotonic() < deadline:
-                await asyncio.sleep(0.02)  # the loop runs us while the read waits...
-                (waiting,) = monitor.execute(_WAITING).fetchone() or (0,)
-                if waiting and not task.done():
-                    seen_waiting = True  # ...which a read on the loop's thread would prevent
-                    break
+            seen_waiting = await saw_a_lock_wait(task, monitor, BOUND)
             locker.rollback()
             async with asyncio.timeout(BOUND):
                 second = await task

@@ -1,8 +1,7 @@
 """Audit commands: ``audit`` (query, export, ``--tail``), ``audit verify`` and ``stats``.
 
-The store URL comes from ``--db``, else ``AEGIS_AUDIT_URL``, else ``sqlite:///aegis_audit.db`` in
-the current directory. A SQLite file that does not exist is reported (exit 3) rather than
-silently created empty, so a typo in the path cannot look like "no actions were audited".
+Which store they read is ``aegis.cli.db_option``'s (``--db``, shared by every command group that
+reads the store; ``DbOption``, ``open_store`` and ``store_url`` are still importable from here).
 """
 
 from __future__ import annotations
@@ -15,8 +14,9 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 from cyclopts import Parameter
 
 from aegis.cli.audit_view import record_columns
+from aegis.cli.db_option import DbOption, open_store
+from aegis.cli.db_option import store_url as store_url
 from aegis.cli.errors import CliError, ExitCode
-from aegis.runtime import DEFAULT_AUDIT_URL
 
 if TYPE_CHECKING:
     from aegis.runtime.audit import AuditStore
@@ -26,61 +26,6 @@ AUDIT_HELP = "Show, filter and export the audit trail; 'aegis audit verify' chec
 
 #: Records the table shows without --limit: a screenful; the rest is counted, not printed.
 TABLE_LIMIT = 20
-
-DbOption = Annotated[
-    str | None,
-    Parameter(help="Audit store URL or file path (default: $AEGIS_AUDIT_URL or ./aegis_audit.db)."),
-]
-
-
-def store_url(db: str | None) -> str:
-    """``--db`` (a URL or a plain file path), else $AEGIS_AUDIT_URL, else the default file."""
-    from aegis.errors import AuditError
-    from aegis.runtime.audit.url import audit_url
-
-    try:
-        return audit_url(db)
-    except AuditError as exc:
-        source = "--db" if db is not None else "$AEGIS_AUDIT_URL"
-        raise CliError(f"{source}: {exc}", ExitCode.USAGE) from None
-
-
-def open_store(db: str | None) -> AuditStore:
-    """A store to read from. Exit 3 when nothing is at that URL: reading never creates a file."""
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import ArgumentError
-
-    from aegis.runtime.audit import AuditStore
-
-    url = store_url(db)
-    try:
-        parsed = make_url(url)
-    except ArgumentError:
-        raise CliError(f"--db {url!r}: not a database URL (e.g. {DEFAULT_AUDIT_URL})") from None
-    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
-        path = Path(str(parsed.database))
-        if not path.is_file():
-            raise CliError(
-                f"no audit database at {path} (run actions through Aegis first, e.g. "
-                "`aegis demo --db sqlite:///aegis_audit.db`, or pass --db / set AEGIS_AUDIT_URL)",
-                ExitCode.STORE_UNREACHABLE,
-            )
-    safe = parsed.render_as_string(hide_password=True)
-    try:
-        parsed.get_dialect().import_dbapi()  # fail here, clearly, if the driver is missing
-    except ImportError as exc:
-        from aegis.runtime.audit.url import missing_driver_message
-
-        raise CliError(
-            f"cannot open audit store {safe}: {missing_driver_message(url, exc)}",
-            ExitCode.STORE_UNREACHABLE,
-        ) from None
-    except Exception as exc:
-        raise CliError(
-            f"cannot open audit store {safe}: {type(exc).__name__}: {exc}",
-            ExitCode.STORE_UNREACHABLE,
-        ) from None
-    return AuditStore(url)
 
 
 def _filters(
@@ -280,31 +225,9 @@ def verify(
         if not checkpoint:
             raise CliError("--public-key needs --checkpoint (the files to check against)")
         return verify_with_checkpoints(db, checkpoint, public_key, format)
-    store = open_store(db)
-    report = store.verify()
-    if format == "json":
-        import json
+    from aegis.cli.output import write_verdict
 
-        payload = {
-            "ok": report.ok,
-            "status": report.status,
-            "checked": report.checked,
-            "last_id": report.last_id,
-            "edited": report.edited,
-            "deleted": report.deleted,
-            "inserted": report.inserted,
-            "problems": [
-                {"kind": p.kind, "first_id": p.first_id, "last_id": p.last_id, "detail": p.detail}
-                for p in report.problems
-            ],
-            "pending": list(report.pending),
-            "unchained_answers": report.unchained_answers,
-            "unchained_requests": list(report.unchained_requests),
-        }
-        sys.stdout.write(json.dumps(payload, indent=2) + "\n")
-    else:
-        sys.stdout.write(report.summary() + "\n")
-    return ExitCode.OK if report.ok else ExitCode.CHECK_FAILED
+    return write_verdict(open_store(db).verify(), format)
 
 
 def stats(

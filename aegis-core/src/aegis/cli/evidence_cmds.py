@@ -14,8 +14,9 @@ from typing import Annotated, Any, Literal
 
 from cyclopts import App, Parameter
 
-from aegis.cli.audit_cmds import DbOption, open_store
+from aegis.cli.db_option import DbOption, open_store
 from aegis.cli.errors import CliError, ExitCode
+from aegis.cli.output import write_verdict
 
 KEYS_HELP = "Signing keys for audit checkpoints (Ed25519)."
 
@@ -106,27 +107,7 @@ def verify_with_checkpoints(
     cps = load_checkpoints(checkpoints)
     if not cps:
         raise CliError(f"no checkpoint files in {', '.join(map(str, checkpoints))}")
-    store = open_store(db)
-    report = store.read(verify_against, cps, key)
-    if fmt == "json":
-        payload = {
-            "ok": report.ok,
-            "chain_ok": report.chain.ok,
-            "checked": report.chain.checked,
-            "last_id": report.chain.last_id,
-            "problems": [str(p) for p in report.chain.problems],
-            "pending": list(report.chain.pending),
-            "checkpoints": report.checkpoints,
-            "matching": report.matching,
-            "findings": [
-                {"kind": f.kind, "checkpoint": f.checkpoint, "detail": f.detail}
-                for f in report.findings
-            ],
-        }
-        sys.stdout.write(json.dumps(payload, indent=2) + "\n")
-    else:
-        sys.stdout.write(report.summary() + "\n")
-    return ExitCode.OK if report.ok else ExitCode.CHECK_FAILED
+    return write_verdict(open_store(db).read(verify_against, cps, key), fmt)
 
 
 def prove(
@@ -236,12 +217,7 @@ def verify_proof_cmd(
         report = verify_consistency(data, key)
     else:
         report = verify_proof(data, key)
-    if format == "json":
-        payload = {"ok": report.ok, "record_id": report.record_id, "detail": report.detail}
-        sys.stdout.write(json.dumps(payload) + "\n")
-    else:
-        sys.stdout.write(report.summary() + "\n")
-    return ExitCode.OK if report.ok else ExitCode.CHECK_FAILED
+    return write_verdict(report, format)
 
 
 def recover(*, db: DbOption = None, older_than: str | None = None) -> int:

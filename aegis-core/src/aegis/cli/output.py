@@ -13,7 +13,9 @@ import json
 import os
 import sys
 from collections.abc import Iterable, Mapping, Sequence
-from typing import IO, Any, Literal
+from typing import IO, Any, Literal, Protocol
+
+from aegis.cli.errors import ExitCode
 
 OutputFormat = Literal["table", "json", "jsonl", "csv"]
 
@@ -160,3 +162,24 @@ def render_records(
 
 def debug_enabled() -> bool:
     return os.environ.get("AEGIS_DEBUG", "") not in ("", "0")
+
+
+class Verdict(Protocol):
+    """A check's report (chain, checkpoints, proof): a verdict, its text, its facts as data."""
+
+    @property
+    def ok(self) -> bool: ...
+
+    def summary(self) -> str: ...
+
+    def to_dict(self) -> dict[str, Any]: ...
+
+
+def write_verdict(report: Verdict, fmt: str) -> int:
+    """Print a check's report as text or JSON (the same facts either way); the exit code is 0
+    when it holds, 1 when it does not."""
+    if fmt == "json":
+        sys.stdout.write(json.dumps(report.to_dict(), indent=2) + "\n")
+    else:
+        sys.stdout.write(report.summary() + "\n")
+    return ExitCode.OK if report.ok else ExitCode.CHECK_FAILED

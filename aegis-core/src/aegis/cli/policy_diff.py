@@ -82,7 +82,7 @@ def diff(
     sampled = compare(before, after, ((a, now) for a in samples(before, after)))
     report: dict[str, Any] = {"sampled": sampled}
     if replay:
-        from aegis.cli.audit_cmds import open_store
+        from aegis.cli.db_option import open_store
 
         store = open_store(db)
         try:

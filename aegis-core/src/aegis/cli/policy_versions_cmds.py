@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Literal
 
 from cyclopts import App, Parameter
 
-from aegis.cli.audit_cmds import DbOption, open_store
+from aegis.cli.db_option import DbOption, open_store
 from aegis.cli.errors import CliError, ExitCode
 from aegis.cli.output import print_message, print_table
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Literal
 
 from cyclopts import App, Parameter
 
-from aegis.cli.audit_cmds import DbOption
+from aegis.cli.db_option import DbOption
 from aegis.cli.errors import CliError, ExitCode
 
 if TYPE_CHECKING:
@@ -53,7 +53,7 @@ def report(
     format
         table or json.
     """
-    from aegis.cli.audit_cmds import open_store
+    from aegis.cli.db_option import open_store
     from aegis.cli.parsing import parse_since
     from aegis.runtime.shadow_report import shadow_report
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import attrs
@@ -29,7 +29,7 @@ async def execute_and_verify(
     *,
     retry: RetryPolicy,
     timeout: float | None,
-    reevaluate: Callable[[Action], PolicyDecision],
+    reevaluate: Callable[[Action], Awaitable[PolicyDecision]],
 ) -> tuple[Result, dict[str, Any]]:
     """Run (with retries) and verify; returns the result and the fields to stamp on it."""
     started = time.perf_counter()
@@ -59,16 +59,9 @@ async def execute_and_verify(
         if not retryable:
             break
         await asyncio.sleep(retry.delay(attempt))
-        fresh = reevaluate(action)
-        if fresh.approval.strictness > decision.approval.strictness:
-            result = attrs.evolve(
-                result,
-                reason=join_reasons(
-                    result.reason,
-                    f"retries stopped: the policy now says {fresh.approval.value} "
-                    f"(rule {fresh.matched_rule or '(defaults)'})",
-                ),
-            )
+        refused = await _retry_refused(reevaluate, action, decision)
+        if refused is not None:
+            result = attrs.evolve(result, reason=join_reasons(result.reason, refused))
             break
 
     updates: dict[str, Any] = {"attempts": attempt}
@@ -95,6 +88,33 @@ async def execute_and_verify(
                 )
     updates["duration_ms"] = (time.perf_counter() - started) * 1000.0
     return result, updates
+
+
+async def _retry_refused(
+    reevaluate: Callable[[Action], Awaitable[PolicyDecision]],
+    action: Action,
+    decision: PolicyDecision,
+) -> str | None:
+    """Why the policy, asked again before a retry, does not let it run; None when it does.
+
+    ``reevaluate`` is a coroutine so that a stateful policy on a database server reads its
+    usage on a worker thread (``limit_state.decide_retry``), never on the event loop. Anything
+    that goes wrong in asking stops the retries: the attempt that failed stands, and says why.
+    """
+    try:
+        fresh = await reevaluate(action)
+        stricter = fresh.approval.strictness > decision.approval.strictness
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:
+        return f"retries stopped: the policy could not be asked again ({_describe(exc)})"
+    if not stricter:
+        return None
+    because = f": {fresh.reason}" if fresh.reason else ""
+    return (
+        f"retries stopped: the policy now says {fresh.approval.value} "
+        f"(rule {fresh.matched_rule or '(defaults)'}){because}"
+    )
 
 
 class ExecutionTimeout(TimeoutError):

@@ -17,6 +17,9 @@ Two readers over one table:
 If the final decision is stricter than the one the action went through (a limit was reached
 meanwhile), nothing is written in that transaction and the action is recorded as blocked, not
 run, with both decisions' reasons. Nothing is refunded when a begun action fails.
+
+Before a retry the policy looks again (``decide_retry``): on a snapshot, off the loop as
+``decide`` is, without the action's own usage rows (a retry is the same action, counted once).
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import math
+from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -48,6 +53,8 @@ _RAW = {
     "count": f"SELECT COUNT(*) {_WHERE}",
     "total": f"SELECT COALESCE(SUM(amount), 0) {_WHERE}",
     "first": f"SELECT MIN(at) {_WHERE}",
+    "held": "SELECT COUNT(*) FROM aegis_limit_usage"
+    " WHERE limit_id = ? AND key = ? AND at = ? AND amount = ?",
     "insert": "INSERT INTO aegis_limit_usage (limit_id, key, at, amount) VALUES (?, ?, ?, ?)",
     "prune": "DELETE FROM aegis_limit_usage WHERE limit_id = ? AND at < ?",
 }
@@ -87,6 +94,12 @@ class DatabaseLimitState(LimitState):
         found = self._one("first", limit_id, key, after)
         return None if found is None else float(found)
 
+    def held(self, limit_id: str, key: str, at: float, amount: float) -> int:
+        """How many rows equal to this one the table holds."""
+        self._cur.execute(self._sql["held"], (limit_id, key, at, amount))
+        row = self._cur.fetchone()
+        return 0 if row is None else int(row[0])
+
     def write_pending(self, windows: dict[str, float]) -> None:
         """Insert what the evaluation consumed; now and then drop rows past their window."""
         rows: Sequence[Usage] = self.pending
@@ -118,7 +131,7 @@ def windows_of(policy: Any) -> dict[str, float]:
     return out
 
 
-def read_state(store: AuditStore) -> tuple[LimitState | None, Callable[[], None]]:
+def read_state(store: AuditStore) -> tuple[DatabaseLimitState | None, Callable[[], None]]:
     """A snapshot state on a pooled connection and its closer; ``(None, noop)`` when the store
     is not open (stateful conditions are then unknown, which fails closed)."""
     if not store.is_open:
@@ -175,6 +188,77 @@ async def decide(runtime: Runtime, action: Action) -> PolicyDecision:
     return runtime._decide(action)
 
 
+async def decide_retry(
+    runtime: Runtime, consumed: Sequence[Usage], action: Action
+) -> PolicyDecision:
+    """The policy's second look before a retry (``execution.execute_and_verify``), off the loop
+    as ``decide`` is. A retry is the same action, counted once when its record was written
+    (``consumed``: the usage that write inserted), so that use is not counted again: the look
+    asks what the first decision asked, on the history as it is now."""
+    if not consumed:
+        return await decide(runtime, action)
+    if reads_a_server(runtime):
+        return await asyncio.to_thread(_second_look, runtime, consumed, action)
+    return _second_look(runtime, consumed, action)
+
+
+def _second_look(runtime: Runtime, consumed: Sequence[Usage], action: Action) -> PolicyDecision:
+    try:
+        state, close = read_state(runtime.audit)
+    except Exception as exc:  # no connection: the limit cannot be read, so nothing runs
+        return _unreadable(action, exc)
+    try:
+        if state is None:
+            return runtime._decide(action)  # the store is closed: limits unknown, fail closed
+        try:
+            seen = _WithoutOwnUse(state, consumed)
+        except Exception as exc:
+            return _unreadable(action, exc)
+        return runtime._decide(action, seen)
+    finally:
+        close()
+
+
+def _unreadable(action: Action, exc: Exception) -> PolicyDecision:
+    reason = f"policy evaluation failed: {type(exc).__name__}: {exc}"
+    return PolicyDecision(action, RiskLevel.CRITICAL, Approval.BLOCK, None, reason=reason)
+
+
+class _WithoutOwnUse(LimitState):
+    """A snapshot without one action's own usage rows: those the table still holds (matched by
+    value), so a row already gone (pruned, deleted) is not subtracted again, which would make
+    the answer laxer than the table."""
+
+    def __init__(self, inner: DatabaseLimitState, own: Sequence[Usage]) -> None:
+        super().__init__()
+        self._inner = inner
+        self._own: list[Usage] = []
+        for row, n in Counter(own).items():
+            self._own += [row] * min(n, inner.held(*row))
+
+    def _mine(self, limit_id: str, key: str, since: float) -> list[Usage]:
+        return [r for r in self._own if r[0] == limit_id and r[1] == key and r[2] > since]
+
+    def count(self, limit_id: str, key: str, since: float) -> int:
+        return self._inner.count(limit_id, key, since) - len(self._mine(limit_id, key, since))
+
+    def total(self, limit_id: str, key: str, since: float) -> float:
+        spent = self._inner.total(limit_id, key, since)
+        return max(0.0, spent - sum(r[3] for r in self._mine(limit_id, key, since)))
+
+    def first_after(self, limit_id: str, key: str, after: float) -> float | None:
+        inner = self._inner
+        at = inner.first_after(limit_id, key, after)
+        while at is not None:
+            before = math.nextafter(at, -math.inf)
+            there = inner.count(limit_id, key, before) - inner.count(limit_id, key, at)
+            mine = sum(1 for r in self._mine(limit_id, key, before) if r[2] == at)
+            if there > mine:
+                return at  # another action's row at this time
+            at = inner.first_after(limit_id, key, at)
+        return None
+
+
 def settle(
     decided: PolicyDecision, approval: ApprovalDecision | None, final: PolicyDecision
 ) -> str | None:
@@ -198,11 +282,13 @@ def settle(
 
 
 class _Outcome:
-    __slots__ = ("final", "interrupted", "refusal")
+    __slots__ = ("consumed", "final", "interrupted", "refusal")
 
     def __init__(self) -> None:
         self.final: PolicyDecision | None = None
         self.refusal: str | None = None
+        #: The usage rows written with the intent (``decide_retry`` leaves them out).
+        self.consumed: tuple[Usage, ...] = ()
         #: What the final decision raised past ``Runtime._decide``'s ``Exception`` guard.
         self.interrupted: BaseException | None = None
 
@@ -218,11 +304,11 @@ async def begin_limited(
     detached: bool = False,
     shadow: ShadowVerdict | None = None,
     side_write: SideWrite | None = None,
-) -> tuple[int, PolicyDecision] | Result:
+) -> tuple[int, PolicyDecision, tuple[Usage, ...]] | Result:
     """``AuditStore.begin`` for a stateful policy: decide finally, count and write ahead in one
-    transaction. Returns ``(audit_id, final decision)``, or the audited ``Result`` of an action
-    the final decision does not let run. ``side_write``: as for ``begin`` (written only with
-    the row)."""
+    transaction. Returns ``(audit_id, final decision, the usage rows written)``, or the audited
+    ``Result`` of an action the final decision does not let run. ``side_write``: as for
+    ``begin`` (written only with the row)."""
     store = runtime.audit
     outcome = _Outcome()
     windows = windows_of(runtime.policy)
@@ -240,6 +326,7 @@ async def begin_limited(
         outcome.final, outcome.refusal = final, settle(decision, approval, final)
         if outcome.refusal is not None:
             return None
+        outcome.consumed = tuple(state.pending)
         state.write_pending(windows)
         values = intent_values(
             action,
@@ -283,7 +370,7 @@ async def begin_limited(
         if interrupted is not None:
             raise interrupted  # recorded; now the caller's, as for the snapshot decision
         return stopped
-    return written[0], final
+    return written[0], final, outcome.consumed
 
 
 def _record_cancelled_stop(

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import datetime as dt
+import functools
 import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -33,6 +34,7 @@ from aegis.core.action import Action
 from aegis.core.approval import ApprovalDecision
 from aegis.core.decision import PolicyDecision
 from aegis.core.result import Result, ResultStatus
+from aegis.core.stateful import Usage
 from aegis.runtime import limit_state
 from aegis.runtime.execution import execute_and_verify, join_reasons
 from aegis.runtime.hooks import fire, observed
@@ -60,13 +62,14 @@ async def execute_recorded(
     shadow: ShadowVerdict | None = None,
 ) -> Result:
     """Write ahead, run with ``executor``, and complete the record; returns the final result."""
+    consumed: tuple[Usage, ...] = ()  # not counted again by a retry's second look
     if getattr(runtime._policy, "stateful", False):  # decided finally in the write: limits
         begun = await limit_state.begin_limited(
             runtime, action, decision, approval, parent_id=parent_id, note=note, shadow=shadow
         )
         if isinstance(begun, Result):
             return begun
-        audit_id, decision = begun
+        audit_id, decision, consumed = begun
     else:
         audit_id = await runtime.audit.begin(
             action, decision, approval, parent_id=parent_id, shadow=shadow
@@ -83,7 +86,7 @@ async def execute_recorded(
             decision,
             retry=runtime.retry,
             timeout=runtime.execution_timeout,
-            reevaluate=runtime._decide,
+            reevaluate=functools.partial(limit_state.decide_retry, runtime, consumed),
         )
         get = updates.get
         result = Result(  # built directly: this runs once per action on the hot path

@@ -129,6 +129,28 @@ class VerifyReport:
     def inserted(self) -> list[int]:
         return self.ids_of("inserted")
 
+    def to_dict(self) -> dict[str, Any]:
+        """Every fact ``summary()`` prints, for scripts (``aegis audit verify -f json``): the
+        same status, counts and ids, so a script never has to parse the text to learn that
+        some approval answers are not covered by the chain."""
+        return {
+            "ok": self.ok,
+            "status": self.status,
+            "checked": self.checked,
+            "last_id": self.last_id,
+            "last_hash": self.last_hash,
+            "edited": self.edited,
+            "deleted": self.deleted,
+            "inserted": self.inserted,
+            "problems": [
+                {"kind": p.kind, "first_id": p.first_id, "last_id": p.last_id, "detail": p.detail}
+                for p in self.problems
+            ],
+            "pending": list(self.pending),
+            "unchained_answers": self.unchained_answers,
+            "unchained_requests": list(self.unchained_requests),
+        }
+
     def summary(self) -> str:
         head = f"{self.checked} records checked, chain head at id {self.last_id}"
         status = self.status

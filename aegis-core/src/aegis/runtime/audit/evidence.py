@@ -22,7 +22,7 @@ The chain's own findings (edited, deleted, inserted rows) are reported alongside
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import attrs
 from sqlalchemy import Engine, func, select
@@ -65,6 +65,21 @@ class EvidenceReport:
 
     def kinds(self) -> set[str]:
         return {f.kind for f in self.findings}
+
+    def to_dict(self) -> dict[str, Any]:
+        """The chain's facts (``VerifyReport.to_dict``, ``status`` is the chain's) and the
+        checkpoints' verdict; ``ok`` is the whole verdict, as the exit code is."""
+        return {
+            **self.chain.to_dict(),
+            "ok": self.ok,
+            "chain_ok": self.chain.ok,
+            "checkpoints": self.checkpoints,
+            "matching": self.matching,
+            "findings": [
+                {"kind": f.kind, "checkpoint": f.checkpoint, "detail": f.detail}
+                for f in self.findings
+            ],
+        }
 
     def summary(self) -> str:
         lines = [self.chain.summary()]

@@ -103,6 +103,9 @@ class ProofReport:
     def summary(self) -> str:
         return f"{'OK' if self.ok else 'INVALID'}: {self.detail}"
 
+    def to_dict(self) -> dict[str, Any]:
+        return {"ok": self.ok, "record_id": self.record_id, "detail": self.detail}
+
 
 def verify_proof(proof: Any, public_key: Ed25519PublicKey) -> ProofReport:
     """Check a proof offline; never raises for a malformed proof (it is simply invalid)."""
