@@ -35,7 +35,9 @@ from aegis.core.approval import ApprovalDecision
 from aegis.core.decision import PolicyDecision
 from aegis.core.result import Result, ResultStatus
 from aegis.core.stateful import Usage
+from aegis.errors import AuditError
 from aegis.runtime import limit_state
+from aegis.runtime.approval.alongside import unwritten
 from aegis.runtime.execution import execute_and_verify, join_reasons
 from aegis.runtime.hooks import fire, observed
 
@@ -63,16 +65,32 @@ async def execute_recorded(
 ) -> Result:
     """Write ahead, run with ``executor``, and complete the record; returns the final result."""
     consumed: tuple[Usage, ...] = ()  # not counted again by a retry's second look
-    if getattr(runtime._policy, "stateful", False):  # decided finally in the write: limits
-        begun = await limit_state.begin_limited(
-            runtime, action, decision, approval, parent_id=parent_id, note=note, shadow=shadow
-        )
-        if isinstance(begun, Result):
-            return begun
-        audit_id, decision, consumed = begun
-    else:
-        audit_id = await runtime.audit.begin(
-            action, decision, approval, parent_id=parent_id, shadow=shadow
+    with_request = unwritten(approval) is not None  # its request goes in the same transaction
+    try:
+        if getattr(runtime._policy, "stateful", False):  # decided finally in the write: limits
+            begun = await limit_state.begin_limited(
+                runtime, action, decision, approval, parent_id=parent_id, note=note, shadow=shadow
+            )
+            if isinstance(begun, Result):
+                return begun
+            audit_id, decision, consumed = begun
+        else:
+            audit_id = await runtime.audit.begin(
+                action, decision, approval, parent_id=parent_id, shadow=shadow
+            )
+    except AuditError as exc:
+        if not with_request:
+            raise
+        # Nothing of that transaction was written; record the stop on its own if we can.
+        reason = f"approval request could not be stored: {exc}"
+        return await runtime._record_stop(
+            action,
+            decision,
+            ResultStatus.BLOCKED,
+            reason,
+            parent_id=parent_id,
+            note=note,
+            shadow=shadow,
         )
     finished: Result | None = None  # what the action did, once the executor is done
     started = utcnow()

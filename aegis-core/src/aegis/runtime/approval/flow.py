@@ -41,6 +41,7 @@ from aegis.errors import ActionError
 from aegis.runtime import limit_state
 from aegis.runtime.approval import seal as approval_seal
 from aegis.runtime.approval import store as book_mod
+from aegis.runtime.approval.alongside import AlongsideRows, Planned, earlier_answers
 from aegis.runtime.approval.channels import ApprovalChannel, HandlerChannel
 from aegis.runtime.approval.handlers import AutoApprovalHandler
 from aegis.runtime.approval.rules import apply_edits
@@ -136,6 +137,8 @@ async def seek_approval(
         submitted = first if first is not None else action
     for _round in range(MAX_ROUNDS):
         window = window_for(runtime.approval_timeout, current, channels)
+        planned: Planned | None = None  # an auto answer written with the action's record
+        rows: AlongsideRows | None = None
         if resume is not None:
             request = await book.run(book.get, resume)
             seen[request.id] = request
@@ -155,7 +158,11 @@ async def seek_approval(
             view = runtime.audit.redactor.redact(current_action.params)
             auto = _auto_only(channels)
             if auto is not None:
-                final = await _auto(book, auto, current_action, current, window, view, replaces)
+                planned = await _auto(book, auto, current_action, current, window, view, replaces)
+                if planned.approves:
+                    final, rows = planned.alongside()
+                else:
+                    final = await _auto_stored(book, planned, window, current_action, current)
             else:
                 request = await book.run(
                     book.create,
@@ -188,7 +195,11 @@ async def seek_approval(
                     seal=sealed(),
                 )
         fresh = await limit_state.decide(runtime, candidate)
-        approval = approved_by(final, channels, seal=sealed())
+        if rows is None:
+            approval = approved_by(final, channels, seal=sealed())
+        else:  # the record seals these answers once it has written them (approval_alongside)
+            rows.earlier = earlier_answers(list(seen.values()), final.id)
+            approval = approved_by(final, channels, alongside=rows)
         original = submitted if candidate is not submitted else None
         if fresh.approval is Approval.BLOCK:
             reason = fresh.reason or f"blocked by rule {fresh.matched_rule or '(defaults)'}"
@@ -202,7 +213,13 @@ async def seek_approval(
                 final.id,
             )
         if fresh.approval is Approval.AUTO or covers(final, current, fresh):
-            return Sought(approval, candidate, fresh, None, None, original, final.id)
+            # A request written with the record is linked to it already: nothing to link later.
+            linked_later = final.id if rows is None else None
+            return Sought(approval, candidate, fresh, None, None, original, linked_later)
+        if planned is not None and rows is not None:  # to be superseded, it must be stored
+            _request, stored = await book.run(book.write_answered, planned)
+            if stored.request is not None:
+                seen[final.id] = stored.request
         await book.run(
             book.settle,
             final.id,
@@ -257,13 +274,16 @@ async def _auto(
     window: float,
     view: Any,
     replaces: str | None,
-) -> ApprovalRequest:
-    """The ``auto`` handler's round: request and answer stored in one transaction, the answer
-    judged like any other (an allow list that does not name ``auto:...`` still refuses it)."""
+) -> Planned:
+    """The ``auto`` handler's round: its answer judged like any other (an allow list that does
+    not name ``auto:...`` still refuses it) on the request it answers, nothing written yet.
+
+    An answer that approves is written with the action's record, in its transaction
+    (``approval_alongside``); any other is stored now, with its request (``_auto_stored``).
+    """
     answer = await channel.ask(action, decision)
     channel.last_answer = answer
-    request, outcome = await book.run(
-        book.create_answered,
+    return book.plan_answered(
         action,
         decision,
         window=window,
@@ -274,10 +294,23 @@ async def _auto(
         reason=answer.reason,
         replaces=replaces,
     )
+
+
+async def _auto_stored(
+    book: ApprovalBook,
+    planned: Planned,
+    window: float,
+    action: Action,
+    decision: PolicyDecision,
+) -> ApprovalRequest:
+    """An auto answer that does not approve: its request and answer stored in one transaction
+    of their own, the request settled by it or closed by the usual wait."""
+    request, outcome = await book.run(book.write_answered, planned)
     if outcome.request is not None and outcome.request.settled:
         return outcome.request
     if not outcome.accepted:
-        log.warning("answer from %s handler not accepted: %s", channel.label, outcome.message)
+        who = planned.attempt.channel
+        log.warning("answer from %s handler not accepted: %s", who, outcome.message)
     # Not settled (refused, or one approval of a quorum of two): no channel is left to answer,
     # so the usual wait closes it as cancelled and says why, as it does for any handler.
     return await wait(book, request, window, [], action, decision)

@@ -18,6 +18,7 @@ from aegis.core.approvers import DEFAULT_REQUIREMENTS
 from aegis.core.decision import PolicyDecision
 from aegis.core.result import ResultStatus
 from aegis.runtime.approval import record as states
+from aegis.runtime.approval.alongside import AlongsideRows, ApprovedAlongside
 from aegis.runtime.approval.channels import ApprovalChannel, HandlerChannel
 
 if TYPE_CHECKING:
@@ -55,18 +56,35 @@ def describe_terms(decision: PolicyDecision) -> str:
 
 
 def approved_by(
-    final: ApprovalRequest, channels: Sequence[ApprovalChannel], *, seal: str | None = None
+    final: ApprovalRequest,
+    channels: Sequence[ApprovalChannel],
+    *,
+    seal: str | None = None,
+    alongside: AlongsideRows | None = None,
 ) -> ApprovalDecision:
-    """The approval the record names: who approved, their reasons, the seal of the answers."""
+    """The approval the record names: who approved, their reasons, the seal of the answers
+    (or, ``alongside``, the rows the record writes and seals itself)."""
     approvers = final.approvers
     shown = [plain(a, channels) for a in approvers]
     accepted = [a for a in final.answers if a.accepted and a.verdict == "approve"]
     reason = "; ".join(a.reason for a in accepted if a.reason) or None
+    approver, handler = ", ".join(shown) or None, ",".join(final.channels) or None
+    if alongside is not None:
+        return ApprovedAlongside(
+            True,
+            approver=approver,
+            reason=reason,
+            handler=handler,
+            request_id=final.id,
+            approvers=approvers,
+            edited=bool(final.edits),
+            alongside=alongside,
+        )
     return ApprovalDecision(
         True,
-        approver=", ".join(shown) or None,
+        approver=approver,
         reason=reason,
-        handler=",".join(final.channels) or None,
+        handler=handler,
         request_id=final.id,
         approvers=approvers,
         edited=bool(final.edits),

@@ -20,6 +20,7 @@ reopened next time) and surfaces as ``AuditError``: the caller fails closed.
 from __future__ import annotations
 
 import contextlib
+import functools
 import threading
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
@@ -49,6 +50,10 @@ _RAW = {
     f"VALUES ({', '.join('?' for _ in CREATE_COLUMNS)})",
     "create_settled": f"INSERT INTO {_REQ} ({', '.join(CREATE_COLUMNS)}, settled_at, outcome) "
     f"VALUES ({', '.join('?' for _ in CREATE_COLUMNS)}, ?, ?)",
+    # A request answered before it was stored, written with its action's record (alongside).
+    "create_linked": f"INSERT INTO {_REQ} ({', '.join(CREATE_COLUMNS)}, settled_at, outcome, "
+    f"audit_id) VALUES ({', '.join('?' for _ in CREATE_COLUMNS)}, ?, ?, ?)",
+    "forget_answer": f"DELETE FROM {_ANS} WHERE id = ?",
     "request": f"SELECT {', '.join(REQUEST_COLUMNS)} FROM {_REQ} WHERE id = ?",
     "answers": f"SELECT {', '.join(ANSWER_COLUMNS)} FROM {_ANS} WHERE request_id = ? ORDER BY id",
     "state": f"SELECT state FROM {_REQ} WHERE id = ?",
@@ -199,6 +204,13 @@ class BookConnection:
     def close(self) -> None:
         with self.lock:
             self.close_connection()
+
+
+@functools.lru_cache(maxsize=8)
+def prepared(paramstyle: str, sqlite: bool) -> dict[str, str]:
+    """``_prepared``, shared (read-only) by every transaction of the audit writer that writes
+    approval rows alongside a record (``approval_alongside``)."""
+    return _prepared(paramstyle, sqlite)
 
 
 def _prepared(paramstyle: str, sqlite: bool) -> dict[str, str]:

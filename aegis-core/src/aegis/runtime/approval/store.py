@@ -37,6 +37,7 @@ from aegis.core.action import Action
 from aegis.core.decision import PolicyDecision
 from aegis.errors import ApprovalError, AuditError
 from aegis.runtime.approval import reaping as approval_reaping
+from aegis.runtime.approval.alongside import Planned, plan
 from aegis.runtime.approval.reaping import HEARTBEAT_EVERY, STALE_AFTER
 from aegis.runtime.approval.record import (
     ABANDONED,
@@ -63,7 +64,6 @@ from aegis.runtime.approval.rows import (
     snapshot,
     store_answer,
 )
-from aegis.runtime.approval.rules import judge
 from aegis.runtime.approval.schema import requests
 from aegis.runtime.approval.sql import CREATE_COLUMNS, REQUEST_COLUMNS
 from aegis.runtime.approval.tokens import CallbackTokens
@@ -154,25 +154,69 @@ class ApprovalBook(BookTransactions):
         For the built-in ``auto`` handler: its answer is fixed before the request exists, so no
         moment needs a pending request that someone else could see and answer. The answer is
         judged (``judge``) on the request exactly as written, and stored, accepted or not; one
-        that does not settle the request leaves it pending, as ``respond`` would.
+        that does not settle the request leaves it pending, as ``respond`` would. (An answer
+        that approves is usually not stored here but with the action's record:
+        ``approval_alongside``.)
         """
-        values, request = new_request(action, decision, window, [channel], params_view, replaces)
-        identity = f"{channel}:{responder}"
-        attempt = Attempt(channel, identity, verdict, reason, None, None)
-        ruling = judge(request, identity, verdict, reason, None, None, time.time())
-        after = request
-        if ruling.new_state is not None:  # the row is written as the ruling leaves it
-            values["version"], values["state"] = 2, ruling.new_state
-            settled_at = outcome = None
-            if ruling.new_state != PENDING:
-                settled_at, outcome = time.time(), ruling.message
+        return self.write_answered(
+            self.plan_answered(
+                action,
+                decision,
+                window=window,
+                channel=channel,
+                params_view=params_view,
+                responder=responder,
+                verdict=verdict,
+                reason=reason,
+                replaces=replaces,
+            )
+        )
+
+    def plan_answered(
+        self,
+        action: Action,
+        decision: PolicyDecision,
+        *,
+        window: float,
+        channel: str,
+        params_view: Mapping[str, Any],
+        responder: str,
+        verdict: str,
+        reason: str | None = None,
+        replaces: str | None = None,
+    ) -> Planned:
+        """``create_answered`` without the write (``approval_alongside.plan``): the rows are
+        written by ``write_answered``, or with the action's record."""
+        self._prepare()  # the rows may be written by the audit writer, in its transaction
+        return plan(
+            action,
+            decision,
+            window=window,
+            channel=channel,
+            params_view=params_view,
+            responder=responder,
+            verdict=verdict,
+            reason=reason,
+            replaces=replaces,
+        )
+
+    def write_answered(self, planned: Planned) -> tuple[ApprovalRequest, AnswerOutcome]:
+        """Store a planned request and its answer in one transaction of their own."""
+        values, request, attempt, ruling = (
+            planned.values,
+            planned.request,
+            planned.attempt,
+            planned.ruling,
+        )
+        settled_at, outcome = values["settled_at"], values["outcome"]
         with self._write() as (cur, sql):
+            row = [values[c] for c in CREATE_COLUMNS]
             if ruling.new_state is None:
-                cur.execute(sql["create"], [values[c] for c in CREATE_COLUMNS])
+                cur.execute(sql["create"], row)
             else:
-                row = [values[c] for c in CREATE_COLUMNS]
                 cur.execute(sql["create_settled"], [*row, settled_at, outcome])
             answer = store_answer(cur, sql, request.id, attempt, ruling.accepted, ruling.message)
+        after = request
         if ruling.new_state is not None:
             after = snapshot(
                 values,

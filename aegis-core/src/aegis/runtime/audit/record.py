@@ -210,7 +210,8 @@ def approval_values(approval: ApprovalDecision | None) -> tuple[str | None, str 
     the intent, so a refused answer cannot be removed from the answers table unnoticed."""
     if approval is None:
         return (None, None)
-    return (approval.request_id, approval.answers_seal)
+    rows = getattr(approval, "alongside", None)  # written in this record's transaction
+    return (approval.request_id, approval.answers_seal if rows is None else rows.seal)
 
 
 def _shadow(text: str | None) -> dict[str, Any] | None:

@@ -41,6 +41,7 @@ from aegis.core.decision import PolicyDecision
 from aegis.core.redact import DEFAULT_REDACTOR, Redactor
 from aegis.core.result import Result, ResultStatus
 from aegis.errors import AuditError
+from aegis.runtime.approval.alongside import unwritten as unwritten_rows
 from aegis.runtime.audit.autocheckpoint import Checkpointer, CheckpointSchedule
 from aegis.runtime.audit.chain import VerifyReport, canonical, intent_json
 from aegis.runtime.audit.file import FileGuard
@@ -68,6 +69,8 @@ from aegis.runtime.audit.record import (
 from aegis.runtime.audit.ship import AuditSink, Shipper, SinkSpec, resolve_sinks
 from aegis.runtime.audit.url import audit_url
 from aegis.runtime.audit.writer import (
+    DECIDE,
+    DECIDE_RECORD,
     FINAL,
     INTENT,
     RECORD,
@@ -271,18 +274,19 @@ class AuditStore(AuditReader):
         If the caller is cancelled while the row is being written, the row is still written and
         then closed as not run (the action cannot run: its caller is gone).
         """
-        try:
-            values = intent_values(
-                action,
-                decision,
-                approval,
-                derive_decision(decision, approval),
-                parent_id,
-                self.redactor,
-                now_iso(),
-                shadow,
+        redactor = self.redactor
+
+        def values() -> tuple[Any, ...]:
+            label = derive_decision(decision, approval)
+            return intent_values(
+                action, decision, approval, label, parent_id, redactor, now_iso(), shadow
             )
-            op = WriteOp(INTENT, intent_payload(values))
+
+        try:
+            if unwritten_rows(approval) is None:
+                op = WriteOp(INTENT, intent_payload(values()))
+            else:  # built in the transaction, once the rows it seals are written
+                op = WriteOp(DECIDE, lambda _cur, _st: (INTENT, intent_payload(values())))
             op.detached = detached
             op.side = side_write
         except Exception as exc:  # a value we cannot store must not let the action run
@@ -301,13 +305,18 @@ class AuditStore(AuditReader):
         if_not_written: Callable[[], None] | None = None,
     ) -> tuple[int, str] | None:
         """Submit a write-ahead op (INTENT, or DECIDE: ``limit_state``); returns the row's
-        (id, hash), or None when a DECIDE op wrote nothing.
+        (id, hash), or None when a DECIDE op wrote nothing. An approval whose request is
+        written with its record (``approval_alongside``) has its rows written in the same
+        transaction: ``op`` is then a DECIDE op.
 
         If our task is cancelled while the op is in the writer, the row is still written and
         then closed as not run (the action cannot run: its caller is gone); a DECIDE op that
         wrote nothing calls ``if_not_written`` instead, to record the stop.
         """
         writer = self._live_writer()
+        rows = unwritten_rows(approval)
+        if rows is not None:
+            rows.attach(op)
         try:
             written = await writer.submit(op)
         except asyncio.CancelledError:
@@ -323,6 +332,8 @@ class AuditStore(AuditReader):
             raise
         if written is None:
             return None
+        if rows is not None:
+            rows.committed = True
         audit_id, row_hash = written
         self._open_hashes[audit_id] = row_hash
         return int(audit_id), row_hash
@@ -388,7 +399,9 @@ class AuditStore(AuditReader):
         decision ``dry_run`` (without it, a skipped result whose reason starts "dry run" is).
         """
         writer = self._live_writer()
-        try:
+        redactor = self.redactor
+
+        def payload() -> tuple[Any, ...]:
             label = derive_decision(
                 result.decision, result.approval, result.status, result.reason, dry_run=dry_run
             )
@@ -399,15 +412,25 @@ class AuditStore(AuditReader):
                 result.approval,
                 label,
                 parent_id,
-                self.redactor,
+                redactor,
                 stamp,
                 shadow,
             )
-            rest = outcome_values(result, self.redactor, stamp)
-            op = WriteOp(RECORD, (intent_json(values), values, rest, canonical(rest)))
+            rest = outcome_values(result, redactor, stamp)
+            return (intent_json(values), values, rest, canonical(rest))
+
+        rows = unwritten_rows(result.approval)
+        try:
+            if rows is None:
+                op = WriteOp(RECORD, payload())
+            else:  # built in the transaction, once the rows it seals are written
+                op = WriteOp(DECIDE_RECORD, lambda _cur, _st: (RECORD, payload()))
+                rows.attach(op)
         except Exception as exc:
             raise AuditError(f"cannot build the audit record: {exc}") from exc
         audit_id, _ = await writer.submit(op)
+        if rows is not None:
+            rows.committed = True
         return int(audit_id)
 
     def _live_writer(self) -> GroupCommitWriter:

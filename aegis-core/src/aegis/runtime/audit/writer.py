@@ -55,6 +55,9 @@ INTENT, FINAL, RECORD, CURSOR = 0, 1, 2, 3
 #: write lock and returns ``(INTENT, intent payload)``, or ``None`` to write nothing
 #: (``aegis.runtime.limit_state``: stateful policies count with the write-ahead record).
 DECIDE = 4
+#: A DECIDE op whose payload returns ``(RECORD, record payload)``: an outcome, so its batch is
+#: committed as a final one (fsynced at full durability), though decided in the transaction.
+DECIDE_RECORD = 5
 
 _INSERT_COLUMNS = ("id", *INTENT_COLUMNS, *RESULT_COLUMNS, "prev_hash", "row_hash", "result_hash")
 _INTENT_INSERT_COLUMNS = ("id", *INTENT_COLUMNS, "prev_hash", "row_hash", "owner")
@@ -65,8 +68,8 @@ _FINAL_SET = ", ".join(f"{c} = ?" for c in RESULT_COLUMNS)
 #: so opening a store never marks it ``interrupted`` (see audit_interrupted).
 DETACHED_OWNER = "detached"
 
-#: ``side(cursor, statements, audit_id)``: a caller's own write in the transaction of an INTENT
-#: or FINAL op, after the audit rows of its batch; raising rolls both back (the op fails).
+#: ``side(cursor, statements, audit_id)``: a caller's own write in the transaction of an INTENT,
+#: FINAL or RECORD op, after the audit rows of its batch; raising rolls both back (the op fails).
 SideWrite = Callable[[Any, "Statements", int], None]
 
 
@@ -364,7 +367,7 @@ class GroupCommitWriter:
         for op in ops:
             kind = op.kind
             payload = op.payload
-            if kind == DECIDE:
+            if kind >= DECIDE:
                 decided = payload(cur, self._st)
                 if decided is None:
                     op.value = None
@@ -404,6 +407,8 @@ class GroupCommitWriter:
                 records.append((last_id, *values, last_final, *rest, last_hash, new_hash, sealed))
                 op.value = (last_id, new_hash)
                 last_hash = new_hash
+                if op.side is not None:
+                    extra.append((op.side, last_id))
             else:
                 cursors.append(payload)
         if intents:
@@ -433,8 +438,8 @@ def _holds_final(ops: Sequence[WriteOp]) -> bool:
     """Whether a batch finishes or records an action (decided before a DECIDE op runs)."""
     if len(ops) == 1:  # the sequential case: no generator per transaction
         kind = ops[0].kind
-        return kind in (FINAL, RECORD)
-    return any(op.kind in (FINAL, RECORD) for op in ops)
+        return kind in (FINAL, RECORD, DECIDE_RECORD)
+    return any(op.kind in (FINAL, RECORD, DECIDE_RECORD) for op in ops)
 
 
 def _with_seq(final_seq: int, rest_json: str) -> str:

@@ -1,0 +1,186 @@
+"""A request answered before it was stored, written in the transaction of its action's record.
+
+The built-in ``auto`` handler's answer is fixed before any request exists: nobody is asked, so
+no moment needs a pending request someone else could see. Its request and answer therefore go
+into the audit writer's transaction that writes the action's record (the write-ahead intent
+of an action about to run, or the record of an action stopped before running) instead of a
+commit of their own: one transaction, all or nothing. A rollback or a crash leaves neither the
+request nor the record, and without the record the action never runs.
+
+The record seals the answer row (``approval_seal``), so the row's id must be known before the
+record is hashed: the op is a DECIDE op of the writer (``audit_writer``) whose payload first
+inserts the answer (its id from the database), computes the seal, and only then builds the
+record; the request row follows as the op's side write, already linked to the record's id.
+Every run of that payload writes the rows afresh (a batch that fails is retried op by op), and
+a payload that ends up writing no record (a limit refused the action in the transaction) takes
+its answer back in the same transaction, so the rows go with the stop recorded next.
+
+``AuditStore.begin``, ``record`` and ``write_ahead`` find the rows on the approval they are
+given (``ApprovedAlongside.alongside``) and attach them; ``approval_values`` reads the seal
+from them. Nothing here is ever written twice: once a record holding the rows is committed,
+``committed`` says so and later writes only name them.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import attrs
+
+from aegis.core.action import Action
+from aegis.core.approval import ApprovalDecision
+from aegis.core.decision import PolicyDecision
+from aegis.runtime.approval import seal as approval_seal
+from aegis.runtime.approval.record import APPROVED, PENDING, AnswerRecord, ApprovalRequest
+from aegis.runtime.approval.rows import Attempt, new_request, snapshot, store_answer
+from aegis.runtime.approval.rules import Verdict, judge
+from aegis.runtime.approval.sql import CREATE_COLUMNS, prepared
+from aegis.runtime.audit.writer import Statements, WriteOp
+
+__all__ = ["AlongsideRows", "ApprovedAlongside", "Planned", "plan", "unwritten"]
+
+
+@attrs.frozen
+class Planned:
+    """A new request and an answer given before it was stored, judged, not yet written."""
+
+    #: The request row as the ruling leaves it (``CREATE_COLUMNS``, settled_at, outcome).
+    values: dict[str, Any]
+    #: The request as first stored (pending), which the answer was judged on.
+    request: ApprovalRequest
+    attempt: Attempt
+    ruling: Verdict
+
+    @property
+    def approves(self) -> bool:
+        """The answer settles the request as approved (so it can go with the record)."""
+        return self.ruling.new_state == APPROVED
+
+    def alongside(self) -> tuple[ApprovalRequest, AlongsideRows]:
+        """The settled request (its answer not yet stored: no id) and the rows to write."""
+        values, attempt, ruling = self.values, self.attempt, self.ruling
+        answer = AnswerRecord(
+            id=None,
+            at=time.time(),
+            channel=attempt.channel,
+            responder=attempt.identity,
+            verdict=attempt.verdict,
+            reason=attempt.reason,
+            edits=None,
+            accepted=ruling.accepted,
+            note=ruling.message,
+        )
+        request = self.request
+        settled = snapshot(
+            values,
+            request.requirements,
+            request.channels,
+            request.params,
+            settled_at=values["settled_at"],
+            outcome=values["outcome"],
+            answers=(answer,),
+        )
+        return settled, AlongsideRows(values, attempt, ruling.accepted, ruling.message)
+
+
+def plan(
+    action: Action,
+    decision: PolicyDecision,
+    *,
+    window: float,
+    channel: str,
+    params_view: Mapping[str, Any],
+    responder: str,
+    verdict: str,
+    reason: str | None,
+    replaces: str | None,
+) -> Planned:
+    """Judge an answer nobody had to be asked for on the request it answers, writing nothing:
+    the ruling is ``judge``'s, on the request exactly as it would first be stored."""
+    values, request = new_request(action, decision, window, [channel], params_view, replaces)
+    identity = f"{channel}:{responder}"
+    attempt = Attempt(channel, identity, verdict, reason, None, None)
+    ruling = judge(request, identity, verdict, reason, None, None, time.time())
+    values["settled_at"] = values["outcome"] = None
+    if ruling.new_state is not None:  # the row is written as the ruling leaves it
+        values["version"], values["state"] = 2, ruling.new_state
+        if ruling.new_state != PENDING:
+            values["settled_at"], values["outcome"] = time.time(), ruling.message
+    return Planned(values, request, attempt, ruling)
+
+
+class AlongsideRows:
+    """The rows of one request answered in advance, and what became of them."""
+
+    __slots__ = ("accepted", "attempt", "committed", "earlier", "note", "seal", "values")
+
+    def __init__(self, values: dict[str, Any], attempt: Attempt, accepted: bool, note: str) -> None:
+        #: The request row, as it settles (``CREATE_COLUMNS`` plus settled_at and outcome).
+        self.values = values
+        self.attempt = attempt
+        self.accepted = accepted
+        self.note = note
+        #: Answers of the requests this one replaced (already stored): sealed with it.
+        self.earlier: tuple[AnswerRecord, ...] = ()
+        #: The seal of the answer rows as last written (read by ``approval_values``).
+        self.seal: str | None = None
+        #: A record holding these rows was committed: they exist, never write them again.
+        self.committed = False
+
+    @property
+    def request_id(self) -> str:
+        return str(self.values["id"])
+
+    def attach(self, op: WriteOp) -> None:
+        """Make ``op`` (a DECIDE op) write these rows in its transaction, before its record."""
+        inner = op.payload
+        side = op.side
+
+        def decide(cur: Any, st: Statements) -> Any:
+            sql = prepared(st.paramstyle, st.sqlite)
+            answer = store_answer(cur, sql, self.request_id, self.attempt, self.accepted, self.note)
+            self.seal = approval_seal.seal([*self.earlier, answer])
+            decided = inner(cur, st)
+            if decided is None:  # no record after all: the answer goes with the next one
+                cur.execute(sql["forget_answer"], (answer.id,))
+                self.seal = None
+            return decided
+
+        def with_request(cur: Any, st: Statements, audit_id: int) -> None:
+            sql = prepared(st.paramstyle, st.sqlite)
+            values = self.values
+            row = [values[c] for c in CREATE_COLUMNS]
+            cur.execute(
+                sql["create_linked"], [*row, values["settled_at"], values["outcome"], audit_id]
+            )
+            if side is not None:
+                side(cur, st, audit_id)
+
+        op.payload = decide
+        op.side = with_request
+
+
+@attrs.frozen
+class ApprovedAlongside(ApprovalDecision):
+    """An approval whose request and answer are written with the action's record."""
+
+    alongside: AlongsideRows | None = attrs.field(default=None, kw_only=True, eq=False, repr=False)
+
+
+def unwritten(approval: ApprovalDecision | None) -> AlongsideRows | None:
+    """The rows an audit write must carry for ``approval``; None when there are none (any
+    other approval) or they are written already."""
+    if approval is None:
+        return None
+    rows = getattr(approval, "alongside", None)
+    if rows is None or rows.committed:
+        return None
+    assert isinstance(rows, AlongsideRows)
+    return rows
+
+
+def earlier_answers(requests: Sequence[Any], current: str) -> tuple[AnswerRecord, ...]:
+    """The stored answers of every request but ``current`` (what the seal covers besides)."""
+    return tuple(a for r in requests if r.id != current for a in r.answers)

@@ -1,0 +1,339 @@
+"""The ``auto`` handler's request and answer are written in the transaction of the action's own
+audit record: one commit holds the request, its answer and the record that seals them.
+
+The attacker breaks that transaction at each of its statements, or tampers with the rows it
+wrote. Each test fails if the action ran without its request stored, if a request, an answer
+or a record was left half-written, or if ``verify`` missed a tampered answer. On SQLite and
+(``-m postgres``) on a real PostgreSQL server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from approval_helpers import PAY_POLICY, Recorder
+from sqlalchemy import create_engine, text
+
+from aegis import Action, Policy, Runtime
+from aegis.core.decision import PolicyDecision
+from aegis.core.result import ResultStatus
+from aegis.core.risk import Approval, RiskLevel
+from aegis.errors import AuditError
+from aegis.runtime import limit_state
+from aegis.runtime.approval import flow
+from aegis.runtime.audit import AuditStore
+from aegis.runtime.hooks import RuntimeHooks
+
+PAY = Action("pay", "bank", params={"amount": 5000, "to": "acct-1"})
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'audit.db'}"
+    else:
+        yield request.getfixturevalue("pg_url")
+
+
+def sql(url: str, statement: str, **params: Any) -> list[Any]:
+    """One statement straight on the database, as another process (or the attacker) runs it."""
+    engine = create_engine(url)
+    try:
+        with engine.begin() as conn:
+            found = conn.execute(text(statement), params)
+            return list(found) if found.returns_rows else [found.rowcount]
+    finally:
+        engine.dispose()
+
+
+def refuse_inserts(url: str, table: str, when: str = "") -> None:
+    """Sabotage: every insert into ``table`` (matching ``when``, on NEW) fails."""
+    if url.startswith("sqlite"):
+        cond = f" WHEN {when}" if when else ""
+        sql(
+            url,
+            f"CREATE TRIGGER refuse_{table} BEFORE INSERT ON {table}{cond} "
+            "BEGIN SELECT RAISE(ABORT, 'inserts refused'); END",
+        )
+        return
+    sql(
+        url,
+        "CREATE OR REPLACE FUNCTION refuse_insert() RETURNS trigger AS $$ "
+        "BEGIN RAISE EXCEPTION 'inserts refused'; END $$ LANGUAGE plpgsql",
+    )
+    cond = f" WHEN ({when})" if when else ""
+    sql(
+        url,
+        f"CREATE TRIGGER refuse_{table} BEFORE INSERT ON {table} FOR EACH ROW{cond} "
+        "EXECUTE FUNCTION refuse_insert()",
+    )
+
+
+def allow_inserts(url: str, table: str) -> None:
+    suffix = "" if url.startswith("sqlite") else f" ON {table}"
+    sql(url, f"DROP TRIGGER refuse_{table}{suffix}")
+
+
+def requests_of(url: str) -> list[tuple[Any, ...]]:
+    return sql(url, "SELECT id, state, audit_id FROM aegis_approval_request ORDER BY created_at")
+
+
+def answer_count(url: str) -> int:
+    return int(sql(url, "SELECT count(*) FROM aegis_approval_answer")[0][0])
+
+
+def pending_records(url: str) -> int:
+    return int(sql(url, "SELECT count(*) FROM aegis_audit WHERE result = 'pending'")[0][0])
+
+
+def verify(url: str) -> Any:
+    return AuditStore(url).verify()
+
+
+def runtime(url: str, executor: Recorder, policy: str = PAY_POLICY, **kw: Any) -> Runtime:
+    return Runtime(
+        executor=executor,
+        policy=Policy.from_yaml_string(policy),
+        approval_handler="auto",
+        audit=url,
+        **kw,
+    )
+
+
+async def test_the_request_is_linked_to_its_record_in_the_same_commit(url: str) -> None:
+    executor = Recorder()
+    async with runtime(url, executor) as rt:
+        result = await rt.run_one(PAY)
+        # Read at once from another connection: nothing is left for a later write.
+        ((rid, state, audit_id),) = requests_of(url)
+        sealed = sql(url, "SELECT approval_request FROM aegis_audit WHERE id = :i", i=audit_id)
+    assert result.ok and len(executor.ran) == 1
+    assert (state, audit_id) == ("approved", result.audit_id)
+    assert sealed == [(rid,)] and answer_count(url) == 1
+    assert result.approval is not None and result.approval.request_id == rid
+    report = verify(url)
+    assert report.ok and report.unchained_answers == 0
+
+
+@pytest.mark.parametrize("table", ["aegis_approval_request", "aegis_approval_answer"])
+async def test_a_refused_row_leaves_nothing_half_written_and_nothing_runs(
+    url: str, table: str
+) -> None:
+    executor = Recorder()
+    async with runtime(url, executor) as rt:
+        assert (await rt.run_one(PAY)).ok
+        refuse_inserts(url, table)
+        result = await rt.run_one(PAY)
+        assert result.status is ResultStatus.BLOCKED and len(executor.ran) == 1
+        assert "could not be stored" in (result.reason or "")
+        assert "inserts refused" in (result.reason or "")
+        assert len(requests_of(url)) == 1 and answer_count(url) == 1  # the first action's
+        assert pending_records(url) == 0
+        allow_inserts(url, table)
+        assert (await rt.run_one(PAY)).ok  # and it recovers
+    assert len(executor.ran) == 2 and len(requests_of(url)) == 2
+    async with AuditStore(url) as store:
+        assert store.count() == 3 and store.count(result="blocked") == 1
+        (blocked,) = store.query(result="blocked")
+        assert blocked.approval_request is None  # it names no request that does not exist
+    assert verify(url).ok and verify(url).unchained_answers == 0
+
+
+async def test_an_intent_that_cannot_be_written_takes_its_request_with_it(url: str) -> None:
+    """The request and answer are written first in the transaction; the record after them
+    fails: all three are rolled back, and the stop is recorded on its own."""
+    executor = Recorder()
+    async with runtime(url, executor) as rt:
+        assert (await rt.run_one(PAY)).ok
+        refuse_inserts(url, "aegis_audit", "NEW.result = 'pending'")
+        result = await rt.run_one(PAY)
+        assert result.status is ResultStatus.BLOCKED and len(executor.ran) == 1
+        assert "inserts refused" in (result.reason or "")
+        assert len(requests_of(url)) == 1 and answer_count(url) == 1
+        allow_inserts(url, "aegis_audit")
+    assert verify(url).ok and verify(url).unchained_answers == 0
+
+
+async def test_when_no_record_can_be_written_the_action_does_not_run(url: str) -> None:
+    executor = Recorder()
+    async with runtime(url, executor) as rt:
+        assert (await rt.run_one(PAY)).ok
+        refuse_inserts(url, "aegis_audit")
+        with pytest.raises(AuditError, match="inserts refused"):
+            await rt.run_one(PAY)
+        assert len(executor.ran) == 1
+        assert len(requests_of(url)) == 1 and answer_count(url) == 1
+        allow_inserts(url, "aegis_audit")
+
+
+async def test_concurrent_auto_approvals_each_keep_their_own_rows(url: str) -> None:
+    """Many actions share one writer transaction; one of them cannot store its request, so
+    the batch is rolled back and written op by op: the others keep their rows, exactly once."""
+    executor = Recorder()
+    actions = [Action("pay", "bad" if i == 7 else f"bank-{i}", params={"n": i}) for i in range(30)]
+    async with runtime(url, executor) as rt:
+        assert (await rt.run_one(PAY)).ok  # creates the tables
+        refuse_inserts(url, "aegis_approval_request", "NEW.target = 'bad'")
+        results = await asyncio.gather(*(rt.run_one(a) for a in actions))
+    assert [r.ok for r in results] == [i != 7 for i in range(30)]
+    assert sorted(a.target for a in executor.ran) == sorted(
+        ["bank", *(f"bank-{i}" for i in range(30) if i != 7)]
+    )
+    found = requests_of(url)
+    assert len(found) == 30 and answer_count(url) == 30
+    audit_ids = {audit_id for _rid, _state, audit_id in found}
+    assert audit_ids == {r.audit_id for r in results if r.ok} | {found[0][2]}
+    assert all(state == "approved" for _rid, state, _aid in found)
+    report = verify(url)
+    assert report.ok and report.unchained_answers == 0 and not report.pending
+
+
+@pytest.mark.parametrize(
+    "tamper",
+    [
+        "DELETE FROM aegis_approval_answer WHERE request_id = :rid",
+        "UPDATE aegis_approval_answer SET responder = 'slack:mallory' WHERE request_id = :rid",
+        "UPDATE aegis_approval_answer SET at = at - 60 WHERE request_id = :rid",
+        "UPDATE aegis_approval_answer SET accepted = 0 WHERE request_id = :rid",
+        "UPDATE aegis_approval_answer SET request_id = 'x' WHERE request_id = :rid",
+    ],
+)
+async def test_tampering_with_a_row_written_with_its_record_is_caught(
+    url: str, tamper: str
+) -> None:
+    executor = Recorder()
+    async with runtime(url, executor) as rt:
+        results = [await rt.run_one(PAY) for _ in range(3)]
+    assert verify(url).ok
+    ((rid,),) = sql(
+        url, "SELECT approval_request FROM aegis_audit WHERE id = :i", i=results[1].audit_id
+    )
+    sql(url, tamper, rid=rid)
+    assert verify(url).ids_of("approval_answers") == [results[1].audit_id]
+
+
+def _blocking(action: Action) -> PolicyDecision:
+    return PolicyDecision(action, RiskLevel.CRITICAL, Approval.BLOCK, "late-block", reason="no")
+
+
+async def test_a_block_on_the_recheck_records_the_stop_with_the_request(
+    url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def blocks_now(runtime: Runtime, action: Action) -> PolicyDecision:
+        return _blocking(action)
+
+    monkeypatch.setattr(flow.limit_state, "decide", blocks_now)
+    executor = Recorder()
+    async with runtime(url, executor) as rt:
+        result = await rt.run_one(PAY)
+    assert executor.ran == [] and result.status is ResultStatus.BLOCKED
+    ((rid, state, audit_id),) = requests_of(url)
+    assert state == "approved" and audit_id == result.audit_id
+    async with AuditStore(url) as store:
+        record = store.get(result.audit_id)  # type: ignore[arg-type]
+    assert record is not None and record.approval_request == rid
+    assert record.approval_answers is not None and answer_count(url) == 1
+    assert verify(url).ok and verify(url).unchained_answers == 0
+    sql(url, "DELETE FROM aegis_approval_answer")
+    assert verify(url).ids_of("approval_answers") == [result.audit_id]
+
+
+async def test_a_failing_before_execute_hook_records_the_stop_with_the_request(url: str) -> None:
+    def refuse(action: Action, decision: PolicyDecision) -> None:
+        raise RuntimeError("change freeze")
+
+    executor = Recorder()
+    async with runtime(url, executor, hooks=RuntimeHooks(before_execute=refuse)) as rt:
+        result = await rt.run_one(PAY)
+    assert executor.ran == [] and result.status is ResultStatus.BLOCKED
+    ((_rid, state, audit_id),) = requests_of(url)
+    assert state == "approved" and audit_id == result.audit_id and answer_count(url) == 1
+    assert verify(url).ok and verify(url).unchained_answers == 0
+
+
+STATEFUL = """
+version: "1"
+defaults: {risk_level: low, approval: auto}
+rules:
+  - name: pay-rate
+    match: {type: pay}
+    conditions: {rate_limit: {max: 5, per: 1h}}
+    risk_level: critical
+    approval: block
+  - name: big_payment
+    match: {type: pay}
+    risk_level: high
+    approval: approve
+"""
+
+
+async def test_a_counted_intent_carries_its_request_and_answer(url: str) -> None:
+    executor = Recorder()
+    async with runtime(url, executor, STATEFUL) as rt:
+        results = await asyncio.gather(*(rt.run_one(PAY) for _ in range(12)))
+        linked = {audit_id for _rid, _state, audit_id in requests_of(url)}
+    assert len(executor.ran) == 5 and sum(r.ok for r in results) == 5
+    assert None not in linked  # every request stored names the record of its action
+    assert {r.audit_id for r in results if r.ok} <= linked
+    report = verify(url)
+    assert report.ok and report.unchained_answers == 0 and not report.pending
+
+
+async def test_a_refusal_in_the_counted_transaction_moves_the_rows_to_the_stop(
+    url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The final decision (in the write) refuses: the answer written before it is taken back
+    in that transaction, and written again with the record of the stop."""
+    monkeypatch.setattr(limit_state, "settle", lambda *_a: "a limit was reached (test)")
+    executor = Recorder()
+    async with runtime(url, executor, STATEFUL) as rt:
+        result = await rt.run_one(PAY)
+    assert executor.ran == [] and result.status is ResultStatus.BLOCKED
+    assert "a limit was reached (test)" in (result.reason or "")
+    ((rid, _state, audit_id),) = requests_of(url)
+    assert audit_id == result.audit_id and answer_count(url) == 1
+    assert verify(url).ok and verify(url).unchained_answers == 0
+    async with AuditStore(url) as store:
+        assert store.count() == 1
+        record = store.get(result.audit_id)  # type: ignore[arg-type]
+    assert record is not None and record.approval_request == rid
+
+
+async def test_a_reopened_auto_request_is_stored_and_both_are_sealed(
+    url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After the first auto approval the policy asks for more (critical risk): the first
+    request is stored and superseded, the second (made under critical) is written with the
+    record, and the record seals the answers of both."""
+    real = flow.limit_state.decide
+    rounds: list[int] = []
+
+    async def stricter_once(runtime: Runtime, action: Action) -> PolicyDecision:
+        decision = await real(runtime, action)
+        rounds.append(1)
+        return PolicyDecision(  # every re-check: critical, above the high risk first asked
+            action,
+            RiskLevel.CRITICAL,
+            Approval.APPROVE,
+            decision.matched_rule,
+            policy_fingerprint=decision.policy_fingerprint,
+        )
+
+    monkeypatch.setattr(flow.limit_state, "decide", stricter_once)
+    executor = Recorder()
+    async with runtime(url, executor) as rt:
+        result = await rt.run_one(PAY)
+    assert result.ok and len(executor.ran) == 1 and len(rounds) == 2
+    (first, _s1, first_audit), (_second, s2, second_audit) = requests_of(url)
+    assert sql(url, "SELECT state FROM aegis_approval_request WHERE id = :r", r=first) == [
+        ("superseded",)
+    ]
+    assert (s2, second_audit) == ("approved", result.audit_id) and first_audit is None
+    assert answer_count(url) == 2
+    assert verify(url).ok and verify(url).unchained_answers == 0
+    sql(url, "DELETE FROM aegis_approval_answer WHERE request_id = :r", r=first)
+    assert verify(url).ids_of("approval_answers") == [result.audit_id]
