@@ -125,7 +125,7 @@ class Peer:
         import aegis
         from aegis.adapters.base import BaseExecutor
         from aegis.core.result import Result, ResultStatus
-        from aegis.runtime.approval.handlers import AutoApprovalHandler
+        from aegis.runtime.approval import AutoApprovalHandler  # the peer's module, not ours
 
         self.aegis = aegis
         self.auto = AutoApprovalHandler
