@@ -20,12 +20,13 @@ from sqlalchemy import create_engine, text
 
 from aegis import Action, Policy, Runtime
 from aegis.core.decision import PolicyDecision
-from aegis.core.result import ResultStatus
+from aegis.core.result import Result, ResultStatus
 from aegis.core.risk import Approval, RiskLevel
 from aegis.errors import AuditError
 from aegis.runtime import limit_state
 from aegis.runtime.approval import flow
 from aegis.runtime.audit import AuditStore
+from aegis.runtime.engine import Authorization
 from aegis.runtime.hooks import RuntimeHooks
 
 PAY = Action("pay", "bank", params={"amount": 5000, "to": "acct-1"})
@@ -337,3 +338,24 @@ async def test_a_reopened_auto_request_is_stored_and_both_are_sealed(
     assert verify(url).ok and verify(url).unchained_answers == 0
     sql(url, "DELETE FROM aegis_approval_answer WHERE request_id = :r", r=first)
     assert verify(url).ids_of("approval_answers") == [result.audit_id]
+
+
+@pytest.mark.parametrize("table", ["aegis_approval_request", "aegis_approval_answer"])
+async def test_authorize_records_the_stop_when_its_request_cannot_be_stored(
+    url: str, table: str
+) -> None:
+    """``authorize`` (the server's and the hooks' path) ends a failed combined write as
+    ``run_one`` does: a recorded stop, not an exception that leaves no record."""
+    executor = Recorder()
+    async with runtime(url, executor) as rt:
+        refuse_inserts(url, table)
+        out = await rt.authorize(PAY)
+        assert isinstance(out, Result) and out.status is ResultStatus.BLOCKED
+        assert "could not be stored" in (out.reason or "")
+        assert requests_of(url) == [] and answer_count(url) == 0 and pending_records(url) == 0
+        allow_inserts(url, table)
+        granted = await rt.authorize(PAY)
+        assert isinstance(granted, Authorization)  # the caller acts now
+    assert executor.ran == []
+    async with AuditStore(url) as store:
+        assert store.count(result="blocked") == 1 and store.count(result="pending") == 1

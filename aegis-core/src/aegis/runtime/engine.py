@@ -33,6 +33,7 @@ from aegis.core.retry import NO_RETRY, RetryPolicy
 from aegis.core.risk import Approval, RiskLevel
 from aegis.errors import AuditError, ExecutorError
 from aegis.runtime import limit_state
+from aegis.runtime.approval.alongside import unwritten
 from aegis.runtime.approval.channels import ApprovalChannel, HandlerChannel
 from aegis.runtime.approval.flow import Sought, handed_over, seek_approval
 from aegis.runtime.approval.handlers import (
@@ -456,34 +457,56 @@ class Runtime:
         if failure:
             return await stop(blocked, failure)
         result: Result | Authorization
-        if authorize and getattr(self._policy, "stateful", False):
-            begun = await limit_state.begin_limited(
-                self,
+        try:
+            if authorize and getattr(self._policy, "stateful", False):
+                begun = await limit_state.begin_limited(
+                    self,
+                    action,
+                    decision,
+                    approval,
+                    parent_id=parent_id,
+                    detached=detached,
+                    shadow=shadow,
+                    side_write=side_write,
+                )
+                if isinstance(begun, Result):
+                    return begun
+                result = Authorization(action, begun[1], approval, begun[0])
+            elif authorize:
+                audit_id = await self.audit.begin(
+                    action,
+                    decision,
+                    approval,
+                    parent_id=parent_id,
+                    detached=detached,
+                    shadow=shadow,
+                    side_write=side_write,
+                )
+                result = Authorization(action, decision, approval, audit_id)
+            else:
+                result = await execute_recorded(
+                    self,
+                    action,
+                    decision,
+                    approval,
+                    parent_id,
+                    note,
+                    executor or self.executor,
+                    shadow,
+                )
+        except AuditError as exc:
+            if not authorize or unwritten(approval) is None:
+                raise
+            # The auto answer and its request went with the record: none of them exists now.
+            # Record the stop on its own (as execute_recorded does for run_one).
+            return await self._record_stop(
                 action,
                 decision,
-                approval,
+                blocked,
+                f"approval request could not be stored: {exc}",
                 parent_id=parent_id,
-                detached=detached,
+                note=note,
                 shadow=shadow,
-                side_write=side_write,
-            )
-            if isinstance(begun, Result):
-                return begun
-            result = Authorization(action, begun[1], approval, begun[0])
-        elif authorize:
-            audit_id = await self.audit.begin(
-                action,
-                decision,
-                approval,
-                parent_id=parent_id,
-                detached=detached,
-                shadow=shadow,
-                side_write=side_write,
-            )
-            result = Authorization(action, decision, approval, audit_id)
-        else:
-            result = await execute_recorded(
-                self, action, decision, approval, parent_id, note, executor or self.executor, shadow
             )
         if sought is not None and sought.request_id and result.audit_id is not None:
             self._link_request(sought.request_id, result.audit_id)
