@@ -197,7 +197,7 @@ async def seek_approval(
         fresh = await limit_state.decide(runtime, candidate)
         if rows is None:
             approval = approved_by(final, channels, seal=sealed())
-        else:  # the record seals these answers once it has written them (approval_alongside)
+        else:  # the record seals these answers once it has written them (approval.alongside)
             rows.earlier = earlier_answers(list(seen.values()), final.id)
             approval = approved_by(final, channels, alongside=rows)
         original = submitted if candidate is not submitted else None
@@ -279,7 +279,7 @@ async def _auto(
     not name ``auto:...`` still refuses it) on the request it answers, nothing written yet.
 
     An answer that approves is written with the action's record, in its transaction
-    (``approval_alongside``); any other is stored now, with its request (``_auto_stored``).
+    (``approval.alongside``); any other is stored now, with its request (``_auto_stored``).
     """
     answer = await channel.ask(action, decision)
     channel.last_answer = answer

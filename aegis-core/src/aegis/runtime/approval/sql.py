@@ -209,7 +209,7 @@ class BookConnection:
 @functools.lru_cache(maxsize=8)
 def prepared(paramstyle: str, sqlite: bool) -> dict[str, str]:
     """``_prepared``, shared (read-only) by every transaction of the audit writer that writes
-    approval rows alongside a record (``approval_alongside``)."""
+    approval rows alongside a record (``approval.alongside``)."""
     return _prepared(paramstyle, sqlite)
 
 

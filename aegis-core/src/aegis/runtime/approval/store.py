@@ -136,42 +136,6 @@ class ApprovalBook(BookTransactions):
             cur.execute(sql["create"], [values[c] for c in CREATE_COLUMNS])
         return request
 
-    def create_answered(
-        self,
-        action: Action,
-        decision: PolicyDecision,
-        *,
-        window: float,
-        channel: str,
-        params_view: Mapping[str, Any],
-        responder: str,
-        verdict: str,
-        reason: str | None = None,
-        replaces: str | None = None,
-    ) -> tuple[ApprovalRequest, AnswerOutcome]:
-        """Store a new request and an answer nobody had to be asked for, in one transaction.
-
-        For the built-in ``auto`` handler: its answer is fixed before the request exists, so no
-        moment needs a pending request that someone else could see and answer. The answer is
-        judged (``judge``) on the request exactly as written, and stored, accepted or not; one
-        that does not settle the request leaves it pending, as ``respond`` would. (An answer
-        that approves is usually not stored here but with the action's record:
-        ``approval_alongside``.)
-        """
-        return self.write_answered(
-            self.plan_answered(
-                action,
-                decision,
-                window=window,
-                channel=channel,
-                params_view=params_view,
-                responder=responder,
-                verdict=verdict,
-                reason=reason,
-                replaces=replaces,
-            )
-        )
-
     def plan_answered(
         self,
         action: Action,
@@ -185,8 +149,11 @@ class ApprovalBook(BookTransactions):
         reason: str | None = None,
         replaces: str | None = None,
     ) -> Planned:
-        """``create_answered`` without the write (``approval_alongside.plan``): the rows are
-        written by ``write_answered``, or with the action's record."""
+        """A new request and an answer nobody had to be asked for (the built-in ``auto``
+        handler's), planned but not written: ``write_answered`` stores both in one transaction
+        (an answer that does not approve), or they go with the action's record
+        (``approval.alongside``). The answer is judged on the request exactly as planned, so
+        no moment needs a pending request that someone else could see and answer."""
         self._prepare()  # the rows may be written by the audit writer, in its transaction
         return plan(
             action,

@@ -306,7 +306,7 @@ class AuditStore(AuditReader):
     ) -> tuple[int, str] | None:
         """Submit a write-ahead op (INTENT, or DECIDE: ``limit_state``); returns the row's
         (id, hash), or None when a DECIDE op wrote nothing. An approval whose request is
-        written with its record (``approval_alongside``) has its rows written in the same
+        written with its record (``approval.alongside``) has its rows written in the same
         transaction: ``op`` is then a DECIDE op.
 
         If our task is cancelled while the op is in the writer, the row is still written and
