@@ -71,7 +71,7 @@ def _ago(seconds: float) -> str:
 
 
 def _as_dict(req: ApprovalRequest, book: ApprovalBook | None = None) -> dict[str, Any]:
-    """Kept for callers of the old private name; use ``approval_view.request_dict``."""
+    """Kept for callers of the old private name; use ``approval.view.request_dict``."""
     from aegis.runtime.approval.view import request_dict
 
     return request_dict(req)

@@ -7,8 +7,8 @@ of an action about to run, or the record of an action stopped before running) in
 commit of their own: one transaction, all or nothing. A rollback or a crash leaves neither the
 request nor the record, and without the record the action never runs.
 
-The record seals the answer row (``approval_seal``), so the row's id must be known before the
-record is hashed: the op is a DECIDE op of the writer (``audit_writer``) whose payload first
+The record seals the answer row (``approval.seal``), so the row's id must be known before the
+record is hashed: the op is a DECIDE op of the writer (``audit.writer``) whose payload first
 inserts the answer (its id from the database), computes the seal, and only then builds the
 record; the request row follows as the op's side write, already linked to the record's id.
 Every run of that payload writes the rows afresh (a batch that fails is retried op by op), and

@@ -18,8 +18,8 @@ picking up, after a restart, a request whose waiter died; see ``ApprovalBook.ado
 first approval sought inside it continues that request, under its own expiry, instead of
 storing a new one, and only for the very action it was made for (same ``Action.digest``).
 
-The wait itself is ``approval_wait`` (in-process answers wake it through ``approval_wakers``);
-what the step returns, and the approver and reason that reach the audit, ``approval_sought``.
+The wait itself is ``approval.wait`` (in-process answers wake it through ``approval.wakers``);
+what the step returns, and the approver and reason that reach the audit, ``approval.sought``.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 A waiting process refreshes its requests' heartbeat every ``HEARTBEAT_EVERY`` seconds. On this
 machine the process table says at once whether a request's owner is gone
-(``audit_interrupted.owner_gone``: not running, a zombie, a reused pid, an earlier boot); for
+(``audit.interrupted.owner_gone``: not running, a zombie, a reused pid, an earlier boot); for
 an owner on another host (or container) only a heartbeat older than ``STALE_AFTER`` does.
 An abandoned request is never executed later by surprise: only ``ApprovalBook.adopt`` can
 hand it to a new waiter, for the very action it was made for.

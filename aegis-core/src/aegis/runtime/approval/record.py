@@ -27,7 +27,7 @@ class AnswerRecord:
     accepted: bool
     note: str | None
     #: The row exactly as stored (every column of ``aegis_approval_answer``, in table order):
-    #: what the action's audit record seals (``approval_seal``), so it is never re-encoded.
+    #: what the action's audit record seals (``approval.seal``), so it is never re-encoded.
     stored: tuple[Any, ...] = attrs.field(default=(), eq=False, repr=False)
 
 

@@ -1,6 +1,6 @@
 """What the approval book writes and reads, one row at a time, on a driver cursor.
 
-Kept apart from ``approval_store`` (the book: transactions, connections, the public API) so
+Kept apart from ``approval.store`` (the book: transactions, connections, the public API) so
 each step is small enough to read: a new request's row and the request it describes, the
 ruling on one answer (``judge``) applied with a compare-and-swap, and the answer rows.
 """
@@ -32,7 +32,7 @@ from aegis.runtime.approval.sql import REQUEST_COLUMNS
 from aegis.runtime.audit.interrupted import current_owner
 
 HOST = socket.gethostname()
-#: ``host:pid:start/boot/pidns`` (see ``audit_interrupted``): tells a dead or reused pid apart.
+#: ``host:pid:start/boot/pidns`` (see ``audit.interrupted``): tells a dead or reused pid apart.
 OWNER = current_owner()
 
 

@@ -5,7 +5,7 @@
 * ``aegis_approval_answer`` — every answer given, accepted or refused, with why.
 * ``aegis_approval_secret`` — the per-store secret behind callback tokens.
 
-The hot statements are plain SQL on a held driver connection (``approval_sql``).
+The hot statements are plain SQL on a held driver connection (``approval.sql``).
 """
 
 from __future__ import annotations

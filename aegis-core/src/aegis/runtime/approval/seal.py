@@ -1,7 +1,7 @@
 """Sealing a request's answers into the hash chain, and checking the seals.
 
 Every answer to an approval request, accepted or refused, is a row in ``aegis_approval_answer``
-(``approval_schema``). That table is not chained; so that a refused attempt (a stranger, a
+(``approval.schema``). That table is not chained; so that a refused attempt (a stranger, a
 replayed token, an answer for another action) cannot be deleted or edited unnoticed, the audit
 record of the action the request was for carries, in two hashed intent columns:
 

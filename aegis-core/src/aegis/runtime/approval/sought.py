@@ -1,6 +1,6 @@
 """What the APPROVE step returns (``Sought``), built from the request as it settled.
 
-Kept apart from the flow (``approval_flow``: ask, wait, re-check) because this is the part a
+Kept apart from the flow (``approval.flow``: ask, wait, re-check) because this is the part a
 reader checks against the audit: which approver and reason reach the record, and which reason
 reaches the caller as ``Result.reason`` when the action does not run.
 """

@@ -4,9 +4,9 @@ Why not SQLAlchemy Core here: an auto-approved action makes three small book wri
 request, its answer, the link to the action's record), and through Core each cost ~200 us of
 Python (compile-cache lookup, parameter processing, result proxy, pool checkout and the
 rollback-on-return) for a statement SQLite runs in 5-40 us. The audit writer solved the same
-problem the same way; this module shares its helpers (``audit_open.write_connection`` for the
-connection, ``audit_writer`` for the paramstyle) instead of copying them. Cold statements (prefix
-search, the token secret, creating tables) stay on Core (``approval_transactions._tx``).
+problem the same way; this module shares its helpers (``audit.opening.write_connection`` for the
+connection, ``audit.writer`` for the paramstyle) instead of copying them. Cold statements (prefix
+search, the token secret, creating tables) stay on Core (``approval.transactions._tx``).
 
 One connection is held per store and used by one thread at a time (``BookConnection.lock``).
 SQLite: WAL, ``synchronous=NORMAL`` (the action's own record, fsynced right after, makes a
@@ -40,7 +40,7 @@ REQUEST_COLUMNS: tuple[str, ...] = tuple(c.name for c in requests.columns)
 CREATE_COLUMNS: tuple[str, ...] = tuple(
     c for c in REQUEST_COLUMNS if c not in ("settled_at", "audit_id", "outcome", "edits")
 )
-#: Every column of an answer, in table order (what ``approval_seal`` hashes).
+#: Every column of an answer, in table order (what ``approval.seal`` hashes).
 ANSWER_COLUMNS: tuple[str, ...] = tuple(c.name for c in answers.columns)
 _STORED_ANSWER: tuple[str, ...] = ANSWER_COLUMNS[1:]  # the id is the database's
 

@@ -14,11 +14,11 @@ Concurrency: every change is a compare-and-swap on ``version``, so two answers a
 (two processes, two replicas) cannot both settle a request, and a quorum is counted on one
 consistent view. The rules for accepting an answer are in ``aegis.runtime.approval.rules``.
 
-The book is this module (its public API); around it: ``approval_transactions`` (its
-transactions, and where a call runs), ``approval_rows`` (the rows one call writes and reads),
-``approval_sql`` (the prebuilt statements and the held connection), ``approval_tokens``
-(callback tokens), ``approval_links`` (request -> record links written later),
-``approval_reaping`` (abandoned and overdue requests) and ``approval_seal`` (answers sealed
+The book is this module (its public API); around it: ``approval.transactions`` (its
+transactions, and where a call runs), ``approval.rows`` (the rows one call writes and reads),
+``approval.sql`` (the prebuilt statements and the held connection), ``approval.tokens``
+(callback tokens), ``approval.links`` (request -> record links written later),
+``approval.reaping`` (abandoned and overdue requests) and ``approval.seal`` (answers sealed
 into the action's audit record).
 """
 
@@ -109,7 +109,7 @@ class ApprovalBook(BookTransactions):
         self._raw.close()
 
     def token(self, request: ApprovalRequest | str, digest: str | None = None) -> str:
-        """The opaque callback token of a request (``approval_tokens``)."""
+        """The opaque callback token of a request (``approval.tokens``)."""
         if isinstance(request, ApprovalRequest):
             rid, digest = request.id, request.digest
         else:
@@ -267,7 +267,7 @@ class ApprovalBook(BookTransactions):
     def adopt(self, rid: str, *, previous_owner: str) -> ApprovalRequest | None:
         """Make this process the waiter of a request whose waiter died (``previous_owner``, its
         ``owner_started``), so ``reap`` leaves it alone and this process can resume the wait
-        (``approval_flow.resuming``). Only a request still pending, or approved but not yet
+        (``approval.flow.resuming``). Only a request still pending, or approved but not yet
         acted on (no audit record linked), can be adopted; one compare-and-swap on the owner,
         so of two adopters exactly one wins. None when it cannot be adopted."""
         now = time.time()
@@ -284,7 +284,7 @@ class ApprovalBook(BookTransactions):
             cur.execute(sql["link"], (audit_id, rid))
 
     def defer_link(self, rid: str, audit_id: int) -> None:
-        """``link_audit`` without a commit of its own (see ``approval_links``): written in this
+        """``link_audit`` without a commit of its own (see ``approval.links``): written in this
         process's next book write, by any read of requests here, at the latest about a second
         later, or when the store closes."""
         self._links.add(rid, audit_id)
@@ -296,7 +296,7 @@ class ApprovalBook(BookTransactions):
 
     def reap(self, now: float | None = None) -> list[tuple[str, str]]:
         """Settle requests nobody is waiting for any more: ``abandoned`` or ``expired``
-        (``approval_reaping``)."""
+        (``approval.reaping``)."""
         return approval_reaping.reap(self, now)
 
     # -- reading ---------------------------------------------------------------------------

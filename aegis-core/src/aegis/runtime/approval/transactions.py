@@ -1,11 +1,11 @@
 """How the approval book talks to its database: transactions, and where a call runs.
 
-Hot statements run on the book's held driver connection (``approval_sql.BookConnection``); the
+Hot statements run on the book's held driver connection (``approval.sql.BookConnection``); the
 cold ones (listing by prefix, the token secret, creating tables) on SQLAlchemy Core (``_tx``).
 ``run`` decides where a call runs: on SQLite right on the event loop's thread (a request
 write is a small commit, cheaper than a thread hop), retried on a worker thread if the
 database is busy for more than a few milliseconds; elsewhere always on a worker thread.
-Every book write first writes the links queued by ``defer_link`` (``approval_links``).
+Every book write first writes the links queued by ``defer_link`` (``approval.links``).
 """
 
 from __future__ import annotations

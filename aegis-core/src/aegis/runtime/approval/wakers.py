@@ -1,6 +1,6 @@
 """How an answer given in this process wakes the runtime waiting for it, at once.
 
-Answers from another process are found by the waiter's poll (``approval_wait.POLL_EVERY``) or,
+Answers from another process are found by the waiter's poll (``approval.wait.POLL_EVERY``) or,
 where the database can say so (PostgreSQL NOTIFY, the server), by ``WAKERS.poke``.
 """
 

@@ -59,7 +59,7 @@ def intent_json(values: Sequence[Any]) -> str:
 @attrs.frozen
 class ChainProblem:
     """One finding. ``kind``: edited, deleted, inserted, broken_link, head, or
-    approval_answers (the answers a record sealed were deleted or edited: ``approval_seal``)."""
+    approval_answers (the answers a record sealed were deleted or edited: ``approval.seal``)."""
 
     kind: str
     first_id: int
@@ -95,7 +95,7 @@ class VerifyReport:
     last_hash: str
     problems: tuple[ChainProblem, ...] = ()
     pending: tuple[int, ...] = ()
-    #: Approval answers no record seals (late, unanswerable, or inserted; ``approval_seal``),
+    #: Approval answers no record seals (late, unanswerable, or inserted; ``approval.seal``),
     #: and up to ten of the requests they belong to. Not tampering: not evidence either.
     unchained_answers: int = 0
     unchained_requests: tuple[str, ...] = ()

@@ -6,7 +6,7 @@ core), and that process runs this file as a script (``python -I audit_chain_walk
 starts in milliseconds instead of importing the package.
 
 What makes it fast: the database builds each row's hashed text (the *preimage*) in C and hands
-over eight values per row instead of thirty (``audit_verify.sqlite_fast_sql``). The preimage is
+over eight values per row instead of thirty (``audit.verify.sqlite_fast_sql``). The preimage is
 only a shortcut, never trusted: a row passes when SHA-256 of that text equals the stored hash.
 The database's text is a faithful JSON encoding of the columns as they are now (the SQL returns
 NULL where it could not be: a float whose text does not read back as the same number, a blob),
@@ -42,7 +42,7 @@ def canonical(values: Sequence[Any]) -> str:
 
 
 def intent_json(values: Sequence[Any], base: int) -> str:
-    """``audit_chain.intent_json`` with the count of always-hashed columns passed in."""
+    """``audit.chain.intent_json`` with the count of always-hashed columns passed in."""
     end = len(values)
     while end > base and values[end - 1] is None:
         end -= 1

@@ -11,14 +11,14 @@ A checkpoint is a small JSON document signed with Ed25519::
   reordering of records 1..size changes ``head``.
 * ``finals`` / ``root``: the RFC 6962 Merkle root over the first ``finals`` outcomes in the order
   they became final (``final_seq``), each leaf binding record id, intent hash and outcome hash
-  (``audit_merkle.record_leaf``). Outcomes are appended in that order and never change, so the
+  (``audit.merkle.record_leaf``). Outcomes are appended in that order and never change, so the
   tree only grows: every checkpoint's root stays reproducible from an honest trail forever, and a
-  record can be proven against it (``audit_proof``). Rows still pending are in the chain (size)
+  record can be proven against it (``audit.proof``). Rows still pending are in the chain (size)
   but not yet in the tree.
 
 The signature covers ``"aegis-checkpoint/1\\n"`` followed by the compact, key-sorted JSON of every
 field but ``signature``. Whoever holds the public key and earlier checkpoints can detect a
-rewritten, truncated or forked trail (``audit_evidence.verify_against``), without trusting the
+rewritten, truncated or forked trail (``audit.evidence.verify_against``), without trusting the
 database or whoever runs it.
 """
 

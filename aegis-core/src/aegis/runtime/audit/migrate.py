@@ -2,7 +2,7 @@
 
 Added since: ``owner`` (audit_interrupted), ``parent_agent_id``, ``chain_id``, ``chain_depth``
 (delegation), ``shadow`` (shadow mode), ``approval_request`` and ``approval_answers`` (the
-seal of a request's answers, ``approval_seal``). A writable store gets them by ``ALTER TABLE ... ADD
+seal of a request's answers, ``approval.seal``). A writable store gets them by ``ALTER TABLE ... ADD
 COLUMN`` when it opens (all nullable; no row is rewritten, no hash changes). A store that is
 only read (an auditor's copy, a read-only file) is never altered: readers select NULL in place
 of a missing column, which is exactly what those rows would hold, and what the chain hashed

@@ -262,7 +262,7 @@ def stats(engine: Engine, flt: AuditFilter) -> list[RuleStats]:
 
 def verify(engine: Engine, *, chunk: int = 5000) -> VerifyReport:
     """Check the whole chain inside one read snapshot (concurrent writers are not "inserts");
-    on SQLite, ranges of a large trail in a process per core (``audit_verify``)."""
+    on SQLite, ranges of a large trail in a process per core (``audit.verify``)."""
     from aegis.runtime.audit import verify as audit_verify
 
     return audit_verify.verify(engine, chunk=chunk)

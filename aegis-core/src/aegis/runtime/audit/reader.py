@@ -2,7 +2,7 @@
 
 ``AuditStore`` is an ``AuditReader`` with a writer: reading needs only the URL and an engine
 (created on first use), so the CLI can read, tail or verify a trail that another process is
-writing without starting a writer of its own. The SQL is in ``audit_query``; this is the
+writing without starting a writer of its own. The SQL is in ``audit.query``; this is the
 store's face for it, with every database error turned into one ``AuditError`` line.
 """
 

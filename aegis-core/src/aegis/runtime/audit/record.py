@@ -206,7 +206,7 @@ def intent_values(
 
 
 def approval_values(approval: ApprovalDecision | None) -> tuple[str | None, str | None]:
-    """The approval request's id and the seal of its answers (``approval_seal``): hashed with
+    """The approval request's id and the seal of its answers (``approval.seal``): hashed with
     the intent, so a refused answer cannot be removed from the answers table unnoticed."""
     if approval is None:
         return (None, None)
@@ -361,7 +361,7 @@ _PARAMS_AT = INTENT_COLUMNS.index("params")
 def intent_payload(values: tuple[Any, ...]) -> tuple[str, tuple[Any, ...], str | None]:
     """An INTENT op's payload from ``intent_values``: (hashed JSON, row values, out-of-row
     params). Big params are written once, not twice: the hash covers the full params; the row
-    keeps ``''`` and ``aegis_audit_params`` the text (see ``audit_schema``), so the outcome's
+    keeps ``''`` and ``aegis_audit_params`` the text (see ``audit.schema``), so the outcome's
     UPDATE does not copy them again.
     """
     hashed = intent_json(values)

@@ -13,10 +13,10 @@
 Contract the runtime relies on: ``begin`` has *written* the row when it returns and raises
 ``AuditError`` when it cannot (so the action does not run); ``finish`` and ``record`` return
 only once the row is committed and, at ``durability="full"``, fsynced. Concurrent calls share
-transactions (``audit_writer``); params are redacted before anything is stored or hashed
+transactions (``audit.writer``); params are redacted before anything is stored or hashed
 (``aegis.core.redact``); sinks are fed from committed rows by background shippers
-(``audit_ship``), so they can neither slow nor lose an action's record. The read side
-(``query``, ``count``, ``stats``, ``get``, ``verify``) is ``AuditReader`` in ``audit_reader``.
+(``audit.ship``), so they can neither slow nor lose an action's record. The read side
+(``query``, ``count``, ``stats``, ``get``, ``verify``) is ``AuditReader`` in ``audit.reader``.
 """
 
 from __future__ import annotations

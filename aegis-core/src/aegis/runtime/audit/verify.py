@@ -4,7 +4,7 @@ Where the time went (1M records, one core): building Python objects for thirty c
 (~8 us) and encoding two JSON arrays per row (~10 us), against ~2 us of SHA-256. So on SQLite
 the database builds each row's two hashed texts in C (``json_array`` / ``json_quote``, the same
 compact JSON the writer hashes for ASCII text and ordinary floats) and Python receives eight
-values per row; ``audit_chain_walk`` explains why that text is checked, never trusted. A trail
+values per row; ``audit.chain_walk`` explains why that text is checked, never trusted. A trail
 of more than ``PARALLEL_MIN`` records is split into id ranges walked in a process per core,
 each starting from the stored hash of the row before its range, which gives exactly the
 findings of one sequential walk; this process walks the last range (in the snapshot where it
@@ -99,7 +99,7 @@ _FROM = "FROM aegis_audit a LEFT JOIN aegis_audit_params p ON p.id = a.id"
 
 
 def sqlite_spec(present: set[str]) -> dict[str, Any]:
-    """The SQL a range walker runs (``audit_chain_walk.walk_sqlite``), bounds as parameters."""
+    """The SQL a range walker runs (``audit.chain_walk.walk_sqlite``), bounds as parameters."""
     fast = (
         "SELECT a.id, a.prev_hash, a.row_hash, a.result_hash, a.result, "
         f"{_col('final_seq', present)}, "
