@@ -70,9 +70,19 @@ async def m1(calls: int, workdir: Path) -> dict[str, float]:
         command=AEGIS,
         args=["mcp-proxy", "--policy", str(policy), "--db", db, "--", sys.executable, UPSTREAM],
     )
+    relayed = StdioServerParameters(
+        command=sys.executable,
+        args=[str(ROOT / "bench" / "mcp_relay.py"), sys.executable, UPSTREAM],
+    )
     from aegis.runtime.recorded import answer_early
 
-    times: dict[str, list[float]] = {"direct": [], "proxy": [], "governance": [], "answer": []}
+    times: dict[str, list[float]] = {
+        "direct": [],
+        "proxy": [],
+        "relay": [],
+        "governance": [],
+        "answer": [],
+    }
     answered: list[float] = []
     answer_early.set(lambda _result: answered.append(time.perf_counter()))
     runtime = _governance_only(policy, f"sqlite:///{workdir / 'm1-governance.db'}")
@@ -82,16 +92,19 @@ async def m1(calls: int, workdir: Path) -> dict[str, float]:
         ClientSession(r1, w1) as s1,
         stdio_client(proxied) as (r2, w2),
         ClientSession(r2, w2) as s2,
+        stdio_client(relayed) as (r3, w3),
+        ClientSession(r3, w3) as s3,
     ):
         await s1.initialize()
         await s2.initialize()
-        sessions = {"direct": s1, "proxy": s2}
+        await s3.initialize()
+        sessions = {"direct": s1, "proxy": s2, "relay": s3}
         proxy_pid = _child_pid("mcp-proxy")
         cpu_start = governance_cpu = 0.0
         for i in range(calls + 200):  # the first 200 are warm-up
             if i == 200:
                 cpu_start = _cpu_seconds(proxy_pid)
-            for name in ("direct", "proxy") if i % 2 else ("proxy", "direct"):
+            for name in ("direct", "relay", "proxy") if i % 2 else ("proxy", "relay", "direct"):
                 start = time.perf_counter()
                 result = await sessions[name].call_tool("echo", {"i": i})
                 elapsed = time.perf_counter() - start
@@ -116,6 +129,9 @@ async def m1(calls: int, workdir: Path) -> dict[str, float]:
         # machine does not inflate (wall-clock figures there are mostly waiting for a core).
         "m1_proxy_cpu_ms_per_call": cpu,
         "m1_direct_p50_ms": statistics.median(d),
+        # the floor: a relay that only forwards lines (bench/mcp_relay.py), same two extra hops
+        "m1_relay_added_p50_ms": statistics.median(times["relay"]) - statistics.median(d),
+        "m1_relay_added_p99_ms": pct(times["relay"], 0.99) - pct(d, 0.99),
         "m1_proxy_p50_ms": statistics.median(p),
         "m1_added_p50_ms": statistics.median(p) - statistics.median(d),
         "m1_direct_p99_ms": pct(d, 0.99),
@@ -257,6 +273,9 @@ def main() -> int:
             f"(direct {figures['m1_direct_p50_ms']:.3f}, proxy {figures['m1_proxy_p50_ms']:.3f});"
             f" p99 +{figures['m1_added_p99_ms']:.3f} ms; proxy CPU "
             f"{figures['m1_proxy_cpu_ms_per_call']:.3f} ms/call   target: <= 1 ms p50 added\n"
+            f"m1 floor, a Python relay that only forwards lines: p50 "
+            f"+{figures['m1_relay_added_p50_ms']:.3f} ms, "
+            f"p99 +{figures['m1_relay_added_p99_ms']:.3f} ms\n"
             f"m1 governance in-process (decision + durable audit) p50 "
             f"{figures['m1_governance_p50_ms']:.3f} ms, of which before the answer (decision + "
             f"write-ahead record) {figures['m1_governance_to_answer_p50_ms']:.3f} ms; forwarding "
