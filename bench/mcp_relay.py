@@ -8,12 +8,19 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from collections.abc import Awaitable, Callable
 
 
-async def pump(reader: asyncio.StreamReader, write: object, drain: object) -> None:
+async def pump(
+    reader: asyncio.StreamReader,
+    write: Callable[[bytes], object],
+    drain: Callable[[], Awaitable[None]],
+    close: Callable[[], object] = lambda: None,
+) -> None:
     while line := await reader.readline():
-        write(line)  # type: ignore[operator]
-        await drain()  # type: ignore[operator]
+        write(line)
+        await drain()
+    close()  # the client's EOF is the upstream's, so the upstream can exit and end the other pump
 
 
 async def main() -> None:
@@ -32,7 +39,8 @@ async def main() -> None:
     out = asyncio.StreamWriter(transport, protocol, None, loop)
     assert proc.stdin is not None and proc.stdout is not None
     await asyncio.gather(
-        pump(stdin, proc.stdin.write, proc.stdin.drain), pump(proc.stdout, out.write, out.drain)
+        pump(stdin, proc.stdin.write, proc.stdin.drain, proc.stdin.close),
+        pump(proc.stdout, out.write, out.drain),
     )
 
 
