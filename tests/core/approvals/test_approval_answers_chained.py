@@ -11,7 +11,6 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,14 +26,6 @@ from aegis.runtime.audit import AuditStore
 
 PAY = Action("pay", "bank", params={"amount": 5000, "to": "acct-1"})
 ONLY_ALICE = Policy.from_yaml_string(policy_text(approvers='["test:alice"]'))
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'audit.db'}"
-    else:
-        yield request.getfixturevalue("pg_url")
 
 
 def sql(url: str, statement: str, **params: Any) -> list[Any]:

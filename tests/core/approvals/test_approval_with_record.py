@@ -10,8 +10,6 @@ or a record was left half-written, or if ``verify`` missed a tampered answer. On
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -30,14 +28,6 @@ from aegis.runtime.engine import Authorization
 from aegis.runtime.hooks import RuntimeHooks
 
 PAY = Action("pay", "bank", params={"amount": 5000, "to": "acct-1"})
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'audit.db'}"
-    else:
-        yield request.getfixturevalue("pg_url")
 
 
 def sql(url: str, statement: str, **params: Any) -> list[Any]:

@@ -12,7 +12,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -79,14 +78,6 @@ def wait_for(proc: subprocess.Popen[str], seconds: float = PATIENCE) -> None:
 def sqlite_url(tmp_path: Path) -> str:
     url = f"sqlite:///{tmp_path / 'audit.db'}"
     return url
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'audit.db'}"
-    else:
-        yield request.getfixturevalue("pg_url")
 
 
 def test_approve_from_another_process_with_an_edit(url: str, tmp_path: Path) -> None:
