@@ -8,7 +8,7 @@ reaches the caller as ``Result.reason`` when the action does not run.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
@@ -68,28 +68,17 @@ def approved_by(
     shown = [plain(a, channels) for a in approvers]
     accepted = [a for a in final.answers if a.accepted and a.verdict == "approve"]
     reason = "; ".join(a.reason for a in accepted if a.reason) or None
-    approver, handler = ", ".join(shown) or None, ",".join(final.channels) or None
+    named: dict[str, Any] = {
+        "approver": ", ".join(shown) or None,
+        "reason": reason,
+        "handler": ",".join(final.channels) or None,
+        "request_id": final.id,
+        "approvers": approvers,
+        "edited": bool(final.edits),
+    }
     if alongside is not None:
-        return ApprovedAlongside(
-            True,
-            approver=approver,
-            reason=reason,
-            handler=handler,
-            request_id=final.id,
-            approvers=approvers,
-            edited=bool(final.edits),
-            alongside=alongside,
-        )
-    return ApprovalDecision(
-        True,
-        approver=approver,
-        reason=reason,
-        handler=handler,
-        request_id=final.id,
-        approvers=approvers,
-        edited=bool(final.edits),
-        answers_seal=seal,
-    )
+        return ApprovedAlongside(True, alongside=alongside, **named)
+    return ApprovalDecision(True, answers_seal=seal, **named)
 
 
 def refusal(
