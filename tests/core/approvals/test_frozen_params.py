@@ -130,20 +130,3 @@ def test_digest_tells_types_apart_and_binds_identity() -> None:
         Action("pay", "bank2", params={"amount": 1}),
     ):
         assert other.digest != base.digest, other
-
-
-def test_digest_cached_on_an_action_follows_a_new_identity() -> None:
-    """The digest is computed once per action; an action rebound to another agent or session
-    (``with_identity``, which copies the instance without ``__init__``) must not inherit it,
-    or an approval given for one agent's action would bind another's."""
-    from aegis.core.action import with_identity
-    from aegis.core.frozen import action_digest
-
-    action = Action("pay", "bank", params={"amount": 5}, agent_id="a", session_id="s")
-    first = action.digest
-    rebound = with_identity(action, "b", "t")
-    assert rebound.digest != first
-    assert rebound.digest == action_digest("pay", "bank", rebound.params, "b", "t")
-    assert action.digest == first
-    assert action == Action("pay", "bank", params={"amount": 5}, agent_id="a", session_id="s")
-    assert pickle.loads(pickle.dumps(action)).digest == first

@@ -7,7 +7,6 @@ caller or a handler holds can change it.
 
 from __future__ import annotations
 
-from functools import cached_property
 from typing import Any
 
 import attrs
@@ -62,14 +61,11 @@ class Action:
         described = f" ({self.description})" if self.description else ""
         return f"{self.type}:{self.target}{described}"
 
-    @cached_property
+    @property
     def digest(self) -> str:
         """SHA-256 of the canonical action (type, target, params, agent, session).
 
         An approval is bound to this value: an answer given for another digest is rejected.
-        Computed once per action (the APPROVE step reads it several times): every field it
-        covers is frozen, and ``with_identity``, the one copy that bypasses ``__init__``,
-        drops it.
         """
         return action_digest(self.type, self.target, self.params, self.agent_id, self.session_id)
 
@@ -92,5 +88,4 @@ def with_identity(action: Action, agent_id: str | None, session_id: str | None) 
     fields.update(action.__dict__)
     fields["agent_id"] = agent_id
     fields["session_id"] = session_id
-    fields.pop("digest", None)  # the cached digest covers the old agent and session
     return new
