@@ -172,8 +172,13 @@ class GroupCommitWriter:
         #: (``audit_file.FileGuard.check``: the SQLite file is still the one opened).
         self._guard = guard
         self._queue: collections.deque[WriteOp] = collections.deque()
-        self._cv = threading.Condition(threading.Lock())
-        self._sleeping = False  # the writer waits on _cv: only then is a notify needed
+        self._mutex = threading.Lock()  # guards _queue, _sleeping, _closed/_stopping changes
+        #: The writer sleeps by acquiring this lock, which is held while it is awake; whoever
+        #: clears ``_sleeping`` (under ``_mutex``) releases it once. A plain lock instead of a
+        #: ``threading.Condition``: ``Condition.notify`` is Python code, ~5% of the event-loop
+        #: thread's time per action at c1 (py-spy), a lock release is one C call.
+        self._wake = threading.Lock()
+        self._sleeping = False  # the writer waits on _wake: only then is a wake-up needed
         self._conn_lock = threading.Lock()
         self._busy = False
         self._stopping = False
@@ -195,17 +200,20 @@ class GroupCommitWriter:
         self._conn = self._connect()
         self._closed = False
         self._stopping = False
+        self._wake = threading.Lock()
+        self._wake.acquire()  # held while the writer is awake
+        self._sleeping = False
         self._thread = threading.Thread(target=self._run, name="aegis-audit-writer", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
         """Write everything queued, then stop the thread and release the connection."""
-        with self._cv:
+        with self._mutex:
             if self._closed:
                 return
             self._closed = True
             self._stopping = True
-            self._cv.notify_all()
+            self._wake_writer()
         if self._thread is not None:
             self._thread.join()
             self._thread = None
@@ -264,30 +272,40 @@ class GroupCommitWriter:
         return fut
 
     def _enqueue(self, op: WriteOp) -> None:
-        with self._cv:
+        with self._mutex:
             if self._closed and not self._stopping:
                 raise AuditError("the audit store is closed")
             if self._thread is None:
                 raise AuditError("the audit store is closed")
             self._queue.append(op)
             if self._sleeping:  # a busy writer takes the op with its next batch anyway
-                self._cv.notify()
+                self._wake_writer()
+
+    def _wake_writer(self) -> None:
+        """Under ``_mutex``, with the writer asleep: let its ``_wake.acquire()`` return."""
+        if self._sleeping:
+            self._sleeping = False
+            self._wake.release()
 
     # -- the writer thread ---------------------------------------------------------------------
 
     def _run(self) -> None:
         queue = self._queue
         while True:
-            with self._cv:
-                while not queue and not self._stopping:
-                    self._sleeping = True
-                    self._cv.wait()
-                    self._sleeping = False
+            self._mutex.acquire()
+            while not queue and not self._stopping:
+                self._sleeping = True
+                self._mutex.release()
+                self._wake.acquire()  # returns once _wake_writer released it
+                self._mutex.acquire()
+            try:
                 if not queue:
                     return
                 n = min(len(queue), self._max_batch)
                 batch = [queue.popleft() for _ in range(n)]
                 self._busy = True
+            finally:
+                self._mutex.release()
             try:
                 with self._conn_lock:
                     self._write(batch)
