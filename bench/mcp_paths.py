@@ -141,8 +141,7 @@ async def m1(calls: int, workdir: Path) -> dict[str, float]:
         "m1_relay_added_p50_ms": statistics.median(times["relay"]) - statistics.median(d),
         "m1_relay_added_p99_ms": pct(times["relay"], 0.99) - pct(d, 0.99),
         # the same hops without asyncio: blocking os.read/os.write, a thread per direction
-        "m1_threads_relay_added_p50_ms": statistics.median(times["threads"])
-        - statistics.median(d),
+        "m1_threads_relay_added_p50_ms": statistics.median(times["threads"]) - statistics.median(d),
         "m1_threads_relay_added_p99_ms": pct(times["threads"], 0.99) - pct(d, 0.99),
         "m1_proxy_p50_ms": statistics.median(p),
         "m1_added_p50_ms": statistics.median(p) - statistics.median(d),
