@@ -70,9 +70,12 @@ async def m1(calls: int, workdir: Path) -> dict[str, float]:
         command=AEGIS,
         args=["mcp-proxy", "--policy", str(policy), "--db", db, "--", sys.executable, UPSTREAM],
     )
+    relay = str(ROOT / "bench" / "mcp_relay.py")
     relayed = StdioServerParameters(
-        command=sys.executable,
-        args=[str(ROOT / "bench" / "mcp_relay.py"), sys.executable, UPSTREAM],
+        command=sys.executable, args=[relay, "--mode", "asyncio", "--", sys.executable, UPSTREAM]
+    )
+    threaded = StdioServerParameters(
+        command=sys.executable, args=[relay, "--mode", "threads", "--", sys.executable, UPSTREAM]
     )
     from aegis.runtime.recorded import answer_early
 
@@ -80,6 +83,7 @@ async def m1(calls: int, workdir: Path) -> dict[str, float]:
         "direct": [],
         "proxy": [],
         "relay": [],
+        "threads": [],
         "governance": [],
         "answer": [],
     }
@@ -94,17 +98,21 @@ async def m1(calls: int, workdir: Path) -> dict[str, float]:
         ClientSession(r2, w2) as s2,
         stdio_client(relayed) as (r3, w3),
         ClientSession(r3, w3) as s3,
+        stdio_client(threaded) as (r4, w4),
+        ClientSession(r4, w4) as s4,
     ):
         await s1.initialize()
         await s2.initialize()
         await s3.initialize()
-        sessions = {"direct": s1, "proxy": s2, "relay": s3}
+        await s4.initialize()
+        sessions = {"direct": s1, "proxy": s2, "relay": s3, "threads": s4}
+        order = ("direct", "threads", "relay", "proxy")
         proxy_pid = _child_pid("mcp-proxy")
         cpu_start = governance_cpu = 0.0
         for i in range(calls + 200):  # the first 200 are warm-up
             if i == 200:
                 cpu_start = _cpu_seconds(proxy_pid)
-            for name in ("direct", "relay", "proxy") if i % 2 else ("proxy", "relay", "direct"):
+            for name in order if i % 2 else order[::-1]:
                 start = time.perf_counter()
                 result = await sessions[name].call_tool("echo", {"i": i})
                 elapsed = time.perf_counter() - start
@@ -132,6 +140,9 @@ async def m1(calls: int, workdir: Path) -> dict[str, float]:
         # the floor: a relay that only forwards lines (bench/mcp_relay.py), same two extra hops
         "m1_relay_added_p50_ms": statistics.median(times["relay"]) - statistics.median(d),
         "m1_relay_added_p99_ms": pct(times["relay"], 0.99) - pct(d, 0.99),
+        # the same hops without asyncio: blocking os.read/os.write, a thread per direction
+        "m1_threads_relay_added_p50_ms": statistics.median(times["threads"]) - statistics.median(d),
+        "m1_threads_relay_added_p99_ms": pct(times["threads"], 0.99) - pct(d, 0.99),
         "m1_proxy_p50_ms": statistics.median(p),
         "m1_added_p50_ms": statistics.median(p) - statistics.median(d),
         "m1_direct_p99_ms": pct(d, 0.99),
@@ -273,9 +284,12 @@ def main() -> int:
             f"(direct {figures['m1_direct_p50_ms']:.3f}, proxy {figures['m1_proxy_p50_ms']:.3f});"
             f" p99 +{figures['m1_added_p99_ms']:.3f} ms; proxy CPU "
             f"{figures['m1_proxy_cpu_ms_per_call']:.3f} ms/call   target: <= 1 ms p50 added\n"
-            f"m1 floor, a Python relay that only forwards lines: p50 "
+            f"m1 floor, a Python relay that only forwards lines (asyncio): p50 "
             f"+{figures['m1_relay_added_p50_ms']:.3f} ms, "
             f"p99 +{figures['m1_relay_added_p99_ms']:.3f} ms\n"
+            f"m1 floor, the same relay with a thread per direction, blocking os.read/os.write:"
+            f" p50 +{figures['m1_threads_relay_added_p50_ms']:.3f} ms, "
+            f"p99 +{figures['m1_threads_relay_added_p99_ms']:.3f} ms\n"
             f"m1 governance in-process (decision + durable audit) p50 "
             f"{figures['m1_governance_p50_ms']:.3f} ms, of which before the answer (decision + "
             f"write-ahead record) {figures['m1_governance_to_answer_p50_ms']:.3f} ms; forwarding "
