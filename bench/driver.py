@@ -179,6 +179,7 @@ def bench_runs(
         plans.append(("b1_normal", reads, "normal"))
     floors: list[float] = []
     pairs: list[float] = []
+    handoffs: list[float] = []
     # b1 again with a shadow policy beside the live one (ours only: the peer has none), run
     # right after each b1 run so both see the same disk.
     shadowed: dict[str, list[float]] = {name: [] for name in shadows}
@@ -190,6 +191,8 @@ def bench_runs(
                 floors.append(raw_commit_floor(floor_dir, **sizes.floor_options())["mean_s"])
                 pair = raw_commit_floor(floor_dir, write_ahead=True, **sizes.floor_options())
                 pairs.append(pair["mean_s"])
+                handed = raw_commit_floor(floor_dir, threaded=True, **sizes.floor_options())
+                handoffs.append(handed["mean_s"])
             workdir = _fresh_dir(root, figure)
             elapsed = asyncio.run(_sequential(side, policy, workdir, durability, specs))
             _check_count(side, workdir, len(specs), figure)
@@ -223,6 +226,12 @@ def bench_runs(
             statistics.median(pairs) * 1e6,
             "us/action",
             {"what": "raw sqlite3 insert at NORMAL + update at FULL (write-ahead pair)"},
+        )
+    if handoffs:
+        figures["floor_wa_thread"] = Figure(
+            statistics.median(handoffs) * 1e6,
+            "us/action",
+            {"what": "the write-ahead pair, each transaction on a worker thread, awaited"},
         )
     guard = guard_check_cost(_fresh_dir(root, "guard"))
     if guard is not None:

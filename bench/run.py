@@ -56,6 +56,12 @@ TARGETS = (
         "time",
         None,
     ),
+    Target(
+        "floor_wa_thread",
+        "the same pair, each transaction on a worker thread awaited from asyncio (two hand-offs)",
+        "time",
+        None,
+    ),
     Target("b2", "run_one sequential, approve (auto-approved) + block", "time", None),
     Target("b2_approve", "run_one sequential, approve rule only, auto-approved", "time", None),
     Target("c1", "100 tasks x 100 run_one, one runtime, full durability", "rate", 10.0),
@@ -164,6 +170,8 @@ def floor_lines(rounds: list[dict[str, dict[str, Any]]], smoke: bool = False) ->
             parts.append(f"{side} b1 {b1:.0f} us / floor {floor:.0f} us = {b1 / floor:.2f}x")
             if "floor_wa" in figs:
                 parts[-1] += f", write-ahead pair {figs['floor_wa']['value']:.0f} us"
+            if "floor_wa_thread" in figs:
+                parts[-1] += f", pair through a thread {figs['floor_wa_thread']['value']:.0f} us"
             if "b1_normal" in figs:
                 parts[-1] += f", b1_normal {figs['b1_normal']['value']:.0f} us"
             for name in ("b1_shadow", "b1_shadow_thread"):
