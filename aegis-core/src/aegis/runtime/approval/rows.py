@@ -10,7 +10,6 @@ from __future__ import annotations
 import functools
 import json
 import os
-import secrets
 import socket
 import time
 from collections.abc import Mapping, Sequence
@@ -67,7 +66,7 @@ def request_values(
     """The row of a new pending request (``CREATE_COLUMNS``), nothing else built."""
     now = time.time()
     return {
-        "id": secrets.token_hex(16),
+        "id": os.urandom(16).hex(),  # secrets.token_hex(16), minus three Python calls
         "version": 1,
         "state": PENDING,
         "created_at": now,
