@@ -41,7 +41,7 @@ from aegis.runtime.approval.rules import Verdict, judge
 from aegis.runtime.approval.sql import CREATE_COLUMNS, prepared
 from aegis.runtime.audit.writer import Statements, WriteOp
 
-__all__ = ["AlongsideRows", "ApprovedAlongside", "Planned", "plan", "unwritten"]
+__all__ = ["AlongsideRows", "AnsweredAhead", "ApprovedAlongside", "Planned", "plan", "unwritten"]
 
 
 class Planned:
@@ -82,7 +82,7 @@ class Planned:
         """The answer settles the request as approved (so it can go with the record)."""
         return self.ruling.new_state == APPROVED
 
-    def alongside(self) -> tuple[ApprovalRequest, AlongsideRows]:
+    def alongside(self) -> tuple[AnsweredAhead, AlongsideRows]:
         """The settled request (its answer not yet stored: no id) and the rows to write."""
         values, attempt, ruling = self.values, self.attempt, self.ruling
         answer = AnswerRecord(
@@ -96,16 +96,38 @@ class Planned:
             accepted=ruling.accepted,
             note=ruling.message,
         )
-        settled = snapshot(
-            values,
-            self.requirements,
-            self.channels,
-            json.loads(values["params"]),
-            settled_at=values["settled_at"],
-            outcome=values["outcome"],
-            answers=(answer,),
+        settled = AnsweredAhead(
+            values["id"], values["state"], values["outcome"], self.channels, answer
         )
         return settled, AlongsideRows(values, attempt, ruling.accepted, ruling.message)
+
+
+class AnsweredAhead:
+    """A request settled by its one answer before either was stored, as the APPROVE step reads
+    it (``record.Settled``): the row just encoded is not decoded back into an
+    ``ApprovalRequest`` that nobody reads. Not escalated, no edits (an ``auto`` answer has
+    none); its approvers are ``ApprovalRequest.approvers`` of that one answer."""
+
+    __slots__ = ("answers", "approvers", "channels", "id", "outcome", "state")
+
+    edits: dict[str, Any] | None = None
+    escalated = False
+
+    def __init__(
+        self,
+        rid: str,
+        state: str,
+        outcome: str | None,
+        channels: tuple[str, ...],
+        answer: AnswerRecord,
+    ) -> None:
+        self.id = rid
+        self.state = state
+        self.outcome = outcome
+        self.channels = channels
+        self.answers = (answer,)
+        approved = answer.accepted and answer.verdict == "approve"
+        self.approvers: tuple[str, ...] = (answer.responder,) if approved else ()
 
 
 class Unstored:
