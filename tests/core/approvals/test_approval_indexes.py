@@ -156,4 +156,3 @@ def test_a_store_that_cannot_be_changed_keeps_working(
         engine.dispose()
     assert "could not update the approval request indexes" in caplog.text
     assert OLD_STATE_INDEX in indexes(url)
-
