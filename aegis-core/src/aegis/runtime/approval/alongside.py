@@ -41,7 +41,15 @@ from aegis.runtime.approval.rules import Verdict, judge
 from aegis.runtime.approval.sql import CREATE_COLUMNS, prepared
 from aegis.runtime.audit.writer import Statements, WriteOp
 
-__all__ = ["AlongsideRows", "AnsweredAhead", "ApprovedAlongside", "Planned", "plan", "unwritten"]
+__all__ = [
+    "AlongsideRows",
+    "AnsweredAhead",
+    "ApprovedAlongside",
+    "Planned",
+    "delivered",
+    "plan",
+    "unwritten",
+]
 
 
 class Planned:
@@ -233,6 +241,27 @@ class ApprovedAlongside(ApprovalDecision):
     """An approval whose request and answer are written with the action's record."""
 
     alongside: AlongsideRows | None = attrs.field(default=None, kw_only=True, eq=False, repr=False)
+
+
+def delivered(approval: ApprovalDecision | None) -> ApprovalDecision | None:
+    """The approval a caller is handed (``Result.approval``, ``Authorization.approval``) once
+    the record holding its rows is committed: a plain ``ApprovalDecision`` with the seal that
+    record holds, the rows left inside. Any other approval as it is."""
+    rows = getattr(approval, "alongside", None)
+    if rows is None or not rows.committed:
+        return approval
+    assert isinstance(rows, AlongsideRows) and approval is not None
+    return ApprovalDecision(
+        approval.approved,
+        approver=approval.approver,
+        reason=approval.reason,
+        handler=approval.handler,
+        timed_out=approval.timed_out,
+        request_id=approval.request_id,
+        approvers=approval.approvers,
+        edited=approval.edited,
+        answers_seal=rows.seal,
+    )
 
 
 def unwritten(approval: ApprovalDecision | None) -> AlongsideRows | None:
