@@ -349,3 +349,48 @@ async def test_authorize_records_the_stop_when_its_request_cannot_be_stored(
     assert executor.ran == []
     async with AuditStore(url) as store:
         assert store.count(result="blocked") == 1 and store.count(result="pending") == 1
+
+
+async def test_the_caller_gets_a_plain_approval_with_the_recorded_seal(
+    url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Once the record holding the rows is committed, ``Result.approval`` and
+    ``Authorization.approval`` are plain ``ApprovalDecision`` values carrying the seal that
+    record holds; the rows the write carried stay inside (not in ``attrs.asdict``)."""
+    import attrs
+
+    from aegis.core.approval import ApprovalDecision
+
+    executor = Recorder()
+    async with runtime(url, executor) as rt:
+        ran = await rt.run_one(PAY)
+        granted = await rt.authorize(PAY)
+        monkeypatch.setattr(flow.limit_state, "decide", _blocked_now)
+        stopped = await rt.run_one(PAY)
+    assert isinstance(granted, Authorization)
+    assert ran.ok and stopped.status is ResultStatus.BLOCKED
+    async with AuditStore(url) as store:
+        for approval, audit_id in (
+            (ran.approval, ran.audit_id),
+            (granted.approval, granted.audit_id),
+            (stopped.approval, stopped.audit_id),
+        ):
+            assert type(approval) is ApprovalDecision and approval.approved
+            assert "alongside" not in attrs.asdict(approval)
+            record = store.get(audit_id)  # type: ignore[arg-type]
+            assert record is not None and record.approval_request == approval.request_id
+            assert approval.answers_seal is not None
+            assert approval.answers_seal == record.approval_answers
+            assert approval == ApprovalDecision(
+                True,
+                approver="auto",
+                reason="auto-approval handler",
+                handler="auto",
+                request_id=approval.request_id,
+                approvers=("auto:auto",),
+            )
+    assert verify(url).ok
+
+
+async def _blocked_now(runtime: Runtime, action: Action) -> PolicyDecision:
+    return _blocking(action)

@@ -33,7 +33,7 @@ from aegis.core.retry import NO_RETRY, RetryPolicy
 from aegis.core.risk import Approval, RiskLevel
 from aegis.errors import AuditError, ExecutorError
 from aegis.runtime import limit_state
-from aegis.runtime.approval.alongside import unwritten
+from aegis.runtime.approval.alongside import delivered, unwritten
 from aegis.runtime.approval.channels import ApprovalChannel, HandlerChannel
 from aegis.runtime.approval.flow import Sought, handed_over, seek_approval
 from aegis.runtime.approval.handlers import (
@@ -471,7 +471,7 @@ class Runtime:
                 )
                 if isinstance(begun, Result):
                     return begun
-                result = Authorization(action, begun[1], approval, begun[0])
+                result = Authorization(action, begun[1], delivered(approval), begun[0])
             elif authorize:
                 audit_id = await self.audit.begin(
                     action,
@@ -482,7 +482,7 @@ class Runtime:
                     shadow=shadow,
                     side_write=side_write,
                 )
-                result = Authorization(action, decision, approval, audit_id)
+                result = Authorization(action, decision, delivered(approval), audit_id)
             else:
                 result = await execute_recorded(
                     self,
@@ -594,7 +594,7 @@ class Runtime:
             action, status, decision=decision, approval=approval, reason=join_reasons(note, reason)
         )
         audit_id = await self.audit.record(result, parent_id=parent_id, shadow=shadow)
-        return attrs.evolve(result, audit_id=audit_id)
+        return attrs.evolve(result, audit_id=audit_id, approval=delivered(approval))
 
     def _bind(self, action: Action) -> Action:
         """Stamp the runtime's identity on the action; an agent cannot claim another's rules."""

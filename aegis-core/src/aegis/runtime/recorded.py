@@ -37,7 +37,7 @@ from aegis.core.result import Result, ResultStatus
 from aegis.core.stateful import Usage
 from aegis.errors import AuditError
 from aegis.runtime import limit_state
-from aegis.runtime.approval.alongside import unwritten
+from aegis.runtime.approval.alongside import delivered, unwritten
 from aegis.runtime.execution import execute_and_verify, join_reasons
 from aegis.runtime.hooks import fire, observed
 
@@ -78,6 +78,8 @@ async def execute_recorded(
             audit_id = await runtime.audit.begin(
                 action, decision, approval, parent_id=parent_id, shadow=shadow
             )
+        if with_request:  # the caller gets a plain approval with the seal now written
+            approval = delivered(approval)
     except AuditError as exc:
         if not with_request:
             raise

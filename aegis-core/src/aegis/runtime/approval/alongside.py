@@ -23,6 +23,7 @@ from them. Nothing here is ever written twice: once a record holding the rows is
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -31,34 +32,65 @@ import attrs
 
 from aegis.core.action import Action
 from aegis.core.approval import ApprovalDecision
+from aegis.core.approvers import DEFAULT_REQUIREMENTS, ApprovalRequirements
 from aegis.core.decision import PolicyDecision
 from aegis.runtime.approval import seal as approval_seal
 from aegis.runtime.approval.record import APPROVED, PENDING, AnswerRecord, ApprovalRequest
-from aegis.runtime.approval.rows import Attempt, new_request, snapshot, store_answer
+from aegis.runtime.approval.rows import Attempt, request_values, snapshot, store_answer
 from aegis.runtime.approval.rules import Verdict, judge
 from aegis.runtime.approval.sql import CREATE_COLUMNS, prepared
 from aegis.runtime.audit.writer import Statements, WriteOp
 
-__all__ = ["AlongsideRows", "ApprovedAlongside", "Planned", "plan", "unwritten"]
+__all__ = [
+    "AlongsideRows",
+    "AnsweredAhead",
+    "ApprovedAlongside",
+    "Planned",
+    "delivered",
+    "plan",
+    "unwritten",
+]
 
 
-@attrs.frozen
 class Planned:
     """A new request and an answer given before it was stored, judged, not yet written."""
 
-    #: The request row as the ruling leaves it (``CREATE_COLUMNS``, settled_at, outcome).
-    values: dict[str, Any]
-    #: The request as first stored (pending), which the answer was judged on.
-    request: ApprovalRequest
-    attempt: Attempt
-    ruling: Verdict
+    __slots__ = ("_request", "attempt", "channels", "requirements", "ruling", "values")
+
+    def __init__(
+        self,
+        values: dict[str, Any],
+        requirements: ApprovalRequirements,
+        channels: tuple[str, ...],
+        attempt: Attempt,
+        ruling: Verdict,
+    ) -> None:
+        #: The request row as the ruling leaves it (``CREATE_COLUMNS``, settled_at, outcome).
+        self.values = values
+        self.requirements = requirements
+        self.channels = channels
+        self.attempt = attempt
+        self.ruling = ruling
+        self._request: ApprovalRequest | None = None
+
+    @property
+    def request(self) -> ApprovalRequest:
+        """The request as first stored (pending), which the answer was judged on. Built when
+        asked: an answer that approves never needs it (``alongside`` builds the settled one)."""
+        if self._request is None:
+            values = self.values
+            params = json.loads(values["params"])
+            self._request = snapshot(
+                values, self.requirements, self.channels, params, state=PENDING
+            )
+        return self._request
 
     @property
     def approves(self) -> bool:
         """The answer settles the request as approved (so it can go with the record)."""
         return self.ruling.new_state == APPROVED
 
-    def alongside(self) -> tuple[ApprovalRequest, AlongsideRows]:
+    def alongside(self) -> tuple[AnsweredAhead, AlongsideRows]:
         """The settled request (its answer not yet stored: no id) and the rows to write."""
         values, attempt, ruling = self.values, self.attempt, self.ruling
         answer = AnswerRecord(
@@ -72,17 +104,56 @@ class Planned:
             accepted=ruling.accepted,
             note=ruling.message,
         )
-        request = self.request
-        settled = snapshot(
-            values,
-            request.requirements,
-            request.channels,
-            request.params,
-            settled_at=values["settled_at"],
-            outcome=values["outcome"],
-            answers=(answer,),
+        settled = AnsweredAhead(
+            values["id"], values["state"], values["outcome"], self.channels, answer
         )
         return settled, AlongsideRows(values, attempt, ruling.accepted, ruling.message)
+
+
+class AnsweredAhead:
+    """A request settled by its one answer before either was stored, as the APPROVE step reads
+    it (``record.Settled``): the row just encoded is not decoded back into an
+    ``ApprovalRequest`` that nobody reads. Not escalated, no edits (an ``auto`` answer has
+    none); its approvers are ``ApprovalRequest.approvers`` of that one answer."""
+
+    __slots__ = ("answers", "approvers", "channels", "id", "outcome", "state")
+
+    edits: dict[str, Any] | None = None
+    escalated = False
+
+    def __init__(
+        self,
+        rid: str,
+        state: str,
+        outcome: str | None,
+        channels: tuple[str, ...],
+        answer: AnswerRecord,
+    ) -> None:
+        self.id = rid
+        self.state = state
+        self.outcome = outcome
+        self.channels = channels
+        self.answers = (answer,)
+        approved = answer.accepted and answer.verdict == "approve"
+        self.approvers: tuple[str, ...] = (answer.responder,) if approved else ()
+
+
+class Unstored:
+    """A new request as ``judge`` reads it (``rules.Judged``) before anything of it is built:
+    pending, unanswered, not escalated."""
+
+    __slots__ = ("digest", "expires_at", "matched_rule", "requirements")
+
+    state = PENDING
+    escalated = False
+    answers: tuple[AnswerRecord, ...] = ()
+    approvers: tuple[str, ...] = ()
+
+    def __init__(self, values: Mapping[str, Any], requirements: ApprovalRequirements) -> None:
+        self.digest: str = values["digest"]
+        self.expires_at: float = values["expires_at"]
+        self.matched_rule: str | None = values["matched_rule"]
+        self.requirements = requirements
 
 
 def plan(
@@ -99,16 +170,19 @@ def plan(
 ) -> Planned:
     """Judge an answer nobody had to be asked for on the request it answers, writing nothing:
     the ruling is ``judge``'s, on the request exactly as it would first be stored."""
-    values, request = new_request(action, decision, window, [channel], params_view, replaces)
+    requirements = decision.requirements or DEFAULT_REQUIREMENTS
+    channels = (channel,)
+    values = request_values(action, decision, requirements, window, channels, params_view, replaces)
     identity = f"{channel}:{responder}"
     attempt = Attempt(channel, identity, verdict, reason, None, None)
-    ruling = judge(request, identity, verdict, reason, None, None, time.time())
+    pending = Unstored(values, requirements)
+    ruling = judge(pending, identity, verdict, reason, None, None, time.time())
     values["settled_at"] = values["outcome"] = None
     if ruling.new_state is not None:  # the row is written as the ruling leaves it
         values["version"], values["state"] = 2, ruling.new_state
         if ruling.new_state != PENDING:
             values["settled_at"], values["outcome"] = time.time(), ruling.message
-    return Planned(values, request, attempt, ruling)
+    return Planned(values, requirements, channels, attempt, ruling)
 
 
 class AlongsideRows:
@@ -167,6 +241,27 @@ class ApprovedAlongside(ApprovalDecision):
     """An approval whose request and answer are written with the action's record."""
 
     alongside: AlongsideRows | None = attrs.field(default=None, kw_only=True, eq=False, repr=False)
+
+
+def delivered(approval: ApprovalDecision | None) -> ApprovalDecision | None:
+    """The approval a caller is handed (``Result.approval``, ``Authorization.approval``) once
+    the record holding its rows is committed: a plain ``ApprovalDecision`` with the seal that
+    record holds, the rows left inside. Any other approval as it is."""
+    rows = getattr(approval, "alongside", None)
+    if rows is None or not rows.committed:
+        return approval
+    assert isinstance(rows, AlongsideRows) and approval is not None
+    return ApprovalDecision(
+        approval.approved,
+        approver=approval.approver,
+        reason=approval.reason,
+        handler=approval.handler,
+        timed_out=approval.timed_out,
+        request_id=approval.request_id,
+        approvers=approval.approvers,
+        edited=approval.edited,
+        answers_seal=rows.seal,
+    )
 
 
 def unwritten(approval: ApprovalDecision | None) -> AlongsideRows | None:

@@ -57,6 +57,7 @@ from aegis.runtime.approval.wait import HANDOVER, POLL_EVERY, handed_over, label
 from aegis.runtime.approval.wakers import WAKERS
 
 if TYPE_CHECKING:
+    from aegis.runtime.approval.record import Settled
     from aegis.runtime.approval.store import ApprovalBook, ApprovalRequest
     from aegis.runtime.engine import Runtime
 
@@ -122,7 +123,7 @@ async def seek_approval(
     or anything but an Action, denies the action: an edit that cannot become the action that
     runs never runs as something else."""
     book = runtime.audit.approvals
-    seen: dict[str, ApprovalRequest] = {}  # every request of this action, as last read
+    seen: dict[str, Settled] = {}  # every request of this action, as last read
 
     def sealed() -> str | None:
         return approval_seal.seal([a for r in seen.values() for a in r.answers])
@@ -139,6 +140,7 @@ async def seek_approval(
         window = window_for(runtime.approval_timeout, current, channels)
         planned: Planned | None = None  # an auto answer written with the action's record
         rows: AlongsideRows | None = None
+        final: Settled  # as read or written, or answered before it was stored (auto)
         if resume is not None:
             request = await book.run(book.get, resume)
             seen[request.id] = request

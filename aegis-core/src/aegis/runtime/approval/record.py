@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Protocol
 
 import attrs
 
@@ -76,6 +76,29 @@ class ApprovalRequest:
     @property
     def settled(self) -> bool:
         return self.state != PENDING
+
+
+class Settled(Protocol):
+    """What the APPROVE step reads of a request once it settled (``approval.flow``,
+    ``approval.sought``): an ``ApprovalRequest`` as read or written, or a request answered
+    before it was stored (``approval.alongside.AnsweredAhead``)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def state(self) -> str: ...
+    @property
+    def outcome(self) -> str | None: ...
+    @property
+    def edits(self) -> dict[str, Any] | None: ...
+    @property
+    def escalated(self) -> bool: ...
+    @property
+    def channels(self) -> tuple[str, ...]: ...
+    @property
+    def answers(self) -> tuple[AnswerRecord, ...]: ...
+    @property
+    def approvers(self) -> tuple[str, ...]: ...
 
 
 @attrs.frozen

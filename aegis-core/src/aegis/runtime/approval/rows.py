@@ -10,7 +10,6 @@ from __future__ import annotations
 import functools
 import json
 import os
-import secrets
 import socket
 import time
 from collections.abc import Mapping, Sequence
@@ -21,6 +20,7 @@ import attrs
 from aegis.core.action import Action
 from aegis.core.approvers import DEFAULT_REQUIREMENTS, ApprovalRequirements
 from aegis.core.decision import PolicyDecision
+from aegis.core.risk import RiskLevel
 from aegis.runtime.approval.record import (
     PENDING,
     AnswerOutcome,
@@ -34,6 +34,8 @@ from aegis.runtime.audit.interrupted import current_owner
 HOST = socket.gethostname()
 #: ``host:pid:start/boot/pidns`` (see ``audit.interrupted``): tells a dead or reused pid apart.
 OWNER = current_owner()
+#: A request's ``risk_level`` column per level (``RiskLevel.name`` is a property: a Python call).
+_RISK_NAMES = {level: level.name.lower() for level in RiskLevel}
 
 
 def new_request(
@@ -46,11 +48,25 @@ def new_request(
 ) -> tuple[dict[str, Any], ApprovalRequest]:
     """A new pending request: its row values and the request they describe (built directly,
     not read back: the same values, without decoding what was just encoded)."""
-    now = time.time()
     req = decision.requirements or DEFAULT_REQUIREMENTS
-    params = json.dumps(params_view, default=str, ensure_ascii=False)
-    values: dict[str, Any] = {
-        "id": secrets.token_hex(16),
+    shown = tuple(channels)
+    values = request_values(action, decision, req, window, shown, params_view, replaces)
+    return values, snapshot(values, req, shown, json.loads(values["params"]))
+
+
+def request_values(
+    action: Action,
+    decision: PolicyDecision,
+    requirements: ApprovalRequirements,
+    window: float,
+    channels: tuple[str, ...],
+    params_view: Mapping[str, Any],
+    replaces: str | None,
+) -> dict[str, Any]:
+    """The row of a new pending request (``CREATE_COLUMNS``), nothing else built."""
+    now = time.time()
+    return {
+        "id": os.urandom(16).hex(),  # secrets.token_hex(16), minus three Python calls
         "version": 1,
         "state": PENDING,
         "created_at": now,
@@ -59,23 +75,22 @@ def new_request(
         "target": action.target,
         "agent_id": action.agent_id,
         "session_id": action.session_id,
-        "params": params,
+        "params": _encode_params(params_view),
         "description": action.description,
         "digest": action.digest,
         "policy_fingerprint": decision.policy_fingerprint,
         "matched_rule": decision.matched_rule,
-        "risk_level": decision.risk_level.name.lower(),
+        "risk_level": _RISK_NAMES[decision.risk_level],
         "decision_reason": decision.reason,
-        "requirements": requirements_json(req),
+        "requirements": requirements_json(requirements),
         "escalated": 0,
-        "channels": json.dumps(list(channels)),
+        "channels": channels_json(channels),
         "owner_host": HOST,
         "owner_pid": os.getpid(),
         "owner_started": OWNER,
         "heartbeat_at": now,
         "replaces": replaces,
     }
-    return values, snapshot(values, req, tuple(channels), json.loads(params))
 
 
 def snapshot(
@@ -84,14 +99,16 @@ def snapshot(
     channels: tuple[str, ...],
     params: dict[str, Any],
     *,
+    state: str | None = None,
     settled_at: float | None = None,
     outcome: str | None = None,
     answers: tuple[AnswerRecord, ...] = (),
 ) -> ApprovalRequest:
-    """The request a new row's ``values`` describe (built directly: nothing to decode)."""
+    """The request a new row's ``values`` describe (built directly: nothing to decode);
+    ``state``, when given, instead of the row's."""
     return ApprovalRequest(
         id=values["id"],
-        state=values["state"],
+        state=values["state"] if state is None else state,
         created_at=values["created_at"],
         expires_at=values["expires_at"],
         settled_at=settled_at,
@@ -119,6 +136,16 @@ def snapshot(
         edits=None,
         answers=answers,
     )
+
+
+#: ``json.dumps(value, default=str, ensure_ascii=False)`` without building an encoder per call.
+_encode_params = json.JSONEncoder(default=str, ensure_ascii=False).encode
+
+
+@functools.lru_cache(maxsize=256)
+def channels_json(channels: tuple[str, ...]) -> str:
+    """The channels notified, as stored (the same few lists for every request)."""
+    return json.dumps(list(channels))
 
 
 @functools.lru_cache(maxsize=256)

@@ -7,7 +7,7 @@ so each rule is tested directly and the store applies the ruling atomically.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
 
@@ -15,7 +15,8 @@ from aegis.core.frozen import freeze_params
 from aegis.errors import ActionError
 
 if TYPE_CHECKING:
-    from aegis.runtime.approval.record import ApprovalRequest
+    from aegis.core.approvers import ApprovalRequirements
+    from aegis.runtime.approval.record import AnswerRecord
 
 VERDICTS = ("approve", "deny")
 
@@ -29,8 +30,30 @@ class Verdict:
     message: str
 
 
+class Judged(Protocol):
+    """What ``judge`` reads of a request: an ``ApprovalRequest``, or a new request judged
+    before anything of it is built or stored (``approval.alongside.plan``)."""
+
+    @property
+    def state(self) -> str: ...
+    @property
+    def expires_at(self) -> float: ...
+    @property
+    def digest(self) -> str: ...
+    @property
+    def matched_rule(self) -> str | None: ...
+    @property
+    def requirements(self) -> ApprovalRequirements: ...
+    @property
+    def escalated(self) -> bool: ...
+    @property
+    def answers(self) -> tuple[AnswerRecord, ...]: ...
+    @property
+    def approvers(self) -> tuple[str, ...]: ...
+
+
 def judge(
-    request: ApprovalRequest,
+    request: Judged,
     identity: str,
     verdict: str,
     reason: str | None,

@@ -22,7 +22,7 @@ from aegis.runtime.approval.alongside import AlongsideRows, ApprovedAlongside
 from aegis.runtime.approval.channels import ApprovalChannel, HandlerChannel
 
 if TYPE_CHECKING:
-    from aegis.runtime.approval.store import ApprovalRequest
+    from aegis.runtime.approval.record import Settled
 
 
 @attrs.frozen
@@ -38,7 +38,7 @@ class Sought:
     request_id: str | None = None
 
 
-def covers(final: ApprovalRequest, asked: PolicyDecision, fresh: PolicyDecision) -> bool:
+def covers(final: Settled, asked: PolicyDecision, fresh: PolicyDecision) -> bool:
     """Whether the approvals given under ``asked`` also meet ``fresh``'s terms."""
     if fresh.risk_level > asked.risk_level:
         return False
@@ -56,7 +56,7 @@ def describe_terms(decision: PolicyDecision) -> str:
 
 
 def approved_by(
-    final: ApprovalRequest,
+    final: Settled,
     channels: Sequence[ApprovalChannel],
     *,
     seal: str | None = None,
@@ -82,7 +82,7 @@ def approved_by(
 
 
 def refusal(
-    final: ApprovalRequest,
+    final: Settled,
     action: Action,
     decision: PolicyDecision,
     window: float,
@@ -129,7 +129,7 @@ def refusal(
 
 
 def stop(
-    final: ApprovalRequest,
+    final: Settled,
     action: Action,
     decision: PolicyDecision,
     status: ResultStatus,

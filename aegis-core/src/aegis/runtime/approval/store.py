@@ -326,11 +326,15 @@ class ApprovalBook(BookTransactions):
     def list(self, *, state: str | None = None, limit: int | None = 100) -> list[ApprovalRequest]:
         self.flush_links()
         with self._read() as (cur, sql):
-            where = "" if state is None else " WHERE state = ?"
+            where, args = "", tuple[str, ...]()
+            if state in STATES:  # a literal, so the planner can use the partial index
+                where = f" WHERE state = '{state}'"
+            elif state is not None:
+                where, args = " WHERE state = ?", (state,)
             text = sql["request"].split(" WHERE ", 1)[0] + where + " ORDER BY created_at DESC"
             if limit is not None:
                 text += f" LIMIT {int(limit)}"
-            cur.execute(self._raw.convert(text), () if state is None else (state,))
+            cur.execute(self._raw.convert(text), args)
             rows = [dict(zip(REQUEST_COLUMNS, r, strict=True)) for r in cur.fetchall()]
             return [_request(r, answers_of(cur, sql, r["id"])) for r in rows]
 

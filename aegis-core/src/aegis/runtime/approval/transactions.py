@@ -44,13 +44,16 @@ class BookTransactions:
     def _prepare(self) -> None:
         """Create the tables once (another thread or process may be doing it too: retried)."""
         if not self._ready:
+            from aegis.runtime.approval.migrate import ensure_indexes
             from aegis.runtime.audit.opening import create_tables
 
+            engine = self._store.engine
             try:
-                create_tables(self._store.engine, tables=metadata)
+                create_tables(engine, tables=metadata)
             except SQLAlchemyError as exc:
                 url = self._store.safe_url
                 raise AuditError(f"approval store at {url}: {_one_line(exc)}") from exc
+            ensure_indexes(engine)  # an older store's (never raises: see approval.migrate)
             self._ready = True
 
     @contextmanager
