@@ -11,7 +11,7 @@ times the raw one-commit floor (``bench/floor.py``) beside each file round.
 Run it in a venv with the core installed (e.g. the one ``nox -s tests`` builds)::
 
     .nox/tests/bin/python bench/b1_cpu.py [--store memory|file|both] [--actions 3000]
-        [--rounds 3] [--floor] [--profile out.prof]
+        [--rounds 3] [--durability full|normal] [--floor] [--profile out.prof]
 
 It prints, per round: CPU us/action of the process (and the kernel's part of it, from
 ``os.times``: system calls, the page cache, the fsync's own work), wall us/action, and the
@@ -40,10 +40,18 @@ from workload import READ, write_policies
 
 
 async def _round(
-    side: Ours, policy: Any, workdir: Path, store: str, actions: int, warmup: int, prof: Any
+    side: Ours,
+    policy: Any,
+    workdir: Path,
+    store: str,
+    actions: int,
+    warmup: int,
+    prof: Any,
+    durability: str = "full",
 ) -> dict[str, float]:
     aegis = side.aegis
-    audit = "sqlite://" if store == "memory" else f"sqlite:///{workdir / 'aegis_audit.db'}"
+    url = "sqlite://" if store == "memory" else f"sqlite:///{workdir / 'aegis_audit.db'}"
+    audit = aegis.AuditStore(url, durability=durability)
     runtime = aegis.Runtime(
         executor=side.executor_type(),
         policy=policy,
@@ -67,6 +75,7 @@ async def _round(
             raise RuntimeError(f"run_one gave {result.status.value!r}")
     finally:
         await runtime.__aexit__(None, None, None)
+        await audit.close()  # ours, not the runtime's
     return {
         "cpu": (cpu1 - cpu0) / actions * 1e6,
         "sys": (sys1 - sys0) / actions * 1e6,
@@ -80,6 +89,7 @@ def main() -> None:
     parser.add_argument("--actions", type=int, default=3000)
     parser.add_argument("--warmup", type=int, default=500)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--durability", choices=["full", "normal"], default="full")
     parser.add_argument("--floor", action="store_true", help="time the raw floor per file round")
     parser.add_argument("--profile", type=Path, default=None)
     args = parser.parse_args()
@@ -95,7 +105,16 @@ def main() -> None:
                 last = i == args.rounds - 1
                 prof = cProfile.Profile() if args.profile is not None and last else None
                 row = asyncio.run(
-                    _round(side, policy, workdir, store, args.actions, args.warmup, prof)
+                    _round(
+                        side,
+                        policy,
+                        workdir,
+                        store,
+                        args.actions,
+                        args.warmup,
+                        prof,
+                        args.durability,
+                    )
                 )
                 if store == "file" and args.floor:
                     row["floor"] = raw_commit_floor(workdir)["mean_s"] * 1e6
