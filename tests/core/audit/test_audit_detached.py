@@ -46,3 +46,32 @@ async def test_detached_row_survives_its_writer_and_is_completed_elsewhere(tmp_p
         assert store.get(detached).result == "pending"  # type: ignore[union-attr]
         await store.finish(detached, Result(Action("Bash", "claude-code"), ResultStatus.SUCCESS))
         assert store.get(detached).result == "success"  # type: ignore[union-attr]
+
+
+async def test_a_detached_intent_leaves_the_next_intent_in_its_batch_owned(tmp_path: Path) -> None:
+    """One transaction holding a detached and then an ordinary intent (as under concurrency):
+    only the first row is detached; the second still names this process, so a crash of this
+    process marks it interrupted."""
+    from aegis.runtime.audit.interrupted import current_owner
+    from aegis.runtime.audit.record import intent_payload, intent_values, now_iso
+    from aegis.runtime.audit.writer import INTENT, WriteOp
+
+    url = f"sqlite:///{tmp_path / 'batch.db'}"
+    async with AuditStore(url) as store:
+        writer = store._writer
+        assert writer is not None
+        ops = []
+        for detached in (True, False):
+            act = Action("Bash", "claude-code")
+            values = intent_values(act, None, None, "error", None, store.redactor, now_iso())
+            op = WriteOp(INTENT, intent_payload(values))
+            op.detached = detached
+            ops.append(op)
+        with writer.connection_lock:
+            writer._write(ops)  # one transaction for both
+        assert all(op.error is None for op in ops)
+    import sqlite3
+
+    with sqlite3.connect(tmp_path / "batch.db") as conn:
+        owners = [r[0] for r in conn.execute("SELECT owner FROM aegis_audit ORDER BY id")]
+    assert owners == ["detached", current_owner()]

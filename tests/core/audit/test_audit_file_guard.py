@@ -18,6 +18,7 @@ from aegis.adapters.base import BaseExecutor
 from aegis.errors import AuditError
 from aegis.runtime.approval.handlers import AutoApprovalHandler
 from aegis.runtime.audit import AuditStore
+from aegis.runtime.audit import file as audit_file
 
 POLICY = {"version": "1", "defaults": {"approval": "block"}, "rules": [
     {"name": "reads", "match": {"type": "read*"}, "risk_level": "low", "approval": "auto"},
@@ -46,8 +47,13 @@ async def _one(runtime: Runtime) -> Result:
     return await runtime.run_one(Action("read_contact", "crm", params={"id": 1}))
 
 
+@pytest.mark.parametrize("procfs", [True, False], ids=["procfs", "fstat"])
 @pytest.mark.parametrize("what", ["db", "db_and_sidecars", "wal"])
-async def test_deleted_audit_file_stops_actions(tmp_path: Path, what: str) -> None:
+async def test_deleted_audit_file_stops_actions(
+    tmp_path: Path, what: str, procfs: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if not procfs:  # as where /proc/self/fd is missing: the log's link count decides
+        monkeypatch.setattr(audit_file, "_proc_link", lambda fd: None)
     path = tmp_path / "audit.db"
     executor = Counting()
     async with AuditStore(f"sqlite:///{path}") as store:
@@ -63,6 +69,27 @@ async def test_deleted_audit_file_stops_actions(tmp_path: Path, what: str) -> No
         with pytest.raises(AuditError, match=r"deleted|write-ahead log"):
             await _one(runtime)
         with pytest.raises(AuditError):  # and it stays failed: no silent recovery
+            await _one(runtime)
+    assert executor.ran == 1
+
+
+@pytest.mark.parametrize("procfs", [True, False], ids=["procfs", "fstat"])
+async def test_replaced_write_ahead_log_stops_actions(
+    tmp_path: Path, procfs: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if not procfs:
+        monkeypatch.setattr(audit_file, "_proc_link", lambda fd: None)
+    path = tmp_path / "audit.db"
+    executor = Counting()
+    async with AuditStore(f"sqlite:///{path}") as store:
+        runtime = _runtime(store, executor)
+        await _one(runtime)
+        assert store._guard is not None
+        assert (store._guard._wal_link is not None) is (procfs and Path("/proc/self/fd").is_dir())
+        other = tmp_path / "other"
+        other.write_bytes(b"")
+        os.replace(other, Path(f"{path}-wal"))
+        with pytest.raises(AuditError, match="write-ahead log"):
             await _one(runtime)
     assert executor.ran == 1
 

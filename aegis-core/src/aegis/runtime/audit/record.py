@@ -27,7 +27,7 @@ import datetime as dt
 import json
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -102,15 +102,45 @@ _params_encoder = json.JSONEncoder(
 )
 
 
+def _c_params_encoder() -> Callable[[Any], str]:
+    """``_params_encoder.encode`` without its Python layers: the C encoder it ends in, built
+    once (as ``chain_walk.canonical`` does; ``tests/core/audit/test_params_json_fast.py`` checks
+    the text is identical). No circular-reference bookkeeping: params are frozen when the
+    Action is made, at most 64 deep, so they hold no cycle (and one would still raise)."""
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:  # pragma: no cover - CPython always has the accelerator
+        return _params_encoder.encode
+    e = _params_encoder
+    iterencode = make(
+        None,
+        e.default,
+        json.encoder.encode_basestring,
+        e.indent,
+        e.key_separator,
+        e.item_separator,
+        e.sort_keys,
+        e.skipkeys,
+        e.allow_nan,
+    )
+
+    def encode(value: Any) -> str:
+        return "".join(iterencode(value, 0))
+
+    return encode
+
+
+_encode_params = _c_params_encoder()
+
+
 def params_json(params: Mapping[str, Any], redactor: Redactor) -> str:
     """Redacted params as JSON; never raises for odd values (they are stored as their repr)."""
     if not params:
         return "{}"
     redacted = redactor.redact(params)
     try:
-        return _params_encoder.encode(redacted)
+        return _encode_params(redacted)
     except Exception:  # a key JSON cannot hold, an int too long for str(), a raising repr ...
-        return _params_encoder.encode(_storable(redacted))
+        return _encode_params(_storable(redacted))
 
 
 def _storable(value: Any) -> Any:

@@ -30,7 +30,9 @@ Measured (2-vCPU VM, SQLite 3.40 in WAL, fdatasync ~100-200 us and noisy; store 
 
 The chain head (last id, last hash, last final sequence) is read and written inside every
 transaction under the database's write lock (SQLite ``BEGIN IMMEDIATE``, elsewhere ``SELECT ...
-FOR UPDATE``), so several processes or replicas extend one chain and never fork it.
+FOR UPDATE``), so several processes or replicas extend one chain and never fork it: that step is
+``audit.batch``; what an op is and the SQL it runs, ``audit.ops``. This module is the thread,
+the queue and the transaction around them.
 """
 
 from __future__ import annotations
@@ -45,107 +47,24 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from aegis.errors import AuditError
-from aegis.runtime.audit.chain import result_hash, row_hash
-from aegis.runtime.audit.schema import INTENT_COLUMNS, RESULT_COLUMNS
+from aegis.runtime.audit.batch import apply_batch, holds_final
+
+# What a write is lives in ``audit.ops``; these names are imported from here too, as before.
+from aegis.runtime.audit.ops import CURSOR as CURSOR
+from aegis.runtime.audit.ops import DECIDE as DECIDE
+from aegis.runtime.audit.ops import DECIDE_RECORD as DECIDE_RECORD
+from aegis.runtime.audit.ops import DETACHED_OWNER as DETACHED_OWNER
+from aegis.runtime.audit.ops import FINAL as FINAL
+from aegis.runtime.audit.ops import INTENT as INTENT
+from aegis.runtime.audit.ops import RECORD as RECORD
+from aegis.runtime.audit.ops import SideWrite as SideWrite
+from aegis.runtime.audit.ops import Statements as Statements
+from aegis.runtime.audit.ops import WriteOp as WriteOp
+from aegis.runtime.audit.ops import _convert as _convert
+from aegis.runtime.audit.ops import audit_error
+from aegis.runtime.audit.ops import one_line as one_line
 
 log = logging.getLogger("aegis.audit")
-
-INTENT, FINAL, RECORD, CURSOR = 0, 1, 2, 3
-#: An intent decided inside the transaction: ``payload(cursor, statements)`` runs under the
-#: write lock and returns ``(INTENT, intent payload)``, or ``None`` to write nothing
-#: (``aegis.runtime.limit_state``: stateful policies count with the write-ahead record).
-DECIDE = 4
-#: A DECIDE op whose payload returns ``(RECORD, record payload)``: an outcome, so its batch is
-#: committed as a final one (fsynced at full durability), though decided in the transaction.
-DECIDE_RECORD = 5
-
-_INSERT_COLUMNS = ("id", *INTENT_COLUMNS, *RESULT_COLUMNS, "prev_hash", "row_hash", "result_hash")
-_INTENT_INSERT_COLUMNS = ("id", *INTENT_COLUMNS, "prev_hash", "row_hash", "owner")
-_FINAL_SET = ", ".join(f"{c} = ?" for c in RESULT_COLUMNS)
-
-
-#: The owner of a pending row that another process completes: ``owner_gone`` cannot judge it,
-#: so opening a store never marks it ``interrupted`` (see audit_interrupted).
-DETACHED_OWNER = "detached"
-
-#: ``side(cursor, statements, audit_id)``: a caller's own write in the transaction of an INTENT,
-#: FINAL or RECORD op, after the audit rows of its batch; raising rolls both back (the op fails).
-SideWrite = Callable[[Any, "Statements", int], None]
-
-
-class WriteOp:
-    """One queued write. ``payload`` depends on ``kind``; ``value``/``error`` are the answer."""
-
-    __slots__ = (
-        "abandoned",
-        "detached",
-        "error",
-        "future",
-        "kind",
-        "loop",
-        "payload",
-        "side",
-        "value",
-    )
-
-    def __init__(self, kind: int, payload: Any) -> None:
-        self.kind = kind
-        self.payload = payload
-        #: Called (on the caller's loop) with ``value`` when the op was written after its caller
-        #: stopped waiting (cancelled): the write happens anyway, and someone must know.
-        self.abandoned: Callable[[Any], None] | None = None
-        self.value: Any = None
-        self.error: BaseException | None = None
-        self.future: asyncio.Future[Any] | concurrent.futures.Future[Any] | None = None
-        self.loop: asyncio.AbstractEventLoop | None = None
-        #: An intent another process will complete: recorded with ``DETACHED_OWNER``.
-        self.detached = False
-        #: Written in the same transaction as this op (see ``SideWrite``).
-        self.side: SideWrite | None = None
-
-
-class Statements:
-    """SQL for one driver, written once with ``?`` and converted to the driver's paramstyle."""
-
-    def __init__(self, dialect_name: str, paramstyle: str) -> None:
-        self.sqlite = dialect_name == "sqlite"
-        self.postgres = dialect_name == "postgresql"
-        self.paramstyle = paramstyle
-        lock = "" if self.sqlite else " FOR UPDATE"
-        cols = ", ".join(_INSERT_COLUMNS)
-        marks = ", ".join("?" for _ in _INSERT_COLUMNS)
-        intent_cols = ", ".join(_INTENT_INSERT_COLUMNS)
-        intent_marks = ", ".join("?" for _ in _INTENT_INSERT_COLUMNS)
-        raw = {
-            "head": "SELECT last_id, last_hash, last_final FROM aegis_audit_head "
-            f"WHERE id = 1{lock}",
-            "set_head": "UPDATE aegis_audit_head SET last_id = ?, last_hash = ?, last_final = ? "
-            "WHERE id = 1",
-            "insert": f"INSERT INTO aegis_audit ({cols}) VALUES ({marks})",
-            "insert_intent": f"INSERT INTO aegis_audit ({intent_cols}, result) "
-            f"VALUES ({intent_marks}, 'pending')",
-            "insert_params": "INSERT INTO aegis_audit_params (id, params) VALUES (?, ?)",
-            "final": f"UPDATE aegis_audit SET {_FINAL_SET}, result_hash = ? "
-            "WHERE id = ? AND result = 'pending'",
-            "row": "SELECT row_hash, result FROM aegis_audit WHERE id = ?",
-            "cursor_update": "UPDATE aegis_audit_sink_cursor SET final_seq = ?, scan_from = ?, "
-            "updated_at = ? WHERE sink = ?",
-            "cursor_insert": "INSERT INTO aegis_audit_sink_cursor "
-            "(final_seq, scan_from, updated_at, sink) VALUES (?, ?, ?, ?)",
-        }
-        self.sql = {name: _convert(text, paramstyle) for name, text in raw.items()}
-
-    def convert(self, sql: str) -> str:
-        """``sql`` written with ``?`` in this driver's paramstyle (for a ``SideWrite``)."""
-        return _convert(sql, self.paramstyle)
-
-
-def _convert(sql: str, paramstyle: str) -> str:
-    if paramstyle == "qmark":
-        return sql
-    if paramstyle in ("format", "pyformat"):
-        return sql.replace("?", "%s")
-    raise AuditError(f"unsupported database driver paramstyle {paramstyle!r}")
 
 
 class GroupCommitWriter:
@@ -315,7 +234,7 @@ class GroupCommitWriter:
 
     def _write(self, ops: Sequence[WriteOp]) -> None:
         """Commit ``ops`` in one transaction; on failure retry them one by one."""
-        final = _holds_final(ops)
+        final = holds_final(ops)
         try:
             self._transaction(ops, final)
         except BaseException as exc:
@@ -327,7 +246,7 @@ class GroupCommitWriter:
                 for op in ops:
                     self._write([op])
                 return
-            ops[0].error = exc if isinstance(exc, AuditError) else _audit_error(exc)
+            ops[0].error = exc if isinstance(exc, AuditError) else audit_error(exc)
             return
         if final and self._on_final is not None:
             self._on_final()
@@ -338,7 +257,6 @@ class GroupCommitWriter:
         if conn is None:
             raise AuditError("the audit store is closed")
         st = self._st
-        sql = st.sql
         full = self._full and final
         cur = self._cursor
         if cur is None:
@@ -353,7 +271,7 @@ class GroupCommitWriter:
                     self._guard()
             elif st.postgres and not full:
                 cur.execute("SET LOCAL synchronous_commit TO off")
-            self._apply(cur, ops, sql)
+            apply_batch(cur, ops, st, self._owner)
             if st.sqlite:
                 cur.execute("COMMIT")
             else:
@@ -368,101 +286,6 @@ class GroupCommitWriter:
             _quietly(cur.close)
             self._cursor = None
             raise
-
-    def _apply(self, cur: Any, ops: Sequence[WriteOp], sql: dict[str, str]) -> None:
-        cur.execute(sql["head"])
-        head = cur.fetchone()
-        if head is None:
-            raise AuditError("the audit chain head is missing (table aegis_audit_head is empty)")
-        last_id, last_hash, last_final = int(head[0]), head[1], int(head[2])
-        start = (last_id, last_hash, last_final)
-        intents: list[tuple[Any, ...]] = []
-        sides: list[tuple[Any, ...]] = []
-        records: list[tuple[Any, ...]] = []
-        finals: list[tuple[Any, ...]] = []
-        cursors: list[tuple[Any, ...]] = []
-        extra: list[tuple[SideWrite, int]] = []
-        for op in ops:
-            kind = op.kind
-            payload = op.payload
-            if kind >= DECIDE:
-                decided = payload(cur, self._st)
-                if decided is None:
-                    op.value = None
-                    continue
-                kind, payload = decided
-            if kind == INTENT:
-                intent_json, values, side_params = payload
-                last_id += 1
-                new_hash = row_hash(last_hash, last_id, intent_json)
-                owner = DETACHED_OWNER if op.detached else self._owner
-                intents.append((last_id, *values, last_hash, new_hash, owner))
-                if side_params is not None:
-                    sides.append((last_id, side_params))
-                op.value = (last_id, new_hash)
-                last_hash = new_hash
-                if op.side is not None:
-                    extra.append((op.side, last_id))
-            elif kind == FINAL:
-                audit_id, known_hash, rest, rest_json = payload
-                if op.side is not None:
-                    extra.append((op.side, audit_id))
-                if known_hash is None:
-                    cur.execute(sql["row"], (audit_id,))
-                    found = cur.fetchone()
-                    if found is None or found[1] != "pending":
-                        raise AuditError(f"audit record {audit_id} does not exist or is final")
-                    known_hash = found[0]
-                last_final += 1
-                sealed = result_hash(known_hash, _with_seq(last_final, rest_json))
-                finals.append((last_final, *rest, sealed, audit_id))
-            elif kind == RECORD:
-                intent_json, values, rest, rest_json = payload
-                last_id += 1
-                last_final += 1
-                new_hash = row_hash(last_hash, last_id, intent_json)
-                sealed = result_hash(new_hash, _with_seq(last_final, rest_json))
-                records.append((last_id, *values, last_final, *rest, last_hash, new_hash, sealed))
-                op.value = (last_id, new_hash)
-                last_hash = new_hash
-                if op.side is not None:
-                    extra.append((op.side, last_id))
-            else:
-                cursors.append(payload)
-        if intents:
-            cur.executemany(sql["insert_intent"], intents)
-            if sides:
-                cur.executemany(sql["insert_params"], sides)
-        if records:
-            cur.executemany(sql["insert"], records)
-        if finals:
-            if len(finals) == 1:
-                cur.execute(sql["final"], finals[0])
-            else:
-                cur.executemany(sql["final"], finals)
-            if cur.rowcount != len(finals):
-                raise AuditError("an audit record to finish was not pending any more")
-        for payload in cursors:
-            cur.execute(sql["cursor_update"], payload)
-            if cur.rowcount == 0:
-                cur.execute(sql["cursor_insert"], payload)
-        for side, audit_id in extra:
-            side(cur, self._st, audit_id)
-        if (last_id, last_hash, last_final) != start:
-            cur.execute(sql["set_head"], (last_id, last_hash, last_final))
-
-
-def _holds_final(ops: Sequence[WriteOp]) -> bool:
-    """Whether a batch finishes or records an action (decided before a DECIDE op runs)."""
-    if len(ops) == 1:  # the sequential case: no generator per transaction
-        kind = ops[0].kind
-        return kind in (FINAL, RECORD, DECIDE_RECORD)
-    return any(op.kind in (FINAL, RECORD, DECIDE_RECORD) for op in ops)
-
-
-def _with_seq(final_seq: int, rest_json: str) -> str:
-    """``canonical([final_seq, *rest])`` from the caller's ``canonical(rest)`` (a JSON list)."""
-    return f"[{final_seq},{rest_json[1:]}"
 
 
 def _alone_in_loop() -> bool:
@@ -486,22 +309,6 @@ def _quietly(fn: Callable[..., Any], *args: Any) -> None:
         fn(*args)
     except Exception:
         log.debug("rollback after a failed commit failed too", exc_info=True)
-
-
-def one_line(exc: BaseException) -> str:
-    """A database error as one line: the driver's own message, without SQLAlchemy's SQL echo
-    and its "Background on this error at: https://sqlalche.me/..." link."""
-    orig = getattr(exc, "orig", None)
-    text = str(orig) if isinstance(orig, BaseException) else str(exc)
-    text = text.split("(Background on this error at:")[0].split("[SQL:")[0]
-    text = " ".join(text.split())
-    return f"{type(orig or exc).__name__}: {text}" if text else type(orig or exc).__name__
-
-
-def _audit_error(exc: BaseException) -> AuditError:
-    err = AuditError(f"the audit store could not write: {one_line(exc)}")
-    err.__cause__ = exc
-    return err
 
 
 def _dispatch(batch: Sequence[WriteOp]) -> None:
