@@ -435,6 +435,21 @@ async def test_original_one_argument_handler_and_hook_signatures(store: AuditSto
     assert seen == [("asked", "pay"), ("on_approval", True), ("on_execute", "success")]
 
 
+def test_original_import_path_of_the_handlers() -> None:
+    """agent-aegis 0.1.x code imports its handlers from ``aegis.runtime.approval`` (one module
+    there, a package here): the same classes, not copies, and nothing else leaks out."""
+    import aegis
+    import aegis.runtime.approval as original
+    from aegis.runtime.approval import AutoApprovalHandler, CLIApprovalHandler
+
+    assert AutoApprovalHandler is aegis.AutoApprovalHandler
+    assert CLIApprovalHandler is aegis.CLIApprovalHandler
+    assert original.ApprovalHandler is ApprovalHandler
+    assert original.CallbackApprovalHandler is CallbackApprovalHandler
+    with pytest.raises(AttributeError, match="no attribute 'SlackApprovalHandler'"):
+        _ = original.SlackApprovalHandler
+
+
 async def test_several_channels_first_valid_answer_settles_and_all_hear_of_it(
     store: AuditStore,
 ) -> None:
