@@ -10,6 +10,7 @@ or a record was left half-written, or if ``verify`` missed a tampered answer. On
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 import pytest
@@ -394,3 +395,48 @@ async def test_the_caller_gets_a_plain_approval_with_the_recorded_seal(
 
 async def _blocked_now(runtime: Runtime, action: Action) -> PolicyDecision:
     return _blocking(action)
+
+
+async def test_the_record_stores_the_redaction_its_request_was_written_from(
+    url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An auto-approved action's params are redacted once, for its request row, and the record
+    stores that same view: both hide the secret, and the redactor walks the params once."""
+    from aegis.core.redact import Redactor
+
+    walked: list[Any] = []
+    real_redact = Redactor.redact
+
+    def counting(self: Redactor, value: Any) -> Any:
+        walked.append(value)
+        return real_redact(self, value)
+
+    monkeypatch.setattr(Redactor, "redact", counting)
+    secret = Action("pay", "bank", params={"amount": 5000, "to": "acct-1", "api_key": "sk-1"})
+    executor = Recorder()
+    async with runtime(url, executor) as rt:
+        result = await rt.run_one(secret)
+    assert result.ok and executor.ran
+    assert sum(1 for v in walked if v is secret.params) == 1
+    ((stored,),) = sql(url, "SELECT params FROM aegis_approval_request")
+    async with AuditStore(url) as store:
+        record = store.get(result.audit_id)  # type: ignore[arg-type]
+    assert record is not None
+    expected = {"amount": 5000, "to": "acct-1", "api_key": "[REDACTED]"}
+    assert record.params == expected and json.loads(stored) == expected
+    assert verify(url).ok
+
+
+def test_a_shared_redaction_is_only_used_for_the_same_params_and_redactor() -> None:
+    from aegis.core.redact import Redactor
+    from aegis.runtime.approval.alongside import AlongsideRows
+    from aegis.runtime.approval.rows import Attempt
+
+    rows = AlongsideRows({}, Attempt("auto", "auto:auto", "approve", None, None, None), True, "")
+    redactor, other = Redactor(), Redactor(extra_keys=("to",))
+    view = redactor.redact(PAY.params)
+    assert rows.redacted_params(PAY.params, redactor) is None  # nothing shared yet
+    rows.share(PAY.params, redactor, view)
+    assert rows.redacted_params(PAY.params, redactor) is view
+    assert rows.redacted_params(dict(PAY.params), redactor) is None  # equal, not the same
+    assert rows.redacted_params(PAY.params, other) is None  # another redactor's view differs

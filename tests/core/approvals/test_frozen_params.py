@@ -130,3 +130,25 @@ def test_digest_tells_types_apart_and_binds_identity() -> None:
         Action("pay", "bank2", params={"amount": 1}),
     ):
         assert other.digest != base.digest, other
+
+
+def test_digest_is_stable_across_versions() -> None:
+    """A stored request is bound to its action's digest: an answer given (or a request
+    resumed) by another version of aegis must compute the same value for the same action."""
+    action = Action(
+        "pay",
+        "bank",
+        params={
+            "amount": 5000,
+            "to": "acct-1",
+            "é": [1.5, "ü", None, True],
+            "tags": {"b", "a"},
+            "when": dt.date(2026, 1, 2),
+            "n": decimal.Decimal("1.10"),
+            "u": uuid.UUID(int=7),
+            "raw": b"x",
+        },
+        agent_id="a1",
+        session_id="s1",
+    )
+    assert action.digest == "a0506544c6c45bddb984bce05d2f738d7c7afa6b6ad13fec532a94135271aa42"

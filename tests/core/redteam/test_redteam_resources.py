@@ -142,3 +142,22 @@ def test_keyed_redactor_tags_every_default_pattern_too() -> None:
     out = redactor.redact_text(f"jwt {token} then Bearer abcdef0123 and sk-{'a' * 20}")
     assert token not in out and "abcdef0123" not in out and "sk-aaaa" not in out
     assert out.count(PREFIX) == 3
+
+
+def test_redactor_remembers_only_short_clean_texts() -> None:
+    """Short texts found clean come back at once next time; a text with a secret, or a long
+    one, is never kept (the cache holds no secret, and its size is bounded)."""
+    from aegis.core.redact import MAX_CACHED_TEXT
+
+    redactor = Redactor()
+    clean, dirty = "auto-approval handler", "curl -H 'Authorization: Bearer abcdef0123456789'"
+    long_clean = "x" * (MAX_CACHED_TEXT + 1)
+    for _ in range(2):
+        assert redactor.redact_text(clean) == clean
+        assert "abcdef0123456789" not in redactor.redact_text(dirty)
+        assert redactor.redact_text(long_clean) == long_clean
+    assert redactor._clean_texts == {clean}
+    for i in range(5000):
+        redactor.redact_text(f"note {i}")
+    assert len(redactor._clean_texts) == 4096
+    assert "abcdef0123456789" not in redactor.redact_text(dirty)

@@ -168,8 +168,9 @@ def canonical_value(value: Any) -> Any:
     return {"r": repr(value)}  # not reachable for frozen params
 
 
-def _dump(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+#: ``json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)`` without
+#: building an encoder per call (the same text: ``dumps`` builds exactly this encoder).
+_dump = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode
 
 
 def action_digest(

@@ -107,6 +107,8 @@ _B64URL_RUN = re.compile(r"[A-Za-z0-9_\-]+")
 #: Keys longer than this are checked every time instead of being cached, so the cache holds
 #: at most 4096 keys of this size, whatever agents send.
 MAX_CACHED_KEY = 256
+#: Longest text whose clean verdict ``Redactor.redact_text`` remembers.
+MAX_CACHED_TEXT = 256
 
 _WORD_SPLIT = re.compile(r"[^A-Za-z0-9]+|(?<=[a-z0-9])(?=[A-Z])")
 
@@ -208,6 +210,10 @@ class Redactor:
     )
     _values: re.Pattern[str] | None = attrs.field(init=False, repr=False, eq=False)
     _key_cache: dict[str, bool] = attrs.field(init=False, repr=False, eq=False, factory=dict)
+    #: Short texts seen to hold nothing to redact (a handler's fixed reason, a rule's message):
+    #: they come back as they are without running every pattern again. Only texts found
+    #: clean are kept, so no secret is ever held here.
+    _clean_texts: set[str] = attrs.field(init=False, repr=False, eq=False, factory=set)
 
     def __attrs_post_init__(self) -> None:
         extra = {k.lower() for k in self.extra_keys}
@@ -255,6 +261,16 @@ class Redactor:
         default patterns; ``extra_patterns`` are the configurer's to keep linear)."""
         if not self.enabled or not text:
             return text
+        short = len(text) <= MAX_CACHED_TEXT
+        if short and text in self._clean_texts:
+            return text
+        redacted = self._redact_text(text)
+        # Bounded in count and in size, like the key cache: texts come from agents too.
+        if short and redacted == text and len(self._clean_texts) < 4096:
+            self._clean_texts.add(text)
+        return redacted
+
+    def _redact_text(self, text: str) -> str:
         plain = type(self).replacement_for is Redactor.replacement_for
         repl: Any = self.replacement if plain else (lambda m: self.replacement_for(m.group(0)))
         if "eyJ" in text:

@@ -34,6 +34,7 @@ from aegis.core.action import Action
 from aegis.core.approval import ApprovalDecision
 from aegis.core.approvers import DEFAULT_REQUIREMENTS, ApprovalRequirements
 from aegis.core.decision import PolicyDecision
+from aegis.core.redact import Redactor
 from aegis.runtime.approval import seal as approval_seal
 from aegis.runtime.approval.record import APPROVED, PENDING, AnswerRecord, ApprovalRequest
 from aegis.runtime.approval.rows import Attempt, request_values, snapshot, store_answer
@@ -188,7 +189,7 @@ def plan(
 class AlongsideRows:
     """The rows of one request answered in advance, and what became of them."""
 
-    __slots__ = ("accepted", "attempt", "committed", "earlier", "note", "seal", "values")
+    __slots__ = ("accepted", "attempt", "committed", "earlier", "note", "seal", "shared", "values")
 
     def __init__(self, values: dict[str, Any], attempt: Attempt, accepted: bool, note: str) -> None:
         #: The request row, as it settles (``CREATE_COLUMNS`` plus settled_at and outcome).
@@ -202,6 +203,21 @@ class AlongsideRows:
         self.seal: str | None = None
         #: A record holding these rows was committed: they exist, never write them again.
         self.committed = False
+        #: (params, redactor, redacted view) the request row was written from (``share``).
+        self.shared: tuple[Mapping[str, Any], Redactor, Any] | None = None
+
+    def share(self, params: Mapping[str, Any], redactor: Redactor, view: Any) -> None:
+        """Offer the record the redacted ``view`` the request row was written from: an action
+        with these very params, recorded with the same redactor, needs no second redaction
+        (params are frozen with the Action, and redaction depends on nothing else)."""
+        self.shared = (params, redactor, view)
+
+    def redacted_params(self, params: Mapping[str, Any], redactor: Redactor) -> Any:
+        """``redactor.redact(params)`` as already made (``share``), or None."""
+        shared = self.shared
+        if shared is None or shared[0] is not params or shared[1] is not redactor:
+            return None
+        return shared[2]
 
     @property
     def request_id(self) -> str:

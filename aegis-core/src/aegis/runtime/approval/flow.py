@@ -163,6 +163,7 @@ async def seek_approval(
                 planned = await _auto(book, auto, current_action, current, window, view, replaces)
                 if planned.approves:
                     final, rows = planned.alongside()
+                    rows.share(current_action.params, runtime.audit.redactor, view)
                 else:
                     final = await _auto_stored(book, planned, window, current_action, current)
             else:

@@ -132,11 +132,13 @@ def _c_params_encoder() -> Callable[[Any], str]:
 _encode_params = _c_params_encoder()
 
 
-def params_json(params: Mapping[str, Any], redactor: Redactor) -> str:
-    """Redacted params as JSON; never raises for odd values (they are stored as their repr)."""
+def params_json(params: Mapping[str, Any], redactor: Redactor, redacted: Any = None) -> str:
+    """Redacted params as JSON; never raises for odd values (they are stored as their repr).
+    ``redacted``: ``redactor.redact(params)`` already made (by the approval request)."""
     if not params:
         return "{}"
-    redacted = redactor.redact(params)
+    if redacted is None:
+        redacted = redactor.redact(params)
     try:
         return _encode_params(redacted)
     except Exception:  # a key JSON cannot hold, an int too long for str(), a raising repr ...
@@ -216,7 +218,7 @@ def intent_values(
         action.agent_id,
         action.type,
         action.target,
-        params_json(action.params, redactor),
+        params_json(action.params, redactor, _redacted_by_request(action, approval, redactor)),
         text(action.description) if action.description else "",
         decision.risk_level.name if decision is not None else None,
         decision.approval.value if decision is not None else None,
@@ -233,6 +235,15 @@ def intent_values(
         None if shadow is None else shadow.stored(text),
         *approval_values(approval),
     )
+
+
+def _redacted_by_request(
+    action: Action, approval: ApprovalDecision | None, redactor: Redactor
+) -> Any:
+    """The redacted params an approval request written with this record made from the very
+    same params with the same redactor (``approval.alongside``); None when there is none."""
+    rows = getattr(approval, "alongside", None)
+    return None if rows is None else rows.redacted_params(action.params, redactor)
 
 
 def approval_values(approval: ApprovalDecision | None) -> tuple[str | None, str | None]:
