@@ -27,46 +27,14 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from aegis.core.direct_json import direct_encode
+
 _ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=True)
 _dumps = _ENCODER.encode
 
 
-def _c_array_encoder() -> Callable[[Sequence[Any]], str] | None:
-    """The C encoder ``_ENCODER.encode`` ends in, built once and called directly.
-
-    Why: every action encodes two or three column lists on the event-loop thread, and the
-    Python layers of ``JSONEncoder.encode`` (``iterencode``, building a C encoder per call) cost
-    about as much as the encoding itself (~2.7 us -> ~1.4 us a call, CPython 3.11). The output is
-    the same C code with the same options, so the text (and every hash over it) is byte-identical
-    (``tests/core/audit/test_canonical_fast.py`` checks it against ``_dumps``). One difference:
-    no circular-reference bookkeeping (``markers=None``), which also makes the encoder stateless
-    and so safe from any thread; column values are scalars and flat lists, and a cycle would
-    still raise (``RecursionError``), so a write still fails closed. ``None`` where the C
-    accelerator is missing: ``canonical`` then uses ``_dumps``.
-    """
-    make = getattr(json.encoder, "c_make_encoder", None)
-    if make is None:  # pragma: no cover - CPython always has the accelerator
-        return None
-    e = _ENCODER
-    iterencode = make(
-        None,
-        e.default,
-        json.encoder.encode_basestring_ascii,
-        e.indent,
-        e.key_separator,
-        e.item_separator,
-        e.sort_keys,
-        e.skipkeys,
-        e.allow_nan,
-    )
-
-    def encode(values: Sequence[Any]) -> str:
-        return "".join(iterencode(values, 0))
-
-    return encode
-
-
-_fast_dumps = _c_array_encoder()
+#: ``_dumps`` for lists and tuples, byte-identical and cheaper (``aegis.core.direct_json``).
+_fast_dumps = direct_encode(_ENCODER)
 _sha256 = hashlib.sha256
 
 #: (id, prev_hash, row_hash, result_hash, result, final_seq, intent preimage, outcome preimage)
@@ -77,7 +45,7 @@ ExactCheck = Callable[[list[int]], dict[int, tuple[bool, bool]]]
 
 def canonical(values: Sequence[Any]) -> str:
     """The exact text hashed for a tuple of column values (stable across dialects)."""
-    if _fast_dumps is not None and type(values) in (list, tuple):
+    if type(values) in (list, tuple):
         return _fast_dumps(values)
     return _dumps(list(values))
 
