@@ -79,6 +79,8 @@ async def run_action(
     if not runtime._opened:  # no coroutine per action once open
         await runtime.open()
     action = runtime._bind(action)
+
+    # 1 EVALUATE (with the shadow's verdict and the on_decision hook)
     try:
         decision = (
             await limit_state.decide(runtime, action)  # a server's snapshot: off the loop
@@ -86,16 +88,7 @@ async def run_action(
             else runtime._decide(action)
         )
     except BaseException as exc:  # past _decide's Exception guard: Ctrl-C, SystemExit...
-        reason = f"policy evaluation was interrupted: {type(exc).__name__}; not run"
-        await record_stop(
-            runtime,
-            action,
-            blocked_decision(action, reason),
-            ResultStatus.BLOCKED,
-            reason,
-            parent_id=parent_id,
-            note=note,
-        )
+        await _record_interrupted(runtime, action, exc, parent_id, note)
         raise
     approval: ApprovalDecision | None = None
     shadow: ShadowVerdict | None = None
@@ -119,13 +112,10 @@ async def run_action(
         shadow = candidate.inline_verdict(action) or await consult(candidate, action, stop)
 
     blocked, denied = ResultStatus.BLOCKED, ResultStatus.DENIED
-    failure = (
-        await _gate(runtime, "on_decision", blocked, stop, decision=decision)
-        if observed(runtime.hooks, "on_decision")
-        else None
-    )
-    if failure:
-        return await stop(blocked, failure)
+    if observed(runtime.hooks, "on_decision"):
+        stopped = await _gate(runtime, "on_decision", blocked, stop, decision=decision)
+        if stopped is not None:
+            return stopped
     if not decision.is_allowed:
         return await stop(
             blocked,
@@ -134,6 +124,7 @@ async def run_action(
     if dry_run:
         return await stop(ResultStatus.SKIPPED, f"dry run: would be {decision.approval.value}")
 
+    # 2 APPROVE, when the decision asks for it; an approver's edit runs as its own record
     sought: Sought | None = None
     if decision.requires_approval:
         try:
@@ -156,8 +147,8 @@ async def run_action(
             )
             raise
         approval = sought.approval
-        failure = (
-            await _gate(
+        if observed(runtime.hooks, "on_approval"):
+            stopped = await _gate(
                 runtime,
                 "on_approval",
                 denied,
@@ -166,11 +157,8 @@ async def run_action(
                 decision=decision,
                 approval=approval,
             )
-            if observed(runtime.hooks, "on_approval")
-            else None
-        )
-        if failure:
-            return await stop(denied, failure)
+            if stopped is not None:
+                return stopped
         if sought.status is not None:
             return await stop(sought.status, sought.reason or "denied")
         if sought.original is not None:  # edited: the original is closed, the edit runs
@@ -180,69 +168,93 @@ async def run_action(
                 shadow = await consult(candidate, sought.action, stop)
         action, decision = sought.action, sought.decision  # the decision it runs under
 
-    failure = (
-        await _gate(runtime, "before_execute", blocked, stop, action=action, decision=decision)
-        if observed(runtime.hooks, "before_execute")
-        else None
-    )
-    if failure:
-        return await stop(blocked, failure)
+    if observed(runtime.hooks, "before_execute"):
+        stopped = await _gate(
+            runtime, "before_execute", blocked, stop, action=action, decision=decision
+        )
+        if stopped is not None:
+            return stopped
+
+    # 3-5 EXECUTE, VERIFY, AUDIT; or, for authorize, begin the record for the caller to finish
     result: Result | Authorization
-    try:
-        if authorize and getattr(runtime._policy, "stateful", False):
-            begun = await limit_state.begin_limited(
-                runtime,
-                action,
-                decision,
-                approval,
-                parent_id=parent_id,
-                detached=detached,
-                shadow=shadow,
-                side_write=side_write,
-            )
-            if isinstance(begun, Result):
-                return begun
-            result = Authorization(action, begun[1], delivered(approval), begun[0])
-        elif authorize:
-            audit_id = await runtime.audit.begin(
-                action,
-                decision,
-                approval,
-                parent_id=parent_id,
-                detached=detached,
-                shadow=shadow,
-                side_write=side_write,
-            )
-            result = Authorization(action, decision, delivered(approval), audit_id)
-        else:
-            result = await execute_recorded(
-                runtime,
-                action,
-                decision,
-                approval,
-                parent_id,
-                note,
-                executor or runtime.executor,
-                shadow,
-            )
-    except AuditError as exc:
-        if not authorize or unwritten(approval) is None:
-            raise
-        # The auto answer and its request went with the record: none of them exists now.
-        # Record the stop on its own (as execute_recorded does for run_one).
-        return await record_stop(
+    if not authorize:
+        result = await execute_recorded(
             runtime,
             action,
             decision,
-            blocked,
-            f"approval request could not be stored: {exc}",
-            parent_id=parent_id,
-            note=note,
-            shadow=shadow,
+            approval,
+            parent_id,
+            note,
+            executor or runtime.executor,
+            shadow,
         )
+    else:
+        try:
+            if getattr(runtime._policy, "stateful", False):
+                begun = await limit_state.begin_limited(
+                    runtime,
+                    action,
+                    decision,
+                    approval,
+                    parent_id=parent_id,
+                    detached=detached,
+                    shadow=shadow,
+                    side_write=side_write,
+                )
+                if isinstance(begun, Result):
+                    return begun
+                result = Authorization(action, begun[1], delivered(approval), begun[0])
+            else:
+                audit_id = await runtime.audit.begin(
+                    action,
+                    decision,
+                    approval,
+                    parent_id=parent_id,
+                    detached=detached,
+                    shadow=shadow,
+                    side_write=side_write,
+                )
+                result = Authorization(action, decision, delivered(approval), audit_id)
+        except AuditError as exc:
+            if unwritten(approval) is None:
+                raise
+            # The auto answer and its request went with the record: none of them exists now.
+            # Record the stop on its own (as execute_recorded does for run_one).
+            return await record_stop(
+                runtime,
+                action,
+                decision,
+                blocked,
+                f"approval request could not be stored: {exc}",
+                parent_id=parent_id,
+                note=note,
+                shadow=shadow,
+            )
     if sought is not None and sought.request_id and result.audit_id is not None:
         _link_request(runtime, sought.request_id, result.audit_id)
     return result
+
+
+def _record_interrupted(
+    runtime: Runtime,
+    action: Action,
+    exc: BaseException,
+    parent_id: int | None,
+    note: str | None,
+) -> Awaitable[Result]:
+    """Record the action as blocked because deciding it was interrupted (Ctrl-C, SystemExit,
+    past ``_decide``'s guard); the caller re-raises. Returns the write to await: no coroutine
+    of its own."""
+    reason = f"policy evaluation was interrupted: {type(exc).__name__}; not run"
+    return record_stop(
+        runtime,
+        action,
+        blocked_decision(action, reason),
+        ResultStatus.BLOCKED,
+        reason,
+        parent_id=parent_id,
+        note=note,
+    )
 
 
 async def _record_edit(
@@ -285,8 +297,9 @@ async def _gate(
     status: ResultStatus,
     stop: Callable[[ResultStatus, str], Awaitable[Result]],
     **kwargs: Any,
-) -> str | None:
-    """Fire a hook that runs before execution; returns its failure, if any.
+) -> Result | None:
+    """Fire a hook that runs before execution; a failure in it stops the action with
+    ``status``. Returns that stop's result, None when the hook passed.
 
     Callers check ``observed`` first, so an unobserved event costs no coroutine.
 
@@ -295,8 +308,9 @@ async def _gate(
     was handed over: the process that took it records it).
     """
     try:
-        return await fire(runtime.hooks, event, **kwargs)
+        failure = await fire(runtime.hooks, event, **kwargs)
     except asyncio.CancelledError as exc:
         if not handed_over(exc):
             await shielded(stop(status, f"cancelled in the {event} hook; the action did not run"))
         raise
+    return await stop(status, failure) if failure else None
