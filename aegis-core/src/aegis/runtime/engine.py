@@ -1,14 +1,12 @@
-"""The pipeline: EVALUATE -> APPROVE -> EXECUTE -> VERIFY -> AUDIT, failing closed at each step.
+"""The ``Runtime``: what a user builds, opens, points at a policy and calls.
 
-Invariants this module exists to keep:
-
-* An action runs only if the policy in force *now* allows it, a handler explicitly approved it
-  when approval is required, every pre-execution hook succeeded, and the audit store has
-  written its record. Any error, timeout or cancellation before that point means "not executed".
-* Every action ends with exactly one audit record (a rollback action gets its own, linked to the
-  step it compensates). Outcomes that never reach the executor are recorded in one write;
-  executed ones are written before execution and completed after. If the store cannot write,
-  ``AuditError`` is raised and nothing runs; the record is committed before ``run_one`` returns.
+It holds the parts (policy, shadow, approval channels, executor, audit store, hooks, retry,
+identity), opens and closes them, and offers the entry points: ``run_one`` and ``authorize``
+for one action, ``execute`` and ``plan`` for several. What happens to each action is the
+pipeline (pipeline.py); turning constructor arguments into parts is wiring.py; the order of a
+plan's steps is plans.py. Two steps stay here because other modules ask the runtime for them:
+``_decide`` (the policy's answer, checked; the pipeline and limit_state.py decide through it)
+and ``_bind`` (the runtime's identity stamped on an action).
 """
 
 from __future__ import annotations
@@ -17,35 +15,33 @@ import asyncio
 import functools
 import logging
 import uuid
-from collections.abc import Awaitable, Callable, Iterable, Sequence
-from typing import TYPE_CHECKING, Any, Protocol
-
-import attrs
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Protocol
 
 from aegis.adapters.base import BaseExecutor
 from aegis.core.action import Action, with_identity
-from aegis.core.approval import ApprovalDecision
 from aegis.core.approvers import check_timeout
 from aegis.core.decision import PolicyDecision
 from aegis.core.plan import ExecutionPlan, PlanStep
 from aegis.core.result import Result, ResultStatus
 from aegis.core.retry import NO_RETRY, RetryPolicy
 from aegis.core.risk import Approval, RiskLevel
-from aegis.errors import AuditError, ExecutorError
+from aegis.errors import ExecutorError
 from aegis.runtime import limit_state
-from aegis.runtime.approval.alongside import delivered, unwritten
 from aegis.runtime.approval.channels import ApprovalChannel, HandlerChannel
-from aegis.runtime.approval.flow import Sought, handed_over, seek_approval
 from aegis.runtime.approval.handlers import (
     DEFAULT_APPROVAL_TIMEOUT,
     DEFAULT_EXECUTION_TIMEOUT,
     ApprovalHandler,
 )
-from aegis.runtime.execution import join_reasons
-from aegis.runtime.hooks import RuntimeHooks, fire, observed
+from aegis.runtime.hooks import RuntimeHooks
+
+# What one action goes through lives in ``pipeline``; Authorization is imported from here too.
+from aegis.runtime.pipeline import Authorization as Authorization
+from aegis.runtime.pipeline import run_action
 from aegis.runtime.plans import run_plan
-from aegis.runtime.recorded import execute_recorded, shielded
-from aegis.runtime.shadow import DEFAULT_SHADOW_TIMEOUT, ShadowPolicy, ShadowVerdict, consult
+from aegis.runtime.shadow import DEFAULT_SHADOW_TIMEOUT, ShadowPolicy
+from aegis.runtime.stops import blocked_decision, record_stop
 from aegis.runtime.wiring import (
     Approver,
     built_by_name,
@@ -205,23 +201,23 @@ class Runtime:
             else:
                 decision = policy.evaluate(action, state=state)  # type: ignore[call-arg]
         except Exception as exc:
-            return _blocked_decision(
+            return blocked_decision(
                 action, f"policy evaluation failed: {type(exc).__name__}: {exc}"
             )
         if not isinstance(decision, PolicyDecision):
-            return _blocked_decision(
+            return blocked_decision(
                 action, f"policy returned {type(decision).__name__}, not a PolicyDecision"
             )
         # A custom policy source is not trusted to build its answer right: an approval that is
         # not an Approval member (say, the string "block") would slip past every `is` check.
         if type(decision.approval) is not Approval or type(decision.risk_level) is not RiskLevel:
-            return _blocked_decision(
+            return blocked_decision(
                 action,
                 f"policy returned a malformed decision (approval={decision.approval!r}, "
                 f"risk_level={decision.risk_level!r})",
             )
         if decision.action is not action and decision.action != action:
-            return _blocked_decision(action, "policy returned a decision about another action")
+            return blocked_decision(action, "policy returned a decision about another action")
         return decision
 
     def plan(self, actions: Iterable[Action]) -> ExecutionPlan:
@@ -277,7 +273,8 @@ class Runtime:
         whose action is derived from its params (a hook's Bash call has the command as its
         target), the action an approver's edited params amount to; see ``seek_approval``.
         """
-        return await self._run(
+        return await run_action(
+            self,
             action,
             dry_run=False,
             authorize=True,
@@ -328,8 +325,8 @@ class Runtime:
         note: str | None = None,
         executor: BaseExecutor | None = None,
     ) -> Result:
-        out = await self._run(
-            action, dry_run=dry_run, parent_id=parent_id, note=note, executor=executor
+        out = await run_action(
+            self, action, dry_run=dry_run, parent_id=parent_id, note=note, executor=executor
         )
         assert isinstance(out, Result)
         return out
@@ -338,211 +335,7 @@ class Runtime:
         bound = self._bind(action)
         shadow = None if self._shadow is None else await self._shadow.verdict(bound)
         decision = await limit_state.decide(self, bound)
-        return await self._record_stop(bound, decision, ResultStatus.SKIPPED, reason, shadow=shadow)
-
-    async def _run(
-        self,
-        action: Action,
-        *,
-        dry_run: bool,
-        parent_id: int | None = None,
-        note: str | None = None,
-        executor: BaseExecutor | None = None,
-        authorize: bool = False,
-        detached: bool = False,
-        side_write: SideWrite | None = None,
-        remap_edit: Callable[[Action], Action] | None = None,
-    ) -> Result | Authorization:
-        if not self._opened:  # no coroutine per action once open
-            await self.open()
-        action = self._bind(action)
-        try:
-            decision = (
-                await limit_state.decide(self, action)  # a server's snapshot: off the loop
-                if limit_state.reads_a_server(self)
-                else self._decide(action)
-            )
-        except BaseException as exc:  # past _decide's Exception guard: Ctrl-C, SystemExit...
-            reason = f"policy evaluation was interrupted: {type(exc).__name__}; not run"
-            await self._record_stop(
-                action,
-                _blocked_decision(action, reason),
-                ResultStatus.BLOCKED,
-                reason,
-                parent_id=parent_id,
-                note=note,
-            )
-            raise
-        approval: ApprovalDecision | None = None
-        shadow: ShadowVerdict | None = None
-
-        def stop(status: ResultStatus, reason: str) -> Awaitable[Result]:
-            """Record the action as not run (reads ``approval`` as it is when called)."""
-            return self._record_stop(
-                action,
-                decision,
-                status,
-                reason,
-                approval=approval,
-                parent_id=parent_id,
-                note=note,
-                shadow=shadow,
-            )
-
-        candidate = self._shadow  # inline when it can: no coroutine on the hot path
-        if candidate is not None:
-            shadow = candidate.inline_verdict(action) or await consult(candidate, action, stop)
-
-        blocked, denied = ResultStatus.BLOCKED, ResultStatus.DENIED
-        failure = (
-            await self._gate("on_decision", blocked, stop, decision=decision)
-            if observed(self.hooks, "on_decision")
-            else None
-        )
-        if failure:
-            return await stop(blocked, failure)
-        if not decision.is_allowed:
-            return await stop(
-                blocked,
-                decision.reason or f"blocked by rule {decision.matched_rule or '(defaults)'}",
-            )
-        if dry_run:
-            return await stop(ResultStatus.SKIPPED, f"dry run: would be {decision.approval.value}")
-
-        sought: Sought | None = None
-        if decision.requires_approval:
-            try:
-                sought = await seek_approval(
-                    self, action, decision, self.channels, remap_edit=remap_edit
-                )
-            except asyncio.CancelledError as exc:
-                if not handed_over(exc):  # handed over: its adopter records it
-                    await shielded(stop(denied, "cancelled while awaiting approval"))
-                raise
-            except AuditError as exc:  # the request could not be stored: nobody may be asked
-                return await stop(blocked, f"approval request could not be stored: {exc}")
-            except BaseException as exc:  # SystemExit, KeyboardInterrupt while asking
-                await shielded(
-                    stop(
-                        denied,
-                        f"interrupted by {type(exc).__name__} while "
-                        "awaiting approval; the action did not run",
-                    )
-                )
-                raise
-            approval = sought.approval
-            failure = (
-                await self._gate(
-                    "on_approval", denied, stop, action=action, decision=decision, approval=approval
-                )
-                if observed(self.hooks, "on_approval")
-                else None
-            )
-            if failure:
-                return await stop(denied, failure)
-            if sought.status is not None:
-                return await stop(sought.status, sought.reason or "denied")
-            if sought.original is not None:  # edited: the original is closed, the edit runs
-                parent_id = await self._record_edit(sought, parent_id, note, shadow)
-                note = None
-                if candidate is not None:
-                    shadow = await consult(candidate, sought.action, stop)
-            action, decision = sought.action, sought.decision  # the decision it runs under
-
-        failure = (
-            await self._gate("before_execute", blocked, stop, action=action, decision=decision)
-            if observed(self.hooks, "before_execute")
-            else None
-        )
-        if failure:
-            return await stop(blocked, failure)
-        result: Result | Authorization
-        try:
-            if authorize and getattr(self._policy, "stateful", False):
-                begun = await limit_state.begin_limited(
-                    self,
-                    action,
-                    decision,
-                    approval,
-                    parent_id=parent_id,
-                    detached=detached,
-                    shadow=shadow,
-                    side_write=side_write,
-                )
-                if isinstance(begun, Result):
-                    return begun
-                result = Authorization(action, begun[1], delivered(approval), begun[0])
-            elif authorize:
-                audit_id = await self.audit.begin(
-                    action,
-                    decision,
-                    approval,
-                    parent_id=parent_id,
-                    detached=detached,
-                    shadow=shadow,
-                    side_write=side_write,
-                )
-                result = Authorization(action, decision, delivered(approval), audit_id)
-            else:
-                result = await execute_recorded(
-                    self,
-                    action,
-                    decision,
-                    approval,
-                    parent_id,
-                    note,
-                    executor or self.executor,
-                    shadow,
-                )
-        except AuditError as exc:
-            if not authorize or unwritten(approval) is None:
-                raise
-            # The auto answer and its request went with the record: none of them exists now.
-            # Record the stop on its own (as execute_recorded does for run_one).
-            return await self._record_stop(
-                action,
-                decision,
-                blocked,
-                f"approval request could not be stored: {exc}",
-                parent_id=parent_id,
-                note=note,
-                shadow=shadow,
-            )
-        if sought is not None and sought.request_id and result.audit_id is not None:
-            self._link_request(sought.request_id, result.audit_id)
-        return result
-
-    async def _record_edit(
-        self,
-        sought: Sought,
-        parent_id: int | None,
-        note: str | None,
-        shadow: ShadowVerdict | None,
-    ) -> int:
-        """Close the submitted action's record before its edited version runs, linked to it."""
-        original = sought.original
-        assert original is not None
-        edited_by = sought.approval.approver or "an approver"
-        reason = join_reasons(
-            note,
-            f"edited by {edited_by} before approval (request {sought.request_id});"
-            " the edited action runs as the next record",
-        )
-        stopped = Result(
-            original,
-            ResultStatus.SKIPPED,
-            decision=await limit_state.decide(self, original),
-            approval=sought.approval,
-            reason=reason,
-        )
-        return await self.audit.record(stopped, parent_id=parent_id, shadow=shadow)
-
-    def _link_request(self, request_id: str, audit_id: int) -> None:
-        """Point the request at the action's record, off the action's path (see defer_link)."""
-        try:
-            self.audit.approvals.defer_link(request_id, audit_id)
-        except Exception:  # the action ran and is audited; the link is a convenience
-            log.exception("could not link approval request %s to record %s", request_id, audit_id)
+        return await record_stop(self, bound, decision, ResultStatus.SKIPPED, reason, shadow=shadow)
 
     async def _flush_links(self) -> None:
         book = self.audit.approvals
@@ -553,68 +346,8 @@ class Runtime:
         except Exception:  # the actions ran and are audited; the links are a convenience
             log.exception("could not link approval requests to their records")
 
-    async def _gate(
-        self,
-        event: str,
-        status: ResultStatus,
-        stop: Callable[[ResultStatus, str], Awaitable[Result]],
-        **kwargs: Any,
-    ) -> str | None:
-        """Fire a hook that runs before execution; returns its failure, if any.
-
-        Callers check ``observed`` first, so an unobserved event costs no coroutine.
-
-        A task cancelled inside the hook is recorded as stopped with ``status`` before the
-        cancellation goes on: the action did not run, and the audit must say so (unless it
-        was handed over: the process that took it records it).
-        """
-        try:
-            return await fire(self.hooks, event, **kwargs)
-        except asyncio.CancelledError as exc:
-            if not handed_over(exc):
-                await shielded(
-                    stop(status, f"cancelled in the {event} hook; the action did not run")
-                )
-            raise
-
-    async def _record_stop(
-        self,
-        action: Action,
-        decision: PolicyDecision,
-        status: ResultStatus,
-        reason: str,
-        *,
-        approval: ApprovalDecision | None = None,
-        parent_id: int | None = None,
-        note: str | None = None,
-        shadow: ShadowVerdict | None = None,
-    ) -> Result:
-        await self.open()
-        result = Result(
-            action, status, decision=decision, approval=approval, reason=join_reasons(note, reason)
-        )
-        audit_id = await self.audit.record(result, parent_id=parent_id, shadow=shadow)
-        return attrs.evolve(result, audit_id=audit_id, approval=delivered(approval))
-
     def _bind(self, action: Action) -> Action:
         """Stamp the runtime's identity on the action; an agent cannot claim another's rules."""
         agent = self.agent_id if self.agent_id is not None else action.agent_id
         session = self.session_id if self._session_fixed else action.session_id or self.session_id
         return with_identity(action, agent, session)
-
-
-@attrs.frozen
-class Authorization:
-    """An action allowed (and approved, if it had to be) whose record is begun, not finished.
-
-    Whoever runs it reports the outcome with ``AuditStore.finish(audit_id, result)``.
-    """
-
-    action: Action
-    decision: PolicyDecision
-    approval: ApprovalDecision | None
-    audit_id: int
-
-
-def _blocked_decision(action: Action, reason: str) -> PolicyDecision:
-    return PolicyDecision(action, RiskLevel.CRITICAL, Approval.BLOCK, None, reason=reason)

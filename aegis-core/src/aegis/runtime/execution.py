@@ -1,6 +1,6 @@
 """Running an allowed action: the executor call, its retries and its verification.
 
-Kept apart from the pipeline so the rules about *whether* an action runs (engine.py) and the
+Kept apart from the pipeline so the rules about *whether* an action runs (pipeline.py) and the
 rules about *how* it is run are each readable on their own. Nothing here decides permission;
 the one policy touch is a re-check between retries, which can only stop further attempts.
 """

@@ -40,6 +40,7 @@ from aegis.core.risk import Approval, RiskLevel
 from aegis.core.stateful import LimitState, Usage
 from aegis.runtime.audit.record import derive_decision, intent_payload, intent_values, now_iso
 from aegis.runtime.audit.writer import DECIDE, INTENT, SideWrite, Statements, WriteOp, _convert
+from aegis.runtime.stops import record_stop
 
 if TYPE_CHECKING:
     from aegis.runtime.audit import AuditStore
@@ -357,7 +358,8 @@ async def begin_limited(
             final = PolicyDecision(action, RiskLevel.CRITICAL, Approval.BLOCK, None, reason=reason)
         else:
             reason = outcome.refusal or "the final decision could not be made"
-        stopped = await runtime._record_stop(
+        stopped = await record_stop(
+            runtime,
             action,
             final or decision,
             ResultStatus.BLOCKED,

@@ -1,6 +1,6 @@
 """Running a plan: steps in order, skip after a failure, compensate what already happened.
 
-Kept apart from the per-action pipeline (engine.py): every step and every compensating action
+Kept apart from the per-action pipeline (pipeline.py): every step and every compensating action
 goes through that pipeline unchanged, so nothing here can let an action past the policy. What
 this module adds is order: which steps still run after one fails, and which get undone.
 """

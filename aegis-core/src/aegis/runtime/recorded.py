@@ -2,7 +2,7 @@
 whatever happens in between (an exception, cancellation, ``SystemExit``).
 
 This is the one place an allowed action reaches its executor, so it is kept small and apart from
-the deciding steps in engine.py; "an action missing from the audit" can only come from here.
+the deciding steps in pipeline.py; "an action missing from the audit" can only come from here.
 
 ``answer_early``: a caller that relays the outcome to someone waiting (the MCP proxy on stdio)
 sets it around ``run_one`` to pass the result on while the outcome record is being committed,
@@ -40,6 +40,7 @@ from aegis.runtime import limit_state
 from aegis.runtime.approval.alongside import delivered, unwritten
 from aegis.runtime.execution import execute_and_verify, join_reasons
 from aegis.runtime.hooks import fire, observed
+from aegis.runtime.stops import record_stop
 
 if TYPE_CHECKING:
     from aegis.runtime.engine import Runtime
@@ -85,7 +86,8 @@ async def execute_recorded(
             raise
         # Nothing of that transaction was written; record the stop on its own if we can.
         reason = f"approval request could not be stored: {exc}"
-        return await runtime._record_stop(
+        return await record_stop(
+            runtime,
             action,
             decision,
             ResultStatus.BLOCKED,

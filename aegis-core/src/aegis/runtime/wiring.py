@@ -1,7 +1,7 @@
 """How the ``Runtime``'s constructor arguments become its parts: names looked up in the plugin
 registry, one-shot handlers wrapped as channels, a URL or path opened as an audit store.
 
-Kept apart from the pipeline (engine.py) because none of it runs per action: a mistake here is
+Kept apart from the pipeline (pipeline.py) because none of it runs per action: a mistake here is
 an ``ExecutorError`` / ``AuditError`` when the runtime is built, never a decision.
 """
 
