@@ -45,7 +45,9 @@ def raw_commit_floor(
     ``threaded=True`` issues the write-ahead pair as a program that must not block its
     event loop does: each transaction on one worker thread, awaited from an asyncio loop. The
     difference from the inline pair is the price of two thread hand-offs around an fsync (each
-    wakes a sleeping thread, and on a VM a sleeping vCPU), which Aegis' writer thread pays too.
+    wakes a sleeping thread, and on a VM a sleeping vCPU). Aegis' writer thread pays a cheaper
+    form of it (its own thread and lock, no future per call), so this is a measure of the term,
+    not a lower bound for b1.
     """
     path = directory / "floor.db"
     for leftover in directory.glob("floor.db*"):
