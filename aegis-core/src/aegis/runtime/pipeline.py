@@ -189,32 +189,26 @@ async def run_action(
             shadow,
         )
     else:
+        # A stateful policy's limits are counted in the same write (and may stop it there).
+        begin = (
+            limit_state.begin_limited
+            if getattr(runtime._policy, "stateful", False)
+            else _begin_unlimited
+        )
         try:
-            if getattr(runtime._policy, "stateful", False):
-                begun = await limit_state.begin_limited(
-                    runtime,
-                    action,
-                    decision,
-                    approval,
-                    parent_id=parent_id,
-                    detached=detached,
-                    shadow=shadow,
-                    side_write=side_write,
-                )
-                if isinstance(begun, Result):
-                    return begun
-                result = Authorization(action, begun[1], delivered(approval), begun[0])
-            else:
-                audit_id = await runtime.audit.begin(
-                    action,
-                    decision,
-                    approval,
-                    parent_id=parent_id,
-                    detached=detached,
-                    shadow=shadow,
-                    side_write=side_write,
-                )
-                result = Authorization(action, decision, delivered(approval), audit_id)
+            begun = await begin(
+                runtime,
+                action,
+                decision,
+                approval,
+                parent_id=parent_id,
+                detached=detached,
+                shadow=shadow,
+                side_write=side_write,
+            )
+            if isinstance(begun, Result):
+                return begun
+            result = Authorization(action, begun[1], delivered(approval), begun[0])
         except AuditError as exc:
             if unwritten(approval) is None:
                 raise
@@ -233,6 +227,18 @@ async def run_action(
     if sought is not None and sought.request_id and result.audit_id is not None:
         _link_request(runtime, sought.request_id, result.audit_id)
     return result
+
+
+async def _begin_unlimited(
+    runtime: Runtime,
+    action: Action,
+    decision: PolicyDecision,
+    approval: ApprovalDecision | None,
+    **kwargs: Any,
+) -> tuple[int, PolicyDecision]:
+    """``limit_state.begin_limited``'s shape for a policy with no limits: the record begun,
+    under the decision as it is."""
+    return await runtime.audit.begin(action, decision, approval, **kwargs), decision
 
 
 def _record_interrupted(
