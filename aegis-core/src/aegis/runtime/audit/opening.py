@@ -70,6 +70,19 @@ def create_tables(engine: Engine, attempts: int = 5, *, tables: Any = None) -> N
             time.sleep(0.05 * (attempt + 1))
 
 
+def tables_engine(url: str, tables: Any, *, busy_timeout: float = 10.0) -> Engine:
+    """An engine on the audit database at ``url`` for a plugin's own ``tables`` (a
+    ``MetaData``: MCP tool pins, hook pairings), created if missing.
+
+    Why here: a plugin that called ``create_engine`` itself got none of the store's SQLite
+    settings (WAL, busy timeout) and so could meet "database is locked" beside the store's
+    writer, and none of its URL checks. Same opening as ``AuditStore``, at full durability.
+    """
+    engine, _ = make_engine(url, busy_timeout, "full")
+    create_tables(engine, tables=tables)
+    return engine
+
+
 def ensure_head(engine: Engine) -> None:
     """Create the chain head of a new trail; refuse to open a trail whose head is damaged.
 

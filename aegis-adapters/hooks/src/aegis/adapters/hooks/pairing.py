@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import BigInteger, Column, Float, MetaData, String, Table, create_engine, select
+from sqlalchemy import BigInteger, Column, Float, MetaData, String, Table, select
 
 from aegis.runtime.audit.writer import SideWrite, Statements
 
@@ -67,8 +67,9 @@ def engine(url: str) -> Any:
     """One engine per database for the life of the process (the daemon serves many calls)."""
     found = _engines.get(url)
     if found is None:
-        found = create_engine(url)
-        metadata.create_all(found)
+        from aegis.runtime.audit.opening import tables_engine  # the store's own opening
+
+        found = tables_engine(url, metadata)
         _engines[url] = found
     return found
 

@@ -20,9 +20,10 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 import attrs
-from sqlalchemy import Column, MetaData, String, Table, Text, create_engine, select
+from sqlalchemy import Column, MetaData, String, Table, Text, select
 
 from aegis.errors import AuditError
+from aegis.runtime.audit.opening import tables_engine
 
 TRUSTED = "trusted"
 QUARANTINED = "quarantined"
@@ -99,8 +100,7 @@ class PinStore:
     def __init__(self, url: str) -> None:
         self.url = url
         try:
-            self._engine = create_engine(url)
-            metadata.create_all(self._engine)
+            self._engine = tables_engine(url, metadata)
         except Exception as exc:  # fail closed: without pins, nothing can be trusted
             raise AuditError(f"cannot open the MCP pin table at {url}: {exc}") from exc
 
