@@ -36,11 +36,11 @@ from aegis.core.action import Action
 from aegis.core.approval import ApprovalDecision
 from aegis.core.decision import PolicyDecision
 from aegis.core.result import Result, ResultStatus
-from aegis.core.risk import Approval, RiskLevel
+from aegis.core.risk import Approval
 from aegis.core.stateful import LimitState, Usage
 from aegis.runtime.audit.record import derive_decision, intent_payload, intent_values, now_iso
 from aegis.runtime.audit.writer import DECIDE, INTENT, SideWrite, Statements, WriteOp, _convert
-from aegis.runtime.stops import record_stop
+from aegis.runtime.stops import blocked_decision, record_stop
 
 if TYPE_CHECKING:
     from aegis.runtime.audit import AuditStore
@@ -221,8 +221,7 @@ def _second_look(runtime: Runtime, consumed: Sequence[Usage], action: Action) ->
 
 
 def _unreadable(action: Action, exc: Exception) -> PolicyDecision:
-    reason = f"policy evaluation failed: {type(exc).__name__}: {exc}"
-    return PolicyDecision(action, RiskLevel.CRITICAL, Approval.BLOCK, None, reason=reason)
+    return blocked_decision(action, f"policy evaluation failed: {type(exc).__name__}: {exc}")
 
 
 class _WithoutOwnUse(LimitState):
@@ -355,7 +354,7 @@ async def begin_limited(
     if interrupted is not None or written is None or final is None:
         if interrupted is not None:
             reason = f"the final decision was interrupted: {type(interrupted).__name__}; not run"
-            final = PolicyDecision(action, RiskLevel.CRITICAL, Approval.BLOCK, None, reason=reason)
+            final = blocked_decision(action, reason)
         else:
             reason = outcome.refusal or "the final decision could not be made"
         stopped = await record_stop(
