@@ -41,12 +41,18 @@ from aegis.errors import ActionError
 from aegis.runtime import limit_state
 from aegis.runtime.approval import seal as approval_seal
 from aegis.runtime.approval import store as book_mod
-from aegis.runtime.approval.alongside import AlongsideRows, Planned, earlier_answers
+from aegis.runtime.approval.alongside import (
+    AlongsideRows,
+    AnsweredAhead,
+    Planned,
+    earlier_answers,
+)
 from aegis.runtime.approval.channels import ApprovalChannel, HandlerChannel
 from aegis.runtime.approval.handlers import AutoApprovalHandler
 from aegis.runtime.approval.rules import apply_edits
 from aegis.runtime.approval.sought import (
     Sought,
+    approved_ahead,
     approved_by,
     covers,
     describe_terms,
@@ -100,10 +106,15 @@ def window_for(
     cap: float | None, decision: PolicyDecision, channels: Sequence[ApprovalChannel]
 ) -> float:
     """The shortest of the runtime cap, the rule's timeout and the channels' own limits."""
-    limits = [cap, (decision.requirements or DEFAULT_REQUIREMENTS).timeout]
-    limits += [c.timeout for c in channels]
-    found = [float(x) for x in limits if x is not None]
-    return min(found) if found else MAX_WINDOW
+    best = cap
+    rule = (decision.requirements or DEFAULT_REQUIREMENTS).timeout
+    if rule is not None and (best is None or rule < best):
+        best = rule
+    for channel in channels:
+        limit = channel.timeout
+        if limit is not None and (best is None or limit < best):
+            best = limit
+    return MAX_WINDOW if best is None else float(best)
 
 
 async def seek_approval(
@@ -201,8 +212,10 @@ async def seek_approval(
         if rows is None:
             approval = approved_by(final, channels, seal=sealed())
         else:  # the record seals these answers once it has written them (approval.alongside)
-            rows.earlier = earlier_answers(list(seen.values()), final.id)
-            approval = approved_by(final, channels, alongside=rows)
+            if len(seen) > 1:  # a reopened request: the answers before it are sealed too
+                rows.earlier = earlier_answers(list(seen.values()), final.id)
+            assert isinstance(final, AnsweredAhead)
+            approval = approved_ahead(final, rows)
         original = submitted if candidate is not submitted else None
         if fresh.approval is Approval.BLOCK:
             reason = fresh.reason or f"blocked by rule {fresh.matched_rule or '(defaults)'}"

@@ -30,6 +30,7 @@ from aegis.runtime.approval.record import (
 from aegis.runtime.approval.rules import Verdict, judge
 from aegis.runtime.approval.sql import REQUEST_COLUMNS
 from aegis.runtime.audit.interrupted import current_owner
+from aegis.runtime.audit.record import redacted_json
 
 HOST = socket.gethostname()
 #: ``host:pid:start/boot/pidns`` (see ``audit.interrupted``): tells a dead or reused pid apart.
@@ -75,7 +76,7 @@ def request_values(
         "target": action.target,
         "agent_id": action.agent_id,
         "session_id": action.session_id,
-        "params": _encode_params(params_view),
+        "params": redacted_json(params_view),
         "description": action.description,
         "digest": action.digest,
         "policy_fingerprint": decision.policy_fingerprint,
@@ -136,10 +137,6 @@ def snapshot(
         edits=None,
         answers=answers,
     )
-
-
-#: ``json.dumps(value, default=str, ensure_ascii=False)`` without building an encoder per call.
-_encode_params = json.JSONEncoder(default=str, ensure_ascii=False).encode
 
 
 @functools.lru_cache(maxsize=256)

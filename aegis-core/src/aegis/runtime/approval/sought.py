@@ -18,7 +18,7 @@ from aegis.core.approvers import DEFAULT_REQUIREMENTS
 from aegis.core.decision import PolicyDecision
 from aegis.core.result import ResultStatus
 from aegis.runtime.approval import record as states
-from aegis.runtime.approval.alongside import AlongsideRows, ApprovedAlongside
+from aegis.runtime.approval.alongside import AlongsideRows, AnsweredAhead, ApprovedAlongside
 from aegis.runtime.approval.channels import ApprovalChannel, HandlerChannel
 
 if TYPE_CHECKING:
@@ -60,10 +60,8 @@ def approved_by(
     channels: Sequence[ApprovalChannel],
     *,
     seal: str | None = None,
-    alongside: AlongsideRows | None = None,
 ) -> ApprovalDecision:
-    """The approval the record names: who approved, their reasons, the seal of the answers
-    (or, ``alongside``, the rows the record writes and seals itself)."""
+    """The approval the record names: who approved, their reasons, the seal of the answers."""
     approvers = final.approvers
     shown = [plain(a, channels) for a in approvers]
     accepted = [a for a in final.answers if a.accepted and a.verdict == "approve"]
@@ -76,9 +74,22 @@ def approved_by(
         "approvers": approvers,
         "edited": bool(final.edits),
     }
-    if alongside is not None:
-        return ApprovedAlongside(True, alongside=alongside, **named)
     return ApprovalDecision(True, answers_seal=seal, **named)
+
+
+def approved_ahead(final: AnsweredAhead, rows: AlongsideRows) -> ApprovalDecision:
+    """``approved_by`` for the one answer of a request settled before it was stored (the
+    built-in ``auto`` handler's, on a handler channel: the approver is the name it gave)."""
+    answer = final.answers[0]
+    return ApprovedAlongside(
+        True,
+        alongside=rows,
+        approver=answer.responder.partition(":")[2] or None,
+        reason=answer.reason or None,
+        handler=",".join(final.channels) or None,
+        request_id=final.id,
+        approvers=final.approvers,
+    )
 
 
 def refusal(

@@ -114,6 +114,11 @@ def params_json(params: Mapping[str, Any], redactor: Redactor, redacted: Any = N
         return "{}"
     if redacted is None:
         redacted = redactor.redact(params)
+    return redacted_json(redacted)
+
+
+def redacted_json(redacted: Any) -> str:
+    """Params already redacted, as JSON (an approval request's row stores the same text)."""
     try:
         return _encode_params(redacted)
     except Exception:  # a key JSON cannot hold, an int too long for str(), a raising repr ...
