@@ -208,6 +208,12 @@ async def test_tampering_with_a_row_written_with_its_record_is_caught(
     assert verify(url).ids_of("approval_answers") == [results[1].audit_id]
 
 
+def _evaluate_again(*args: object) -> None:
+    """``flow.still_decided`` that never reuses the decision: these tests replace what the
+    re-check's evaluation answers, so it must run."""
+    return None
+
+
 def _blocking(action: Action) -> PolicyDecision:
     return PolicyDecision(action, RiskLevel.CRITICAL, Approval.BLOCK, "late-block", reason="no")
 
@@ -219,6 +225,7 @@ async def test_a_block_on_the_recheck_records_the_stop_with_the_request(
         return _blocking(action)
 
     monkeypatch.setattr(flow.limit_state, "decide", blocks_now)
+    monkeypatch.setattr(flow, "still_decided", _evaluate_again)
     executor = Recorder()
     async with runtime(url, executor) as rt:
         result = await rt.run_one(PAY)
@@ -316,6 +323,7 @@ async def test_a_reopened_auto_request_is_stored_and_both_are_sealed(
         )
 
     monkeypatch.setattr(flow.limit_state, "decide", stricter_once)
+    monkeypatch.setattr(flow, "still_decided", _evaluate_again)
     executor = Recorder()
     async with runtime(url, executor) as rt:
         result = await rt.run_one(PAY)
@@ -367,6 +375,7 @@ async def test_the_caller_gets_a_plain_approval_with_the_recorded_seal(
         ran = await rt.run_one(PAY)
         granted = await rt.authorize(PAY)
         monkeypatch.setattr(flow.limit_state, "decide", _blocked_now)
+        monkeypatch.setattr(flow, "still_decided", _evaluate_again)
         stopped = await rt.run_one(PAY)
     assert isinstance(granted, Authorization)
     assert ran.ok and stopped.status is ResultStatus.BLOCKED

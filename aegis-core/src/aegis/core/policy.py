@@ -39,7 +39,7 @@ from aegis.core.action import Action
 from aegis.core.condition import EvalContext
 from aegis.core.decision import PolicyDecision
 from aegis.core.matcher import MAX_CACHED_KEY, CompiledRule, RuleMatcher
-from aegis.core.policy_compile import stateful_leaves
+from aegis.core.policy_compile import repeatable_tree, stateful_leaves
 from aegis.core.policy_loader import Problem, load, locate
 from aegis.core.policy_yaml import parse
 from aegis.core.risk import Approval, RiskLevel
@@ -96,6 +96,7 @@ class Policy:
         "_model",
         "_observers",
         "_parts",
+        "_repeatable",
         "_rules",
         "_tz",
     )
@@ -122,6 +123,7 @@ class Policy:
             if isinstance(leaf.check, StatefulCheck)
         )
         self._observers = tuple(c for c in self._limits if c.observes)
+        self._repeatable = all(repeatable_tree(r.cond) for r in rules)
 
     # --- construction -------------------------------------------------------------------------
 
@@ -247,6 +249,14 @@ class Policy:
         """Whether a rule uses a stateful condition (``rate_limit``, ``budget`` ...): the
         runtime then makes the final decision inside the audit write (docs/limits.md)."""
         return bool(self._limits)
+
+    @property
+    def repeatable(self) -> bool:
+        """Whether this policy decides an action on the action alone: no limits, no time
+        conditions, only built-in conditions (``policy_compile.repeatable_tree``). Its decision on
+        an action then holds as long as a policy with this fingerprint is in force: the
+        approval step's re-check needs no second evaluation (``approval.flow``)."""
+        return self._repeatable
 
     @property
     def model(self) -> pm.PolicyModel:

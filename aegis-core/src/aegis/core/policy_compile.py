@@ -29,6 +29,8 @@ Problem = tuple[Path, str]
 
 #: Conditions from this plugin get the overnight-window pairing of time_after/time_before.
 BUILTIN_PLUGIN = "aegis.builtins.conditions"
+#: Built-in conditions that read the clock: the same action may be decided otherwise later.
+CLOCK_CONDITIONS = frozenset({"time_after", "time_before", "weekdays"})
 
 
 class Node:
@@ -45,11 +47,13 @@ class Node:
 
 
 class Leaf(Node):
-    __slots__ = ("check", "name")
+    __slots__ = ("check", "name", "repeatable")
 
-    def __init__(self, name: str, check: ConditionCheck) -> None:
+    def __init__(self, name: str, check: ConditionCheck, repeatable: bool = False) -> None:
         self.name = name
         self.check = check
+        #: The check's answer depends on the action alone (see ``repeatable_tree``).
+        self.repeatable = repeatable
 
     def eval(self, action: Action, ctx: EvalContext) -> Tristate:
         try:
@@ -127,6 +131,21 @@ def stateful_leaves(node: Node | None) -> tuple[StatefulLeaf, ...]:
     if isinstance(node, NotOf):
         return stateful_leaves(node.child)
     return ()
+
+
+def repeatable_tree(node: Node | None) -> bool:
+    """Whether the tree's outcome depends on the action alone: built-in checks of its params
+    and names, nothing that reads the clock, history or a plugin's code (which may read
+    anything). Evaluating such a rule again, on the same action, cannot answer otherwise."""
+    if node is None:
+        return True
+    if isinstance(node, Leaf):
+        return node.repeatable
+    if isinstance(node, AllOf):  # AnyOf too
+        return all(repeatable_tree(child) for child in node.children)
+    if isinstance(node, NotOf):
+        return repeatable_tree(node.child)
+    return False  # Limited, or a node type added later: assume the answer may change
 
 
 def with_limits(node: Node) -> Node:
@@ -214,7 +233,7 @@ def _leaf(
         return None
     if isinstance(check, StatefulCheck):
         return StatefulLeaf(name, check)
-    return Leaf(name, check)
+    return Leaf(name, check, cdef.plugin == BUILTIN_PLUGIN and name not in CLOCK_CONDITIONS)
 
 
 def compile_conditions(

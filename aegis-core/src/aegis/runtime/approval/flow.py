@@ -35,6 +35,7 @@ from aegis.core.action import Action, with_identity
 from aegis.core.approval import ApprovalDecision
 from aegis.core.approvers import DEFAULT_REQUIREMENTS, MAX_WINDOW
 from aegis.core.decision import PolicyDecision
+from aegis.core.policy import Policy
 from aegis.core.result import ResultStatus
 from aegis.core.risk import Approval
 from aegis.errors import ActionError
@@ -208,7 +209,9 @@ async def seek_approval(
                     f"the approver's edits could not be applied: {exc}",
                     seal=sealed(),
                 )
-        fresh = await limit_state.decide(runtime, candidate)
+        fresh = still_decided(runtime, current, candidate) or await limit_state.decide(
+            runtime, candidate
+        )
         if rows is None:
             approval = approved_by(final, channels, seal=sealed())
         else:  # the record seals these answers once it has written them (approval.alongside)
@@ -258,6 +261,25 @@ async def seek_approval(
         None,
         replaces,
     )
+
+
+def still_decided(
+    runtime: Runtime, decision: PolicyDecision, action: Action
+) -> PolicyDecision | None:
+    """``decision`` itself when evaluating ``action`` now could not answer otherwise, else
+    None (evaluate it). So it is only when ``decision`` is about this very action and the
+    policy in force is a ``Policy`` with the fingerprint that made it, whose decisions depend
+    on the action alone (``Policy.repeatable``: no limits, no clock, no plugin conditions). A
+    policy reloaded meanwhile has another fingerprint unless its content is the same."""
+    policy = runtime._policy
+    if (
+        decision.action is action
+        and type(policy) is Policy
+        and policy.repeatable
+        and policy.fingerprint == decision.policy_fingerprint
+    ):
+        return decision
+    return None
 
 
 def _remapped(remap: Callable[[Action], Action], edited: Action) -> Action:
