@@ -164,7 +164,20 @@ async def test_a_denial_with_its_reason_is_covered(url: str) -> None:
     assert verify(url).ids_of("approval_answers") == [result.audit_id]
 
 
-async def test_the_auto_handlers_answer_is_covered(url: str) -> None:
+@pytest.mark.parametrize(
+    ("tamper", "found"),
+    [
+        # The answer is kept in its request row (no answer row): each edit of it is caught ...
+        ("UPDATE aegis_approval_request SET answer = replace(answer, 'auto:auto', 'x:mallory')",
+         "edited"),
+        ("UPDATE aegis_approval_request SET answer = replace(answer, ',1,', ',0,')", "edited"),
+        ("UPDATE aegis_approval_request SET answer = NULL", "deleted"),
+        # ... and so is the request row itself gone, or moved to another id.
+        ("DELETE FROM aegis_approval_request", "deleted"),
+        ("UPDATE aegis_approval_request SET id = 'elsewhere'", "deleted"),
+    ],
+)  # fmt: skip
+async def test_the_auto_handlers_answer_is_covered(url: str, tamper: str, found: str) -> None:
     executor = Recorder()
     policy = Policy.from_yaml_string(policy_text())
     async with AuditStore(url) as store:
@@ -172,8 +185,30 @@ async def test_the_auto_handlers_answer_is_covered(url: str) -> None:
         async with rt:
             result = await rt.run_one(PAY)
     assert result.ok and verify(url).ok
-    assert sql(url, "DELETE FROM aegis_approval_answer") == [1]
-    assert verify(url).ids_of("approval_answers") == [result.audit_id]
+    assert sql(url, "SELECT count(*) FROM aegis_approval_answer") == [(0,)]  # no answer row
+    ((rid, answer),) = sql(url, "SELECT id, answer FROM aegis_approval_request")
+    assert json.loads(answer)[1:4] == ["auto", "auto:auto", "approve"]
+    assert sql(url, tamper) == [1]
+    report = verify(url)
+    assert not report.ok and report.status == "tampered"
+    assert report.ids_of("approval_answers") == [result.audit_id]
+    assert rid in report.summary() and f"({found})" in report.summary()
+
+
+async def test_the_auto_answer_of_one_request_does_not_pass_for_another(url: str) -> None:
+    """Two auto approvals: swapping their answers (each a valid one) is caught for both."""
+    executor = Recorder()
+    policy = Policy.from_yaml_string(policy_text())
+    async with AuditStore(url) as store:
+        rt = Runtime(executor=executor, policy=policy, approval_handler="auto", audit=store)
+        async with rt:
+            results = [await rt.run_one(PAY) for _ in range(2)]
+    assert verify(url).ok
+    (a, ta), (b, tb) = sql(url, "SELECT id, answer FROM aegis_approval_request ORDER BY id")
+    sql(url, "UPDATE aegis_approval_request SET answer = :t WHERE id = :r", t=tb, r=a)
+    sql(url, "UPDATE aegis_approval_request SET answer = :t WHERE id = :r", t=ta, r=b)
+    found = verify(url).ids_of("approval_answers")
+    assert sorted(found) == sorted(r.audit_id for r in results)
 
 
 async def test_an_expired_requests_late_refusals_are_covered(url: str) -> None:

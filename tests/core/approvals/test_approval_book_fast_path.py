@@ -37,10 +37,37 @@ async def test_auto_request_and_answer_are_stored_and_judged(store: AuditStore) 
     assert req.state == "approved" and req.digest == ran.digest
     (answer,) = req.answers
     assert answer.accepted and answer.responder == "auto:auto" and answer.verdict == "approve"
+    assert answer.channel == "auto" and answer.note and answer.edits is None
+    # Kept in the request row, written with the record: no answer row, so no answer id.
+    assert answer.id is None and answer.stored == ()
+    assert store.approvals.get(req.id).answers == req.answers
     assert req.audit_id == result.audit_id
     record = store.get(result.audit_id)
     assert record is not None and record.approver == "auto"
     assert result.approval is not None and result.approval.request_id == req.id
+    assert record.approval_answers == result.approval.answers_seal
+    assert (record.approval_answers or "").startswith("inline:")
+
+
+async def test_later_answers_to_an_auto_approved_request_follow_its_own(
+    store: AuditStore,
+) -> None:
+    """A late answer to an auto-approved request (a replayed id) is an answer row, refused,
+    shown after the answer the request row holds, and counted as outside the chain."""
+    policy = Policy.from_yaml_string(PAY_POLICY)
+    async with Runtime(
+        executor=Recorder(), policy=policy, approval_handler="auto", audit=store
+    ) as rt:
+        assert (await rt.run_one(PAY)).ok
+    (req,) = store.approvals.list(limit=None)
+    late = store.approvals.respond(req.id, channel="cli", responder="bob", verdict="deny")
+    assert not late.accepted
+    first, second = store.approvals.get(req.id).answers
+    assert (first.id, first.responder, first.accepted) == (None, "auto:auto", True)
+    assert second.id is not None and second.responder == "cli:bob" and not second.accepted
+    assert store.approvals.get(req.id).approvers == ("auto:auto",)
+    report = store.verify()
+    assert report.ok and report.unchained_answers == 1
 
 
 async def test_auto_answer_outside_the_allow_list_is_refused_stored_and_never_runs(

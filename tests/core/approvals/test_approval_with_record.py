@@ -1,5 +1,7 @@
 """The ``auto`` handler's request and answer are written in the transaction of the action's own
-audit record: one commit holds the request, its answer and the record that seals them.
+audit record: one commit holds the request, its answer and the record that seals them. The
+answer is kept in the request row (``answer``), not as an answer row, unless earlier answers
+are sealed with it (a reopened request) or the store lacks that column.
 
 The attacker breaks that transaction at each of its statements, or tampers with the rows it
 wrote. Each test fails if the action ran without its request stored, if a request, an answer
@@ -78,6 +80,12 @@ def answer_count(url: str) -> int:
     return int(sql(url, "SELECT count(*) FROM aegis_approval_answer")[0][0])
 
 
+def held_answers(url: str) -> list[Any]:
+    """The answers request rows hold (``answer``), decoded, oldest request first."""
+    rows = sql(url, "SELECT answer FROM aegis_approval_request ORDER BY created_at")
+    return [None if a is None else json.loads(a) for (a,) in rows]
+
+
 def pending_records(url: str) -> int:
     return int(sql(url, "SELECT count(*) FROM aegis_audit WHERE result = 'pending'")[0][0])
 
@@ -105,16 +113,19 @@ async def test_the_request_is_linked_to_its_record_in_the_same_commit(url: str) 
         sealed = sql(url, "SELECT approval_request FROM aegis_audit WHERE id = :i", i=audit_id)
     assert result.ok and len(executor.ran) == 1
     assert (state, audit_id) == ("approved", result.audit_id)
-    assert sealed == [(rid,)] and answer_count(url) == 1
+    assert sealed == [(rid,)] and answer_count(url) == 0  # the answer is in the request row
+    ((at, channel, responder, verdict, reason, accepted, note),) = held_answers(url)
+    assert (channel, responder, verdict, accepted) == ("auto", "auto:auto", "approve", 1)
+    assert isinstance(at, float) and reason == "auto-approval handler" and note
     assert result.approval is not None and result.approval.request_id == rid
+    assert result.approval.answers_seal is not None
+    assert result.approval.answers_seal.startswith("inline:")
     report = verify(url)
     assert report.ok and report.unchained_answers == 0
 
 
-@pytest.mark.parametrize("table", ["aegis_approval_request", "aegis_approval_answer"])
-async def test_a_refused_row_leaves_nothing_half_written_and_nothing_runs(
-    url: str, table: str
-) -> None:
+async def test_a_refused_row_leaves_nothing_half_written_and_nothing_runs(url: str) -> None:
+    table = "aegis_approval_request"  # the row that holds the answer too
     executor = Recorder()
     async with runtime(url, executor) as rt:
         assert (await rt.run_one(PAY)).ok
@@ -123,8 +134,8 @@ async def test_a_refused_row_leaves_nothing_half_written_and_nothing_runs(
         assert result.status is ResultStatus.BLOCKED and len(executor.ran) == 1
         assert "could not be stored" in (result.reason or "")
         assert "inserts refused" in (result.reason or "")
-        assert len(requests_of(url)) == 1 and answer_count(url) == 1  # the first action's
-        assert pending_records(url) == 0
+        assert len(requests_of(url)) == 1 and len(held_answers(url)) == 1  # the first action's
+        assert answer_count(url) == 0 and pending_records(url) == 0
         allow_inserts(url, table)
         assert (await rt.run_one(PAY)).ok  # and it recovers
     assert len(executor.ran) == 2 and len(requests_of(url)) == 2
@@ -133,6 +144,30 @@ async def test_a_refused_row_leaves_nothing_half_written_and_nothing_runs(
         (blocked,) = store.query(result="blocked")
         assert blocked.approval_request is None  # it names no request that does not exist
     assert verify(url).ok and verify(url).unchained_answers == 0
+
+
+async def test_an_auto_approval_writes_no_answer_row(url: str) -> None:
+    """The answer table refusing every insert does not touch an auto approval: its answer is
+    in the request row. A refused auto answer (not approving) is still an answer row, and
+    with that table refusing it, nothing of it is left and nothing runs."""
+    executor = Recorder()
+    async with runtime(url, executor) as rt:
+        assert (await rt.run_one(PAY)).ok  # creates the tables
+        refuse_inserts(url, "aegis_approval_answer")
+        assert (await rt.run_one(PAY)).ok
+    assert len(executor.ran) == 2 and answer_count(url) == 0
+    assert [a[2] for a in held_answers(url)] == ["auto:auto", "auto:auto"]
+    refused = Recorder()
+    quorum = PAY_POLICY.replace(
+        "approval: approve", "approval: approve\n    approvers: {quorum: 2}"
+    )
+    async with runtime(url, refused, quorum) as rt:
+        result = await rt.run_one(PAY)
+    assert refused.ran == [] and result.status is not ResultStatus.SUCCESS
+    assert len(requests_of(url)) == 2 and answer_count(url) == 0
+    allow_inserts(url, "aegis_approval_answer")
+    report = verify(url)
+    assert report.ok and report.unchained_answers == 0
 
 
 async def test_an_intent_that_cannot_be_written_takes_its_request_with_it(url: str) -> None:
@@ -145,7 +180,8 @@ async def test_an_intent_that_cannot_be_written_takes_its_request_with_it(url: s
         result = await rt.run_one(PAY)
         assert result.status is ResultStatus.BLOCKED and len(executor.ran) == 1
         assert "inserts refused" in (result.reason or "")
-        assert len(requests_of(url)) == 1 and answer_count(url) == 1
+        assert len(requests_of(url)) == 1 and len(held_answers(url)) == 1
+        assert answer_count(url) == 0
         allow_inserts(url, "aegis_audit")
     assert verify(url).ok and verify(url).unchained_answers == 0
 
@@ -158,7 +194,7 @@ async def test_when_no_record_can_be_written_the_action_does_not_run(url: str) -
         with pytest.raises(AuditError, match="inserts refused"):
             await rt.run_one(PAY)
         assert len(executor.ran) == 1
-        assert len(requests_of(url)) == 1 and answer_count(url) == 1
+        assert len(requests_of(url)) == 1 and answer_count(url) == 0
         allow_inserts(url, "aegis_audit")
 
 
@@ -176,7 +212,8 @@ async def test_concurrent_auto_approvals_each_keep_their_own_rows(url: str) -> N
         ["bank", *(f"bank-{i}" for i in range(30) if i != 7)]
     )
     found = requests_of(url)
-    assert len(found) == 30 and answer_count(url) == 30
+    assert len(found) == 30 and answer_count(url) == 0
+    assert all(a is not None and a[2] == "auto:auto" for a in held_answers(url))
     audit_ids = {audit_id for _rid, _state, audit_id in found}
     assert audit_ids == {r.audit_id for r in results if r.ok} | {found[0][2]}
     assert all(state == "approved" for _rid, state, _aid in found)
@@ -187,11 +224,15 @@ async def test_concurrent_auto_approvals_each_keep_their_own_rows(url: str) -> N
 @pytest.mark.parametrize(
     "tamper",
     [
-        "DELETE FROM aegis_approval_answer WHERE request_id = :rid",
-        "UPDATE aegis_approval_answer SET responder = 'slack:mallory' WHERE request_id = :rid",
-        "UPDATE aegis_approval_answer SET at = at - 60 WHERE request_id = :rid",
-        "UPDATE aegis_approval_answer SET accepted = 0 WHERE request_id = :rid",
-        "UPDATE aegis_approval_answer SET request_id = 'x' WHERE request_id = :rid",
+        "DELETE FROM aegis_approval_request WHERE id = :rid",
+        "UPDATE aegis_approval_request SET answer = NULL WHERE id = :rid",
+        "UPDATE aegis_approval_request SET answer = replace(answer, 'auto:auto', 'slack:mallory') "
+        "WHERE id = :rid",
+        "UPDATE aegis_approval_request SET answer = replace(answer, ',1,', ',0,') WHERE id = :rid",
+        "UPDATE aegis_approval_request SET answer = '[' || substr(answer, 3) WHERE id = :rid",
+        "UPDATE aegis_approval_request SET answer = (SELECT answer FROM aegis_approval_request "
+        "WHERE id <> :rid LIMIT 1) WHERE id = :rid",  # another request's (valid) answer
+        "UPDATE aegis_approval_request SET id = 'x' WHERE id = :rid",
     ],
 )
 async def test_tampering_with_a_row_written_with_its_record_is_caught(
@@ -235,9 +276,9 @@ async def test_a_block_on_the_recheck_records_the_stop_with_the_request(
     async with AuditStore(url) as store:
         record = store.get(result.audit_id)  # type: ignore[arg-type]
     assert record is not None and record.approval_request == rid
-    assert record.approval_answers is not None and answer_count(url) == 1
+    assert record.approval_answers is not None and answer_count(url) == 0
     assert verify(url).ok and verify(url).unchained_answers == 0
-    sql(url, "DELETE FROM aegis_approval_answer")
+    sql(url, "UPDATE aegis_approval_request SET answer = NULL")
     assert verify(url).ids_of("approval_answers") == [result.audit_id]
 
 
@@ -250,7 +291,7 @@ async def test_a_failing_before_execute_hook_records_the_stop_with_the_request(u
         result = await rt.run_one(PAY)
     assert executor.ran == [] and result.status is ResultStatus.BLOCKED
     ((_rid, state, audit_id),) = requests_of(url)
-    assert state == "approved" and audit_id == result.audit_id and answer_count(url) == 1
+    assert state == "approved" and audit_id == result.audit_id and answer_count(url) == 0
     assert verify(url).ok and verify(url).unchained_answers == 0
 
 
@@ -294,7 +335,8 @@ async def test_a_refusal_in_the_counted_transaction_moves_the_rows_to_the_stop(
     assert executor.ran == [] and result.status is ResultStatus.BLOCKED
     assert "a limit was reached (test)" in (result.reason or "")
     ((rid, _state, audit_id),) = requests_of(url)
-    assert audit_id == result.audit_id and answer_count(url) == 1
+    assert audit_id == result.audit_id and answer_count(url) == 0  # none left behind
+    assert held_answers(url)[0][2] == "auto:auto"
     assert verify(url).ok and verify(url).unchained_answers == 0
     async with AuditStore(url) as store:
         assert store.count() == 1
@@ -333,21 +375,24 @@ async def test_a_reopened_auto_request_is_stored_and_both_are_sealed(
         ("superseded",)
     ]
     assert (s2, second_audit) == ("approved", result.audit_id) and first_audit is None
-    assert answer_count(url) == 2
+    assert answer_count(url) == 2 and held_answers(url) == [None, None]  # sealed together
     assert verify(url).ok and verify(url).unchained_answers == 0
     sql(url, "DELETE FROM aegis_approval_answer WHERE request_id = :r", r=first)
     assert verify(url).ids_of("approval_answers") == [result.audit_id]
 
 
-@pytest.mark.parametrize("table", ["aegis_approval_request", "aegis_approval_answer"])
+@pytest.mark.parametrize(
+    ("table", "when"),
+    [("aegis_approval_request", ""), ("aegis_audit", "NEW.result = 'pending'")],
+)
 async def test_authorize_records_the_stop_when_its_request_cannot_be_stored(
-    url: str, table: str
+    url: str, table: str, when: str
 ) -> None:
     """``authorize`` (the server's and the hooks' path) ends a failed combined write as
     ``run_one`` does: a recorded stop, not an exception that leaves no record."""
     executor = Recorder()
     async with runtime(url, executor) as rt:
-        refuse_inserts(url, table)
+        refuse_inserts(url, table, when)
         out = await rt.authorize(PAY)
         assert isinstance(out, Result) and out.status is ResultStatus.BLOCKED
         assert "could not be stored" in (out.reason or "")

@@ -7,13 +7,22 @@ of an action about to run, or the record of an action stopped before running) in
 commit of their own: one transaction, all or nothing. A rollback or a crash leaves neither the
 request nor the record, and without the record the action never runs.
 
-The record seals the answer row (``approval.seal``), so the row's id must be known before the
-record is hashed: the op is a DECIDE op of the writer (``audit.writer``) whose payload first
-inserts the answer (its id from the database), computes the seal, and only then builds the
-record; the request row follows as the op's side write, already linked to the record's id.
-Every run of that payload writes the rows afresh (a batch that fails is retried op by op), and
-a payload that ends up writing no record (a limit refused the action in the transaction) takes
-its answer back in the same transaction, so the rows go with the stop recorded next.
+The answer is kept in the request row itself (its ``answer`` column: canonical JSON of at,
+channel, responder, verdict, reason, accepted, note), not as a row of the answer table: one
+INSERT, one index page and one seal of an answer row fewer per approval. The record seals it
+(``approval.seal``: ``inline:`` and SHA-256 of the request's id with that text), so the text
+must be fixed before the record is hashed: the op is a DECIDE op of the writer
+(``audit.writer``) whose payload makes the answer and its seal, and only then builds the
+record; the request row, holding the answer, follows as the op's side write, already linked
+to the record's id. A request that reopened earlier ones (the policy asked for more) seals
+their answer rows with its own, so its answer is an answer row as before: the payload inserts
+it first (its id from the database) and seals them all; so it is too in a store that lacks
+the column (``approval.migrate``: read-only, no DDL rights).
+
+Every run of that payload makes the rows afresh (a batch that fails is retried op by op). A
+payload that ends up writing no record (a limit refused the action in the transaction) leaves
+nothing behind: the request row is only written after a record, and an answer row it inserted
+is deleted in the same transaction; the rows go with the stop recorded next.
 
 ``AuditStore.begin``, ``record`` and ``write_ahead`` find the rows on the approval they are
 given (``ApprovedAlongside.alongside``) and attach them; ``approval_values`` reads the seal
@@ -37,7 +46,13 @@ from aegis.core.decision import PolicyDecision
 from aegis.core.redact import Redactor
 from aegis.runtime.approval import seal as approval_seal
 from aegis.runtime.approval.record import APPROVED, PENDING, AnswerRecord, ApprovalRequest
-from aegis.runtime.approval.rows import Attempt, request_values, snapshot, store_answer
+from aegis.runtime.approval.rows import (
+    Attempt,
+    inline_answer_text,
+    request_values,
+    snapshot,
+    store_answer,
+)
 from aegis.runtime.approval.rules import Verdict, judge
 from aegis.runtime.approval.sql import CREATE_COLUMNS, prepared
 from aegis.runtime.audit.writer import Statements, WriteOp
@@ -56,7 +71,7 @@ __all__ = [
 class Planned:
     """A new request and an answer given before it was stored, judged, not yet written."""
 
-    __slots__ = ("_request", "attempt", "channels", "requirements", "ruling", "values")
+    __slots__ = ("_request", "attempt", "channels", "inline", "requirements", "ruling", "values")
 
     def __init__(
         self,
@@ -65,6 +80,7 @@ class Planned:
         channels: tuple[str, ...],
         attempt: Attempt,
         ruling: Verdict,
+        inline: bool = False,
     ) -> None:
         #: The request row as the ruling leaves it (``CREATE_COLUMNS``, settled_at, outcome).
         self.values = values
@@ -72,6 +88,8 @@ class Planned:
         self.channels = channels
         self.attempt = attempt
         self.ruling = ruling
+        #: The store keeps such an answer in its request row (``AlongsideRows.inline``).
+        self.inline = inline
         self._request: ApprovalRequest | None = None
 
     @property
@@ -108,7 +126,8 @@ class Planned:
         settled = AnsweredAhead(
             values["id"], values["state"], values["outcome"], self.channels, answer
         )
-        return settled, AlongsideRows(values, attempt, ruling.accepted, ruling.message)
+        rows = AlongsideRows(values, attempt, ruling.accepted, ruling.message, inline=self.inline)
+        return settled, rows
 
 
 class AnsweredAhead:
@@ -168,9 +187,11 @@ def plan(
     verdict: str,
     reason: str | None,
     replaces: str | None,
+    inline: bool = False,
 ) -> Planned:
     """Judge an answer nobody had to be asked for on the request it answers, writing nothing:
-    the ruling is ``judge``'s, on the request exactly as it would first be stored."""
+    the ruling is ``judge``'s, on the request exactly as it would first be stored. ``inline``:
+    the store has the request row's ``answer`` column (``approval.migrate``)."""
     requirements = decision.requirements or DEFAULT_REQUIREMENTS
     channels = (channel,)
     values = request_values(action, decision, requirements, window, channels, params_view, replaces)
@@ -183,20 +204,45 @@ def plan(
         values["version"], values["state"] = 2, ruling.new_state
         if ruling.new_state != PENDING:
             values["settled_at"], values["outcome"] = time.time(), ruling.message
-    return Planned(values, requirements, channels, attempt, ruling)
+    return Planned(values, requirements, channels, attempt, ruling, inline)
 
 
 class AlongsideRows:
     """The rows of one request answered in advance, and what became of them."""
 
-    __slots__ = ("accepted", "attempt", "committed", "earlier", "note", "seal", "shared", "values")
+    __slots__ = (
+        "accepted",
+        "answer",
+        "attempt",
+        "committed",
+        "earlier",
+        "inline",
+        "note",
+        "seal",
+        "shared",
+        "values",
+    )
 
-    def __init__(self, values: dict[str, Any], attempt: Attempt, accepted: bool, note: str) -> None:
+    def __init__(
+        self,
+        values: dict[str, Any],
+        attempt: Attempt,
+        accepted: bool,
+        note: str,
+        *,
+        inline: bool = False,
+    ) -> None:
         #: The request row, as it settles (``CREATE_COLUMNS`` plus settled_at and outcome).
         self.values = values
         self.attempt = attempt
         self.accepted = accepted
         self.note = note
+        #: The answer goes in the request row (its ``answer`` column), not in an answer row:
+        #: the store has that column. Only when no earlier answers are sealed with it.
+        self.inline = inline
+        #: The request row's ``answer`` as the last run of the payload made it (None: the
+        #: answer is an answer row, or nothing is to be written).
+        self.answer: str | None = None
         #: Answers of the requests this one replaced (already stored): sealed with it.
         self.earlier: tuple[AnswerRecord, ...] = ()
         #: The seal of the answer rows as last written (read by ``approval_values``).
@@ -229,6 +275,14 @@ class AlongsideRows:
         side = op.side
 
         def decide(cur: Any, st: Statements) -> Any:
+            if self.inline and not self.earlier:  # kept in the request row, written after
+                text = inline_answer_text(time.time(), self.attempt, self.accepted, self.note)
+                self.answer, self.seal = text, approval_seal.inline(self.request_id, text)
+                decided = inner(cur, st)
+                if decided is None:  # no record after all, so no request row: nothing to undo
+                    self.answer = self.seal = None
+                return decided
+            self.answer = None
             sql = prepared(st.paramstyle, st.sqlite)
             answer = store_answer(cur, sql, self.request_id, self.attempt, self.accepted, self.note)
             self.seal = approval_seal.seal([*self.earlier, answer])
@@ -242,9 +296,13 @@ class AlongsideRows:
             sql = prepared(st.paramstyle, st.sqlite)
             values = self.values
             row = [values[c] for c in CREATE_COLUMNS]
-            cur.execute(
-                sql["create_linked"], [*row, values["settled_at"], values["outcome"], audit_id]
-            )
+            row += (values["settled_at"], values["outcome"], audit_id)
+            answer = self.answer
+            if answer is None:
+                cur.execute(sql["create_linked"], row)
+            else:
+                row.append(answer)
+                cur.execute(sql["create_inline"], row)
             if side is not None:
                 side(cur, st, audit_id)
 

@@ -17,7 +17,11 @@ STATES = (PENDING, APPROVED, DENIED, EXPIRED, CANCELLED, ABANDONED, SUPERSEDED)
 
 @attrs.frozen
 class AnswerRecord:
-    id: int | None  # None only for an answer naming no request that was never read back
+    #: The answer row's id. None for an answer kept in its request row (an ``auto`` approval
+    #: written with its action's record: ``ApprovalRequest.answers`` holds it, read from the
+    #: row's ``answer``), for one not stored yet, and for an answer naming no request that was
+    #: never read back.
+    id: int | None
     at: float
     channel: str
     responder: str
@@ -28,6 +32,7 @@ class AnswerRecord:
     note: str | None
     #: The row exactly as stored (every column of ``aegis_approval_answer``, in table order):
     #: what the action's audit record seals (``approval.seal``), so it is never re-encoded.
+    #: Empty for an answer that is no answer row (``id`` None).
     stored: tuple[Any, ...] = attrs.field(default=(), eq=False, repr=False)
 
 
@@ -114,7 +119,32 @@ class AnswerOutcome:
     request: ApprovalRequest | None = None
 
 
+def inline_answer(text: str) -> AnswerRecord:
+    """The answer a request row holds in its ``answer`` column (``rows.inline_answer_text``):
+    id None, nothing stored as an answer row. A value that is not one (edited by hand: ``aegis
+    audit verify`` reports it) reads as a refused answer saying so, never as an approval."""
+    try:
+        at, channel, responder, verdict, reason, accepted, note = json.loads(text)
+        return AnswerRecord(
+            id=None,
+            at=float(at),
+            channel=str(channel),
+            responder=str(responder),
+            verdict=str(verdict),
+            reason=None if reason is None else str(reason),
+            edits=None,
+            accepted=accepted == 1,
+            note=None if note is None else str(note),
+        )
+    except (ValueError, TypeError):
+        shown = text[:80] if isinstance(text, str) else type(text).__name__
+        return AnswerRecord(None, 0.0, "?", "?", "?", None, None, False, f"unreadable: {shown!r}")
+
+
 def request_from_row(row: Mapping[str, Any], found: tuple[AnswerRecord, ...]) -> ApprovalRequest:
+    inline = row.get("answer")
+    if inline is not None:  # given before its request was stored: before any answer row
+        found = (inline_answer(inline), *found)
     spec = json.loads(row["requirements"])
     allow = spec.get("allow")
     requirements = ApprovalRequirements(

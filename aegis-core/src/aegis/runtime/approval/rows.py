@@ -29,6 +29,7 @@ from aegis.runtime.approval.record import (
 )
 from aegis.runtime.approval.rules import Verdict, judge
 from aegis.runtime.approval.sql import REQUEST_COLUMNS
+from aegis.runtime.audit.chain import canonical
 from aegis.runtime.audit.interrupted import current_owner
 from aegis.runtime.audit.record import redacted_json
 
@@ -225,6 +226,15 @@ def _answer(stored: tuple[Any, ...]) -> AnswerRecord:
         note=note,
         stored=stored,
     )
+
+
+def inline_answer_text(at: float, attempt: Attempt, accepted: bool, note: str) -> str:
+    """The one answer of a request settled before it was stored, as its request row keeps it
+    (``answer``): canonical JSON of at, channel, responder, verdict, reason, accepted (0/1) and
+    note, the fields of an answer row that such an answer has (``record.inline_answer``)."""
+    verdict = str(attempt.verdict)[:16]  # as an answer row would keep it
+    flag = 1 if accepted else 0
+    return canonical([at, attempt.channel, attempt.identity, verdict, attempt.reason, flag, note])
 
 
 @attrs.frozen

@@ -2,7 +2,9 @@
 
 * ``aegis_approval_request`` — one row per request; ``version`` makes every change a
   compare-and-swap, so two answers (two processes, two replicas) cannot both settle it.
-* ``aegis_approval_answer`` — every answer given, accepted or refused, with why.
+* ``aegis_approval_answer`` — every answer given, accepted or refused, with why; except the
+  one answer of a request settled before it was stored (an ``auto`` approval), which is kept
+  in its request row (``answer``).
 * ``aegis_approval_secret`` — the per-store secret behind callback tokens.
 
 The hot statements are plain SQL on a held driver connection (``approval.sql``).
@@ -59,6 +61,12 @@ requests = Table(
     Column("audit_id", BigInteger),  # the action's audit record, once written
     Column("outcome", Text),  # why it settled as it did
     Column("edits", Text),  # JSON of the accepted edits, if any
+    # The one answer of a request settled before it was stored (the built-in ``auto``
+    # handler's, written with its action's record): canonical JSON of [at, channel,
+    # responder, verdict, reason, accepted, note], sealed by that record (``approval.seal``).
+    # NULL for every other request, whose answers are rows of ``aegis_approval_answer``.
+    # Added to older stores by ``approval.migrate``.
+    Column("answer", Text),
 )
 # Partial: requests are only ever looked up by state while pending (the reaper, ``aegis
 # approvals list``, the dashboard; ``ApprovalBook.list`` names the state as a literal so the

@@ -1,7 +1,7 @@
 """The approval book's hot statements, run on one held driver connection with prebuilt SQL.
 
-Why not SQLAlchemy Core here: an auto-approved action makes three small book writes (the
-request, its answer, the link to the action's record), and through Core each cost ~200 us of
+Why not SQLAlchemy Core here: an approved action makes small book writes (the request, its
+answer, the link to the action's record), and through Core each cost ~200 us of
 Python (compile-cache lookup, parameter processing, result proxy, pool checkout and the
 rollback-on-return) for a statement SQLite runs in 5-40 us. The audit writer solved the same
 problem the same way; this module shares its helpers (``audit.opening.write_connection`` for the
@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 REQUEST_COLUMNS: tuple[str, ...] = tuple(c.name for c in requests.columns)
 #: What ``create`` writes (the rest start NULL).
 CREATE_COLUMNS: tuple[str, ...] = tuple(
-    c for c in REQUEST_COLUMNS if c not in ("settled_at", "audit_id", "outcome", "edits")
+    c for c in REQUEST_COLUMNS if c not in ("settled_at", "audit_id", "outcome", "edits", "answer")
 )
 #: Every column of an answer, in table order (what ``approval.seal`` hashes).
 ANSWER_COLUMNS: tuple[str, ...] = tuple(c.name for c in answers.columns)
@@ -53,6 +53,9 @@ _RAW = {
     # A request answered before it was stored, written with its action's record (alongside).
     "create_linked": f"INSERT INTO {_REQ} ({', '.join(CREATE_COLUMNS)}, settled_at, outcome, "
     f"audit_id) VALUES ({', '.join('?' for _ in CREATE_COLUMNS)}, ?, ?, ?)",
+    # The same, its one answer held in the row (``answer``) instead of an answer row.
+    "create_inline": f"INSERT INTO {_REQ} ({', '.join(CREATE_COLUMNS)}, settled_at, outcome, "
+    f"audit_id, answer) VALUES ({', '.join('?' for _ in CREATE_COLUMNS)}, ?, ?, ?, ?)",
     "forget_answer": f"DELETE FROM {_ANS} WHERE id = ?",
     "request": f"SELECT {', '.join(REQUEST_COLUMNS)} FROM {_REQ} WHERE id = ?",
     "answers": f"SELECT {', '.join(ANSWER_COLUMNS)} FROM {_ANS} WHERE request_id = ? ORDER BY id",
@@ -74,6 +77,11 @@ _RAW = {
     "AND state IN ('pending', 'approved') AND audit_id IS NULL",
 }
 
+_WITHOUT_ANSWER = (
+    f"SELECT {', '.join(c if c != 'answer' else 'NULL' for c in REQUEST_COLUMNS)} "
+    f"FROM {_REQ} WHERE id = ?"
+)
+
 
 class BookConnection:
     """The driver connection behind one ``ApprovalBook``'s hot statements."""
@@ -86,6 +94,9 @@ class BookConnection:
         self._cur: Any = None
         self._sqlite = False
         self._inline: bool | None = None  # the busy timeout the SQLite connection has now
+        #: The store's request table has the ``answer`` column (``approval.migrate``): set by
+        #: the book before its first transaction; without it ``request`` selects NULL there.
+        self.answer_column = True
         self.sql: dict[str, str] = {}
         self._paramstyle = "qmark"
 
@@ -152,7 +163,7 @@ class BookConnection:
         self._engine = engine
         self._sqlite = engine.dialect.name == "sqlite"
         self._paramstyle = engine.dialect.paramstyle
-        self.sql = _prepared(self._paramstyle, self._sqlite)
+        self.sql = _prepared(self._paramstyle, self._sqlite, self.answer_column)
         self._conn = write_connection(engine)
         self._cur = self._conn.cursor()
         if self._sqlite:
@@ -164,7 +175,7 @@ class BookConnection:
         engine = self._store.engine
         if not self.sql:
             self._paramstyle = engine.dialect.paramstyle
-            self.sql = _prepared(self._paramstyle, sqlite=True)
+            self.sql = _prepared(self._paramstyle, True, self.answer_column)
             self._sqlite = True
         conn = engine.raw_connection()
         try:
@@ -213,10 +224,13 @@ def prepared(paramstyle: str, sqlite: bool) -> dict[str, str]:
     return _prepared(paramstyle, sqlite)
 
 
-def _prepared(paramstyle: str, sqlite: bool) -> dict[str, str]:
+def _prepared(paramstyle: str, sqlite: bool, answer_column: bool = True) -> dict[str, str]:
     """The statements in the driver's paramstyle. A stored answer's id is sealed into the
-    action's audit record: SQLite gives it as ``lastrowid``, other databases by RETURNING."""
-    sql = {k: _convert(v, paramstyle) for k, v in _RAW.items()}
+    action's audit record: SQLite gives it as ``lastrowid``, other databases by RETURNING.
+    Without ``answer_column`` (an older store that could not be migrated) a request is read
+    with NULL in its place, which is what every row of such a store holds."""
+    raw = _RAW if answer_column else {**_RAW, "request": _WITHOUT_ANSWER}
+    sql = {k: _convert(v, paramstyle) for k, v in raw.items()}
     if not sqlite:
         sql["store_answer"] += " RETURNING id"
     return sql

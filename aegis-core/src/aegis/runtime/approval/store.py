@@ -165,6 +165,7 @@ class ApprovalBook(BookTransactions):
             verdict=verdict,
             reason=reason,
             replaces=replaces,
+            inline=self._inline_answers,
         )
 
     def write_answered(self, planned: Planned) -> tuple[ApprovalRequest, AnswerOutcome]:

@@ -37,6 +37,9 @@ class BookTransactions:
     def __init__(self, store: AuditStore) -> None:
         self._store = store
         self._ready = False
+        #: The request table has the ``answer`` column (known once ``_prepare`` ran): an
+        #: ``auto`` approval's answer is then kept in its request row (``approval.alongside``).
+        self._inline_answers = False
         self._raw = BookConnection(store)
         #: (request id, audit id) links not written yet (see ``defer_link``).
         self._links = DeferredLinks(self)
@@ -44,7 +47,7 @@ class BookTransactions:
     def _prepare(self) -> None:
         """Create the tables once (another thread or process may be doing it too: retried)."""
         if not self._ready:
-            from aegis.runtime.approval.migrate import ensure_indexes
+            from aegis.runtime.approval.migrate import ensure_answer_column, ensure_indexes
             from aegis.runtime.audit.opening import create_tables
 
             engine = self._store.engine
@@ -54,6 +57,8 @@ class BookTransactions:
                 url = self._store.safe_url
                 raise AuditError(f"approval store at {url}: {_one_line(exc)}") from exc
             ensure_indexes(engine)  # an older store's (never raises: see approval.migrate)
+            has_answer = ensure_answer_column(engine)  # the same
+            self._inline_answers = self._raw.answer_column = has_answer
             self._ready = True
 
     @contextmanager
