@@ -494,3 +494,23 @@ def test_a_shared_redaction_is_only_used_for_the_same_params_and_redactor() -> N
     assert rows.redacted_params(PAY.params, redactor) is view
     assert rows.redacted_params(dict(PAY.params), redactor) is None  # equal, not the same
     assert rows.redacted_params(PAY.params, other) is None  # another redactor's view differs
+
+
+def test_a_plain_op_never_carries_an_answer_it_has_not_sealed() -> None:
+    """An answer that is an answer row is sealed inside the transaction (its id comes from
+    the database): attaching it to a record already built, which could seal nothing, fails
+    before anything is submitted."""
+    from aegis.runtime.approval.alongside import AlongsideRows
+    from aegis.runtime.approval.rows import Attempt
+    from aegis.runtime.audit.ops import INTENT, WriteOp
+
+    attempt = Attempt("auto", "auto:auto", "approve", None, None, None)
+    row_kept = AlongsideRows({"id": "r1"}, attempt, True, "", inline=False)
+    assert not row_kept.seal_ahead() and row_kept.seal is None
+    with pytest.raises(AuditError, match="sealed before its record"):
+        row_kept.attach(WriteOp(INTENT, ()))
+    inline = AlongsideRows({"id": "r2"}, attempt, True, "", inline=True)
+    assert inline.seal_ahead() and (inline.seal or "").startswith("inline:")
+    op = WriteOp(INTENT, ())
+    inline.attach(op)
+    assert op.payload == () and op.side is not None  # the record as built, plus its request

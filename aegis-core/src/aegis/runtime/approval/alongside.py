@@ -10,16 +10,18 @@ request nor the record, and without the record the action never runs.
 The answer is kept in the request row itself (its ``answer`` column: canonical JSON of at,
 channel, responder, verdict, reason, accepted, note), not as a row of the answer table: one
 INSERT, one index page and one seal of an answer row fewer per approval. The record seals it
-(``approval.seal``: ``inline:`` and SHA-256 of the request's id with that text), so the text
-must be fixed before the record is hashed: the op is a DECIDE op of the writer
-(``audit.writer``) whose payload makes the answer and its seal, and only then builds the
-record; the request row, holding the answer, follows as the op's side write, already linked
-to the record's id. A request that reopened earlier ones (the policy asked for more) seals
-their answer rows with its own, so its answer is an answer row as before: the payload inserts
-it first (its id from the database) and seals them all; so it is too in a store that lacks
-the column (``approval.migrate``: read-only, no DDL rights).
+(``approval.seal``: ``inline:`` and SHA-256 of the request's id with that text). That seal
+needs nothing from the database, so it is made before the record is built (``seal_ahead``)
+and the record goes to the writer as any record does, a plain INTENT or RECORD op; the
+request row, holding the answer, is the op's side write, after the record and linked to its
+id. Two cases are sealed inside the transaction instead, by a DECIDE op of the writer
+(``audit.writer``) whose payload makes the answer and its seal and only then builds the
+record: a stateful policy's intent (``limit_state``: the limits decide in the transaction),
+and an answer that is an answer row, whose id the seal names: a request that reopened
+earlier ones (the policy asked for more; it seals their answer rows with its own), or any
+request in a store that lacks the column (``approval.migrate``: read-only, no DDL rights).
 
-Every run of that payload makes the rows afresh (a batch that fails is retried op by op). A
+Every run of a payload makes the rows afresh (a batch that fails is retried op by op). A
 payload that ends up writing no record (a limit refused the action in the transaction) leaves
 nothing behind: the request row is only written after a record, and an answer row it inserted
 is deleted in the same transaction; the rows go with the stop recorded next.
@@ -44,6 +46,7 @@ from aegis.core.approval import ApprovalDecision
 from aegis.core.approvers import DEFAULT_REQUIREMENTS, ApprovalRequirements
 from aegis.core.decision import PolicyDecision
 from aegis.core.redact import Redactor
+from aegis.errors import AuditError
 from aegis.runtime.approval import seal as approval_seal
 from aegis.runtime.approval.record import APPROVED, PENDING, AnswerRecord, ApprovalRequest
 from aegis.runtime.approval.rows import (
@@ -55,7 +58,7 @@ from aegis.runtime.approval.rows import (
 )
 from aegis.runtime.approval.rules import Verdict, judge
 from aegis.runtime.approval.sql import CREATE_COLUMNS, prepared
-from aegis.runtime.audit.writer import Statements, WriteOp
+from aegis.runtime.audit.writer import DECIDE, Statements, WriteOp
 
 __all__ = [
     "AlongsideRows",
@@ -269,15 +272,28 @@ class AlongsideRows:
     def request_id(self) -> str:
         return str(self.values["id"])
 
+    def seal_ahead(self) -> bool:
+        """Make the answer kept in the request row, and its seal, now, if this request keeps
+        its answer there (``inline``, nothing earlier sealed with it): the seal then needs no
+        id from the database, so the record can be built before it is submitted, as any
+        record is, and written by a plain op whose side write adds the request row. False:
+        the answer is an answer row, sealed in the transaction (a DECIDE op: ``attach``)."""
+        if not self.inline or self.earlier:
+            return False
+        text = inline_answer_text(time.time(), self.attempt, self.accepted, self.note)
+        self.answer, self.seal = text, approval_seal.inline(self.request_id, text)
+        return True
+
     def attach(self, op: WriteOp) -> None:
-        """Make ``op`` (a DECIDE op) write these rows in its transaction, before its record."""
-        inner = op.payload
-        side = op.side
+        """Make ``op`` write these rows in its transaction: the request row after its record,
+        and, for a DECIDE op, the answer (and its seal) before the record is built. A plain
+        op (INTENT, RECORD) needs the answer made and sealed already (``seal_ahead``)."""
+        inner, side = op.payload, op.side
+        if op.kind < DECIDE and self.answer is None:  # its record would seal no answer
+            raise AuditError("an approval's answer must be sealed before its record is built")
 
         def decide(cur: Any, st: Statements) -> Any:
-            if self.inline and not self.earlier:  # kept in the request row, written after
-                text = inline_answer_text(time.time(), self.attempt, self.accepted, self.note)
-                self.answer, self.seal = text, approval_seal.inline(self.request_id, text)
+            if self.seal_ahead():  # kept in the request row, written after the record
                 decided = inner(cur, st)
                 if decided is None:  # no record after all, so no request row: nothing to undo
                     self.answer = self.seal = None
@@ -306,7 +322,8 @@ class AlongsideRows:
             if side is not None:
                 side(cur, st, audit_id)
 
-        op.payload = decide
+        if op.kind >= DECIDE:
+            op.payload = decide
         op.side = with_request
 
 

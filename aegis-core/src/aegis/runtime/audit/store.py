@@ -282,8 +282,9 @@ class AuditStore(AuditReader):
                 action, decision, approval, label, parent_id, redactor, now_iso(), shadow
             )
 
+        rows = unwritten_rows(approval)
         try:
-            if unwritten_rows(approval) is None:
+            if rows is None or rows.seal_ahead():
                 op = WriteOp(INTENT, intent_payload(values()))
             else:  # built in the transaction, once the rows it seals are written
                 op = WriteOp(DECIDE, lambda _cur, _st: (INTENT, intent_payload(values())))
@@ -421,10 +422,11 @@ class AuditStore(AuditReader):
 
         rows = unwritten_rows(result.approval)
         try:
-            if rows is None:
+            if rows is None or rows.seal_ahead():
                 op = WriteOp(RECORD, payload())
             else:  # built in the transaction, once the rows it seals are written
                 op = WriteOp(DECIDE_RECORD, lambda _cur, _st: (RECORD, payload()))
+            if rows is not None:
                 rows.attach(op)
         except Exception as exc:
             raise AuditError(f"cannot build the audit record: {exc}") from exc
