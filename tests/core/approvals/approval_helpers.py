@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from aegis import Action
+from aegis import Action, Policy, Runtime
 from aegis.adapters.base import BaseExecutor
 from aegis.core.result import Result, ResultStatus
 from aegis.runtime.approval.channels import ApprovalChannel, Responder
@@ -21,6 +21,22 @@ rules:
     risk_level: high
     approval: approve
 """
+
+
+#: The action most approval tests run: a payment the PAY_POLICY rule asks approval for.
+PAY = Action("pay", "bank", params={"amount": 5000, "to": "acct-1"})
+
+
+async def run_auto(audit: Any, action: Action = PAY) -> Result:
+    """``action`` run once under PAY_POLICY with the built-in ``auto`` handler, on ``audit``
+    (a URL or a store); the runtime is closed before this returns."""
+    async with Runtime(
+        executor=Recorder(),
+        policy=Policy.from_yaml_string(PAY_POLICY),
+        approval_handler="auto",
+        audit=audit,
+    ) as rt:
+        return await rt.run_one(action)
 
 
 def policy_text(approvers: str = "", approval: str = "approve", risk: str = "high") -> str:

@@ -20,16 +20,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from approval_helpers import PAY_POLICY, Recorder
+from approval_helpers import PAY, PAY_POLICY, run_auto
 from sqlalchemy import create_engine, event, inspect, text
 from sqlalchemy.pool import Pool
 
-from aegis import Action, Policy, Runtime
+from aegis import Policy
 from aegis.runtime.approval import migrate
 from aegis.runtime.approval.migrate import ensure_answer_column
 from aegis.runtime.audit import AuditStore
 
-PAY = Action("pay", "bank", params={"amount": 5000, "to": "acct-1"})
 AEGIS = Path(sys.executable).with_name("aegis")
 
 
@@ -65,18 +64,6 @@ def make_old(url: str) -> None:
     assert not has_column(url)
 
 
-async def run_auto(url: str) -> Any:
-    async with Runtime(
-        executor=Recorder(),
-        policy=Policy.from_yaml_string(PAY_POLICY),
-        approval_handler="auto",
-        audit=url,
-    ) as rt:
-        result = await rt.run_one(PAY)
-    assert result.ok
-    return result
-
-
 def answer_rows(url: str) -> list[Any]:
     return sql(url, "SELECT request_id, responder, accepted FROM aegis_approval_answer")
 
@@ -106,6 +93,7 @@ async def test_an_older_store_gains_the_column_and_keeps_its_requests(url: str) 
         )
     assert has_column(url)  # the first book on it added the column
     result = await run_auto(url)
+    assert result.ok
     assert result.approval is not None and result.approval.request_id is not None
     assert (result.approval.answers_seal or "").startswith("inline:")
     assert answer_rows(url) == []
@@ -203,6 +191,7 @@ async def test_a_store_whose_column_cannot_be_added_keeps_working(
     make_old(url)
     with no_ddl(url) as limited:
         result = await run_auto(limited)  # no column: the answer is an answer row, as before
+        assert result.ok
         assert "could not add the answer column" in caplog.text
         assert not has_column(url)
         assert result.approval is not None
@@ -220,6 +209,7 @@ async def test_a_store_whose_column_cannot_be_added_keeps_working(
         assert report.ok and report.unchained_answers == 0
     # Its owner opens it later: the column is added, and old and new requests both read back.
     second = await run_auto(url)
+    assert second.ok
     assert has_column(url) and len(answer_rows(url)) == 1
     assert second.approval is not None
     assert (second.approval.answers_seal or "").startswith("inline:")
@@ -235,6 +225,7 @@ async def test_a_store_whose_column_cannot_be_added_keeps_working(
 
 async def test_approvals_show_names_who_approved_an_auto_request(url: str) -> None:
     result = await run_auto(url)
+    assert result.ok
     assert result.approval is not None and result.approval.request_id is not None
     rid = result.approval.request_id
     out = shown(url, rid)

@@ -16,14 +16,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from approval_helpers import PAY_POLICY, Recorder
+from approval_helpers import PAY, PAY_POLICY, run_auto
 from sqlalchemy import create_engine, inspect, text
 
-from aegis import Action, Policy, Runtime
+from aegis import Policy
 from aegis.runtime.approval.migrate import OLD_STATE_INDEX, ensure_indexes
 from aegis.runtime.audit import AuditStore
 
-PAY = Action("pay", "bank", params={"amount": 5000, "to": "acct-1"})
 NEW_INDEX = "ix_aegis_approval_request_pending"
 AEGIS = Path(sys.executable).with_name("aegis")
 
@@ -50,16 +49,6 @@ def make_old(url: str) -> None:
     """The request table as stores before the partial index had it."""
     sql(url, f"DROP INDEX {NEW_INDEX}")
     sql(url, f"CREATE INDEX {OLD_STATE_INDEX} ON aegis_approval_request (state)")
-
-
-async def run_auto(url: str) -> Any:
-    async with Runtime(
-        executor=Recorder(),
-        policy=Policy.from_yaml_string(PAY_POLICY),
-        approval_handler="auto",
-        audit=url,
-    ) as rt:
-        return await rt.run_one(PAY)
 
 
 async def test_an_auto_approved_request_is_found_shown_and_verified(url: str) -> None:

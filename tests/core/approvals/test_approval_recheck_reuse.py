@@ -88,35 +88,13 @@ async def test_a_clock_condition_is_evaluated_again(store: AuditStore, monkeypat
     assert result.ok and len(seen) == 2
 
 
-async def test_a_policy_swapped_before_the_recheck_blocks(store: AuditStore) -> None:
-    """An ``on_decision`` hook reloads the policy to block after the decision was made: the
-    re-check sees another fingerprint, evaluates, and the block wins."""
-    holder: dict[str, Runtime] = {}
-
-    def swap(decision: Any) -> None:
-        holder["rt"].update_policy(Policy.from_yaml_string(BLOCK_PAY))
-
-    executor = Recorder()
-    rt = Runtime(
-        executor=executor,
-        policy=Policy.from_yaml_string(PAY_POLICY),
-        approval_handler="auto",
-        audit=store,
-        hooks=RuntimeHooks(on_decision=swap),
-    )
-    holder["rt"] = rt
-    async with rt:
-        result = await rt.run_one(PAY)
-    assert executor.ran == []
-    assert result.status is ResultStatus.BLOCKED
-    assert "policy in force now blocks" in (result.reason or "")
-
-
-async def test_the_same_content_reloaded_still_runs(store: AuditStore, monkeypatch: Any) -> None:
+async def run_reloading(store: AuditStore, text: str) -> tuple[Any, Recorder]:
+    """Run PAY with an ``on_decision`` hook that reloads the policy from ``text`` after the
+    decision was made, before the approval step's re-check."""
     holder: dict[str, Runtime] = {}
 
     def reload(decision: Any) -> None:
-        holder["rt"].update_policy(Policy.from_yaml_string(PAY_POLICY))
+        holder["rt"].update_policy(Policy.from_yaml_string(text))
 
     executor = Recorder()
     rt = Runtime(
@@ -129,6 +107,19 @@ async def test_the_same_content_reloaded_still_runs(store: AuditStore, monkeypat
     holder["rt"] = rt
     async with rt:
         result = await rt.run_one(PAY)
+    return result, executor
+
+
+async def test_a_policy_swapped_before_the_recheck_blocks(store: AuditStore) -> None:
+    """The re-check sees another fingerprint, evaluates, and the block wins."""
+    result, executor = await run_reloading(store, BLOCK_PAY)
+    assert executor.ran == []
+    assert result.status is ResultStatus.BLOCKED
+    assert "policy in force now blocks" in (result.reason or "")
+
+
+async def test_the_same_content_reloaded_still_runs(store: AuditStore) -> None:
+    result, executor = await run_reloading(store, PAY_POLICY)
     assert result.ok and [a.type for a in executor.ran] == ["pay"]
 
 
