@@ -32,7 +32,8 @@ from typing import Any
 import mcp_types as types
 from aegis.adapters.mcp import wire
 from aegis.adapters.mcp.executor import ProgressCallback
-from aegis.adapters.mcp.proxy import Proxy, to_call_result
+from aegis.adapters.mcp.proxy import Proxy
+from aegis.adapters.mcp.replies import to_call_result
 from aegis.adapters.mcp.upstream import forwarded
 from mcp_types.methods import parse_client_request, serialize_server_result
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS

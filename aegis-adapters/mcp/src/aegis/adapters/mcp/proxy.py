@@ -10,6 +10,9 @@
   ``resources/read`` (params ``{"uri"}``) and ``prompts/get`` (params ``{"name", "arguments"}``).
 * A name the proxy did not list (a hidden or unknown tool) is refused by the policy gate and
   audited like any other stopped call, so hiding is never the only defence.
+
+That gate is ``gate.GatedPolicy`` (the policy the runtime holds); what a client gets back is
+built in ``replies``.
 """
 
 from __future__ import annotations
@@ -24,7 +27,9 @@ import attrs
 import mcp_types as types
 from aegis.adapters.mcp import explain, tool_action
 from aegis.adapters.mcp.executor import ProgressCallback, progress_callback
+from aegis.adapters.mcp.gate import GatedPolicy
 from aegis.adapters.mcp.pins import QUARANTINED, TRUSTED, PinEvent, PinStore, ToolShape
+from aegis.adapters.mcp.replies import progress_forwarder, refusal, to_call_result
 from aegis.adapters.mcp.upstream import Upstream, UpstreamDown
 
 from aegis.core.action import Action
@@ -44,48 +49,6 @@ class Route:
     server: str
     tool: str
     definition: types.Tool
-
-
-class GatedPolicy:
-    """The user's policy, plus what only the proxy knows: which tools exist and which are
-    quarantined. Wrapping the policy (not checking beside it) means the runtime's re-evaluation
-    after an approval sees the same gate."""
-
-    def __init__(self, inner: Any, proxy: Proxy) -> None:
-        self.inner = inner
-        self.proxy = proxy
-
-    @property
-    def fingerprint(self) -> Any:
-        return getattr(self.inner, "fingerprint", None)
-
-    def evaluate(self, action: Action) -> PolicyDecision:
-        decision: PolicyDecision = self.inner.evaluate(action)
-        if action.metadata.get("mcp") != "tools/call" or not decision.is_allowed:
-            return decision  # a policy block stands as the policy said it
-        key = (action.target, action.type)
-        if key not in self.proxy.known:
-            reason = f"{action.type!r} is not a tool the proxy listed for server {action.target!r}"
-            return _gate(decision, Approval.BLOCK, "mcp-proxy:unlisted", reason)
-        if self.proxy.status.get(key) == QUARANTINED:
-            why = self.proxy.quarantine_reason(*key)
-            if self.proxy.quarantine == "hide":
-                return _gate(decision, Approval.BLOCK, "mcp-proxy:quarantine", why)
-            if decision.approval is Approval.AUTO:
-                reason = f"{why}; approve-only until accepted"
-                return _gate(decision, Approval.APPROVE, "mcp-proxy:quarantine", reason)
-        return decision
-
-
-def _gate(decision: PolicyDecision, approval: Approval, rule: str, reason: str) -> PolicyDecision:
-    """The policy's decision made stricter by the proxy; the audit names the proxy's rule."""
-    return attrs.evolve(
-        decision,
-        approval=approval,
-        risk_level=max(decision.risk_level, RiskLevel.HIGH),
-        matched_rule=rule,
-        reason=reason,
-    )
 
 
 class Proxy:
@@ -285,7 +248,7 @@ class Proxy:
         self, ctx: Any, params: types.CallToolRequestParams
     ) -> types.CallToolResult:
         self._remember(ctx)
-        return await self.call(params.name, params.arguments, _progress_forwarder(ctx))
+        return await self.call(params.name, params.arguments, progress_forwarder(ctx))
 
     async def call(
         self, name: str, arguments: Mapping[str, Any] | None, progress: ProgressCallback | None
@@ -346,7 +309,7 @@ class Proxy:
         result = await self.runtime.run_one(action)
         if result.ok and isinstance(result.data, types.ReadResourceResult):
             return result.data
-        raise _refusal(result)
+        raise refusal(result)
 
     async def _list_prompts(self, ctx: Any, params: Any) -> types.ListPromptsResult:
         self._remember(ctx)
@@ -378,7 +341,7 @@ class Proxy:
         result = await self.runtime.run_one(action)
         if result.ok and isinstance(result.data, types.GetPromptResult):
             return result.data
-        raise _refusal(result)
+        raise refusal(result)
 
     def _with(self, capability: str) -> list[Upstream]:
         return [
@@ -412,37 +375,6 @@ class Proxy:
                 await getattr(session, method)()
             except Exception:
                 del self._clients[key]
-
-
-def _progress_forwarder(ctx: Any) -> Any:
-    meta = getattr(ctx, "meta", None)
-    token = meta.get("progress_token") if isinstance(meta, Mapping) else None
-    if token is None:
-        token = getattr(meta, "progress_token", None)
-    session = getattr(ctx, "session", None)
-    if token is None or session is None:
-        return None
-
-    async def forward(progress: float, total: float | None, message: str | None) -> None:
-        with contextlib.suppress(Exception):
-            await session.send_progress_notification(token, progress, total, message)
-
-    return forward
-
-
-def to_call_result(result: Result) -> types.CallToolResult:
-    """What the MCP client sees: the upstream's answer if the call ran, else a tool error."""
-    if isinstance(result.data, types.CallToolResult) and result.executed:
-        return result.data
-    return types.CallToolResult(
-        content=[types.TextContent(type="text", text=explain(result))], is_error=True
-    )
-
-
-def _refusal(result: Result) -> Exception:
-    from mcp.shared.exceptions import MCPError
-
-    return MCPError(code=-32600, message=explain(result))
 
 
 __all__ = ["GatedPolicy", "Proxy", "Route", "UpstreamDown", "explain", "to_call_result"]
