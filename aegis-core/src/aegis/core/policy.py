@@ -19,20 +19,16 @@ action, with an agent id or without.
 Names are matched as NFKC, case-folded keys (``aegis.core.names``); a name flagged as a
 look-alike (mixed scripts, stray combining marks) never gets ``auto``: auto rules are skipped
 for it, and ``auto`` defaults become ``approve``. ``PolicyDecision.flags`` says why.
+
+Reading sources, placing their problems and the fingerprint are ``aegis.core.policy_sources``.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import json
 import os
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
-
-import attrs
 
 from aegis.core import policy_model as pm
 from aegis.core.action import Action
@@ -40,7 +36,16 @@ from aegis.core.condition import EvalContext
 from aegis.core.decision import PolicyDecision
 from aegis.core.matcher import MAX_CACHED_KEY, CompiledRule, RuleMatcher
 from aegis.core.policy_compile import repeatable_tree, stateful_leaves
-from aegis.core.policy_loader import Problem, load, locate
+from aegis.core.policy_loader import Problem
+from aegis.core.policy_sources import (
+    Part,
+    compiled,
+    duplicate_rules,
+    fingerprint,
+    read_source,
+    recompiled,
+    tz_of,
+)
 from aegis.core.policy_yaml import parse
 from aegis.core.risk import Approval, RiskLevel
 from aegis.core.stateful import LimitState, StatefulCheck
@@ -48,39 +53,6 @@ from aegis.errors import PolicyError, PolicyIssue
 
 _AUTO, _APPROVE, _BLOCK = Approval.AUTO, Approval.APPROVE, Approval.BLOCK
 _NO_MATCH = "no rule matched; policy defaults apply"
-
-
-@attrs.frozen
-class _Part:
-    """One source a policy was built from (for error positions after a merge)."""
-
-    source: str
-    text: str | None
-    rule_count: int
-
-
-def _fingerprint(data: Mapping[str, Any]) -> str:
-    try:
-        canonical = _canonical(data)
-    except ValueError:  # an int too long for str() (Python's 4,300-digit guard): hash its hex
-        canonical = _canonical(_hex_big_ints(data))
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
-
-
-def _canonical(data: Any) -> str:
-    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=repr)
-
-
-def _hex_big_ints(value: Any) -> Any:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, int):
-        return {"$int": hex(value)}
-    if isinstance(value, Mapping):
-        return {k: _hex_big_ints(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_hex_big_ints(v) for v in value]
-    return value
 
 
 class Policy:
@@ -105,7 +77,7 @@ class Policy:
         self,
         model: pm.PolicyModel,
         rules: tuple[CompiledRule, ...],
-        parts: tuple[_Part, ...],
+        parts: tuple[Part, ...],
         tz: dt.tzinfo,
     ) -> None:
         """Internal: use the ``from_*`` constructors."""
@@ -115,7 +87,7 @@ class Policy:
         self._tz = tz
         self._defaults = model.effective_defaults
         self._matcher = RuleMatcher(rules, bool(model.case_sensitive))
-        self._fingerprint = _fingerprint(pm.to_dict(model))
+        self._fingerprint = fingerprint(pm.to_dict(model))
         self._limits: tuple[StatefulCheck, ...] = tuple(
             leaf.check
             for r in rules
@@ -129,25 +101,17 @@ class Policy:
 
     @classmethod
     def from_yaml(cls, path: str | os.PathLike[str]) -> Policy:
-        source = os.fspath(path)
-        try:
-            text = Path(source).read_text(encoding="utf-8")
-        except UnicodeDecodeError as exc:
-            raise PolicyError(PolicyIssue(f"not UTF-8 text: {exc.reason}", source)) from None
-        except OSError as exc:
-            raise PolicyError(
-                PolicyIssue(f"cannot read policy: {exc.strerror or exc}", source)
-            ) from None
+        text, source = read_source(path)
         return cls.from_yaml_string(text, source=source)
 
     @classmethod
     def from_yaml_string(cls, text: str, source: str = "<string>") -> Policy:
         data, issues, _ = parse(text, source)
-        return cls._build(data, _Part(source, text, 0), issues)
+        return cls._build(data, Part(source, text, 0), issues)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], source: str = "<dict>") -> Policy:
-        return cls._build(data, _Part(source, None, 0), [])
+        return cls._build(data, Part(source, None, 0), [])
 
     @classmethod
     def from_yaml_files(cls, *paths: str | os.PathLike[str]) -> Policy:
@@ -160,14 +124,9 @@ class Policy:
         return policy
 
     @classmethod
-    def _build(cls, data: Any, part: _Part, issues: list[PolicyIssue]) -> Policy:
-        loaded, problems = load(data)
-        if loaded is None or problems or issues:
-            located = locate(problems, _positions(part), part.source)
-            raise PolicyError(sorted(issues + located, key=_issue_order))
-        model = loaded.model
-        part = attrs.evolve(part, rule_count=len(model.rules))
-        return cls(model, loaded.rules, (part,), _tz_of(model))
+    def _build(cls, data: Any, part: Part, issues: list[PolicyIssue]) -> Policy:
+        loaded, part = compiled(data, part, issues)
+        return cls(loaded.model, loaded.rules, (part,), tz_of(loaded.model))
 
     def merge(self, other: Policy) -> Policy:
         """Rules of ``self`` then ``other``; ``other``'s settings override only those it sets.
@@ -177,37 +136,12 @@ class Policy:
         error naming both places.
         """
         model = self._model.merged_with(other._model)
-        problems: list[PolicyIssue] = []
-        mine = {rule.name: i for i, rule in enumerate(self._model.rules)}
-        for j, rule in enumerate(other._model.rules):
-            if rule.name in mine:
-                first = self._rule_position(mine[rule.name])
-                here = other._rule_position(j)
-                problems.append(
-                    attrs.evolve(
-                        here,
-                        message=f"duplicate rule name {rule.name!r} (first defined at"
-                        f" {first.file}{_at(first)})",
-                    )
-                )
+        problems = duplicate_rules(self._model.rules, self._parts, other._model.rules, other._parts)
         if problems:
             raise PolicyError(problems)
-        return self._rebuilt(model, self._parts + other._parts)
-
-    def _rebuilt(self, model: pm.PolicyModel, parts: tuple[_Part, ...]) -> Policy:
-        loaded, problems = load(pm.to_dict(model))
-        if loaded is None or problems:
-            raise PolicyError(locate(problems, {}, " + ".join(p.source for p in parts)))
-        return Policy(loaded.model, loaded.rules, parts, _tz_of(loaded.model))
-
-    def _rule_position(self, index: int) -> PolicyIssue:
-        offset = 0
-        for part in self._parts:
-            if index < offset + part.rule_count:
-                path = ("rules", index - offset, "name")
-                return locate([(path, "", False)], _positions(part), part.source)[0]
-            offset += part.rule_count
-        return PolicyIssue("", self.source)
+        parts = self._parts + other._parts
+        loaded = recompiled(model, parts)
+        return Policy(loaded.model, loaded.rules, parts, tz_of(loaded.model))
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (_rebuild, (pm.to_dict(self._model), self.source))
@@ -414,29 +348,6 @@ class Policy:
             requirements,
             flags,
         )
-
-
-def _at(issue: PolicyIssue) -> str:
-    if issue.line is None:
-        return f" ({issue.key})" if issue.key else ""
-    return f":{issue.line}:{issue.column}"
-
-
-def _issue_order(issue: PolicyIssue) -> tuple[int, int]:
-    return (issue.line or 0, issue.column or 0)
-
-
-def _positions(part: _Part) -> dict[Any, tuple[int, int]]:
-    if part.text is None:
-        return {}
-    try:
-        return parse(part.text, part.source, track=True)[2]
-    except PolicyError:
-        return {}
-
-
-def _tz_of(model: pm.PolicyModel) -> dt.tzinfo:
-    return ZoneInfo(model.effective_timezone)
 
 
 def _rebuild(data: dict[str, Any], source: str) -> Policy:
