@@ -11,8 +11,8 @@
 * A name the proxy did not list (a hidden or unknown tool) is refused by the policy gate and
   audited like any other stopped call, so hiding is never the only defence.
 
-That gate is ``gate.GatedPolicy`` (the policy the runtime holds); what a client gets back is
-built in ``replies``.
+That gate is ``gate.GatedPolicy`` (the policy the runtime holds); resources and prompts are
+``passthrough``; what a client gets back is built in ``replies``.
 """
 
 from __future__ import annotations
@@ -28,8 +28,9 @@ import mcp_types as types
 from aegis.adapters.mcp import explain, tool_action
 from aegis.adapters.mcp.executor import ProgressCallback, progress_callback
 from aegis.adapters.mcp.gate import GatedPolicy
+from aegis.adapters.mcp.passthrough import Passthrough
 from aegis.adapters.mcp.pins import QUARANTINED, TRUSTED, PinEvent, PinStore, ToolShape
-from aegis.adapters.mcp.replies import progress_forwarder, refusal, to_call_result
+from aegis.adapters.mcp.replies import progress_forwarder, to_call_result
 from aegis.adapters.mcp.upstream import Upstream, UpstreamDown
 
 from aegis.core.action import Action
@@ -51,7 +52,7 @@ class Route:
     definition: types.Tool
 
 
-class Proxy:
+class Proxy(Passthrough):
     def __init__(
         self,
         runtime: Any,
@@ -278,77 +279,6 @@ class Proxy:
         finally:
             progress_callback.reset(token)
         return to_call_result(result)
-
-    async def _list_resources(self, ctx: Any, params: Any) -> types.ListResourcesResult:
-        self._remember(ctx)
-        found: list[types.Resource] = []
-        for upstream in self._with("resources"):
-            try:
-                resources = await upstream.list_resources()
-            except Exception as exc:
-                log.warning("upstream %r: resources/list failed: %s", upstream.name, exc)
-                continue
-            for resource in resources:
-                self._resources[str(resource.uri)] = upstream.name
-                found.append(resource)
-        return types.ListResourcesResult(resources=found)
-
-    async def _read_resource(
-        self, ctx: Any, params: types.ReadResourceRequestParams
-    ) -> types.ReadResourceResult:
-        uri = str(params.uri)
-        server = self._resources.get(uri)
-        if server is None and len(self.upstreams) == 1:
-            server = next(iter(self.upstreams))
-        action = Action(
-            "resources/read",
-            server or "(unknown)",
-            {"uri": uri},
-            metadata={"mcp": "resources/read"},
-        )
-        result = await self.runtime.run_one(action)
-        if result.ok and isinstance(result.data, types.ReadResourceResult):
-            return result.data
-        raise refusal(result)
-
-    async def _list_prompts(self, ctx: Any, params: Any) -> types.ListPromptsResult:
-        self._remember(ctx)
-        found: list[types.Prompt] = []
-        for upstream in self._with("prompts"):
-            try:
-                prompts = await upstream.list_prompts()
-            except Exception as exc:
-                log.warning("upstream %r: prompts/list failed: %s", upstream.name, exc)
-                continue
-            for prompt in prompts:
-                name = self.exposed(upstream.name, prompt.name)
-                self._prompts[name] = (upstream.name, prompt.name)
-                found.append(prompt.model_copy(update={"name": name}))
-        return types.ListPromptsResult(prompts=found)
-
-    async def _get_prompt(
-        self, ctx: Any, params: types.GetPromptRequestParams
-    ) -> types.GetPromptResult:
-        server, name = self._prompts.get(params.name, ("(unknown)", params.name))
-        if server == "(unknown)" and not self.prefix and len(self.upstreams) == 1:
-            server = next(iter(self.upstreams))
-        action = Action(
-            "prompts/get",
-            server,
-            {"name": name, "arguments": dict(params.arguments or {})},
-            metadata={"mcp": "prompts/get"},
-        )
-        result = await self.runtime.run_one(action)
-        if result.ok and isinstance(result.data, types.GetPromptResult):
-            return result.data
-        raise refusal(result)
-
-    def _with(self, capability: str) -> list[Upstream]:
-        return [
-            u
-            for u in self.upstreams.values()
-            if u.alive and getattr(u.capabilities, capability, None) is not None
-        ]
 
     # -- notifications from upstreams --------------------------------------------------------
 
