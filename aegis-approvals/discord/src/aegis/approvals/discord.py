@@ -29,8 +29,6 @@ from aegis.approvals.discord_clicks import (
     Say,
     answer,
     components,
-    pack,
-    unpack,
 )
 from aegis.approvals.discord_interactions import (
     EPHEMERAL,
@@ -44,6 +42,8 @@ from discord.http import Route
 from aegis.hookspecs import Register, hookimpl
 from aegis.runtime.approval.channels import ApprovalChannel, Responder, summary_text
 from aegis.runtime.approval.store import ApprovalRequest
+from aegis.runtime.approval.tokens import compact as pack
+from aegis.runtime.approval.tokens import expand as unpack
 
 log = logging.getLogger("aegis.approvals.discord")
 

@@ -9,14 +9,13 @@ stores every attempt. Nothing here talks to Discord.
 
 Button ``custom_id``\\ s are ``aegis:<verb>:<ref>`` where ``ref`` is the core's callback token
 (request id + a 128-bit HMAC of id and action digest under the store's secret) packed into
-43 base64url characters: 51 characters in all, inside Discord's 100. Only the core can mint
+43 base64url characters (``aegis.runtime.approval.tokens.compact``): 57 characters in all
+(``aegis:approve:<ref>``), inside Discord's 100. Only the core can mint
 a valid ref, so a forged ``custom_id`` names no request.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
@@ -25,36 +24,10 @@ import attrs
 
 from aegis.runtime.approval.channels import Responder
 from aegis.runtime.approval.store import ApprovalRequest
+from aegis.runtime.approval.tokens import expand as unpack
 
 PREFIX = "aegis:"
 Lookup = Callable[[str], Awaitable[ApprovalRequest | None]]
-
-
-# -- the compact ref in custom_id ---------------------------------------------------------------
-
-
-def pack(token: str) -> str:
-    """``<32 hex id>.<32 hex mac>`` -> 43 base64url characters (any other form is kept)."""
-    rid, _, mac = token.partition(".")
-    try:
-        raw = bytes.fromhex(rid) + bytes.fromhex(mac)
-    except ValueError:
-        return token
-    if len(raw) != 32:
-        return token
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
-
-
-def unpack(ref: str) -> str:
-    """The core's token back from ``pack``; anything unexpected passes through (and the core
-    then refuses it as naming no request)."""
-    if len(ref) != 43 or "." in ref:
-        return ref
-    try:
-        raw = base64.urlsafe_b64decode(ref + "=")
-    except (binascii.Error, ValueError):
-        return ref
-    return f"{raw[:16].hex()}.{raw[16:].hex()}"
 
 
 # -- what a click turns into --------------------------------------------------------------------

@@ -16,8 +16,6 @@ up, and a reply names its request by the ref printed in the message it replies t
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import datetime as dt
 import hmac
 import json
@@ -35,6 +33,8 @@ from aegis.hookspecs import Register, hookimpl
 from aegis.http import HttpRequest, HttpResponse
 from aegis.runtime.approval.channels import ApprovalChannel, Responder, summary_text
 from aegis.runtime.approval.store import ApprovalRequest
+from aegis.runtime.approval.tokens import compact as pack
+from aegis.runtime.approval.tokens import expand as unpack
 
 log = logging.getLogger("aegis.approvals.telegram")
 
@@ -45,28 +45,6 @@ HOWTO = 'Reply to this message with: approve · deny <reason> · edit {"param": 
 
 #: A Bot API call to make in answer to an update: (method, arguments).
 Call = tuple[str, dict[str, Any]]
-
-
-def pack(token: str) -> str:
-    """``<32 hex id>.<32 hex mac>`` -> 43 base64url characters (any other form is kept)."""
-    rid, _, mac = token.partition(".")
-    try:
-        raw = bytes.fromhex(rid) + bytes.fromhex(mac)
-    except ValueError:
-        return token
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode() if len(raw) == 32 else token
-
-
-def unpack(ref: str) -> str:
-    """The core's token back from ``pack``; anything else passes through (and names no
-    request, which the core records as refused)."""
-    if len(ref) != 43 or "." in ref:
-        return ref
-    try:
-        raw = base64.urlsafe_b64decode(ref + "=")
-    except (binascii.Error, ValueError):
-        return ref
-    return f"{raw[:16].hex()}.{raw[16:].hex()}"
 
 
 def command(text: str) -> tuple[str, str | None, dict[str, Any] | None] | str:

@@ -4,10 +4,16 @@ A token is ``<request id>.<MAC>``, the MAC (HMAC-SHA256, 32 hex characters kept)
 id and the digest of the action the request was made for, keyed with a secret stored once per
 audit database (``aegis_approval_secret``, made on first use and shared by every process). So a
 token cannot be guessed, and one made for a request names no other request or action.
+
+``compact``/``expand``: the same token in 43 base64url characters, for channels whose callback
+data is short (Telegram's 64 bytes, Discord's 100-character ``custom_id``). Only the form
+changes: the core checks the expanded token exactly as it checks any other.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import hmac
 import secrets
@@ -68,3 +74,25 @@ class CallbackTokens:
         with self._book._tx() as conn:
             row = conn.execute(select(secret_table.c.secret)).first()
         return None if row is None else str(row[0])
+
+
+def compact(token: str) -> str:
+    """``<32 hex id>.<32 hex mac>`` -> 43 base64url characters (any other form is kept)."""
+    rid, _, mac = token.partition(".")
+    try:
+        raw = bytes.fromhex(rid) + bytes.fromhex(mac)
+    except ValueError:
+        return token
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode() if len(raw) == 32 else token
+
+
+def expand(ref: str) -> str:
+    """The token back from ``compact``; anything else passes through (it names no request,
+    which the core records as a refused answer)."""
+    if len(ref) != 43 or "." in ref:
+        return ref
+    try:
+        raw = base64.urlsafe_b64decode(ref + "=")
+    except (binascii.Error, ValueError):
+        return ref
+    return f"{raw[:16].hex()}.{raw[16:].hex()}"
