@@ -91,8 +91,8 @@ def expand(ref: str) -> str:
     which the core records as a refused answer)."""
     if len(ref) != 43 or "." in ref:
         return ref
-    try:
-        raw = base64.urlsafe_b64decode(ref + "=")
+    try:  # validate: characters outside base64url are an error, not skipped
+        raw = base64.b64decode(ref + "=", altchars=b"-_", validate=True)
     except (binascii.Error, ValueError):
         return ref
-    return f"{raw[:16].hex()}.{raw[16:].hex()}"
+    return f"{raw[:16].hex()}.{raw[16:].hex()}" if len(raw) == 32 else ref
