@@ -271,7 +271,7 @@ def still_decided(
     policy in force is a ``Policy`` with the fingerprint that made it, whose decisions depend
     on the action alone (``Policy.repeatable``: no limits, no clock, no plugin conditions). A
     policy reloaded meanwhile has another fingerprint unless its content is the same."""
-    policy = runtime._policy
+    policy = runtime.policy
     if (
         decision.action is action
         and type(policy) is Policy
