@@ -481,12 +481,31 @@ async def test_the_record_stores_the_redaction_its_request_was_written_from(
     assert verify(url).ok
 
 
+def _auto_planned(*, inline: bool) -> Any:
+    """The rows of an ``auto`` approval of PAY, judged and not written (``alongside.plan``)."""
+    from aegis.runtime.approval.alongside import plan
+
+    decision = Policy.from_yaml_string(PAY_POLICY).evaluate(PAY)
+    planned = plan(
+        PAY,
+        decision,
+        window=60.0,
+        channel="auto",
+        params_view=dict(PAY.params),
+        responder="auto",
+        verdict="approve",
+        reason=None,
+        replaces=None,
+        inline=inline,
+    )
+    assert planned.approves and planned.approvers == ("auto:auto",)
+    return planned
+
+
 def test_a_shared_redaction_is_only_used_for_the_same_params_and_redactor() -> None:
     from aegis.core.redact import Redactor
-    from aegis.runtime.approval.alongside import AlongsideRows
-    from aegis.runtime.approval.rows import Attempt
 
-    rows = AlongsideRows({}, Attempt("auto", "auto:auto", "approve", None, None, None), True, "")
+    rows = _auto_planned(inline=True)
     redactor, other = Redactor(), Redactor(extra_keys=("to",))
     view = redactor.redact(PAY.params)
     assert rows.redacted_params(PAY.params, redactor) is None  # nothing shared yet
@@ -500,16 +519,13 @@ def test_a_plain_op_never_carries_an_answer_it_has_not_sealed() -> None:
     """An answer that is an answer row is sealed inside the transaction (its id comes from
     the database): attaching it to a record already built, which could seal nothing, fails
     before anything is submitted."""
-    from aegis.runtime.approval.alongside import AlongsideRows
-    from aegis.runtime.approval.rows import Attempt
     from aegis.runtime.audit.ops import INTENT, WriteOp
 
-    attempt = Attempt("auto", "auto:auto", "approve", None, None, None)
-    row_kept = AlongsideRows({"id": "r1"}, attempt, True, "", inline=False)
+    row_kept = _auto_planned(inline=False)
     assert not row_kept.seal_ahead() and row_kept.seal is None
     with pytest.raises(AuditError, match="sealed before its record"):
         row_kept.attach(WriteOp(INTENT, ()))
-    inline = AlongsideRows({"id": "r2"}, attempt, True, "", inline=True)
+    inline = _auto_planned(inline=True)
     assert inline.seal_ahead() and (inline.seal or "").startswith("inline:")
     op = WriteOp(INTENT, ())
     inline.attach(op)

@@ -62,103 +62,11 @@ from aegis.runtime.audit.writer import DECIDE, Statements, WriteOp
 
 __all__ = [
     "AlongsideRows",
-    "AnsweredAhead",
     "ApprovedAlongside",
-    "Planned",
     "delivered",
     "plan",
     "unwritten",
 ]
-
-
-class Planned:
-    """A new request and an answer given before it was stored, judged, not yet written."""
-
-    __slots__ = ("_request", "attempt", "channels", "inline", "requirements", "ruling", "values")
-
-    def __init__(
-        self,
-        values: dict[str, Any],
-        requirements: ApprovalRequirements,
-        channels: tuple[str, ...],
-        attempt: Attempt,
-        ruling: Verdict,
-        inline: bool = False,
-    ) -> None:
-        #: The request row as the ruling leaves it (``CREATE_COLUMNS``, settled_at, outcome).
-        self.values = values
-        self.requirements = requirements
-        self.channels = channels
-        self.attempt = attempt
-        self.ruling = ruling
-        #: The store keeps such an answer in its request row (``AlongsideRows.inline``).
-        self.inline = inline
-        self._request: ApprovalRequest | None = None
-
-    @property
-    def request(self) -> ApprovalRequest:
-        """The request as first stored (pending), which the answer was judged on. Built when
-        asked: an answer that approves never needs it (``alongside`` builds the settled one)."""
-        if self._request is None:
-            values = self.values
-            params = json.loads(values["params"])
-            self._request = snapshot(
-                values, self.requirements, self.channels, params, state=PENDING
-            )
-        return self._request
-
-    @property
-    def approves(self) -> bool:
-        """The answer settles the request as approved (so it can go with the record)."""
-        return self.ruling.new_state == APPROVED
-
-    def alongside(self) -> tuple[AnsweredAhead, AlongsideRows]:
-        """The settled request (its answer not yet stored: no id) and the rows to write."""
-        values, attempt, ruling = self.values, self.attempt, self.ruling
-        answer = AnswerRecord(
-            id=None,
-            at=time.time(),
-            channel=attempt.channel,
-            responder=attempt.identity,
-            verdict=attempt.verdict,
-            reason=attempt.reason,
-            edits=None,
-            accepted=ruling.accepted,
-            note=ruling.message,
-        )
-        settled = AnsweredAhead(
-            values["id"], values["state"], values["outcome"], self.channels, answer
-        )
-        rows = AlongsideRows(values, attempt, ruling.accepted, ruling.message, inline=self.inline)
-        return settled, rows
-
-
-class AnsweredAhead:
-    """A request settled by its one answer before either was stored, as the APPROVE step reads
-    it (``record.Settled``): the row just encoded is not decoded back into an
-    ``ApprovalRequest`` that nobody reads. Not escalated, no edits (an ``auto`` answer has
-    none); its approvers are ``ApprovalRequest.approvers`` of that one answer."""
-
-    __slots__ = ("answers", "approvers", "channels", "id", "outcome", "state")
-
-    edits: dict[str, Any] | None = None
-    escalated = False
-
-    def __init__(
-        self,
-        rid: str,
-        state: str,
-        outcome: str | None,
-        channels: tuple[str, ...],
-        answer: AnswerRecord,
-    ) -> None:
-        self.id = rid
-        self.state = state
-        self.outcome = outcome
-        self.channels = channels
-        self.answers = (answer,)
-        approved = answer.accepted and answer.verdict == "approve"
-        self.approvers: tuple[str, ...] = (answer.responder,) if approved else ()
 
 
 class Unstored:
@@ -191,7 +99,7 @@ def plan(
     reason: str | None,
     replaces: str | None,
     inline: bool = False,
-) -> Planned:
+) -> AlongsideRows:
     """Judge an answer nobody had to be asked for on the request it answers, writing nothing:
     the ruling is ``judge``'s, on the request exactly as it would first be stored. ``inline``:
     the store has the request row's ``answer`` column (``approval.migrate``)."""
@@ -207,39 +115,66 @@ def plan(
         values["version"], values["state"] = 2, ruling.new_state
         if ruling.new_state != PENDING:
             values["settled_at"], values["outcome"] = time.time(), ruling.message
-    return Planned(values, requirements, channels, attempt, ruling, inline)
+    return AlongsideRows(values, requirements, channels, attempt, ruling, inline=inline)
 
 
 class AlongsideRows:
-    """The rows of one request answered in advance, and what became of them."""
+    """A new request and the answer it was given before it was stored, judged (``plan``):
+    the rows to write, and what became of them.
+
+    An answer that approves (``approves``) goes with the action's record; this object is then
+    also the request as the APPROVE step reads it once settled (``record.Settled``): the row
+    just encoded is not decoded back into an ``ApprovalRequest`` nobody reads. Not escalated,
+    no edits (an ``auto`` answer has none); its approvers are ``ApprovalRequest.approvers`` of
+    that one answer. Any other answer is stored at once (``ApprovalBook.write_answered``)."""
 
     __slots__ = (
+        "_request",
         "accepted",
         "answer",
+        "approvers",
         "attempt",
+        "channels",
         "committed",
         "earlier",
+        "id",
         "inline",
         "note",
+        "outcome",
+        "requirements",
+        "ruling",
         "seal",
         "shared",
+        "state",
         "values",
     )
+
+    edits: dict[str, Any] | None = None
+    escalated = False
 
     def __init__(
         self,
         values: dict[str, Any],
+        requirements: ApprovalRequirements,
+        channels: tuple[str, ...],
         attempt: Attempt,
-        accepted: bool,
-        note: str,
+        ruling: Verdict,
         *,
         inline: bool = False,
     ) -> None:
-        #: The request row, as it settles (``CREATE_COLUMNS`` plus settled_at and outcome).
+        #: The request row as the ruling leaves it (``CREATE_COLUMNS``, settled_at, outcome).
         self.values = values
+        self.requirements = requirements
+        self.channels = channels
         self.attempt = attempt
-        self.accepted = accepted
-        self.note = note
+        self.ruling = ruling
+        self.id: str = values["id"]
+        self.state: str = values["state"]
+        self.outcome: str | None = values["outcome"]
+        self.accepted = accepted = ruling.accepted
+        self.note = ruling.message
+        approved = accepted and attempt.verdict == "approve"
+        self.approvers: tuple[str, ...] = (attempt.identity,) if approved else ()
         #: The answer goes in the request row (its ``answer`` column), not in an answer row:
         #: the store has that column. Only when no earlier answers are sealed with it.
         self.inline = inline
@@ -254,6 +189,24 @@ class AlongsideRows:
         self.committed = False
         #: (params, redactor, redacted view) the request row was written from (``share``).
         self.shared: tuple[Mapping[str, Any], Redactor, Any] | None = None
+        self._request: ApprovalRequest | None = None
+
+    @property
+    def approves(self) -> bool:
+        """The answer settles the request as approved (so it can go with the record)."""
+        return self.state == APPROVED
+
+    @property
+    def request(self) -> ApprovalRequest:
+        """The request as first stored (pending), which the answer was judged on. Built when
+        asked: an answer that approves never needs it."""
+        if self._request is None:
+            values = self.values
+            params = json.loads(values["params"])
+            self._request = snapshot(
+                values, self.requirements, self.channels, params, state=PENDING
+            )
+        return self._request
 
     def share(self, params: Mapping[str, Any], redactor: Redactor, view: Any) -> None:
         """Offer the record the redacted ``view`` the request row was written from: an action
@@ -267,6 +220,23 @@ class AlongsideRows:
         if shared is None or shared[0] is not params or shared[1] is not redactor:
             return None
         return shared[2]
+
+    @property
+    def answers(self) -> tuple[AnswerRecord, ...]:
+        """The one answer, as an answer read back would be (no id: it is no answer row)."""
+        attempt = self.attempt
+        answer = AnswerRecord(
+            None,
+            time.time(),
+            attempt.channel,
+            attempt.identity,
+            attempt.verdict,
+            attempt.reason,
+            None,
+            self.accepted,
+            self.note,
+        )
+        return (answer,)
 
     @property
     def request_id(self) -> str:

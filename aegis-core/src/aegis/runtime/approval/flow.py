@@ -44,8 +44,6 @@ from aegis.runtime.approval import seal as approval_seal
 from aegis.runtime.approval import store as book_mod
 from aegis.runtime.approval.alongside import (
     AlongsideRows,
-    AnsweredAhead,
-    Planned,
     earlier_answers,
 )
 from aegis.runtime.approval.channels import ApprovalChannel, HandlerChannel
@@ -150,7 +148,7 @@ async def seek_approval(
         submitted = first if first is not None else action
     for _round in range(MAX_ROUNDS):
         window = window_for(runtime.approval_timeout, current, channels)
-        planned: Planned | None = None  # an auto answer written with the action's record
+        planned: AlongsideRows | None = None  # an auto answer, judged before it is stored
         rows: AlongsideRows | None = None
         final: Settled  # as read or written, or answered before it was stored (auto)
         if resume is not None:
@@ -174,7 +172,7 @@ async def seek_approval(
             if auto is not None:
                 planned = await _auto(book, auto, current_action, current, window, view, replaces)
                 if planned.approves:
-                    final, rows = planned.alongside()
+                    final = rows = planned  # written with the action's record
                     rows.share(current_action.params, runtime.audit.redactor, view)
                 else:
                     final = await _auto_stored(book, planned, window, current_action, current)
@@ -217,8 +215,7 @@ async def seek_approval(
         else:  # the record seals these answers once it has written them (approval.alongside)
             if len(seen) > 1:  # a reopened request: the answers before it are sealed too
                 rows.earlier = earlier_answers(list(seen.values()), final.id)
-            assert isinstance(final, AnsweredAhead)
-            approval = approved_ahead(final, rows)
+            approval = approved_ahead(rows)
         original = submitted if candidate is not submitted else None
         if fresh.approval is Approval.BLOCK:
             reason = fresh.reason or f"blocked by rule {fresh.matched_rule or '(defaults)'}"
@@ -312,7 +309,7 @@ async def _auto(
     window: float,
     view: Any,
     replaces: str | None,
-) -> Planned:
+) -> AlongsideRows:
     """The ``auto`` handler's round: its answer judged like any other (an allow list that does
     not name ``auto:...`` still refuses it) on the request it answers, nothing written yet.
 
@@ -336,7 +333,7 @@ async def _auto(
 
 async def _auto_stored(
     book: ApprovalBook,
-    planned: Planned,
+    planned: AlongsideRows,
     window: float,
     action: Action,
     decision: PolicyDecision,

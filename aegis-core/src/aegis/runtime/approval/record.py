@@ -86,7 +86,7 @@ class ApprovalRequest:
 class Settled(Protocol):
     """What the APPROVE step reads of a request once it settled (``approval.flow``,
     ``approval.sought``): an ``ApprovalRequest`` as read or written, or a request answered
-    before it was stored (``approval.alongside.AnsweredAhead``)."""
+    before it was stored (``approval.alongside.AlongsideRows``)."""
 
     @property
     def id(self) -> str: ...

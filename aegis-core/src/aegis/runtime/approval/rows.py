@@ -13,7 +13,7 @@ import os
 import socket
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import attrs
 
@@ -33,9 +33,26 @@ from aegis.runtime.audit.chain import canonical
 from aegis.runtime.audit.interrupted import current_owner
 from aegis.runtime.audit.record import redacted_json
 
-HOST = socket.gethostname()
-#: ``host:pid:start/boot/pidns`` (see ``audit.interrupted``): tells a dead or reused pid apart.
-OWNER = current_owner()
+
+class _Waiter:
+    """This process as a request row names its waiter (``owner_*``): renewed in a forked
+    child, which is another process (a row naming the parent would be reaped when the parent
+    dies, though the child still waits, and never while the parent lives)."""
+
+    __slots__ = ("host", "owner", "pid")
+
+    def __init__(self) -> None:
+        self.renew()
+
+    def renew(self) -> None:
+        self.host = socket.gethostname()
+        self.pid = os.getpid()
+        #: ``host:pid:start/boot/pidns`` (``audit.interrupted``): a dead or reused pid told apart.
+        self.owner = current_owner()
+
+
+WAITER = _Waiter()
+os.register_at_fork(after_in_child=WAITER.renew)
 #: A request's ``risk_level`` column per level (``RiskLevel.name`` is a property: a Python call).
 _RISK_NAMES = {level: level.name.lower() for level in RiskLevel}
 
@@ -87,9 +104,9 @@ def request_values(
         "requirements": requirements_json(requirements),
         "escalated": 0,
         "channels": channels_json(channels),
-        "owner_host": HOST,
-        "owner_pid": os.getpid(),
-        "owner_started": OWNER,
+        "owner_host": WAITER.host,
+        "owner_pid": WAITER.pid,
+        "owner_started": WAITER.owner,
         "heartbeat_at": now,
         "replaces": replaces,
     }
@@ -146,10 +163,22 @@ def channels_json(channels: tuple[str, ...]) -> str:
     return json.dumps(list(channels))
 
 
-@functools.lru_cache(maxsize=256)
+#: ``requirements_json`` by object: a policy hands every request of a rule the same
+#: requirements object, and hashing one (five fields, tuples among them) costs more than
+#: its JSON is worth caching by value. Holds the object, so its id is not reused meanwhile.
+_TERMS: dict[int, tuple[ApprovalRequirements, str]] = {}
+
+
 def requirements_json(req: ApprovalRequirements) -> str:
     """A rule's terms as stored (the same few objects for every request of a policy)."""
-    return json.dumps(attrs.asdict(req))
+    found = _TERMS.get(id(req))
+    if found is not None and found[0] is req:
+        return found[1]
+    if len(_TERMS) >= 256:  # policies reloaded many times: forget the old ones
+        _TERMS.clear()
+    text = json.dumps(attrs.asdict(req))
+    _TERMS[id(req)] = (req, text)
+    return text
 
 
 def rule(
@@ -237,8 +266,7 @@ def inline_answer_text(at: float, attempt: Attempt, accepted: bool, note: str) -
     return canonical([at, attempt.channel, attempt.identity, verdict, attempt.reason, flag, note])
 
 
-@attrs.frozen
-class Attempt:
+class Attempt(NamedTuple):
     """One answer as given, before it is judged."""
 
     channel: str

@@ -7,9 +7,7 @@ so each rule is tested directly and the store applies the ruling atomically.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Protocol
-
-import attrs
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from aegis.core.frozen import freeze_params
 from aegis.errors import ActionError
@@ -21,8 +19,7 @@ if TYPE_CHECKING:
 VERDICTS = ("approve", "deny")
 
 
-@attrs.frozen
-class Verdict:
+class Verdict(NamedTuple):
     """A ruling: whether the answer was accepted, the request's new state (None: unchanged)."""
 
     accepted: bool

@@ -8,9 +8,7 @@ reaches the caller as ``Result.reason`` when the action does not run.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
-
-import attrs
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from aegis.core.action import Action
 from aegis.core.approval import ApprovalDecision
@@ -18,16 +16,16 @@ from aegis.core.approvers import DEFAULT_REQUIREMENTS
 from aegis.core.decision import PolicyDecision
 from aegis.core.result import ResultStatus
 from aegis.runtime.approval import record as states
-from aegis.runtime.approval.alongside import AlongsideRows, AnsweredAhead, ApprovedAlongside
+from aegis.runtime.approval.alongside import AlongsideRows, ApprovedAlongside
 from aegis.runtime.approval.channels import ApprovalChannel, HandlerChannel
 
 if TYPE_CHECKING:
     from aegis.runtime.approval.record import Settled
 
 
-@attrs.frozen
-class Sought:
-    """The APPROVE step's answer: run ``action`` under ``decision``, or stop with ``status``."""
+class Sought(NamedTuple):
+    """The APPROVE step's answer: run ``action`` under ``decision``, or stop with ``status``.
+    A named tuple, not an attrs class: built once per approval, on the hot path."""
 
     approval: ApprovalDecision
     action: Action
@@ -77,18 +75,18 @@ def approved_by(
     return ApprovalDecision(True, answers_seal=seal, **named)
 
 
-def approved_ahead(final: AnsweredAhead, rows: AlongsideRows) -> ApprovalDecision:
+def approved_ahead(rows: AlongsideRows) -> ApprovalDecision:
     """``approved_by`` for the one answer of a request settled before it was stored (the
     built-in ``auto`` handler's, on a handler channel: the approver is the name it gave)."""
-    answer = final.answers[0]
+    attempt = rows.attempt
     return ApprovedAlongside(
         True,
         alongside=rows,
-        approver=answer.responder.partition(":")[2] or None,
-        reason=answer.reason or None,
-        handler=",".join(final.channels) or None,
-        request_id=final.id,
-        approvers=final.approvers,
+        approver=attempt.identity.partition(":")[2] or None,
+        reason=attempt.reason or None,
+        handler=",".join(rows.channels) or None,
+        request_id=rows.id,
+        approvers=rows.approvers,
     )
 
 

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -37,7 +36,7 @@ from aegis.core.action import Action
 from aegis.core.decision import PolicyDecision
 from aegis.errors import ApprovalError, AuditError
 from aegis.runtime.approval import reaping as approval_reaping
-from aegis.runtime.approval.alongside import Planned, plan
+from aegis.runtime.approval.alongside import AlongsideRows, plan
 from aegis.runtime.approval.reaping import HEARTBEAT_EVERY, STALE_AFTER
 from aegis.runtime.approval.record import (
     ABANDONED,
@@ -54,8 +53,7 @@ from aegis.runtime.approval.record import (
 )
 from aegis.runtime.approval.record import request_from_row as _request
 from aegis.runtime.approval.rows import (
-    HOST,
-    OWNER,
+    WAITER,
     Attempt,
     answers_of,
     load,
@@ -148,7 +146,7 @@ class ApprovalBook(BookTransactions):
         verdict: str,
         reason: str | None = None,
         replaces: str | None = None,
-    ) -> Planned:
+    ) -> AlongsideRows:
         """A new request and an answer nobody had to be asked for (the built-in ``auto``
         handler's), planned but not written: ``write_answered`` stores both in one transaction
         (an answer that does not approve), or they go with the action's record
@@ -168,7 +166,7 @@ class ApprovalBook(BookTransactions):
             inline=self._inline_answers,
         )
 
-    def write_answered(self, planned: Planned) -> tuple[ApprovalRequest, AnswerOutcome]:
+    def write_answered(self, planned: AlongsideRows) -> tuple[ApprovalRequest, AnswerOutcome]:
         """Store a planned request and its answer in one transaction of their own."""
         values, request, attempt, ruling = (
             planned.values,
@@ -273,7 +271,8 @@ class ApprovalBook(BookTransactions):
         so of two adopters exactly one wins. None when it cannot be adopted."""
         now = time.time()
         with self._write() as (cur, sql):  # this process's pending links are written first
-            cur.execute(sql["adopt"], (HOST, os.getpid(), OWNER, now, rid, previous_owner))
+            me = WAITER
+            cur.execute(sql["adopt"], (me.host, me.pid, me.owner, now, rid, previous_owner))
             if cur.rowcount != 1:
                 return None
             row = load(cur, sql, rid)
