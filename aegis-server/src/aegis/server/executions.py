@@ -25,6 +25,7 @@ never run again (the audit record says what the core knows).
 from __future__ import annotations
 
 import json
+import os
 import time
 from typing import Any
 
@@ -68,6 +69,18 @@ Index("ix_aegis_server_execution_state", executions_table.c.state)
 
 WAITING, RUNNING, EXECUTING, DONE = "waiting", "running", "executing", "done"
 OWNER = current_owner()
+
+
+def _renew_owner() -> None:
+    """A forked child (a pre-forking server's worker) is another process: its rows must not
+    name the parent, or they would be adopted as orphans once the parent exits, while the
+    worker still runs them, and a worker that dies would leave rows its live parent seems
+    to hold."""
+    global OWNER
+    OWNER = current_owner()
+
+
+os.register_at_fork(after_in_child=_renew_owner)
 #: The heartbeat of a row its owner let go: any replica may adopt it at once.
 RELEASED = -1.0
 _T = executions_table.c
