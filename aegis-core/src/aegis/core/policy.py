@@ -59,7 +59,6 @@ class Policy:
     """A loaded, validated, compiled policy. Immutable; ``merge`` returns a new one."""
 
     __slots__ = (
-        "_always_now",
         "_default_decision_parts",
         "_defaults",
         "_fingerprint",

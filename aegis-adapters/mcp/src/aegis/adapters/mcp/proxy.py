@@ -53,6 +53,14 @@ class Route:
 
 
 class Proxy(Passthrough):
+    """One MCP server in front of ``upstreams``, deciding every call through ``runtime``.
+
+    It installs its gate on the runtime's policy when made (``GatedPolicy``), so a tool it
+    does not list is refused even if a client names it. ``pins`` (with ``quarantine``) holds
+    back tools whose definition changed since it was trusted: hidden, or asked for approval.
+    ``prefix`` names tools ``server__tool``; by default only when there are several upstreams,
+    so that two servers' tools of one name cannot be confused."""
+
     def __init__(
         self,
         runtime: Any,
