@@ -5,6 +5,10 @@ installed, e.g. ``.nox/bench``). Rounds alternate which figure runs first; each 
 default file SQLite store at full durability, as in ``driver.py``. Besides wall time it prints
 CPU time (user and system) per action, which a shared machine disturbs far less than wall time:
 fsync latency under load swings b1 by 3x between rounds. Only ratios within one run mean much.
+
+``--time-step`` also times the APPROVE step itself (``seek_approval``, wall per call) where it
+runs, inside the pipeline: there its code and data are cold after every commit, and it costs
+about 2.5x what the same call does in a tight loop, so a loop over it alone misjudges a change.
 """
 
 from __future__ import annotations
@@ -52,7 +56,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--actions", type=int, default=2000)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--time-step", action="store_true", help="time seek_approval too")
     args = parser.parse_args()
+    step = _timed_step() if args.time_step else None
     side = Ours()
     load_before = os.getloadavg()
     figures: dict[str, list[list[float]]] = {"b1": [], "b2_approve": []}
@@ -84,6 +90,29 @@ def main() -> None:
             f"b2_approve/b1 {label:4s} median {statistics.median(ratios):.2f}  "
             f"per round {[round(x, 2) for x in ratios]}"
         )
+    if step:
+        print(
+            f"seek_approval in the pipeline: median {statistics.median(step) * 1e6:.1f} us, "
+            f"mean {statistics.mean(step) * 1e6:.1f} us over {len(step)} calls"
+        )
+
+
+def _timed_step() -> list[float]:
+    """Wrap the pipeline's ``seek_approval`` so every call's wall time is kept (warm-up too)."""
+    from aegis.runtime import pipeline
+
+    times: list[float] = []
+    seek = pipeline.seek_approval
+
+    async def timed(*args: Any, **kwargs: Any) -> Any:
+        began = time.perf_counter()
+        try:
+            return await seek(*args, **kwargs)
+        finally:
+            times.append(time.perf_counter() - began)
+
+    pipeline.seek_approval = timed  # type: ignore[assignment]
+    return times
 
 
 if __name__ == "__main__":
