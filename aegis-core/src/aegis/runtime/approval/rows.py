@@ -163,22 +163,10 @@ def channels_json(channels: tuple[str, ...]) -> str:
     return json.dumps(list(channels))
 
 
-#: ``requirements_json`` by object: a policy hands every request of a rule the same
-#: requirements object, and hashing one (five fields, tuples among them) costs more than
-#: its JSON is worth caching by value. Holds the object, so its id is not reused meanwhile.
-_TERMS: dict[int, tuple[ApprovalRequirements, str]] = {}
-
-
+@functools.lru_cache(maxsize=256)
 def requirements_json(req: ApprovalRequirements) -> str:
     """A rule's terms as stored (the same few objects for every request of a policy)."""
-    found = _TERMS.get(id(req))
-    if found is not None and found[0] is req:
-        return found[1]
-    if len(_TERMS) >= 256:  # policies reloaded many times: forget the old ones
-        _TERMS.clear()
-    text = json.dumps(attrs.asdict(req))
-    _TERMS[id(req)] = (req, text)
-    return text
+    return json.dumps(attrs.asdict(req))
 
 
 def rule(
