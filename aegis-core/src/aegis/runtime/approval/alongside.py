@@ -109,13 +109,14 @@ def plan(
     identity = f"{channel}:{responder}"
     attempt = Attempt(channel, identity, verdict, reason, None, None)
     pending = Unstored(values, requirements)
-    ruling = judge(pending, identity, verdict, reason, None, None, time.time())
+    now = time.time()  # when the answer was given: judged, settled and stamped at once
+    ruling = judge(pending, identity, verdict, reason, None, None, now)
     values["settled_at"] = values["outcome"] = None
     if ruling.new_state is not None:  # the row is written as the ruling leaves it
         values["version"], values["state"] = 2, ruling.new_state
         if ruling.new_state != PENDING:
-            values["settled_at"], values["outcome"] = time.time(), ruling.message
-    return AlongsideRows(values, requirements, channels, attempt, ruling, inline=inline)
+            values["settled_at"], values["outcome"] = now, ruling.message
+    return AlongsideRows(values, requirements, channels, attempt, ruling, now, inline=inline)
 
 
 class AlongsideRows:
@@ -133,6 +134,7 @@ class AlongsideRows:
         "accepted",
         "answer",
         "approvers",
+        "at",
         "attempt",
         "channels",
         "committed",
@@ -159,6 +161,7 @@ class AlongsideRows:
         channels: tuple[str, ...],
         attempt: Attempt,
         ruling: Verdict,
+        at: float,
         *,
         inline: bool = False,
     ) -> None:
@@ -168,6 +171,8 @@ class AlongsideRows:
         self.channels = channels
         self.attempt = attempt
         self.ruling = ruling
+        #: When the answer was given (its ``at``, in the request row's ``answer`` or its row).
+        self.at = at
         self.id: str = values["id"]
         self.state: str = values["state"]
         self.outcome: str | None = values["outcome"]
@@ -227,7 +232,7 @@ class AlongsideRows:
         attempt = self.attempt
         answer = AnswerRecord(
             None,
-            time.time(),
+            self.at,
             attempt.channel,
             attempt.identity,
             attempt.verdict,
@@ -250,7 +255,7 @@ class AlongsideRows:
         the answer is an answer row, sealed in the transaction (a DECIDE op: ``attach``)."""
         if not self.inline or self.earlier:
             return False
-        text = inline_answer_text(time.time(), self.attempt, self.accepted, self.note)
+        text = inline_answer_text(self.at, self.attempt, self.accepted, self.note)
         self.answer, self.seal = text, approval_seal.inline(self.request_id, text)
         return True
 
