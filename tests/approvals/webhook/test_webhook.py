@@ -235,3 +235,20 @@ def test_the_channel_is_registered() -> None:
     registry = plugins.get_registry()
     assert registry.get("approval_handlers", "webhook") is not None
     assert registry.get("routes", CALLBACK_PATH) is not None
+
+
+@pytest.mark.parametrize("edits", [["amount", 1], "amount=1", 5])
+async def test_an_approval_with_edits_that_are_not_an_object_does_not_run_unedited(
+    store: AuditStore, stand_in: StandIn, edits: Any
+) -> None:
+    """The approver asked for a change the channel cannot read: running the action as it was
+    would be approving something they did not approve. The answer is refused and stored."""
+    stand_in.reply = lambda m: signed(
+        {"token": m["token"], "verdict": "approve", "responder": "alice", "edits": edits}
+    )
+    result, executor = await run(store, stand_in, policy(), approval_timeout=0.5)
+    assert executor.ran == [] and result.status is ResultStatus.DENIED
+    (request,) = store.approvals.list(limit=None)
+    answers = store.approvals.get(request.id).answers
+    assert answers and not any(a.accepted for a in answers)
+    assert "edits" in (answers[0].note or "")

@@ -146,13 +146,16 @@ async def report(responder: Responder, body: bytes, proof: str | None) -> Any:
     if not isinstance(data, dict) or not isinstance(data.get("token"), str):
         raise ValueError("an answer needs a token")
     edits = data.get("edits")
+    # Edits the approver sent but no one can read must not become "approved as it was".
+    bad = None if edits is None or isinstance(edits, dict) else type(edits).__name__
     return await responder.respond(
         data["token"],
         str(data.get("responder") or "unknown"),
         str(data.get("verdict", "")),
         data.get("reason"),
-        edits if isinstance(edits, dict) else None,
+        edits if bad is None else None,
         proof,
+        refused=None if bad is None else f"edits must be a JSON object, not {bad}",
     )
 
 
