@@ -399,6 +399,29 @@ async def test_edits_need_a_single_approver(store: AuditStore) -> None:
     assert result.status is ResultStatus.DENIED
 
 
+@pytest.mark.parametrize(
+    "edits",
+    [{"to": "[REDACTED]"}, {"meta": {"key": "[REDACTED]", "x": 2}}, {"to": ["a", "[REDACTED]"]}],
+)
+async def test_an_edit_carrying_the_redaction_marker_is_refused(
+    store: AuditStore, edits: dict[str, Any]
+) -> None:
+    """An approver only ever saw ``[REDACTED]`` where a secret was; a channel that sends the
+    shown value back (a whole nested mapping, say) would replace the real secret with that
+    text, and the action would run with it. Such an edit is refused, never applied."""
+    outcomes: list[Any] = []
+    executor = Recorder()
+
+    async def script(request: ApprovalRequest, responder: Responder) -> None:
+        outcomes.append(await responder.respond(request.id, "a", "approve", edits=edits))
+        outcomes.append(await responder.respond(request.id, "a", "deny", "no"))
+
+    async with runtime(store, executor, PAYING, ScriptedChannel(script)) as rt:
+        result = await rt.run_one(PAY)
+    assert not outcomes[0].accepted and "[REDACTED]" in outcomes[0].message
+    assert result.status is ResultStatus.DENIED and executor.ran == []
+
+
 async def test_cancelling_the_waiting_task_cancels_the_request(store: AuditStore) -> None:
     channel = ScriptedChannel()
     async with runtime(store, Recorder(), PAYING, channel) as rt:

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from aegis.core.frozen import freeze_params
+from aegis.core.redact import REDACTED
 from aegis.errors import ActionError
 
 if TYPE_CHECKING:
@@ -97,9 +98,29 @@ def _check_edits(edits: Mapping[str, Any]) -> str | None:
     if not isinstance(edits, Mapping) or not edits:
         return "edits must be a non-empty mapping of param names to values"
     try:
-        freeze_params(edits, "edits")
+        frozen = freeze_params(edits, "edits")
     except ActionError as exc:
         return str(exc)
+    found = _marked(frozen, "edits")
+    if found is not None:  # the shown stand-in sent back would replace the real secret
+        return f"{found} is {REDACTED}, what the approver was shown instead of a secret"
+    return None
+
+
+def _marked(value: Any, path: str) -> str | None:
+    """The path of the first ``REDACTED`` marker in frozen ``value``, or None."""
+    if value == REDACTED:
+        return path
+    if isinstance(value, Mapping):
+        inner = [(f"{path}.{k}", v) for k, v in value.items()]
+    elif isinstance(value, tuple):
+        inner = [(f"{path}[{i}]", v) for i, v in enumerate(value)]
+    else:
+        return None
+    for where, item in inner:
+        found = _marked(item, where)
+        if found is not None:
+            return found
     return None
 
 
