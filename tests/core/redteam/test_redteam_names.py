@@ -191,3 +191,17 @@ def test_real_writing_is_not_flagged(name: str) -> None:
     policy = Policy.from_yaml_string("defaults: {approval: auto}\nrules: []\n")
     decision = policy.evaluate(Action(name, "crm"))
     assert (decision.approval, decision.flags) == (Approval.AUTO, ())
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [{"type": "", "target": "t"}, {"type": "t", "target": ""}, {"type": 5, "target": "t"}],
+    ids=["empty-type", "empty-target", "not-a-string"],
+)
+def test_every_unusable_field_is_one_error_kind(fields: dict[str, Any]) -> None:
+    """Adapters refuse (and audit) an unusable call by catching ``ValueError``/``ActionError``
+    from ``Action(...)``; an empty or non-string name raising a bare ``TypeError`` slipped past
+    that (an MCP ``tools/call`` named "" went unaudited). Still a ``TypeError`` too."""
+    with pytest.raises(ActionError) as raised:
+        Action(fields["type"], fields["target"])
+    assert isinstance(raised.value, ValueError) and isinstance(raised.value, TypeError)

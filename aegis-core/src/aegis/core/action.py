@@ -13,6 +13,7 @@ import attrs
 
 from aegis.core.frozen import FrozenDict, action_digest, freeze_params
 from aegis.core.names import check_name
+from aegis.errors import ActionError
 
 
 def _freeze_metadata(value: object) -> FrozenDict:
@@ -21,7 +22,7 @@ def _freeze_metadata(value: object) -> FrozenDict:
 
 def _non_empty_str(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
     if not isinstance(value, str) or not value:
-        raise TypeError(f"Action.{attribute.name} must be a non-empty string, got {value!r}")
+        raise ActionError(f"Action.{attribute.name} must be a non-empty string, got {value!r}")
     check_name(attribute.name, value)
 
 
@@ -29,13 +30,13 @@ def _opt_str(instance: object, attribute: attrs.Attribute[Any], value: object) -
     if value is None:
         return
     if not isinstance(value, str):
-        raise TypeError(f"Action.{attribute.name} must be a string or None, got {value!r}")
+        raise ActionError(f"Action.{attribute.name} must be a string or None, got {value!r}")
     check_name(attribute.name, value)
 
 
 def _depth(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
     if type(value) is not int or value < 0:
-        raise TypeError(f"Action.{attribute.name} must be a non-negative int, got {value!r}")
+        raise ActionError(f"Action.{attribute.name} must be a non-negative int, got {value!r}")
 
 
 # Not slotted: attrs' __init__ for a frozen dict-backed class fills the instance dict
