@@ -155,7 +155,13 @@ class Proxy(Passthrough):
         events: list[PinEvent] = []
         if self.pins is not None and tools:
             shapes = [ToolShape(t.name, t.description or "", t.input_schema or {}) for t in tools]
-            status, events = await asyncio.to_thread(self.pins.reconcile, name, shapes)
+            try:
+                status, events = await asyncio.to_thread(self.pins.reconcile, name, shapes)
+            except Exception as exc:  # unchecked is not trusted: hold every tool back
+                log.warning("upstream %r: tool pins could not be checked: %s", name, exc)
+                status, events = {}, []  # a tool with no status is quarantined (below)
+                for tool in tools:
+                    self._reasons[(name, tool.name)] = f"its pin could not be checked ({exc})"
         for key in [k for k in self.known if k[0] == name]:
             self.known.discard(key)
             self.status.pop(key, None)
