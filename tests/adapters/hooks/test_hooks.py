@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from aegis.adapters.hooks import mapping as hooks
 from aegis.adapters.hooks.run import post_tool_use, pre_tool_use
-from hooks_testkit import AEGIS, payloads, records
+from hooks_testkit import AEGIS, HOOK_POLICY, payloads, records
 
 from aegis import Policy, Runtime
 
@@ -117,6 +117,45 @@ async def test_wait_rule_asks_the_channel_and_a_denial_is_a_deny(
     rows = {r.target: (r.decision, r.result) for r in records(db_url)}
     assert rows["/home/dev/proj/app.py"] == ("approved", "pending")
     assert rows["/home/dev/proj/.env"] == ("denied", "denied")
+
+
+@pytest.mark.parametrize(
+    ("approvers", "decision"),
+    [
+        ('{allow: ["slack:U123"]}', "deny"),  # the person at the prompt is not slack:U123
+        ('{quorum: 2}', "deny"),  # one prompt is one answer
+        ('{allow: ["cli:*"]}', "deny"),
+        ('{allow: ["prompt:claude-code"]}', "ask"),  # named: the agent's prompt may answer
+        ('{allow: ["prompt:*"], quorum: 2}', "deny"),
+        ("{timeout: 5m}", "ask"),  # no allow list: any answer, as before
+    ],
+)
+async def test_an_unwaited_rule_asks_the_prompt_only_when_the_prompt_may_answer(
+    tmp_path: Path, db_url: str, approvers: str, decision: str
+) -> None:
+    """The agent's own prompt is answered by whoever sits at it: it is one unnamed answer,
+    "prompt:<agent>". A rule that names who may approve, or wants two approvers, is not met
+    by it; delegating there let anyone at the keyboard approve a call the rule kept for
+    others, and the record said "approved"."""
+    policy = tmp_path / "policy.yaml"
+    named = HOOK_POLICY.replace(
+        "  - name: writes\n    match: {type: write}\n    risk_level: high\n    approval: approve\n",
+        "  - name: writes\n    match: {type: write}\n    risk_level: high\n    approval: approve\n"
+        f"    approvers: {approvers}\n",
+    )
+    assert named != HOOK_POLICY
+    policy.write_text(named, encoding="utf-8")
+    runtime = Runtime(executor=_no_exec(), policy=Policy.from_yaml(policy), audit=db_url)
+    async with runtime:
+        got = await pre_tool_use(runtime, hooks.claude_call(PAYLOADS["write"]), wait_rules=())
+    assert got.decision == decision, got.reason
+    [row] = records(db_url)
+    if decision == "deny":
+        # No human answered: stopped on the fail-closed path, as a Codex call that cannot ask.
+        assert (row.decision, row.result) == ("error", "denied")
+        assert "--wait writes" in got.reason
+    else:
+        assert row.result == "pending"
 
 
 async def test_post_tool_use_completes_the_record_with_the_outcome(

@@ -117,13 +117,17 @@ async def _not_waited(
             "run the hook with --wait RULE and an --approval-handler to ask a channel"
         )
         return await _stop(runtime, action, decision, None, reason, ResultStatus.DENIED)
+    agent = str(call.action.metadata.get("hook", "hook"))
+    unmet = _prompt_unmet(decision, agent)
+    if unmet:
+        return await _stop(runtime, action, decision, None, unmet, ResultStatus.DENIED)
     # The agent's own permission prompt is the approval channel for this rule. The row is
     # completed by the agent's report, or closed by ``reap`` as not reported.
     approval = ApprovalDecision(
         True,
         approver=None,
         reason="delegated to the coding agent's permission prompt",
-        handler=f"{call.action.metadata.get('hook', 'hook')}:ask",
+        handler=f"{agent}:ask",
     )
     failure = await _vetoed(runtime, "before_execute", action=action, decision=decision)
     if failure:
@@ -146,6 +150,26 @@ async def _not_waited(
         reason = f"its audit record could not be written, so it is not run: {exc}"
         return await _stop(runtime, action, decision, approval, reason)
     return Answer("ask", f"Aegis rule {rule!r} needs a human's approval (audit #{audit_id}).")
+
+
+def _prompt_unmet(decision: Any, agent: str) -> str | None:
+    """Why the agent's prompt cannot stand in for the rule's approvers, if it cannot.
+
+    Whoever sits at the prompt answers once and unnamed, as ``prompt:<agent>``: a rule that
+    names its approvers (and not that) or wants a quorum is not met by it, so it is denied
+    rather than handed to a keyboard the rule did not trust."""
+    needs = decision.requirements
+    if needs is None:
+        return None
+    who = f"prompt:{agent}"
+    if needs.quorum <= 1 and needs.allows(who):
+        return None
+    rule = decision.matched_rule or "(defaults)"
+    return (
+        f"rule {rule!r} needs {needs.describe()} to approve; this agent's own prompt answers "
+        f"once, as {who}; run the hook with --wait {rule} and an --approval-handler that "
+        "reaches them"
+    )
 
 
 async def _pairing(runtime: Any, call: HookCall, report_timeout: float) -> SideWrite:
