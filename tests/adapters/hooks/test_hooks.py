@@ -123,7 +123,7 @@ async def test_wait_rule_asks_the_channel_and_a_denial_is_a_deny(
     ("approvers", "decision"),
     [
         ('{allow: ["slack:U123"]}', "deny"),  # the person at the prompt is not slack:U123
-        ('{quorum: 2}', "deny"),  # one prompt is one answer
+        ("{quorum: 2}", "deny"),  # one prompt is one answer
         ('{allow: ["cli:*"]}', "deny"),
         ('{allow: ["prompt:claude-code"]}', "ask"),  # named: the agent's prompt may answer
         ('{allow: ["prompt:*"], quorum: 2}', "deny"),
@@ -233,6 +233,37 @@ def test_install_keeps_other_settings_and_uninstall_removes_only_ours(
     done = subprocess.run(undo, cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert json.loads(settings.read_text()) == {"model": "x", "hooks": {"PreToolUse": [theirs]}}
+
+
+@pytest.mark.parametrize(("extra", "at_least"), [((), 60), (("--approval-timeout", "300"), 300)])
+def test_install_gives_the_hook_time_to_answer_and_blocks_if_it_cannot(
+    tmp_path: Path, hook_policy: Path, extra: tuple[str, ...], at_least: int
+) -> None:
+    """Claude Code lets a tool call through when its PreToolUse hook times out or crashes,
+    unless the hook says ``onFailure: block``; and it killed a hook still waiting on a
+    human at 60 s whatever ``--approval-timeout`` said."""
+    args = [AEGIS, "hook", "claude-code", "--install", "--project", "--policy", str(hook_policy)]
+    args += ["--wait", "writes", "--approval-handler", "queue", *extra]
+    done = subprocess.run(args, cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    hooks_ = json.loads((tmp_path / ".claude" / "settings.json").read_text())["hooks"]
+    [pre] = hooks_["PreToolUse"][0]["hooks"]
+    assert pre["onFailure"] == "block"
+    assert pre["timeout"] > at_least  # the wait, plus the hook's own start and the record
+    [post] = hooks_["PostToolUse"][0]["hooks"]
+    assert "onFailure" not in post  # a failed report must not undo a call that already ran
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-5", "0"])
+def test_an_unusable_timeout_is_a_usage_error_not_a_traceback(
+    tmp_path: Path, hook_policy: Path, value: str
+) -> None:
+    args = [AEGIS, "hook", "claude-code", "--install", "--project", "--policy", str(hook_policy)]
+    done = subprocess.run(
+        [*args, "--approval-timeout", value], cwd=tmp_path, capture_output=True, text=True
+    )
+    assert done.returncode == 2 and "--approval-timeout" in done.stderr, done.stderr
+    assert not (tmp_path / ".claude").exists()
 
 
 @pytest.mark.parametrize(

@@ -47,11 +47,13 @@ def _agent_command(agent: str, installable: bool) -> Callable[..., int]:
     ) -> int:
         import aegis_hook
 
+        if not (0 < approval_timeout < 86400 and 0 < report_timeout < float("inf")):
+            return _usage("--approval-timeout and --report-timeout must be positive seconds")
         if install or uninstall:
             if not installable:
                 return _usage(f"--install is not supported for {agent}; see the README")
+            from aegis.adapters.hooks.install import hook_timeout, settings_path
             from aegis.adapters.hooks.install import install as write
-            from aegis.adapters.hooks.install import settings_path
 
             path = settings_path(agent, "user" if user else "project" if project else scope)
             if uninstall:
@@ -59,7 +61,8 @@ def _agent_command(agent: str, installable: bool) -> Callable[..., int]:
             if policy is None:
                 return _usage("--install needs --policy FILE")
             args = _args(policy, db, map, wait, approval_handler, approval_timeout, report_timeout)
-            return write(path, _command_line(agent, args), agent)
+            limit = hook_timeout(approval_timeout if wait else 0.0)
+            return write(path, _command_line(agent, args), agent, limit)
         if policy is None:
             return aegis_hook.deny(agent, "aegis hook: the tool call is denied: no --policy given")
         argv = [

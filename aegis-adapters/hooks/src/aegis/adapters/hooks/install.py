@@ -4,11 +4,17 @@ Claude Code's ``settings.json`` and Codex's ``hooks.json`` share one shape
 (``hooks.<Event>[{matcher, hooks: [{type, command, timeout}]}]``). Only our own entries are
 touched (recognised by ``hook <agent>`` in their command); the user's other settings and hooks
 stay as they were. The file is replaced atomically.
+
+Claude Code lets a tool call through when its ``PreToolUse`` hook times out, cannot start or
+exits oddly, unless the entry says ``onFailure: "block"`` (Claude Code 2.1.295 and later), so
+ours does; and its timeout outlasts the longest approval wait the hook was given, so the
+agent does not kill a hook still waiting on a human.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 import tempfile
@@ -16,8 +22,11 @@ from pathlib import Path
 from typing import Any
 
 EVENTS = ("PreToolUse", "PostToolUse")
-#: Seconds the agent waits for the hook; keep --approval-timeout below it.
+#: Seconds the agent waits for the hook at the least.
 DEFAULT_HOOK_TIMEOUT = 60
+#: Seconds the hook may need beyond its approval wait: its start, the daemon's grace (5 s),
+#: the record written after the answer.
+HOOK_MARGIN = 30
 _FILES = {"claude-code": (".claude", "settings.json"), "codex": (".codex", "hooks.json")}
 
 
@@ -27,7 +36,17 @@ def settings_path(agent: str, scope: str) -> Path:
     return base / folder / name
 
 
-def install(path: Path, command: str | None, agent: str = "claude-code") -> int:
+def hook_timeout(approval_timeout: float) -> int:
+    """Seconds the agent should wait for a hook that may wait ``approval_timeout`` on a human."""
+    return max(DEFAULT_HOOK_TIMEOUT, math.ceil(approval_timeout) + HOOK_MARGIN)
+
+
+def install(
+    path: Path,
+    command: str | None,
+    agent: str = "claude-code",
+    timeout: int = DEFAULT_HOOK_TIMEOUT,
+) -> int:
     """Write our PreToolUse/PostToolUse entries (``command``), or remove them (None)."""
     marker = f"hook {agent}"
     try:
@@ -42,7 +61,9 @@ def install(path: Path, command: str | None, agent: str = "claude-code") -> int:
     for event in EVENTS:
         groups = [g for g in hooks.get(event, []) if not _ours(g, marker)]
         if command is not None:
-            entry = {"type": "command", "command": command, "timeout": DEFAULT_HOOK_TIMEOUT}
+            entry: dict[str, Any] = {"type": "command", "command": command, "timeout": timeout}
+            if agent == "claude-code" and event == "PreToolUse":
+                entry["onFailure"] = "block"
             groups.append({"matcher": "*" if agent == "claude-code" else ".*", "hooks": [entry]})
         if groups:
             hooks[event] = groups
