@@ -13,6 +13,7 @@ from server_helpers import bearer
 
 from aegis import hookimpl, plugins
 from aegis.http import HttpRequest, HttpResponse
+from aegis.runtime.audit import AuditStore
 
 SECRET = b"channel-signing-secret"
 
@@ -48,7 +49,7 @@ def channel() -> Iterator[SignedCallbackPlugin]:
     plugins.unregister_plugin(name)
 
 
-def test_route_gets_raw_body_and_needs_no_api_key(make_app, channel) -> None:
+def test_route_gets_raw_body_and_needs_no_api_key(make_app, channel, db_url: str) -> None:
     app, ran = make_app()
     with TestClient(app) as c:
         pending = c.post(
@@ -57,14 +58,20 @@ def test_route_gets_raw_body_and_needs_no_api_key(make_app, channel) -> None:
             headers=bearer("dev"),
         ).json()
         rid = pending["request_id"]
+        token = AuditStore(db_url).approvals.token(rid)  # what the channel's button carries
         raw = b'{"user":  "U1", "verdict": "approve"}'  # odd spacing: bytes must be kept
-        forged = c.post(f"/chat/callback/{rid}", content=raw, headers={"x-signature": "0" * 64})
+        forged = c.post(f"/chat/callback/{token}", content=raw, headers={"x-signature": "0" * 64})
         assert forged.status_code == 401
         sig = hmac.new(SECRET, raw, hashlib.sha256).hexdigest()
-        r = c.post(f"/chat/callback/{rid}", content=raw, headers={"x-signature": sig})
+        # Signed, but naming the bare id: a route's reference comes from outside, so only the
+        # token (proof the sender was shown this request) counts.
+        bare = c.post(f"/chat/callback/{rid}", content=raw, headers={"x-signature": sig})
+        assert bare.status_code == 200 and bare.json()["accepted"] is False
+        assert "token" in bare.json()["message"]
+        r = c.post(f"/chat/callback/{token}", content=raw, headers={"x-signature": sig})
         assert r.status_code == 200 and r.json()["accepted"] is True
         assert channel.seen[-1].body == raw
-        assert channel.seen[-1].params == {"rid": rid}
+        assert channel.seen[-1].params == {"rid": token}
         done = c.get(pending["status_url"] + "?wait=10", headers=bearer("dev")).json()
         assert (done["status"], done["approver"]) == ("success", "chat:U1")
     assert [a.target for a in ran.ran] == ["crm_prod"]

@@ -85,7 +85,10 @@ def aegis_register_approval_handlers(register: Register) -> None:
     ``verdict`` is ``"approve"`` or ``"deny"``; ``edits`` (approve only) changes params;
     ``proof`` is whatever the channel verified (stored with the answer). The token
     (``AuditStore.approvals.token(request)``) is opaque and unguessable: put it in buttons and
-    links instead of the bare id. Another process answers through
+    links instead of the bare id. A channel whose reference comes back from outside (button
+    data, a link, a reply) sets ``answers_with_tokens = True``, and the responders of plugin
+    routes (``RouteContext.responder``) are the same: a bare id is then refused and audited,
+    since a client can send any data for a button and an id is no secret. Another process answers through
     ``AuditStore(url).approvals.respond(...)`` (what ``aegis approvals`` does).
 
     The core, not the channel, checks every answer: that it names this request and its

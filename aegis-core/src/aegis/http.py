@@ -68,11 +68,14 @@ class RouteContext:
     store: AuditStore
 
     def responder(self, channel: str) -> Responder:
-        """A ``Responder`` for ``channel``; a waiter in this process is woken at once."""
+        """A ``Responder`` for ``channel``; a waiter in this process is woken at once.
+
+        A route's request comes from outside, so it answers with callback tokens only
+        (``Responder.tokens_only``): a bare request id is refused and audited."""
         from aegis.runtime.approval.channels import Responder
         from aegis.runtime.approval.flow import WAKERS
 
-        return Responder(self.store.approvals, channel, WAKERS.wake)
+        return Responder(self.store.approvals, channel, WAKERS.wake, tokens_only=True)
 
 
 RouteHandler = Callable[[HttpRequest], Awaitable[HttpResponse]]

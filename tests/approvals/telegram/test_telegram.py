@@ -162,6 +162,25 @@ async def test_a_reply_to_someone_elses_message_is_not_an_answer(
     assert req.answers == ()
 
 
+async def test_a_forged_press_naming_the_bare_request_id_is_refused(
+    store: AuditStore, telegram_api: Telegram
+) -> None:
+    """A Telegram client may send any callback data for a bot's message: "a:<request id>"
+    names the request without its token (the MAC over id and action digest) and was taken
+    as an answer, as a button for any request the sender learnt the id of would be."""
+    run, message = await start(store, telegram_api, timeout=2)
+    (pending,) = store.approvals.list(limit=None)
+    forged = telegram_api.press(message, "Approve", ALICE)
+    forged["callback_query"]["data"] = "a:" + pending.id
+    telegram_api.queue(forged)
+    result = await run.result()
+    assert run.executor.ran == [] and result.status is ResultStatus.DENIED
+    (answer,) = await answered(telegram_api, 1)
+    assert "token" in answer["text"] and answer["show_alert"] == "true"
+    (req,) = store.approvals.list(limit=None)
+    assert [(a.responder, a.accepted) for a in req.answers] == [(f"telegram:{ALICE}", False)]
+
+
 async def test_quorum_of_two_across_two_users(store: AuditStore, telegram_api: Telegram) -> None:
     pol = policy(f'{{allow: ["telegram:{ALICE}", "telegram:{BOB}"], quorum: 2}}')
     run, message = await start(store, telegram_api, pol)

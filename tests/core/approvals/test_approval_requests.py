@@ -48,6 +48,36 @@ async def test_request_is_stored_before_the_channel_hears_of_it(store: AuditStor
     assert channel.settled_seen and channel.settled_seen[0].state == "approved"
 
 
+async def test_a_channel_answering_from_outside_names_requests_by_token_only(
+    store: AuditStore,
+) -> None:
+    """``answers_with_tokens``: the channel's reference comes from a button or link someone
+    outside sent, and an id is no secret; a bare id is refused (and audited), the token
+    counts."""
+
+    class Remote(ScriptedChannel):
+        answers_with_tokens = True
+
+    outcomes: list[Any] = []
+
+    async def script(request: ApprovalRequest, responder: Responder) -> None:
+        assert responder.tokens_only
+        outcomes.append(await responder.respond(request.id, "alice", "approve"))
+        outcomes.append(await responder.respond(responder.token(request), "alice", "approve"))
+
+    executor = Recorder()
+    async with runtime(store, executor, PAYING, Remote(script)) as rt:
+        result = await rt.run_one(PAY)
+    assert [o.accepted for o in outcomes] == [False, True]
+    assert "token" in outcomes[0].message
+    assert result.ok and len(executor.ran) == 1
+    (req,) = store.approvals.list(limit=None)
+    assert [(a.responder, a.accepted) for a in req.answers] == [
+        ("test:alice", False),
+        ("test:alice", True),
+    ]
+
+
 @pytest.mark.parametrize("how", ["update_policy", "watcher"])
 async def test_policy_reloaded_to_block_while_deciding_blocks(
     store: AuditStore, tmp_path: Any, how: str

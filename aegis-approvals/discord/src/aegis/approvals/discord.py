@@ -87,6 +87,7 @@ class DiscordChannel(ApprovalChannel):
     """
 
     name: ClassVar[str] = "discord"
+    answers_with_tokens: ClassVar[bool] = True  # button data and links come from outside
 
     def __init__(
         self,

@@ -134,7 +134,7 @@ class ReplyWatcher:
         results = "; ".join(str(h) for h in mail.get_all("Authentication-Results", []))
         proof = f"reply {mail.get('Message-ID', '?')}; {results or 'no Authentication-Results'}"
         outcome = await responder.respond(
-            request.id,
+            responder.token(request),  # matched to the message we sent, by its headers
             who,
             command[0],
             command[1],

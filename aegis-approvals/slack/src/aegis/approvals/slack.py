@@ -73,6 +73,7 @@ class SlackChannel(ApprovalChannel):
     """
 
     name: ClassVar[str] = "slack"
+    answers_with_tokens: ClassVar[bool] = True  # button data and links come from outside
 
     def __init__(
         self,

@@ -142,6 +142,7 @@ class TelegramChannel(ApprovalChannel):
     """
 
     name: ClassVar[str] = "telegram"
+    answers_with_tokens: ClassVar[bool] = True  # button data and links come from outside
 
     def __init__(
         self,

@@ -66,6 +66,7 @@ class WebhookChannel(ApprovalChannel):
     """``url``/``secret`` default to ``$AEGIS_WEBHOOK_URL`` / ``$AEGIS_WEBHOOK_SECRET``."""
 
     name: ClassVar[str] = "webhook"
+    answers_with_tokens: ClassVar[bool] = True  # button data and links come from outside
 
     def __init__(
         self,

@@ -40,6 +40,10 @@ class ApprovalChannel:
 
     name: ClassVar[str] = "channel"
     answers_later: ClassVar[bool] = True
+    #: Its answers name their request by what a person outside sent (a button's data, a
+    #: link): only the callback token counts then, a bare request id is refused. Set it in
+    #: every channel whose request reference comes from the platform, not from this process.
+    answers_with_tokens: ClassVar[bool] = False
     #: Seconds this channel can wait at most; it can shorten the runtime's window, never extend.
     timeout: float | None = None
 
@@ -79,12 +83,26 @@ Waker = Callable[["AnswerOutcome"], None]
 
 class Responder:
     """How a channel reports an answer. Bound to one channel name; the identity checked
-    against a rule's allow list is ``<channel>:<responder>``."""
+    against a rule's allow list is ``<channel>:<responder>``.
 
-    def __init__(self, book: ApprovalBook, channel: str, wake: Waker | None = None) -> None:
+    ``tokens_only``: the reference comes from outside (a callback, a button's data), so
+    only a callback token names a request; a bare id is recorded as a refused attempt. A
+    client can send any data for a button it was shown, and an id is no secret (logs, the
+    dashboard, ``aegis approvals``): only the token proves the sender was shown this request.
+    """
+
+    def __init__(
+        self,
+        book: ApprovalBook,
+        channel: str,
+        wake: Waker | None = None,
+        *,
+        tokens_only: bool = False,
+    ) -> None:
         self._book = book
         self.channel = channel
         self._wake = wake
+        self.tokens_only = tokens_only
 
     def token(self, request: ApprovalRequest) -> str:
         """The request's opaque callback token, for buttons and links (bound to its digest)."""
@@ -109,6 +127,11 @@ class Responder:
         stored with the answer. The outcome says whether it counted and why not. ``refused``
         (why) records an attempt the channel could not verify, so it is audited but never counts.
         """
+        if self.tokens_only and refused is None and "." not in str(request):
+            refused = (
+                f"{self.channel} answers must carry the request's token, not its bare id "
+                "(the token proves which request and action the sender was shown)"
+            )
         outcome = await self._book.run(
             self._book.respond,
             request,

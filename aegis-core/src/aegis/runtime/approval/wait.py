@@ -70,7 +70,10 @@ async def wait(
         except Exception:
             log.exception("the wait observer failed for request %s; waiting anyway", rid)
     WAKERS.arm(rid)
-    responders = {id(c): Responder(book, label(c), WAKERS.wake) for c in channels}
+    responders = {
+        id(c): Responder(book, label(c), WAKERS.wake, tokens_only=c.answers_with_tokens)
+        for c in channels
+    }
     tasks: list[asyncio.Task[Any]] = []
     for channel in channels:
         responder = responders[id(channel)]
