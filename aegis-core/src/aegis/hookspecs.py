@@ -88,8 +88,8 @@ def aegis_register_approval_handlers(register: Register) -> None:
     links instead of the bare id. A channel whose reference comes back from outside (button
     data, a link, a reply) sets ``answers_with_tokens = True``, and the responders of plugin
     routes (``RouteContext.responder``) are the same: a bare id is then refused and audited,
-    since a client can send any data for a button and an id is no secret. Another process answers through
-    ``AuditStore(url).approvals.respond(...)`` (what ``aegis approvals`` does).
+    since a client can send any data for a button and an id is no secret. Another process
+    answers through ``AuditStore(url).approvals.respond(...)`` (what ``aegis approvals`` does).
 
     The core, not the channel, checks every answer: that it names this request and its
     action's digest, that the request is still pending and unexpired, the approver allow list

@@ -36,7 +36,27 @@ def reply(
 
 
 def replying(smtp: Inbox, imap: Imap, to: tuple[str, ...] = (ALICE,), **kw: Any) -> EmailChannel:
+    if "authserv_id" not in kw:
+        kw.setdefault("trust_from", True)  # the stand-in IMAP server is our own, on loopback
     return channel(smtp, list(to), imap_url=imap.url, poll_interval=0.1, **kw)
+
+
+def test_replies_without_a_server_to_vouch_for_from_are_refused_when_made(
+    smtp: Inbox, imap: Imap, monkeypatch: Any
+) -> None:
+    """Without ``authserv_id`` nothing required a pass: a reply whose From merely *said*
+    alice@example.com, with no Authentication-Results at all, approved the payment. Reading
+    replies now needs the server whose checks count, or an explicit ``trust_from``."""
+    monkeypatch.delenv("AEGIS_EMAIL_AUTHSERV_ID", raising=False)
+    monkeypatch.delenv("AEGIS_EMAIL_TRUST_FROM", raising=False)
+    try:
+        channel(smtp, [ALICE], imap_url=imap.url)
+    except ValueError as exc:
+        assert "authserv_id" in str(exc) and "trust_from" in str(exc)
+    else:
+        raise AssertionError("a channel trusting a bare From header was made")
+    monkeypatch.setenv("AEGIS_EMAIL_TRUST_FROM", "1")
+    assert channel(smtp, [ALICE], imap_url=imap.url).replies is not None
 
 
 async def test_an_approve_reply_runs_and_is_marked_seen(

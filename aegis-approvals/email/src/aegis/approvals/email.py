@@ -121,6 +121,7 @@ class EmailChannel(ApprovalChannel):
     """Every argument defaults to its ``AEGIS_EMAIL_*`` environment variable (README)."""
 
     name: ClassVar[str] = "email"
+    answers_with_tokens: ClassVar[bool] = True  # button data and links come from outside
 
     def __init__(
         self,
@@ -139,6 +140,7 @@ class EmailChannel(ApprovalChannel):
         poll_interval: float = 10.0,
         authserv_id: str | None = None,
         attempt_timeout: float = 30.0,
+        trust_from: bool | None = None,
     ) -> None:
         self.smtp = smtp_options(smtp_url, host, port, username, password, tls)
         self.sender = sender or os.environ.get("AEGIS_EMAIL_FROM", "")
@@ -156,6 +158,15 @@ class EmailChannel(ApprovalChannel):
             from aegis.approvals.email_replies import ReplyWatcher
 
             authserv_id = authserv_id or os.environ.get("AEGIS_EMAIL_AUTHSERV_ID")
+            if trust_from is None:
+                trust_from = os.environ.get("AEGIS_EMAIL_TRUST_FROM", "") in ("1", "true", "yes")
+            if not authserv_id and not trust_from:
+                # Nothing would vouch for From: anyone could write "From: alice@…" and approve.
+                raise ValueError(
+                    "email channel: replies need authserv_id (AEGIS_EMAIL_AUTHSERV_ID), the "
+                    "receiving server whose DKIM/DMARC results count; or trust_from=True "
+                    "(AEGIS_EMAIL_TRUST_FROM=1) when only your own server delivers to it"
+                )
             self.replies = ReplyWatcher(imap_url, poll_interval, authserv_id)
         if self.secret is None and self.replies is None:
             raise ValueError("email channel: configure links (base URL + secret) or IMAP replies")

@@ -9,7 +9,8 @@ What is checked here, before anything is reported as an answer:
 - no ``Authentication-Results`` header says ``dkim``, ``spf`` or ``dmarc`` = fail, softfail or
   permerror;
 - with ``authserv_id`` set (your server's name in those headers): a header from that server
-  must say ``dmarc=pass``, or ``dkim=pass`` for the From domain (or a parent of it).
+  must say ``dmarc=pass``, or ``dkim=pass`` for the From domain (or a parent of it). Without
+  it only ``trust_from`` (the channel's explicit opt-in) lets replies be read at all.
 
 A reply that fails these is reported with ``refused=`` (stored, never counted); whether a
 verified sender may answer for the rule is the core's decision, like any other answer.
