@@ -34,6 +34,7 @@ from aegis.runtime.approval.handlers import (
     DEFAULT_EXECUTION_TIMEOUT,
     ApprovalHandler,
 )
+from aegis.runtime.gates import PolicyGate, apply_gates
 from aegis.runtime.hooks import RuntimeHooks
 
 # What one action goes through lives in ``pipeline``; Authorization is imported from here too.
@@ -99,6 +100,7 @@ class Runtime:
     ) -> None:
         self.executor: BaseExecutor = resolve(executor, "executors", BaseExecutor)
         self._policy = policy
+        self._gates: tuple[PolicyGate, ...] = ()
         self._shadow_timeout = shadow_timeout
         self._shadow = None if shadow is None else ShadowPolicy(shadow, timeout=shadow_timeout)
         self.channels: tuple[ApprovalChannel, ...] = channels_of(approval_handler)
@@ -171,8 +173,14 @@ class Runtime:
         return self._policy
 
     def update_policy(self, policy: PolicySource) -> None:
-        """Swap the policy; actions evaluated from now on (and plans executed) use it."""
+        """Swap the policy; actions evaluated from now on (and plans executed) use it. Gates
+        stay (``add_gate``)."""
         self._policy = policy
+
+    def add_gate(self, gate: PolicyGate) -> None:
+        """Check every decision after the policy, whichever policy is in force then; a gate
+        can only make a decision stricter (``aegis.runtime.gates``)."""
+        self._gates = (*self._gates, gate)
 
     @property
     def shadow(self) -> ShadowPolicy | None:
@@ -218,7 +226,7 @@ class Runtime:
             )
         if decision.action is not action and decision.action != action:
             return blocked_decision(action, "policy returned a decision about another action")
-        return decision
+        return apply_gates(self._gates, action, decision) if self._gates else decision
 
     def plan(self, actions: Iterable[Action]) -> ExecutionPlan:
         """Evaluate a batch without running anything (advice, not permission)."""

@@ -266,11 +266,13 @@ def still_decided(
     """``decision`` itself when evaluating ``action`` now could not answer otherwise, else
     None (evaluate it). So it is only when ``decision`` is about this very action and the
     policy in force is a ``Policy`` with the fingerprint that made it, whose decisions depend
-    on the action alone (``Policy.repeatable``: no limits, no clock, no plugin conditions). A
-    policy reloaded meanwhile has another fingerprint unless its content is the same."""
+    on the action alone (``Policy.repeatable``: no limits, no clock, no plugin conditions),
+    and no gate (``Runtime.add_gate``) may have changed its mind. A policy reloaded meanwhile
+    has another fingerprint unless its content is the same."""
     policy = runtime.policy
     if (
         decision.action is action
+        and not runtime._gates
         and type(policy) is Policy
         and policy.repeatable
         and policy.fingerprint == decision.policy_fingerprint

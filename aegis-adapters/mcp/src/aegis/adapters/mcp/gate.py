@@ -1,14 +1,16 @@
-"""``GatedPolicy``: the user's policy with the proxy's own gate around it.
+"""``ProxyGate``: what only the proxy knows, checked after the user's policy.
 
-Apart from ``proxy`` because it is what the runtime holds as its policy, not part of serving
-MCP: every decision, including the runtime's re-evaluation after an approval, passes through
-it. It reads only the proxy's tool table (which tools were listed, which are quarantined),
-and only ever makes a decision stricter.
+Which tools the upstream listed, and which are quarantined: a tool never listed is blocked, a
+quarantined one is hidden (blocked) or held for a human. It is a runtime gate
+(``Runtime.add_gate``), not a wrapper around the policy, so it holds for every decision
+(including the re-check after an approval) whatever policy is swapped in later, and the
+policy's own limits are counted as usual. It reads only the proxy's tool table and only ever
+makes a decision stricter (the core enforces that too).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import attrs
 from aegis.adapters.mcp.pins import QUARANTINED
@@ -21,21 +23,13 @@ if TYPE_CHECKING:
     from aegis.adapters.mcp.proxy import Proxy
 
 
-class GatedPolicy:
-    """The user's policy, plus what only the proxy knows: which tools exist and which are
-    quarantined. Wrapping the policy (not checking beside it) means the runtime's re-evaluation
-    after an approval sees the same gate."""
+class ProxyGate:
+    """The proxy's gate on one runtime (``Runtime.add_gate``)."""
 
-    def __init__(self, inner: Any, proxy: Proxy) -> None:
-        self.inner = inner
+    def __init__(self, proxy: Proxy) -> None:
         self.proxy = proxy
 
-    @property
-    def fingerprint(self) -> Any:
-        return getattr(self.inner, "fingerprint", None)
-
-    def evaluate(self, action: Action) -> PolicyDecision:
-        decision: PolicyDecision = self.inner.evaluate(action)
+    def __call__(self, action: Action, decision: PolicyDecision) -> PolicyDecision:
         if action.metadata.get("mcp") != "tools/call" or not decision.is_allowed:
             return decision  # a policy block stands as the policy said it
         key = (action.target, action.type)

@@ -11,8 +11,8 @@
 * A name the proxy did not list (a hidden or unknown tool) is refused by the policy gate and
   audited like any other stopped call, so hiding is never the only defence.
 
-That gate is ``gate.GatedPolicy`` (the policy the runtime holds); resources and prompts are
-``passthrough``; what a client gets back is built in ``replies``.
+That gate is ``gate.ProxyGate`` (a runtime gate, kept whatever policy is swapped in);
+resources and prompts are ``passthrough``; what a client gets back is built in ``replies``.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ import attrs
 import mcp_types as types
 from aegis.adapters.mcp import explain, tool_action
 from aegis.adapters.mcp.executor import ProgressCallback, progress_callback
-from aegis.adapters.mcp.gate import GatedPolicy
+from aegis.adapters.mcp.gate import ProxyGate
 from aegis.adapters.mcp.passthrough import Passthrough
 from aegis.adapters.mcp.pins import QUARANTINED, TRUSTED, PinEvent, PinStore, ToolShape
 from aegis.adapters.mcp.replies import progress_forwarder, to_call_result
@@ -55,8 +55,8 @@ class Route:
 class Proxy(Passthrough):
     """One MCP server in front of ``upstreams``, deciding every call through ``runtime``.
 
-    It installs its gate on the runtime's policy when made (``GatedPolicy``), so a tool it
-    does not list is refused even if a client names it. ``pins`` (with ``quarantine``) holds
+    It adds its gate to the runtime when made (``ProxyGate``), so a tool it does not list is
+    refused even if a client names it. ``pins`` (with ``quarantine``) holds
     back tools whose definition changed since it was trusted: hidden, or asked for approval.
     ``prefix`` names tools ``server__tool``; by default only when there are several upstreams,
     so that two servers' tools of one name cannot be confused."""
@@ -85,7 +85,7 @@ class Proxy(Passthrough):
         self._prompts: dict[str, tuple[str, str]] = {}  # exposed name -> (server, prompt)
         self._clients: dict[Any, Any] = {}  # connection -> a session, told about list changes
         self._refresh_lock = asyncio.Lock()
-        runtime.update_policy(GatedPolicy(runtime.policy, self))
+        runtime.add_gate(ProxyGate(self))
         for upstream in upstreams:
             upstream._on_notification = self._upstream_notification
 
@@ -321,4 +321,4 @@ class Proxy(Passthrough):
                 del self._clients[key]
 
 
-__all__ = ["GatedPolicy", "Proxy", "Route", "UpstreamDown", "explain", "to_call_result"]
+__all__ = ["Proxy", "ProxyGate", "Route", "UpstreamDown", "explain", "to_call_result"]
