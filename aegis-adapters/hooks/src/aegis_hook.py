@@ -68,10 +68,12 @@ class Denied(Exception):
 def absolute_db(db: str | None) -> str:
     """The audit URL with a relative SQLite path made absolute (hooks run in any directory)."""
     url = db or os.environ.get("AEGIS_AUDIT_URL") or "sqlite:///aegis_audit.db"
-    if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
-        rest = url.removeprefix("sqlite:///")
-        if rest and not rest.startswith(":memory:"):
-            url = f"sqlite:///{os.path.abspath(rest)}"
+    if "://" not in url:  # a plain file path, as AuditStore takes one
+        return url if url == ":memory:" else os.path.abspath(url)
+    scheme, sep, rest = url.partition(":///")
+    is_sqlite = scheme == "sqlite" or scheme.startswith("sqlite+")
+    if sep and is_sqlite and rest and not rest.startswith(("/", ":memory:")):
+        url = f"{scheme}:///{os.path.abspath(rest)}"
     return url
 
 

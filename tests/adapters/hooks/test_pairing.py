@@ -171,3 +171,27 @@ async def test_pairing_on_postgresql(hook_policy: Path, pg_url: str) -> None:
         (2, "success", None),
         (3, "failed", "outcome not reported"),
     ]
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ("audit.db", "{cwd}/audit.db"),  # a plain path, as AuditStore takes it
+        ("sub/audit.db", "{cwd}/sub/audit.db"),
+        ("sqlite:///audit.db", "sqlite:///{cwd}/audit.db"),
+        ("sqlite+pysqlite:///audit.db", "sqlite+pysqlite:///{cwd}/audit.db"),
+        ("sqlite:////abs/audit.db", "sqlite:////abs/audit.db"),
+        ("/abs/audit.db", "/abs/audit.db"),
+        ("sqlite:///:memory:", "sqlite:///:memory:"),
+        ("postgresql://u@127.0.0.1/aegis", "postgresql://u@127.0.0.1/aegis"),
+    ],
+)
+def test_the_audit_location_a_hook_is_given_is_made_absolute(
+    given: str, expected: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The agent runs its hook in whatever directory it is in: a relative audit path, left
+    relative, sent each call's record to a different database, where nobody looks."""
+    import aegis_hook
+
+    monkeypatch.chdir(tmp_path)
+    assert aegis_hook.absolute_db(given) == expected.format(cwd=tmp_path)
