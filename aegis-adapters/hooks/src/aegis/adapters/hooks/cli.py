@@ -47,8 +47,10 @@ def _agent_command(agent: str, installable: bool) -> Callable[..., int]:
     ) -> int:
         import aegis_hook
 
-        if not (0 < approval_timeout < 86400 and 0 < report_timeout < float("inf")):
-            return _usage("--approval-timeout and --report-timeout must be positive seconds")
+        if not 0 < approval_timeout < 86400:
+            return _usage("--approval-timeout must be a positive number of seconds")
+        if not 0 <= report_timeout < float("inf"):
+            return _usage("--report-timeout must be a finite number of seconds, 0 or more")
         if install or uninstall:
             if not installable:
                 return _usage(f"--install is not supported for {agent}; see the README")
