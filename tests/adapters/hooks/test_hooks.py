@@ -171,6 +171,30 @@ async def test_post_tool_use_completes_the_record_with_the_outcome(
     assert records(db_url)[0].id == 1 and len(rows) == 2  # completed in place, not a second row
 
 
+def test_a_failure_report_closes_the_record_as_failed(hook_policy: Path, db_url: str) -> None:
+    """Claude Code reports a failed tool with ``PostToolUseFailure``, not ``PostToolUse``: that
+    was refused as an unknown event (and not installed), so the record waited an hour to be
+    closed as "outcome not reported" for a call whose failure was reported."""
+    allowed = answer(run_hook(PAYLOADS["bash_make"], hook_policy, db_url))
+    assert allowed["permissionDecision"] == "allow"
+    done = run_hook(PAYLOADS["bash_make_failure"], hook_policy, db_url)
+    assert done.returncode == 0 and done.stdout == "", done.stderr
+    [row] = records(db_url)
+    assert (row.target, row.result, row.error) == (
+        "make test",
+        "failed",
+        "Command failed with exit code 2",
+    )
+
+
+def test_install_also_takes_failure_reports(tmp_path: Path, hook_policy: Path) -> None:
+    args = [AEGIS, "hook", "claude-code", "--install", "--project", "--policy", str(hook_policy)]
+    done = subprocess.run(args, cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    hooks_ = json.loads((tmp_path / ".claude" / "settings.json").read_text())["hooks"]
+    assert set(hooks_) == {"PreToolUse", "PostToolUse", "PostToolUseFailure"}
+
+
 def test_the_real_process_blocks_allows_and_completes(hook_policy: Path, db_url: str) -> None:
     denied = answer(run_hook(PAYLOADS["bash_rm"], hook_policy, db_url))
     assert (

@@ -160,7 +160,7 @@ class Hooks:
                 report_timeout=self.options.report_timeout,
             )
             return _answer(agent, answer)
-        if call.event == "PostToolUse" or call.event.startswith("after"):
+        if call.event in ("PostToolUse", "PostToolUseFailure") or call.event.startswith("after"):
             await post_tool_use(runtime, call)
             return Reply(0, "{}\n" if agent == "cursor" else "")
         return refusal(agent, f"aegis hook: unsupported hook event {call.event!r}; denied")

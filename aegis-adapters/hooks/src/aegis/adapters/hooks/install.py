@@ -22,6 +22,8 @@ from pathlib import Path
 from typing import Any
 
 EVENTS = ("PreToolUse", "PostToolUse")
+#: Events only some agents send: Claude Code reports a failed tool with its own event.
+EXTRA_EVENTS = {"claude-code": ("PostToolUseFailure",)}
 #: Seconds the agent waits for the hook at the least.
 DEFAULT_HOOK_TIMEOUT = 60
 #: Seconds the hook may need beyond its approval wait: its start, the daemon's grace (5 s),
@@ -58,7 +60,7 @@ def install(
         print(f"aegis: error: {path}: not a JSON object with a 'hooks' object", file=sys.stderr)
         return 1
     hooks = settings.setdefault("hooks", {})
-    for event in EVENTS:
+    for event in (*EVENTS, *EXTRA_EVENTS.get(agent, ())):
         groups = [g for g in hooks.get(event, []) if not _ours(g, marker)]
         if command is not None:
             entry: dict[str, Any] = {"type": "command", "command": command, "timeout": timeout}

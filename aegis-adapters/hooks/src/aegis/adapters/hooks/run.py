@@ -183,12 +183,15 @@ async def post_tool_use(runtime: Any, call: HookCall) -> None:
     await runtime.open()
     action = _bind(runtime, call.action)
     response = call.payload.get("tool_response")
-    failed = isinstance(response, dict) and (
-        response.get("success") is False
-        or bool(response.get("is_error"))
-        or bool(response.get("interrupted"))
-        or response.get("exit_code") not in (None, 0)
-    )
+    if call.event == "PostToolUseFailure":  # Claude Code's report of a tool that failed
+        failed, response = True, {"error": call.payload.get("error")}
+    else:
+        failed = isinstance(response, dict) and (
+            response.get("success") is False
+            or bool(response.get("is_error"))
+            or bool(response.get("interrupted"))
+            or response.get("exit_code") not in (None, 0)
+        )
     status = ResultStatus.FAILED if failed else ResultStatus.SUCCESS
     error = _error_text(response) if failed else None
     url = runtime.audit.url
