@@ -75,6 +75,11 @@ def test_refs_fit_callback_data_and_commands_are_exact() -> None:
     assert command('edit {"amount": 10}') == ("approve", None, {"amount": 10})
     assert isinstance(command("I disapprove"), str) and isinstance(command("approved!"), str)
     assert isinstance(command("edit amount=10"), str)
+    # A condition after "approve" is not an approval of the action as it stands: it was
+    # taken as "approve" with the condition as its reason, and the full amount ran.
+    for conditional in ("approve but only 100", "approve if amount < 100", "Approve  later"):
+        refused = command(conditional)
+        assert isinstance(refused, str) and "edit" in refused, conditional
 
 
 async def test_a_button_press_approves_and_the_message_says_by_whom(

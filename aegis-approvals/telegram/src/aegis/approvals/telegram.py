@@ -50,13 +50,21 @@ Call = tuple[str, dict[str, Any]]
 def command(text: str) -> tuple[str, str | None, dict[str, Any] | None] | str:
     """A reply's text -> (verdict, reason, edits), or why it is not a command.
 
-    Exact commands only: the first word is ``approve``, ``deny`` or ``edit`` (any case) — a
-    message that merely contains "approve" ("I disapprove") is not an answer.
+    Exact commands only: ``approve`` alone, ``deny`` with an optional reason, or ``edit``
+    with a JSON object (any case) — a message that merely contains "approve" ("I
+    disapprove") is not an answer, and neither is an approval with a condition after it
+    ("approve but only 100"): that is not the action as it stands, and the action would run
+    as it stands.
     """
     word, _, rest = text.strip().partition(" ")
     word, rest = word.lower(), rest.strip()
     if word == "approve":
-        return "approve", rest or None, None
+        if rest:
+            return (
+                "approve takes nothing after it: to change the action, edit {...}; "
+                "to refuse it, deny <reason>"
+            )
+        return "approve", None, None
     if word == "deny":
         return "deny", rest or None, None
     if word == "edit":
