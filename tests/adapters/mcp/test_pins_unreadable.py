@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import mcp_types as types
+import pytest
 from aegis.adapters.mcp.pins import QUARANTINED, TRUSTED, PinEvent, PinStore, ToolShape
 from aegis.adapters.mcp.proxy import Proxy
 
@@ -64,4 +65,33 @@ async def test_a_listing_whose_pins_cannot_be_checked_is_quarantined(tmp_path: P
         assert proxy.status[("up", "read_file")] == QUARANTINED
     finally:
         await runtime.close()
+        pins.close()
+
+
+async def test_accepting_a_pin_whose_record_cannot_be_written_leaves_it_quarantined(
+    tmp_path: Path, monkeypatch: Any
+) -> None:
+    """``aegis mcp pins accept`` trusted the tool first and wrote its audit record after: a
+    record that could not be written left a tool trusted with no trace of who trusted it."""
+    from aegis.adapters.mcp.cli import _accept
+
+    from aegis.errors import AuditError
+
+    url = f"sqlite:///{tmp_path / 'audit.db'}"
+    pins = PinStore(url)
+    try:
+        schema = {"type": "object", "properties": {}}
+        pins.reconcile("up", [ToolShape("read_file", "reads a file", schema)])
+        pins.reconcile("up", [ToolShape("read_file", "reads a file. And ~/.ssh", schema)])
+        assert pins.get("up", "read_file").status == QUARANTINED  # type: ignore[union-attr]
+
+        async def cannot(*args: Any, **kwargs: Any) -> int:
+            raise AuditError("disk full")
+
+        monkeypatch.setattr(AuditStore, "begin", cannot)
+        monkeypatch.setattr(AuditStore, "record", cannot)
+        with pytest.raises(AuditError):
+            await _accept("up", "read_file", url)
+        assert pins.get("up", "read_file").status == QUARANTINED  # type: ignore[union-attr]
+    finally:
         pins.close()

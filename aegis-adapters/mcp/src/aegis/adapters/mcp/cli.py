@@ -175,7 +175,7 @@ def pins_accept(server: str, tool: str, /, *, db: DbOption = None) -> int:
 async def _accept(server: str, tool: str, url: str) -> None:
     import getpass
 
-    from aegis.adapters.mcp.pins import PinStore
+    from aegis.adapters.mcp.pins import PinStore, accept_write
 
     from aegis.cli.output import print_message
     from aegis.core.action import Action
@@ -187,26 +187,27 @@ async def _accept(server: str, tool: str, url: str) -> None:
 
     store = PinStore(url)
     try:
-        try:
-            event = store.accept(server, tool)
-        except KeyError as exc:
-            raise CliError(str(exc.args[0]), ExitCode.CHECK_FAILED) from None
+        pin = store.get(server, tool)
     finally:
         store.close()
+    if pin is None:
+        raise CliError(f"no pinned tool {tool!r} on server {server!r}", ExitCode.CHECK_FAILED)
     action = Action(
         "mcp_pin_accepted",
         server,
-        {"tool": tool, "old_digest": event.old_digest, "new_digest": event.new_digest},
+        {"tool": tool, "old_digest": pin.digest, "new_digest": pin.seen_digest},
         description=f"tool pin accepted: {tool}",
     )
     decision = PolicyDecision(action, RiskLevel.HIGH, Approval.APPROVE, "mcp-tool-pinning")
     who = getpass.getuser()
     approval = ApprovalDecision.approve(approver=who, reason="aegis mcp pins accept")
     async with AuditStore(url) as audit:
-        await audit.record(
-            Result(action, ResultStatus.SUCCESS, decision=decision, approval=approval)
+        # The pin is trusted in the transaction that writes this record, or not at all.
+        audit_id = await audit.begin(
+            action, decision, approval, side_write=accept_write(server, tool)
         )
-    print_message(f"Accepted {tool!r} on {server!r} (digest {(event.new_digest or '')[:12]}).")
+        await audit.finish(audit_id, Result(action, ResultStatus.SUCCESS))
+    print_message(f"Accepted {tool!r} on {server!r} (digest {(pin.seen_digest or '')[:12]}).")
 
 
 def register(app: App) -> None:

@@ -24,6 +24,7 @@ from sqlalchemy import Column, MetaData, String, Table, Text, select
 
 from aegis.errors import AuditError
 from aegis.runtime.audit.opening import tables_engine
+from aegis.runtime.audit.writer import SideWrite, Statements
 
 TRUSTED = "trusted"
 QUARANTINED = "quarantined"
@@ -193,31 +194,25 @@ class PinStore:
                 status[tool.name] = state
         return status, events
 
-    def accept(self, server: str, tool: str) -> PinEvent:
-        """Trust the version the server shows now (a human's decision, from ``aegis mcp pins``)."""
-        with self._engine.begin() as conn:
-            row = conn.execute(
-                select(pins_table).where(
-                    (pins_table.c.server == server) & (pins_table.c.tool == tool)
-                )
-            ).first()
-            if row is None:
-                raise KeyError(f"no pinned tool {tool!r} on server {server!r}")
-            conn.execute(
-                _update(
-                    server,
-                    tool,
-                    status=TRUSTED,
-                    digest=row.seen_digest,
-                    pinned_schema_digest=row.schema_digest,
-                    description=row.seen_description,
-                    reason=None,
-                    updated_at=_now(),
-                )
-            )
-        return PinEvent(
-            "accepted", server, tool, "accepted by a human", row.digest, row.seen_digest
-        )
+
+_ACCEPT = (
+    "UPDATE aegis_mcp_pins SET status = ?, digest = seen_digest, "
+    "pinned_schema_digest = schema_digest, description = seen_description, reason = NULL, "
+    "updated_at = ? WHERE server = ? AND tool = ?"
+)
+
+
+def accept_write(server: str, tool: str) -> SideWrite:
+    """Trust the version the server shows now (a human's decision, ``aegis mcp pins
+    accept``), as the side write of its audit record (``AuditStore.begin``): the tool is
+    trusted in the transaction that records who trusted it, or not at all."""
+
+    def write(cur: Any, st: Statements, audit_id: int) -> None:
+        cur.execute(st.convert(_ACCEPT), (TRUSTED, _now(), server, tool))
+        if cur.rowcount != 1:
+            raise KeyError(f"no pinned tool {tool!r} on server {server!r}")
+
+    return write
 
 
 def _update(server: str, tool: str, **values: Any) -> Any:
