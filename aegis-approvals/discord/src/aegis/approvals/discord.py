@@ -41,6 +41,7 @@ from discord.http import Route
 
 from aegis.hookspecs import Register, hookimpl
 from aegis.runtime.approval.channels import ApprovalChannel, Responder, summary_text
+from aegis.runtime.approval.retry import TryAgain, until
 from aegis.runtime.approval.store import ApprovalRequest
 from aegis.runtime.approval.tokens import compact as pack
 from aegis.runtime.approval.tokens import expand as unpack
@@ -174,22 +175,19 @@ class DiscordChannel(ApprovalChannel):
     ) -> Any:
         """``call`` until it works, retrying 429 / 5xx / network errors with backoff until
         ``deadline`` (discord.py already waits out 429s it is told about). None: gave up."""
-        delay = 0.5
-        while True:
+
+        async def attempt() -> Any:
             try:
                 return await call(await self._ready())
             except discord.HTTPException as exc:
                 if exc.status != 429 and exc.status < 500:
                     log.warning("discord refused the request: %s", exc)
                     return None
-                why = f"HTTP {exc.status}"
+                raise TryAgain(f"HTTP {exc.status}") from exc
             except (TimeoutError, aiohttp.ClientError, OSError) as exc:
-                why = f"{type(exc).__name__}: {exc}"
-            if time.time() + delay >= deadline:
-                log.warning("discord unreachable, gave up: %s", why)
-                return None
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 30.0)
+                raise TryAgain(f"{type(exc).__name__}: {exc}") from exc
+
+        return await until(attempt, deadline, "discord", log)
 
     async def _lookup(self, token: str) -> ApprovalRequest | None:
         rid = token.partition(".")[0]

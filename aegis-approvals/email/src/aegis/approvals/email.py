@@ -9,7 +9,6 @@ the allow list (``email:<address>``), quorum and expiry — is checked by the co
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import re
@@ -35,6 +34,7 @@ from aegis.approvals.email_links import (
 
 from aegis.hookspecs import Register, hookimpl
 from aegis.runtime.approval.channels import ApprovalChannel, Responder, summary_text
+from aegis.runtime.approval.retry import TryAgain, until
 from aegis.runtime.approval.store import ApprovalRequest
 
 log = logging.getLogger("aegis.approvals.email")
@@ -254,9 +254,11 @@ class EmailChannel(ApprovalChannel):
 
     async def _send(self, mails: Sequence[EmailMessage], *, deadline: float) -> bool:
         """Send each mail; retry temporary failures with backoff until ``deadline``."""
-        pending, delay = list(mails), 0.5
-        while True:
-            failed, why = [], ""
+        pending = list(mails)
+
+        async def attempt() -> bool:
+            failed: list[EmailMessage] = []
+            why = ""
             for mail in pending:
                 try:
                     timeout = max(1.0, min(self.attempt_timeout, deadline - time.time()))
@@ -267,13 +269,12 @@ class EmailChannel(ApprovalChannel):
                         log.warning("mail to %s refused for good: %s", mail["To"], why)
                     else:
                         failed.append(mail)
-            if not failed:
-                return True
-            if time.time() + delay >= deadline:
-                log.warning("mail server %s gave up: %s", self.smtp["hostname"], why)
-                return False
-            await asyncio.sleep(delay)
-            pending, delay = failed, min(delay * 2, 30.0)
+            pending[:] = failed  # only these are sent again
+            if failed:
+                raise TryAgain(why)
+            return True
+
+        return bool(await until(attempt, deadline, f"mail server {self.smtp['hostname']}", log))
 
 
 def _permanent(exc: BaseException) -> bool:

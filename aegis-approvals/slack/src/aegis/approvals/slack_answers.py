@@ -26,6 +26,7 @@ from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
 from aegis.approvals import slack_blocks as ui
 from aegis.runtime.approval.channels import Responder
+from aegis.runtime.approval.retry import TryAgain, until
 from aegis.runtime.approval.store import ApprovalRequest
 
 log = logging.getLogger("aegis.approvals.slack")
@@ -49,26 +50,22 @@ async def call(
 ) -> AsyncSlackResponse | None:
     """Call a Web API method until it answers, retrying 429 (after its Retry-After), 5xx and
     network errors with backoff until ``deadline``; None if it never did or refused for good."""
-    what, delay = getattr(method, "__name__", "slack call"), 0.5
-    while True:
+    what = f"slack {getattr(method, '__name__', 'call')}"
+
+    async def attempt() -> AsyncSlackResponse | None:
         try:
             return await asyncio.wait_for(method(**kwargs), max(deadline - time.time(), 0.1))
         except SlackApiError as exc:
             status, data = exc.response.status_code, exc.response.data
             error = str(data.get("error", "")) if isinstance(data, dict) else ""
             if status != 429 and status < 500 and error not in _TRANSIENT:
-                log.error("slack %s refused: %s (HTTP %s)", what, error, status)
+                log.error("%s refused: %s (HTTP %s)", what, error, status)
                 return None
-            why = f"HTTP {status} {error}"
-            delay = max(delay, _retry_after(exc.response.headers))
+            raise TryAgain(f"HTTP {status} {error}", _retry_after(exc.response.headers)) from exc
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-            why = f"{type(exc).__name__}: {exc}"
-        if time.time() + delay >= deadline:
-            log.warning("slack %s gave up: %s", what, why)
-            return None
-        log.info("slack %s failed (%s); again in %.1f s", what, why, delay)
-        await asyncio.sleep(delay)
-        delay = min(delay * 2, 30.0)
+            raise TryAgain(f"{type(exc).__name__}: {exc}") from exc
+
+    return await until(attempt, deadline, what, log)
 
 
 def _retry_after(headers: Mapping[str, Any]) -> float:

@@ -32,6 +32,7 @@ from telegram.error import BadRequest, NetworkError, RetryAfter, TelegramError
 from aegis.hookspecs import Register, hookimpl
 from aegis.http import HttpRequest, HttpResponse
 from aegis.runtime.approval.channels import ApprovalChannel, Responder, summary_text
+from aegis.runtime.approval.retry import TryAgain, until
 from aegis.runtime.approval.store import ApprovalRequest
 from aegis.runtime.approval.tokens import compact as pack
 from aegis.runtime.approval.tokens import expand as unpack
@@ -223,26 +224,23 @@ class TelegramChannel(ApprovalChannel):
     async def _retry(self, call: Callable[[], Awaitable[Any]], deadline: float) -> Any:
         """``call`` until it works; 429 (``retry_after``), 5xx and network errors are retried
         with backoff until ``deadline``. None: gave up or refused."""
-        delay = 0.5
-        while True:
+
+        async def attempt() -> Any:
             try:
                 await self.bot.initialize()  # getMe, once; retried like any call
                 return await call()
             except RetryAfter as exc:
-                why, delay = str(exc), max(delay, _seconds(exc))
+                raise TryAgain(str(exc), _seconds(exc)) from exc
             except BadRequest as exc:
                 log.warning("telegram refused the request: %s", exc)
                 return None
             except NetworkError as exc:  # TimedOut, 5xx, connection errors
-                why = f"{type(exc).__name__}: {exc}"
+                raise TryAgain(f"{type(exc).__name__}: {exc}") from exc
             except TelegramError as exc:  # Forbidden, InvalidToken, Conflict: not transient
                 log.warning("telegram refused the request: %s", exc)
                 return None
-            if time.time() + delay >= deadline:
-                log.warning("telegram unreachable, gave up: %s", why)
-                return None
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 30.0)
+
+        return await until(attempt, deadline, "telegram", log)
 
     async def _poll(self) -> None:
         """Long-poll ``getUpdates`` for button presses and replies, for as long as we run."""

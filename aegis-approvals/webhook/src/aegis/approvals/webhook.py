@@ -8,7 +8,6 @@ verified on the raw bytes, in constant time, within a 300 s window.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
 import json
@@ -23,6 +22,7 @@ import httpx
 from aegis.hookspecs import Register, hookimpl
 from aegis.http import HttpRequest, HttpResponse
 from aegis.runtime.approval.channels import ApprovalChannel, Responder, describe
+from aegis.runtime.approval.retry import TryAgain, until
 from aegis.runtime.approval.store import ApprovalRequest
 
 log = logging.getLogger("aegis.approvals.webhook")
@@ -109,26 +109,21 @@ class WebhookChannel(ApprovalChannel):
     async def _post(self, message: dict[str, Any], *, deadline: float) -> httpx.Response | None:
         """POST with retries (429 honouring Retry-After, 5xx, network errors) until deadline."""
         body = json.dumps(message, separators=(",", ":")).encode()
-        headers = {"Content-Type": "application/json", **sign(self.secret, body)}
+        headers = {"Content-Type": "application/json"}
         client = self._client or httpx.AsyncClient(timeout=self.attempt_timeout)
-        delay = 0.5
+
+        async def attempt() -> httpx.Response:
+            headers.update(sign(self.secret, body))  # a fresh timestamp per attempt
+            try:
+                response = await client.post(self.url, content=body, headers=headers)
+            except httpx.HTTPError as exc:
+                raise TryAgain(f"{type(exc).__name__}: {exc}") from exc
+            if response.status_code >= 500 or response.status_code == 429:
+                raise TryAgain(f"HTTP {response.status_code}", _retry_after(response))
+            return response
+
         try:
-            while True:
-                try:
-                    response = await client.post(self.url, content=body, headers=headers)
-                except httpx.HTTPError as exc:
-                    why = f"{type(exc).__name__}: {exc}"
-                else:
-                    if response.status_code < 500 and response.status_code != 429:
-                        return response
-                    why = f"HTTP {response.status_code}"
-                    delay = max(delay, _retry_after(response))
-                if time.time() + delay >= deadline:
-                    log.warning("webhook %s gave up: %s", self.url, why)
-                    return None
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 30.0)
-                headers.update(sign(self.secret, body))  # a fresh timestamp per attempt
+            return await until(attempt, deadline, f"webhook {self.url}", log)
         finally:
             if self._client is None:
                 await client.aclose()
