@@ -131,7 +131,7 @@ async def test_a_shadow_that_blocks_everything_blocks_nothing(
     async with _runtime(policy, executor, store, Policy.from_yaml_string(BLOCK_ALL)) as rt:
         result = await rt.run_one(READ)
     assert result.status is ResultStatus.SUCCESS
-    assert executor.ran == [rt._bind(READ)]
+    assert executor.ran == [rt.bind(READ)]
     (record,) = rows(store)
     assert record.decision == "auto" and record.matched_rule == "read_safe"
     assert record.shadow is not None

@@ -6,7 +6,8 @@ for one action, ``execute`` and ``plan`` for several. What happens to each actio
 pipeline (pipeline.py); turning constructor arguments into parts is wiring.py; the order of a
 plan's steps is plans.py. Two steps stay here because other modules ask the runtime for them:
 ``_decide`` (the policy's answer, checked; the pipeline and limit_state.py decide through it)
-and ``_bind`` (the runtime's identity stamped on an action).
+and ``bind`` (the runtime's identity stamped on an action, public for adapters that decide
+without ``run_one``).
 """
 
 from __future__ import annotations
@@ -195,7 +196,7 @@ class Runtime:
 
     def evaluate(self, action: Action) -> PolicyDecision:
         """The current policy's decision for ``action``; a policy that raises blocks."""
-        return self._decide(self._bind(action))
+        return self._decide(self.bind(action))
 
     def _decide(self, action: Action, state: LimitState | None = None) -> PolicyDecision:
         """``state``: the write transaction's history (limit_state); without it, a stateful
@@ -340,7 +341,7 @@ class Runtime:
         return out
 
     async def _record_skip(self, action: Action, reason: str) -> Result:
-        bound = self._bind(action)
+        bound = self.bind(action)
         shadow = None if self._shadow is None else await self._shadow.verdict(bound)
         decision = await limit_state.decide(self, bound)
         return await record_stop(self, bound, decision, ResultStatus.SKIPPED, reason, shadow=shadow)
@@ -354,8 +355,11 @@ class Runtime:
         except Exception:  # the actions ran and are audited; the links are a convenience
             log.exception("could not link approval requests to their records")
 
-    def _bind(self, action: Action) -> Action:
-        """Stamp the runtime's identity on the action; an agent cannot claim another's rules."""
+    def bind(self, action: Action) -> Action:
+        """The action under this runtime's identity: its ``agent_id`` (if set) and fixed
+        ``session_id`` win over what the action claims, so an agent cannot claim another's
+        rules, limits or history. ``evaluate`` and ``run_one`` bind every action; an adapter
+        recording what it decided elsewhere binds the same way."""
         agent = self.agent_id if self.agent_id is not None else action.agent_id
         session = self.session_id if self._session_fixed else action.session_id or self.session_id
         return with_identity(action, agent, session)

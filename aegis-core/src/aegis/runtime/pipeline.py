@@ -78,7 +78,7 @@ async def run_action(
     allowed) the ``Authorization`` of a record begun for someone else to finish."""
     if not runtime._opened:  # no coroutine per action once open
         await runtime.open()
-    action = runtime._bind(action)
+    action = runtime.bind(action)
 
     # 1 EVALUATE (with the shadow's verdict and the on_decision hook)
     try:

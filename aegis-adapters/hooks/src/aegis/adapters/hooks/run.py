@@ -28,7 +28,7 @@ import attrs
 from aegis.adapters.hooks import mapping, pairing
 from aegis.adapters.hooks.mapping import HookCall
 
-from aegis.core.action import Action, with_identity
+from aegis.core.action import Action
 from aegis.core.approval import ApprovalDecision
 from aegis.core.result import Result, ResultStatus
 from aegis.errors import AuditError
@@ -45,11 +45,6 @@ class Answer:
     decision: str  # allow | deny | ask
     reason: str
     updated_input: dict[str, Any] | None = None  # the approver's edit, for ``updatedInput``
-
-
-def _bind(runtime: Any, action: Action) -> Action:
-    agent = runtime.agent_id if runtime.agent_id is not None else action.agent_id
-    return with_identity(action, agent, action.session_id or runtime.session_id)
 
 
 async def pre_tool_use(
@@ -181,7 +176,7 @@ async def _pairing(runtime: Any, call: HookCall, report_timeout: float) -> SideW
 
 async def post_tool_use(runtime: Any, call: HookCall) -> None:
     await runtime.open()
-    action = _bind(runtime, call.action)
+    action = runtime.bind(call.action)
     response = call.payload.get("tool_response")
     if call.event == "PostToolUseFailure":  # Claude Code's report of a tool that failed
         failed, response = True, {"error": call.payload.get("error")}
@@ -244,7 +239,7 @@ def _strictest(runtime: Any, actions: list[Action]) -> tuple[Action, Any]:
     approve, then auto; the first of equals."""
     best: tuple[int, Action, Any] | None = None
     for candidate in actions:
-        bound = _bind(runtime, candidate)
+        bound = runtime.bind(candidate)
         decision = runtime.evaluate(bound)
         rank = 2 if not decision.is_allowed else 1 if decision.requires_approval else 0
         if best is None or rank > best[0]:
