@@ -125,3 +125,21 @@ def test_approval_then_authorisation(make_app) -> None:
         done = c.get(pending["status_url"] + "?wait=10", headers=bearer("dev")).json()
         assert (done["status"], done["approver"]) == ("authorized", "key:ops")
         assert _record(c, done["audit_id"])["decision"] == "approved"
+
+
+def test_an_authorisation_nobody_will_be_owed_is_not_left_pending(make_app, db_url: str) -> None:
+    """The pending record and the row saying who owes its outcome were two transactions: when
+    the second failed, the record stayed pending for ever, with nobody to report it and no
+    reaper to close it."""
+    import sqlalchemy
+
+    app, _ = make_app(executor=False)
+    with TestClient(app, raise_server_exceptions=False) as c:
+        engine = sqlalchemy.create_engine(db_url)
+        with engine.begin() as conn:  # the outcome row cannot be written now
+            conn.execute(sqlalchemy.text("DROP TABLE aegis_server_outcomes"))
+        engine.dispose()
+        r = c.post("/api/v1/execute", json=READ, headers=bearer("dev"))
+        assert r.json().get("status") != "authorized"
+        records = c.get("/api/v1/audit?limit=50", headers=bearer("root")).json()["records"]
+        assert [rec["result"] for rec in records if rec["result"] == "pending"] == []

@@ -4,9 +4,12 @@ in the audit database so every replica can take a report or close an overdue rec
 from __future__ import annotations
 
 import time
+from typing import Any
 
-from sqlalchemy import Column, Float, MetaData, String, Table, create_engine, delete, insert, select
+from sqlalchemy import Column, Float, MetaData, String, Table, create_engine, delete, select
 from sqlalchemy.engine import Engine
+
+from aegis.runtime.audit.writer import SideWrite, Statements
 
 _meta = MetaData()
 outcomes_table = Table(
@@ -19,6 +22,10 @@ outcomes_table = Table(
 )
 
 REPORTABLE = ("success", "failed", "skipped")
+_OWE = (
+    "INSERT INTO aegis_server_outcomes (audit_id, key_name, deadline, created_at) "
+    "VALUES (?, ?, ?, ?)"
+)
 
 
 class Outcomes:
@@ -28,16 +35,17 @@ class Outcomes:
         self.engine: Engine = create_engine(url, pool_pre_ping=True)
         _meta.create_all(self.engine)
 
-    def owe(self, audit_id: int, key_name: str, deadline: float) -> None:
-        with self.engine.begin() as conn:
-            conn.execute(
-                insert(outcomes_table).values(
-                    audit_id=str(audit_id),
-                    key_name=key_name,
-                    deadline=deadline,
-                    created_at=time.time(),
-                )
-            )
+    def owe(self, key_name: str, timeout: float) -> SideWrite:
+        """The side write of the authorised record (``Runtime.authorize``): ``key_name`` owes
+        its outcome within ``timeout`` s. One transaction with the pending row, so no
+        authorised record is ever left without someone to report it or a deadline to close
+        it by."""
+
+        def write(cur: Any, st: Statements, audit_id: int) -> None:
+            now = time.time()
+            cur.execute(st.convert(_OWE), (str(audit_id), key_name, now + timeout, now))
+
+        return write
 
     def owner(self, audit_id: int) -> str | None:
         with self.engine.connect() as conn:

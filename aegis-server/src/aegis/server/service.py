@@ -22,6 +22,8 @@ import os
 import time
 from typing import Any
 
+import attrs
+
 from aegis.core.action import Action
 from aegis.core.result import Result, ResultStatus
 from aegis.errors import AuditError
@@ -184,11 +186,18 @@ class Service(ReplicaHandover):
     async def _once(self, job: Job, action: Action) -> Result | Authorization:
         if not self.authorize_only:
             return await self.runtime.run_one(action)
-        out = await self.runtime.authorize(action)
-        if isinstance(out, Authorization):
-            deadline = time.time() + self.outcome_timeout
-            await asyncio.to_thread(self.outcomes.owe, out.audit_id, job.key_name, deadline)
-        return out
+        owed = self.outcomes.owe(job.key_name, self.outcome_timeout)
+        try:
+            return await self.runtime.authorize(action, side_write=owed)
+        except AuditError as exc:  # neither the pending row nor who owes it was written
+            stopped = Result(
+                self.runtime.bind(action),
+                ResultStatus.BLOCKED,
+                decision=self.runtime.evaluate(action),
+                reason=f"its authorisation could not be recorded, so it is not authorised: {exc}",
+            )
+            audit_id = await self.store.record(stopped)
+            return attrs.evolve(stopped, audit_id=audit_id)
 
     async def _close(self, job: Job) -> None:
         async with job.lock:
