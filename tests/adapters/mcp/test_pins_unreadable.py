@@ -35,11 +35,11 @@ class FailingPins(PinStore):
     broken = False
 
     def reconcile(
-        self, server: str, tools: Iterable[ToolShape]
+        self, server: str, tools: Iterable[ToolShape], *, apply: bool = True
     ) -> tuple[dict[str, str], list[PinEvent]]:
         if self.broken:
             raise RuntimeError("database is locked")
-        return super().reconcile(server, tools)
+        return super().reconcile(server, tools, apply=apply)
 
 
 class Nothing(BaseExecutor):
@@ -94,4 +94,37 @@ async def test_accepting_a_pin_whose_record_cannot_be_written_leaves_it_quaranti
             await _accept("up", "read_file", url)
         assert pins.get("up", "read_file").status == QUARANTINED  # type: ignore[union-attr]
     finally:
+        pins.close()
+
+
+async def test_a_pin_change_whose_record_cannot_be_written_is_not_made(
+    tmp_path: Path, monkeypatch: Any
+) -> None:
+    """The proxy committed a pin change, then recorded it: a record that failed left the first
+    listing's tools pinned as trusted, and every later start trusted them, with no trace."""
+    from aegis.errors import AuditError
+
+    url = f"sqlite:///{tmp_path / 'audit.db'}"
+    pins = PinStore(url)
+    runtime = Runtime(
+        executor=Nothing(), policy=Policy.from_yaml_string("rules: []\n"), audit=AuditStore(url)
+    )
+    proxy = Proxy(runtime, [Listing("reads a file")], pins=pins)  # type: ignore[list-item]
+
+    async def cannot(*args: Any, **kwargs: Any) -> int:
+        raise AuditError("disk full")
+
+    try:
+        await runtime.open()
+        monkeypatch.setattr(runtime.audit, "record", cannot)
+        await proxy.refresh()
+        assert pins.get("up", "read_file") is None  # not trusted behind the audit's back
+        assert proxy.status[("up", "read_file")] == QUARANTINED
+        monkeypatch.undo()
+        await proxy.refresh()  # the records can be written again: pinned, and recorded
+        assert pins.get("up", "read_file").status == TRUSTED  # type: ignore[union-attr]
+        kinds = [r.action_type for r in runtime.audit.query(limit=None)]
+        assert kinds == ["mcp_pin_pinned"]
+    finally:
+        await runtime.close()
         pins.close()

@@ -120,14 +120,18 @@ class PinStore:
         return found[0] if found else None
 
     def reconcile(
-        self, server: str, tools: Iterable[ToolShape]
+        self, server: str, tools: Iterable[ToolShape], *, apply: bool = True
     ) -> tuple[dict[str, str], list[PinEvent]]:
-        """Compare a listing with the pins; returns each tool's status and what changed."""
+        """Compare a listing with the pins; returns each tool's status and what changed.
+
+        ``apply=False`` says what would change and changes nothing (the transaction is rolled
+        back): the proxy records those events first, then applies them, so no pin ever
+        changes without its audit record."""
         listing = list(tools)
         events: list[PinEvent] = []
         status: dict[str, str] = {}
         now = _now()
-        with self._engine.begin() as conn:
+        with self._engine.connect() as conn, conn.begin() as transaction:
             rows = {
                 r.tool: r
                 for r in conn.execute(select(pins_table).where(pins_table.c.server == server))
@@ -192,6 +196,8 @@ class PinStore:
                         PinEvent("quarantined", server, tool.name, reason, row.digest, digest)
                     )
                 status[tool.name] = state
+            if not apply:
+                transaction.rollback()
         return status, events
 
 

@@ -156,8 +156,8 @@ class Proxy(Passthrough):
         if self.pins is not None and tools:
             shapes = [ToolShape(t.name, t.description or "", t.input_schema or {}) for t in tools]
             try:
-                status, events = await asyncio.to_thread(self.pins.reconcile, name, shapes)
-            except Exception as exc:  # unchecked is not trusted: hold every tool back
+                status, events = await self._reconcile(name, shapes)
+            except Exception as exc:  # unchecked (or unrecorded) is not trusted: hold back
                 log.warning("upstream %r: tool pins could not be checked: %s", name, exc)
                 status, events = {}, []  # a tool with no status is quarantined (below)
                 for tool in tools:
@@ -176,7 +176,21 @@ class Proxy(Passthrough):
         for event in events:
             if event.kind == "quarantined":
                 self._reasons[(event.server, event.tool)] = event.reason
+
+    async def _reconcile(
+        self, name: str, shapes: list[ToolShape]
+    ) -> tuple[dict[str, str], list[PinEvent]]:
+        """The pins checked and changed, each change recorded *before* it is made: a record
+        that cannot be written leaves the pins as they were (and raises)."""
+        assert self.pins is not None
+        _, planned = await asyncio.to_thread(self.pins.reconcile, name, shapes, apply=False)
+        for event in planned:
             await self._audit_pin_event(event)
+        status, events = await asyncio.to_thread(self.pins.reconcile, name, shapes)
+        for event in events:
+            if event not in planned:  # another process changed the pins in between
+                await self._audit_pin_event(event)
+        return status, events
 
     async def _audit_pin_event(self, event: PinEvent) -> None:
         action = Action(
