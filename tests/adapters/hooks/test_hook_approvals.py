@@ -348,6 +348,40 @@ def test_a_daemon_stopped_while_waiting_denies_and_records_why(
     assert verified(db_url)["ok"]
 
 
+def test_a_client_that_gives_up_ends_the_wait_it_started(
+    policy: Path, db_url: str, sock: Path
+) -> None:
+    """The agent killed its hook (its own timeout, an interrupt) while a human was asked: the
+    daemon went on waiting, and a later "approve" recorded the call as approved, for a tool
+    the agent never ran, and left the row to be closed an hour later as not reported."""
+    import socket
+
+    with daemon(policy, db_url, sock) as (config, _proc):
+        conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        conn.connect(str(sock))
+        raw = json.dumps(CLAUDE["write"])
+        digest = aegis_hook.file_digest(config["policy"])
+        key = aegis_hook.canonical(config)
+        conn.sendall(aegis_hook.frame([aegis_hook.PROTOCOL, "claude-code", key, digest, raw]))
+        never = concurrent.futures.Future[Any]()
+        request = pending_request(db_url, never)
+        conn.close()  # the client is gone
+        deadline = time.monotonic() + 20
+        while shown(db_url, request)["state"] == "pending" and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert shown(db_url, request)["state"] == "cancelled"
+        late = subprocess.run(
+            [AEGIS, "approvals", "approve", request, "--db", db_url],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert late.returncode != 0  # answered too late: an error, not an approval
+    [row] = records(db_url)
+    assert (row.decision, row.result) != ("approved", "pending")
+    assert row.result == "denied"
+
+
 # --- the same history as run_one, side by side ---------------------------------------------
 
 

@@ -29,13 +29,15 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Awaitable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aegis_hook
 from aegis.adapters.hooks.handle import HookOptions, Hooks
 
 log = logging.getLogger("aegis.hooks.daemon")
+T = TypeVar("T")
 
 REQUEST_LIMIT = 64 * 1024 * 1024  # a Write of a large file arrives whole
 REAP_EVERY = 5.0
@@ -147,8 +149,10 @@ class Daemon:
             if not _same_user(writer):  # the 0600 socket should make this impossible: check anyway
                 log.warning("refused a connection from another user")
                 return
-            writer.write(await self._answer(reader))
-            await writer.drain()
+            answer = await self._answer(reader)
+            if answer is not None:
+                writer.write(answer)
+                await writer.drain()
         except Exception:
             log.exception("hook connection failed")
         finally:
@@ -160,7 +164,7 @@ class Daemon:
             with contextlib.suppress(Exception):
                 await writer.wait_closed()
 
-    async def _answer(self, reader: asyncio.StreamReader) -> bytes:
+    async def _answer(self, reader: asyncio.StreamReader) -> bytes | None:
         def refuse(why: str) -> bytes:
             return aegis_hook.frame(["refused", why])
 
@@ -185,10 +189,34 @@ class Daemon:
             return refuse(f"the policy file could not be loaded again: {exc}")
         if not current:
             return refuse("the policy file differs from the caller's")
-        reply = await hooks.handle(agent, payload)
+        reply = await _while_connected(reader, hooks.handle(agent, payload))
+        if reply is None:
+            return None  # nobody to answer
         return aegis_hook.frame(
             ["ok", hooks.digest, self.key, str(reply.code), reply.stdout, reply.stderr]
         )
+
+
+async def _while_connected(reader: asyncio.StreamReader, work: Awaitable[T]) -> T | None:
+    """``work``, or None when the client hung up first (``work`` is then cancelled).
+
+    A client that is gone (the agent killed its hook: its own timeout, an interrupt) will act
+    on no answer: a wait on a human it started is cancelled (the request is closed as such and
+    the call recorded as not approved) rather than left for someone to approve a call that will
+    never run. The client sends nothing after its request, so the only thing to read is EOF."""
+    task = asyncio.ensure_future(work)
+    hung_up = asyncio.ensure_future(reader.read(1))
+    try:
+        done, _ = await asyncio.wait({task, hung_up}, return_when=asyncio.FIRST_COMPLETED)
+        if task not in done and hung_up.result() == b"":
+            log.info("the client hung up before its answer; the call is abandoned")
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task  # the pipeline records the call as cancelled
+            return None
+        return await task
+    finally:
+        hung_up.cancel()
 
 
 def _same_user(writer: asyncio.StreamWriter) -> bool:
