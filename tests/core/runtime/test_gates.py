@@ -11,6 +11,7 @@ import pytest
 from runtime_helpers import RecordingExecutor, rows
 
 from aegis import Action, Policy, Runtime
+from aegis.core.approvers import ApprovalRequirements
 from aegis.core.decision import PolicyDecision
 from aegis.core.result import ResultStatus
 from aegis.core.risk import Approval, RiskLevel
@@ -66,6 +67,11 @@ def _drops_approvers(action: Action, decision: PolicyDecision) -> PolicyDecision
     return attrs.evolve(decision, requirements=None, risk_level=RiskLevel.LOW)
 
 
+def _widens_approvers(action: Action, decision: PolicyDecision) -> PolicyDecision:
+    anyone = ApprovalRequirements(allow=("*",))
+    return attrs.evolve(decision, requirements=anyone)
+
+
 @pytest.mark.parametrize(
     ("policy", "gate", "approval"),
     [
@@ -87,10 +93,11 @@ def test_a_gate_can_only_make_a_decision_stricter(
     assert after.risk_level >= before.risk_level
 
 
-def test_a_gate_cannot_drop_the_rules_approvers(store: AuditStore) -> None:
+@pytest.mark.parametrize("gate", [_drops_approvers, _widens_approvers])
+def test_a_gate_cannot_loosen_the_rules_approvers(store: AuditStore, gate: Any) -> None:
     rt, _ = runtime(store, APPROVE)
     before = rt.evaluate(ACT)
-    rt.add_gate(_drops_approvers)
+    rt.add_gate(gate)
     after = rt.evaluate(ACT)
     assert after.requirements == before.requirements and after.requirements is not None
     assert after.risk_level is RiskLevel.HIGH

@@ -9,7 +9,8 @@ limits' lock, and to the re-check after an approval.
 
 A gate may only make a decision stricter. A laxer answer is not taken (a stricter approval
 in it is); an exception or anything but a well-formed decision about the same action blocks.
-When both say ``approve``, the policy's approver terms stand unless the gate names its own.
+When the policy named approver terms (who, how many, how long), they stand whatever the gate
+says; a gate that asks for approval of an action the policy let through may name its own.
 """
 
 from __future__ import annotations
@@ -57,6 +58,6 @@ def _stricter(before: PolicyDecision, gated: PolicyDecision) -> PolicyDecision:
         return before  # a gate never lets through what the policy held back
     if gated.risk_level < before.risk_level:
         gated = attrs.evolve(gated, risk_level=before.risk_level)
-    if gated.approval is Approval.APPROVE and gated.requirements is None:
-        gated = attrs.evolve(gated, requirements=before.requirements)
+    if gated.approval is Approval.APPROVE and before.requirements is not None:
+        gated = attrs.evolve(gated, requirements=before.requirements)  # the rule's, always
     return gated
