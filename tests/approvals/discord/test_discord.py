@@ -14,7 +14,7 @@ from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from aegis import Policy
+from aegis import Action, Policy
 from aegis.core.result import ResultStatus
 from aegis.http import HttpRequest, HttpResponse, RouteContext
 from aegis.runtime.audit import AuditStore
@@ -97,6 +97,37 @@ async def test_deny_opens_a_modal_and_the_reason_reaches_the_result(
     assert run.executor.ran == [] and result.status is ResultStatus.DENIED
     assert result.reason == "denied: wrong account"
     assert "DENIED** — denied by" in (await edited(discord_api))["content"]
+
+
+async def test_an_edit_inside_a_nested_param_keeps_its_secret(
+    store: AuditStore, discord_api: Discord
+) -> None:
+    """The edit sent back was the whole top-level value that changed: a nested mapping with a
+    secret in it came back holding the ``[REDACTED]`` it was shown, and the core refused the
+    edit (it would have run with the marker in place of the key)."""
+    nested = Action(
+        "pay", "bank", params={"wire": {"amount": 5000, "api_key": "sk-live-abcdefghijklmnop1234"}}
+    )
+    run = ChannelRun(
+        store,
+        DiscordChannel(CHANNEL_ID, "bot-token", gateway=True),
+        policy(f'["discord:{ALICE}"]'),
+        15,
+        nested,
+    )
+    await asyncio.wait_for(discord_api.posted.wait(), 10)
+    modal = await discord_api.click(discord_api.messages[-1], "Edit", ALICE)
+    (field,) = modal["data"]["components"][0]["components"]
+    shown = json.loads(field["value"])
+    assert shown == {"wire": {"amount": 5000, "api_key": "[REDACTED]"}}
+    shown["wire"]["amount"] = 50
+    submit = modal_submit(modal["data"]["custom_id"], "params", json.dumps(shown))
+    reply = await discord_api.push(5, submit, ALICE)
+    assert "approved with edits" in reply["data"]["content"], reply
+    result = await run.result()
+    assert result.ok and run.executor.ran[0].params == {
+        "wire": {"amount": 50, "api_key": "sk-live-abcdefghijklmnop1234"}
+    }
 
 
 async def test_edit_then_approve_runs_the_edited_action(

@@ -23,6 +23,7 @@ from typing import Any
 import attrs
 
 from aegis.runtime.approval.channels import Responder
+from aegis.runtime.approval.rules import diff_edits
 from aegis.runtime.approval.store import ApprovalRequest
 from aegis.runtime.approval.tokens import expand as unpack
 
@@ -77,9 +78,10 @@ def _edits(text: str, shown: Mapping[str, Any]) -> dict[str, Any] | str:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         return f"not JSON: {exc.msg} (line {exc.lineno})"
-    if not isinstance(data, dict):
-        return "give a JSON object of params"
-    return {k: v for k, v in data.items() if k not in shown or shown[k] != v}
+    try:
+        return diff_edits(shown, data)  # only what changed, by path: a shown secret stays real
+    except ValueError as exc:
+        return f"give a JSON object of params ({exc})"
 
 
 async def answer(

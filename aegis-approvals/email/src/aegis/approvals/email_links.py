@@ -19,14 +19,13 @@ import math
 import os
 import time
 import urllib.parse
-from collections.abc import Iterator, Mapping
-from typing import Any
 
 import attrs
 
 from aegis.errors import ApprovalError, AuditError
 from aegis.http import HttpRequest, HttpResponse
 from aegis.runtime.approval.channels import summary_text
+from aegis.runtime.approval.rules import diff_edits
 from aegis.runtime.approval.store import ApprovalRequest
 
 ROUTE = "/approvals/email/{link}"
@@ -125,20 +124,6 @@ def _form(link: Link, request: ApprovalRequest) -> str:
     return f'<form method="post">{fields}<p><button type="submit">{button}</button></p></form>'
 
 
-def _edits(shown: Mapping[str, Any], submitted: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
-    """The changed values only, as (dotted) paths: an untouched ``[REDACTED]`` stays real."""
-    if not isinstance(submitted, dict):
-        raise ValueError("params must be a JSON object")
-    if missing := sorted(set(shown) - set(submitted)):
-        raise ValueError(f"params cannot be removed ({', '.join(prefix + m for m in missing)})")
-    for key, value in submitted.items():
-        old = shown.get(key)
-        if isinstance(old, dict) and isinstance(value, dict):
-            yield from _edits(old, value, f"{prefix}{key}.")
-        elif key not in shown or old != value:
-            yield prefix + key, value
-
-
 async def link_page(request: HttpRequest) -> HttpResponse:
     """``GET /approvals/email/{link}`` shows the request and a form; ``POST`` answers it."""
     if request.method not in ("GET", "POST"):
@@ -171,7 +156,7 @@ async def link_page(request: HttpRequest) -> HttpResponse:
         form = urllib.parse.parse_qs(request.body.decode("utf-8", "replace"), max_num_fields=8)
         edits = None
         if link.verdict == "approve" and "params" in form:
-            edits = dict(_edits(found.params, json.loads(form["params"][0]))) or None
+            edits = diff_edits(found.params, json.loads(form["params"][0])) or None
     except (ValueError, RecursionError) as exc:
         return _page("Not answered", _p(str(exc)), summary, status=400)
     reason = (form.get("reason", [""])[0].strip()[:2000]) or None

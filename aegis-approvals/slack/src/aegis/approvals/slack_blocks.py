@@ -14,6 +14,7 @@ from typing import Any
 
 from aegis.core.redact import REDACTED
 from aegis.runtime.approval.channels import describe
+from aegis.runtime.approval.rules import diff_edits
 from aegis.runtime.approval.store import ApprovalRequest
 
 APPROVE, DENY, EDIT = "aegis_approve", "aegis_deny", "aegis_edit"
@@ -172,8 +173,10 @@ def read_edits(
             except ValueError:
                 errors[f"param:{name}"] = "not valid JSON (text in double quotes)"
                 continue
-        if new != original:
-            edits[name] = new
+        try:  # only what changed, by path: a shown secret inside a nested param stays real
+            edits.update(diff_edits({name: original}, {name: new}))
+        except ValueError as exc:
+            errors[f"param:{name}"] = str(exc)
     return (edits or None), errors
 
 

@@ -6,7 +6,7 @@ so each rule is tested directly and the store applies the ruling atomically.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from aegis.core.frozen import freeze_params
@@ -122,6 +122,36 @@ def _marked(value: Any, path: str) -> str | None:
         if found is not None:
             return found
     return None
+
+
+def diff_edits(shown: Mapping[str, Any], submitted: Any) -> dict[str, Any]:
+    """The edits an approver made, from the params they were shown and the ones they sent back.
+
+    Only what changed, by (dotted) path, so a value they left as shown (a ``[REDACTED]``
+    secret beside the amount they changed, at any depth) keeps its real value: sending the
+    whole changed mapping back would put the marker in place of the secret. A channel with a
+    form of params uses this, and ``apply_edits`` applies the result. Params cannot be
+    removed; a submission that is not a JSON object, or drops one, raises ``ValueError``.
+    """
+    return dict(_changed(shown, submitted, ""))
+
+
+def _changed(shown: Mapping[str, Any], submitted: Any, prefix: str) -> Iterator[tuple[str, Any]]:
+    if not isinstance(submitted, Mapping):
+        raise ValueError("params must be a JSON object")
+    if missing := sorted(set(shown) - set(submitted)):
+        raise ValueError(f"params cannot be removed ({', '.join(prefix + m for m in missing)})")
+    for key, value in submitted.items():
+        old = shown.get(key)
+        if isinstance(old, Mapping) and isinstance(value, Mapping) and _addressable(old, value):
+            yield from _changed(old, value, f"{prefix}{key}.")
+        elif key not in shown or old != value:
+            yield prefix + key, value
+
+
+def _addressable(*mappings: Mapping[str, Any]) -> bool:
+    """A dotted path can name each key inside (none has a dot of its own)."""
+    return all("." not in str(k) for m in mappings for k in m)
 
 
 def apply_edits(params: Mapping[str, Any], edits: Mapping[str, Any]) -> dict[str, Any]:
