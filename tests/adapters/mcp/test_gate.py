@@ -12,9 +12,9 @@ import pytest
 from aegis.adapters.mcp.proxy import Proxy
 
 from aegis import Action, Policy, Runtime
-from aegis.adapters.base import BaseExecutor
-from aegis.core.result import Result, ResultStatus
+from aegis.core.result import ResultStatus
 from aegis.core.risk import Approval
+from plugin_helpers import Recorder
 
 LIMITED = """\
 rules:
@@ -43,22 +43,13 @@ class Listing:
         return [types.Tool(name="read_file", description="reads a file", input_schema=schema)]
 
 
-class Ran(BaseExecutor):
-    def __init__(self) -> None:
-        self.ran: list[Action] = []
-
-    async def execute(self, action: Action) -> Result:
-        self.ran.append(action)
-        return Result(action, ResultStatus.SUCCESS)
-
-
 def call(tool: str) -> Action:
     return Action(tool, "up", metadata={"mcp": "tools/call"})
 
 
 @pytest.fixture
-async def proxied(tmp_path: Path) -> AsyncIterator[tuple[Runtime, Ran]]:
-    ran = Ran()
+async def proxied(tmp_path: Path) -> AsyncIterator[tuple[Runtime, Recorder]]:
+    ran = Recorder()
     runtime = Runtime(
         executor=ran,
         policy=Policy.from_yaml_string(LIMITED),
@@ -71,7 +62,7 @@ async def proxied(tmp_path: Path) -> AsyncIterator[tuple[Runtime, Ran]]:
 
 
 async def test_a_policy_swapped_in_later_keeps_the_proxys_gate(
-    proxied: tuple[Runtime, Ran],
+    proxied: tuple[Runtime, Recorder],
 ) -> None:
     """``update_policy`` (a reload, the server's policy API) replaced the gate with the bare
     policy: a tool the upstream never listed was then decided by the policy alone."""
@@ -83,7 +74,7 @@ async def test_a_policy_swapped_in_later_keeps_the_proxys_gate(
     assert runtime.evaluate(call("read_file")).approval is Approval.AUTO
 
 
-async def test_the_policys_limits_count_behind_the_proxy(proxied: tuple[Runtime, Ran]) -> None:
+async def test_the_policys_limits_count_behind_the_proxy(proxied: tuple[Runtime, Recorder]) -> None:
     """The gate hid that the policy is stateful: its limits were never counted, so a
     ``rate_limit`` was unknown on every call (held back, never the rule as written)."""
     runtime, ran = proxied

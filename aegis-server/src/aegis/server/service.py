@@ -22,8 +22,6 @@ import os
 import time
 from typing import Any
 
-import attrs
-
 from aegis.core.action import Action
 from aegis.core.result import Result, ResultStatus
 from aegis.errors import AuditError
@@ -32,6 +30,7 @@ from aegis.runtime.approval.wait import ON_WAIT
 from aegis.runtime.audit import AuditStore
 from aegis.runtime.engine import Authorization, Runtime
 from aegis.runtime.policy_versions import VersionedPolicy
+from aegis.runtime.stops import record_stop
 from aegis.server.executions import Executions
 from aegis.server.handover import ReplicaHandover
 from aegis.server.jobs import CURRENT_JOB, Job, on_wait
@@ -190,14 +189,11 @@ class Service(ReplicaHandover):
         try:
             return await self.runtime.authorize(action, side_write=owed)
         except AuditError as exc:  # neither the pending row nor who owes it was written
-            stopped = Result(
-                self.runtime.bind(action),
-                ResultStatus.BLOCKED,
-                decision=self.runtime.evaluate(action),
-                reason=f"its authorisation could not be recorded, so it is not authorised: {exc}",
+            bound = self.runtime.bind(action)
+            why = f"its authorisation could not be recorded, so it is not authorised: {exc}"
+            return await record_stop(
+                self.runtime, bound, self.runtime.evaluate(bound), ResultStatus.BLOCKED, why
             )
-            audit_id = await self.store.record(stopped)
-            return attrs.evolve(stopped, audit_id=audit_id)
 
     async def _close(self, job: Job) -> None:
         async with job.lock:
