@@ -87,6 +87,19 @@ class Result:
         """True when the executor was called at least once."""
         return self.attempts > 0
 
+    def refusal(self) -> str:
+        """One sentence for a caller outside Python (an MCP client, a coding agent) whose call
+        was not run or failed: what stopped it, why, and the audit record to look up."""
+        reason = self.reason or self.error or "no reason given"
+        audit = f" (audit #{self.audit_id})" if self.audit_id is not None else ""
+        if self.status is ResultStatus.BLOCKED:
+            return f"Blocked by Aegis policy: {reason}{audit}. Do not retry this call as is."
+        if self.status is ResultStatus.DENIED:
+            return f"Not approved: {reason}{audit}."
+        if self.status is ResultStatus.SKIPPED:
+            return f"Not run: {reason}{audit}."
+        return f"The call failed: {self.error or reason}{audit}."
+
     def explain(self) -> str:
         """One line saying what happened and why, for a model (or a person) to act on.
 

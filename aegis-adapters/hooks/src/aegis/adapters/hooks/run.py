@@ -249,14 +249,8 @@ def _strictest(runtime: Any, actions: list[Action]) -> tuple[Action, Any]:
 
 
 def explain(result: Result) -> str:
-    """One sentence the model (or the person) can act on: what stopped the call and why."""
-    reason = result.reason or result.error or "no reason given"
-    audit = f" (audit #{result.audit_id})" if result.audit_id is not None else ""
-    if result.status is ResultStatus.BLOCKED:
-        return f"Blocked by Aegis policy: {reason}{audit}. Do not retry this call as is."
-    if result.status is ResultStatus.DENIED:
-        return f"Not approved: {reason}{audit}."
-    return f"Not run: {reason}{audit}."
+    """What the agent is told about a call that was not run (``Result.refusal``)."""
+    return result.refusal()
 
 
 def _plain(value: Any) -> Any:

@@ -124,13 +124,5 @@ class AegisMCPToolFilter:
 
 
 def explain(result: Result) -> str:
-    """One sentence the model (or the person) can act on: what stopped the call and why."""
-    reason = result.reason or result.error or "no reason given"
-    audit = f" (audit #{result.audit_id})" if result.audit_id is not None else ""
-    if result.status is ResultStatus.BLOCKED:
-        return f"Blocked by Aegis policy: {reason}{audit}. Do not retry this call as is."
-    if result.status is ResultStatus.DENIED:
-        return f"Not approved: {reason}{audit}."
-    if result.status is ResultStatus.SKIPPED:
-        return f"Not run: {reason}{audit}."
-    return f"The call failed: {result.error or reason}{audit}."
+    """What the client is told about a call that was not run or failed (``Result.refusal``)."""
+    return result.refusal()
