@@ -229,9 +229,10 @@ async def _stop(
     reason: str,
     status: ResultStatus = ResultStatus.BLOCKED,
 ) -> Answer:
-    stopped = Result(action, status, decision=decision, approval=approval, reason=reason)
-    audit_id = await runtime.audit.record(stopped)
-    return Answer("deny", explain(attrs.evolve(stopped, audit_id=audit_id)))
+    from aegis.runtime.stops import record_stop
+
+    stopped = await record_stop(runtime, action, decision, status, reason, approval=approval)
+    return Answer("deny", explain(stopped))
 
 
 def _strictest(runtime: Any, actions: list[Action]) -> tuple[Action, Any]:
