@@ -20,3 +20,10 @@ def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         yield f"sqlite:///{tmp_path / 'audit.db'}"
     else:
         yield request.getfixturevalue("pg_url")
+
+
+@pytest.fixture
+def request_rows(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An ``auto`` approval keeps a request row of its own (``AEGIS_FOLD_APPROVALS=0``), as
+    every approval did before ``approval.folded``: for the tests of those rows."""
+    monkeypatch.setenv("AEGIS_FOLD_APPROVALS", "0")

@@ -29,6 +29,9 @@ from aegis.runtime.approval import migrate
 from aegis.runtime.approval.migrate import ensure_answer_column
 from aegis.runtime.audit import AuditStore
 
+#: These tests are about the request row an ``auto`` approval has when it is not folded.
+pytestmark = pytest.mark.usefixtures("request_rows")
+
 AEGIS = Path(sys.executable).with_name("aegis")
 
 

@@ -24,6 +24,9 @@ from aegis.runtime.approval.channels import Responder
 from aegis.runtime.approval.store import ApprovalRequest
 from aegis.runtime.audit import AuditStore
 
+#: These tests are about the request row an ``auto`` approval has when it is not folded.
+pytestmark = pytest.mark.usefixtures("request_rows")
+
 PAY = Action("pay", "bank", params={"amount": 5000, "to": "acct-1"})
 ONLY_ALICE = Policy.from_yaml_string(policy_text(approvers='["test:alice"]'))
 

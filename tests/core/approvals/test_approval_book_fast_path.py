@@ -9,12 +9,16 @@ import asyncio
 import sqlite3
 from pathlib import Path
 
+import pytest
 from approval_helpers import PAY_POLICY, Recorder, policy_text
 
 from aegis import Action, Policy, Runtime
 from aegis.core.result import ResultStatus
 from aegis.runtime.approval.handlers import AutoApprovalHandler
 from aegis.runtime.audit import AuditStore
+
+#: These tests are about the request row an ``auto`` approval has when it is not folded.
+pytestmark = pytest.mark.usefixtures("request_rows")
 
 PAY = Action("pay", "bank", params={"amount": 5000, "to": "acct-1"})
 

@@ -23,6 +23,9 @@ from aegis import Policy
 from aegis.runtime.approval.migrate import OLD_STATE_INDEX, ensure_indexes
 from aegis.runtime.audit import AuditStore
 
+#: These tests are about the request row an ``auto`` approval has when it is not folded.
+pytestmark = pytest.mark.usefixtures("request_rows")
+
 NEW_INDEX = "ix_aegis_approval_request_pending"
 AEGIS = Path(sys.executable).with_name("aegis")
 

@@ -30,6 +30,9 @@ from aegis.runtime.audit import AuditStore
 from aegis.runtime.engine import Authorization
 from aegis.runtime.hooks import RuntimeHooks
 
+#: These tests are about the request row an ``auto`` approval has when it is not folded.
+pytestmark = pytest.mark.usefixtures("request_rows")
+
 PAY = Action("pay", "bank", params={"amount": 5000, "to": "acct-1"})
 
 

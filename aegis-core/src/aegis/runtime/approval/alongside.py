@@ -47,6 +47,7 @@ from aegis.core.approvers import DEFAULT_REQUIREMENTS, ApprovalRequirements
 from aegis.core.decision import PolicyDecision
 from aegis.core.redact import Redactor
 from aegis.errors import AuditError
+from aegis.runtime.approval import folded
 from aegis.runtime.approval import seal as approval_seal
 from aegis.runtime.approval.record import APPROVED, PENDING, AnswerRecord, ApprovalRequest
 from aegis.runtime.approval.rows import (
@@ -99,10 +100,12 @@ def plan(
     reason: str | None,
     replaces: str | None,
     inline: bool = False,
+    fold: bool = False,
 ) -> AlongsideRows:
     """Judge an answer nobody had to be asked for on the request it answers, writing nothing:
     the ruling is ``judge``'s, on the request exactly as it would first be stored. ``inline``:
-    the store has the request row's ``answer`` column (``approval.migrate``)."""
+    the store has the request row's ``answer`` column (``approval.migrate``); ``fold``: an
+    answer that approves at once may be kept in the record (``approval.folded``)."""
     requirements = decision.requirements or DEFAULT_REQUIREMENTS
     channels = (channel,)
     values = request_values(action, decision, requirements, window, channels, params_view, replaces)
@@ -116,7 +119,13 @@ def plan(
         values["version"], values["state"] = 2, ruling.new_state
         if ruling.new_state != PENDING:
             values["settled_at"], values["outcome"] = now, ruling.message
-    return AlongsideRows(values, requirements, channels, attempt, ruling, now, inline=inline)
+    # Approved at once, reopening nothing: kept in its record, with an id saying so (folded).
+    folds = fold and inline and replaces is None and ruling.new_state == APPROVED
+    if folds:
+        values["id"] = folded.new_id()
+    return AlongsideRows(
+        values, requirements, channels, attempt, ruling, now, inline=inline, folds=folds
+    )
 
 
 class AlongsideRows:
@@ -139,6 +148,7 @@ class AlongsideRows:
         "channels",
         "committed",
         "earlier",
+        "folds",
         "id",
         "inline",
         "note",
@@ -164,6 +174,7 @@ class AlongsideRows:
         at: float,
         *,
         inline: bool = False,
+        folds: bool = False,
     ) -> None:
         #: The request row as the ruling leaves it (``CREATE_COLUMNS``, settled_at, outcome).
         self.values = values
@@ -183,6 +194,8 @@ class AlongsideRows:
         #: The answer goes in the request row (its ``answer`` column), not in an answer row:
         #: the store has that column. Only when no earlier answers are sealed with it.
         self.inline = inline
+        #: No request row at all: the request is kept in its record (``approval.folded``).
+        self.folds = folds
         #: The request row's ``answer`` as the last run of the payload made it (None: the
         #: answer is an answer row, or nothing is to be written).
         self.answer: str | None = None
@@ -255,6 +268,10 @@ class AlongsideRows:
         the answer is an answer row, sealed in the transaction (a DECIDE op: ``attach``)."""
         if not self.inline or self.earlier:
             return False
+        if self.folds:  # the seal is the request itself, hashed with the record
+            text = folded.seal(self.values, self.at, self.attempt, self.accepted, self.note)
+            self.answer = self.seal = text
+            return True
         text = inline_answer_text(self.at, self.attempt, self.accepted, self.note)
         self.answer, self.seal = text, approval_seal.inline(self.request_id, text)
         return True
@@ -284,6 +301,10 @@ class AlongsideRows:
             return decided
 
         def with_request(cur: Any, st: Statements, audit_id: int) -> None:
+            if self.folds and self.answer is not None:  # kept in the record just written
+                if side is not None:
+                    side(cur, st, audit_id)
+                return
             sql = prepared(st.paramstyle, st.sqlite)
             values = self.values
             row = [values[c] for c in CREATE_COLUMNS]

@@ -8,14 +8,16 @@ token, an answer for another action), cannot be deleted or edited unnoticed, the
 of the action the request was for carries, in two hashed intent columns:
 
 * ``approval_request`` — the request's id;
-* ``approval_answers`` — the *seal*, one of two forms:
+* ``approval_answers`` — the *seal*, one of three forms:
 
   - ``"<id>,<id>,...:<sha256>"``: the ids of the answer rows the decision was made on (its
     request's, and those of any request it replaced) and the SHA-256 of those rows exactly as
     stored (every column, ascending id, as canonical JSON);
   - ``"inline:<sha256>"``: the request's one answer kept in its row, SHA-256 of canonical JSON
     of ``[request id, answer text as stored]`` (``inline``), the request being the one the
-    record names in ``approval_request``.
+    record names in ``approval_request``;
+  - ``"record:<json>"``: the request itself, kept in the record (``approval.folded``: an
+    ``auto`` approval has no rows at all); the chain's own hash is its seal, nothing is read.
 
 ``aegis audit verify`` reads the sealed rows back, in the snapshot it walks the chain in, and
 reports a record whose rows are missing or differ as ``approval_answers`` (tampered, naming the
@@ -36,6 +38,7 @@ from typing import Any
 import attrs
 from sqlalchemy import Connection, inspect, select
 
+from aegis.runtime.approval.folded import FOLDED
 from aegis.runtime.approval.record import AnswerRecord
 from aegis.runtime.approval.schema import answers as answers_table
 from aegis.runtime.approval.schema import requests as requests_table
@@ -130,6 +133,7 @@ def check(conn: Connection) -> SealCheck:
     held: Any = None  # the request table's answer column, looked for at the first inline seal
     for start in range(0, len(sealed), BATCH):
         batch = sealed[start : start + BATCH]
+        batch = [r for r in batch if not str(r[2]).startswith(FOLDED)]  # hashed by the chain
         inline = [r for r in batch if str(r[2]).startswith(INLINE)]
         if inline:
             if held is None:

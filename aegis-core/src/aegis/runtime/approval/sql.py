@@ -26,6 +26,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from aegis.errors import AuditError
+from aegis.runtime.approval.folded import STATEMENTS as FOLDED_STATEMENTS
 from aegis.runtime.approval.schema import answers, requests
 from aegis.runtime.audit.opening import write_connection
 from aegis.runtime.audit.writer import _convert
@@ -76,6 +77,8 @@ _RAW = {
     "heartbeat_at = ?, version = version + 1 WHERE id = ? AND owner_started = ? "
     "AND state IN ('pending', 'approved') AND audit_id IS NULL",
 }
+
+_RAW.update(FOLDED_STATEMENTS)  # requests kept in their action's record (``approval.folded``)
 
 _WITHOUT_ANSWER = (
     f"SELECT {', '.join(c if c != 'answer' else 'NULL' for c in REQUEST_COLUMNS)} "

@@ -30,11 +30,12 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
+from sqlalchemy import inspect, select
 
 from aegis.core.action import Action
 from aegis.core.decision import PolicyDecision
 from aegis.errors import ApprovalError, AuditError
+from aegis.runtime.approval import folded
 from aegis.runtime.approval import reaping as approval_reaping
 from aegis.runtime.approval.alongside import AlongsideRows, plan
 from aegis.runtime.approval.reaping import HEARTBEAT_EVERY, STALE_AFTER
@@ -66,6 +67,7 @@ from aegis.runtime.approval.schema import requests
 from aegis.runtime.approval.sql import CREATE_COLUMNS, REQUEST_COLUMNS
 from aegis.runtime.approval.tokens import CallbackTokens
 from aegis.runtime.approval.transactions import BookTransactions
+from aegis.runtime.audit.schema import audit_log
 
 if TYPE_CHECKING:
     from aegis.runtime.audit import AuditStore
@@ -96,6 +98,7 @@ class ApprovalBook(BookTransactions):
     def __init__(self, store: AuditStore) -> None:
         super().__init__(store)
         self._tokens = CallbackTokens(self)
+        self._audit_tables = False  # seen to exist (``_records_kept``)
 
     def close(self) -> None:
         """Write the links still pending and release the held connection (the store closes)."""
@@ -164,6 +167,7 @@ class ApprovalBook(BookTransactions):
             reason=reason,
             replaces=replaces,
             inline=self._inline_answers,
+            fold=self.fold,
         )
 
     def write_answered(self, planned: AlongsideRows) -> tuple[ApprovalRequest, AnswerOutcome]:
@@ -230,9 +234,10 @@ class ApprovalBook(BookTransactions):
             rid, problem = ref, f"no approval request {ref!r}"  # checked in the transaction
         else:
             rid, problem = self._resolve(ref, allow_prefix)
+        self._records_kept()
         for _attempt in range(20):
             with self._write() as (cur, sql):
-                row = None if rid is None else load(cur, sql, rid)
+                row = None if rid is None else self._load(cur, sql, rid)
                 if row is None:
                     note = problem or "no such request"
                     store_answer(cur, sql, rid, attempt, False, note)
@@ -302,14 +307,19 @@ class ApprovalBook(BookTransactions):
     # -- reading ---------------------------------------------------------------------------
 
     def _row(self, rid: str) -> Mapping[str, Any] | None:
+        self._records_kept()
         with self._read() as (cur, sql):
-            return load(cur, sql, rid)
+            return self._load(cur, sql, rid)
 
     def state(self, rid: str) -> str | None:
+        kept = self._records_kept()
         with self._read() as (cur, sql):
             cur.execute(sql["state"], (rid,))
             row = cur.fetchone()
-        return None if row is None else str(row[0])
+            if row is None:
+                found = folded.load(cur, sql, rid) if kept else None
+                return None if found is None else str(found["state"])
+        return str(row[0])
 
     def get(self, ref: str, *, allow_prefix: bool = False) -> ApprovalRequest:
         """The request named by id, token or (``allow_prefix``) unique id prefix."""
@@ -317,14 +327,16 @@ class ApprovalBook(BookTransactions):
         if rid is None:
             raise ApprovalError(problem)
         self.flush_links()
+        self._records_kept()
         with self._read() as (cur, sql):
-            row = load(cur, sql, rid)
+            row = self._load(cur, sql, rid)
             if row is None:
                 raise ApprovalError(f"no approval request {ref!r}")
             return _request(row, answers_of(cur, sql, rid))
 
     def list(self, *, state: str | None = None, limit: int | None = 100) -> list[ApprovalRequest]:
         self.flush_links()
+        kept = self._records_kept()
         with self._read() as (cur, sql):
             where, args = "", tuple[str, ...]()
             if state in STATES:  # a literal, so the planner can use the partial index
@@ -336,7 +348,27 @@ class ApprovalBook(BookTransactions):
                 text += f" LIMIT {int(limit)}"
             cur.execute(self._raw.convert(text), args)
             rows = [dict(zip(REQUEST_COLUMNS, r, strict=True)) for r in cur.fetchall()]
+            if state in (None, APPROVED) and kept:  # and those kept in their records
+                rows += [r for r in folded.newest(cur, sql, limit) if state in (None, r["state"])]
+                rows.sort(key=lambda r: r["created_at"], reverse=True)
+                rows = rows if limit is None else rows[: int(limit)]
             return [_request(r, answers_of(cur, sql, r["id"])) for r in rows]
+
+    def _load(self, cur: Any, sql: dict[str, str], rid: str) -> dict[str, Any] | None:
+        """The request row ``rid``, or the row of the request its record holds (``folded``)."""
+        found = load(cur, sql, rid)
+        if found is None and self._audit_tables and folded.marked(rid):
+            found = folded.load(cur, sql, rid)
+        return found
+
+    def _records_kept(self) -> bool:
+        """Whether this database has audit records that may hold requests (a book can be used
+        on a database whose audit tables were never made). Asked before a transaction that
+        reads requests, never inside one: it may open a connection of its own."""
+        if not self._audit_tables:
+            with self._tx() as conn:
+                self._audit_tables = inspect(conn).has_table(audit_log.name)
+        return self._audit_tables
 
     def _resolve(self, ref: str, allow_prefix: bool) -> tuple[str | None, str]:
         if not isinstance(ref, str) or not ref:
@@ -354,6 +386,9 @@ class ApprovalBook(BookTransactions):
                     select(requests.c.id).where(requests.c.id.startswith(ref, autoescape=True))
                 ).fetchmany(2)
             ]
+        if len(found) < 2 and self._records_kept():
+            with self._read() as (cur, sql):
+                found += folded.prefixed(cur, sql, ref)
         if not found:
             return None, f"no approval request {ref!r}"
         if len(found) > 1:

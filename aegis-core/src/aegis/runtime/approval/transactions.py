@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -40,6 +41,9 @@ class BookTransactions:
         #: The request table has the ``answer`` column (known once ``_prepare`` ran): an
         #: ``auto`` approval's answer is then kept in its request row (``approval.alongside``).
         self._inline_answers = False
+        #: An ``auto`` approval is kept in its action's record, with no request row
+        #: (``approval.folded``); ``AEGIS_FOLD_APPROVALS=0`` keeps a row for it instead.
+        self.fold = fold_setting()
         self._raw = BookConnection(store)
         #: (request id, audit id) links not written yet (see ``defer_link``).
         self._links = DeferredLinks(self)
@@ -155,3 +159,17 @@ def _tune_sqlite(conn: Connection, busy_timeout: float) -> None:
 def _one_line(exc: BaseException) -> str:
     text = str(getattr(exc, "orig", None) or exc)
     return text.splitlines()[0] if text else type(exc).__name__
+
+
+_ON, _OFF = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+
+
+def fold_setting() -> bool:
+    """``AEGIS_FOLD_APPROVALS`` (default on). Off is for stores read by tools, or older Aegis
+    versions during an upgrade, that look for every request in ``aegis_approval_request``."""
+    text = os.environ.get("AEGIS_FOLD_APPROVALS", "1").strip().lower()
+    if text in _ON:
+        return True
+    if text in _OFF:
+        return False
+    raise AuditError(f"AEGIS_FOLD_APPROVALS: expected 1 or 0 (on/off), not {text[:40]!r}")
