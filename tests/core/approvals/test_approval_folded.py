@@ -198,3 +198,39 @@ def test_approvals_show_prints_a_folded_request(url: str, tmp_path: Path) -> Non
     )
     assert shown.returncode == 0, shown.stderr
     assert "approved" in shown.stdout and "auto:auto" in shown.stdout
+
+
+async def test_a_bad_fold_setting_stops_the_runtime_before_anything_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from approval_helpers import PAY_POLICY, Recorder
+
+    from aegis import Policy, Runtime
+    from aegis.errors import AuditError
+
+    monkeypatch.setenv("AEGIS_FOLD_APPROVALS", "maybe")
+    recorder = Recorder()
+    runtime = Runtime(
+        executor=recorder,
+        policy=Policy.from_yaml_string(PAY_POLICY),
+        approval_handler="auto",
+        audit=f"sqlite:///{tmp_path / 'audit.db'}",
+    )
+    with pytest.raises(AuditError, match=r"AEGIS_FOLD_APPROVALS.*'maybe'"):
+        async with runtime:
+            await runtime.run_one(PAY)
+    assert recorder.ran == []
+    env = {**os.environ, "AEGIS_FOLD_APPROVALS": "maybe"}
+    shown = subprocess.run(
+        [str(AEGIS), "approvals", "--db", str(tmp_path / "audit.db")],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        cwd=tmp_path,
+    )
+    assert shown.returncode != 0 and "Traceback" not in shown.stderr
+    assert shown.stderr.strip().splitlines() == [
+        "aegis: error: audit store: AEGIS_FOLD_APPROVALS: expected 1 or 0 (on/off), not 'maybe'"
+    ]
