@@ -143,3 +143,60 @@ def test_an_authorisation_nobody_will_be_owed_is_not_left_pending(make_app, db_u
         assert r.json().get("status") != "authorized"
         records = c.get("/api/v1/audit?limit=50", headers=bearer("root")).json()["records"]
         assert [rec["result"] for rec in records if rec["result"] == "pending"] == []
+
+
+def _fail_finishing(db_url: str, on: bool) -> None:
+    """Make every write that finishes an audit record fail in the database itself (a full
+    disk, a lost lock), or stop doing so."""
+    import sqlalchemy
+
+    engine = sqlalchemy.create_engine(db_url)
+    with engine.begin() as conn:
+        if on:
+            conn.execute(
+                sqlalchemy.text(
+                    "CREATE TRIGGER aegis_test_no_finish BEFORE UPDATE ON aegis_audit "
+                    "BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END"
+                )
+            )
+        else:
+            conn.execute(sqlalchemy.text("DROP TRIGGER aegis_test_no_finish"))
+    engine.dispose()
+
+
+def test_a_report_that_could_not_be_recorded_can_be_sent_again(make_app, db_url: str) -> None:
+    """Who owes the outcome was forgotten in a transaction of its own before the outcome was
+    written: when that write failed, the record stayed pending for ever, a second report was
+    refused as "already closed", and the reaper had nothing left to close."""
+    app, _ = make_app(executor=False)
+    with TestClient(app, raise_server_exceptions=False) as c:
+        out = _authorise(c)
+        _fail_finishing(db_url, True)
+        r = c.post(out["outcome_url"], json={"status": "success"}, headers=bearer("dev"))
+        assert r.status_code == 503, r.text
+        assert "again" in r.json()["detail"]
+        _fail_finishing(db_url, False)
+        assert _record(c, out["audit_id"])["result"] == "pending"
+        again = c.post(out["outcome_url"], json={"status": "success"}, headers=bearer("dev"))
+        assert again.status_code == 200, again.text
+        assert _record(c, out["audit_id"])["result"] == "success"
+        assert c.get("/api/v1/audit/verify", headers=bearer("root")).json()["ok"] is True
+
+
+def test_an_overdue_record_the_reaper_could_not_close_is_closed_later(
+    make_app, db_url: str
+) -> None:
+    from aegis.server.context import ServerConfig
+
+    app, _ = make_app(executor=False, config=ServerConfig(outcome_timeout=0.2))
+    with TestClient(app, raise_server_exceptions=False) as c:
+        out = _authorise(c)
+        _fail_finishing(db_url, True)
+        time.sleep(2.5)  # past the deadline: the reaper (every 1 s) tried and failed
+        assert _record(c, out["audit_id"])["result"] == "pending"
+        _fail_finishing(db_url, False)
+        deadline = time.monotonic() + 15
+        while _record(c, out["audit_id"])["result"] == "pending" and time.monotonic() < deadline:
+            time.sleep(0.2)
+        rec = _record(c, out["audit_id"])
+        assert (rec["result"], rec["error"]) == ("failed", "outcome not reported")

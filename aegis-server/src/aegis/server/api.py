@@ -18,7 +18,7 @@ from litestar.params import FromPath, JSONBody, PathParameter, QueryParameter
 
 from aegis.core.action import Action
 from aegis.core.result import Result
-from aegis.errors import AegisError, ApprovalError
+from aegis.errors import AegisError, ApprovalError, AuditError
 from aegis.runtime.approval.flow import WAKERS
 from aegis.runtime.approval.view import request_dict
 from aegis.server.auth import ApiKey
@@ -254,7 +254,12 @@ async def report_outcome(
         duration_ms=data.duration_ms,
         attempts=1 if data.status != "skipped" else 0,
     )
-    if not await ctx.service.report(audit_id, result):
+    try:
+        reported = await ctx.service.report(audit_id, result)
+    except AuditError as exc:  # still owed: nothing was recorded, the caller sends it again
+        detail = "the audit store could not record it now; report it again"
+        raise ApiError(503, "outcome not recorded", detail, {"Retry-After": "1"}) from exc
+    if not reported:
         raise ApiError(409, "no outcome expected", f"record {audit_id} was already closed")
     return {"audit_id": audit_id, "status": data.status}
 

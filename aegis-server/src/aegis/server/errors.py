@@ -29,7 +29,8 @@ _WHY = {
     413: "body or batch too large",
     422: "the policy YAML does not load (detail: every problem as line:col: key: message)",
     429: "rate limited (Retry-After)",
-    503: "the rate-limit counter cannot be read: nothing was done (Retry-After)",
+    503: "the rate-limit counter cannot be read, or an outcome could not be recorded: "
+    "nothing was done, send it again (Retry-After)",
 }
 
 

@@ -6,9 +6,10 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from sqlalchemy import Column, Float, MetaData, String, Table, create_engine, delete, select
+from sqlalchemy import Column, Float, MetaData, String, Table, create_engine, select
 from sqlalchemy.engine import Engine
 
+from aegis.errors import AuditError
 from aegis.runtime.audit.writer import SideWrite, Statements
 
 _meta = MetaData()
@@ -22,10 +23,15 @@ outcomes_table = Table(
 )
 
 REPORTABLE = ("success", "failed", "skipped")
+_SETTLE = "DELETE FROM aegis_server_outcomes WHERE audit_id = ?"
 _OWE = (
     "INSERT INTO aegis_server_outcomes (audit_id, key_name, deadline, created_at) "
     "VALUES (?, ?, ?, ?)"
 )
+
+
+class NotOwed(AuditError):
+    """Nobody owes this record's outcome (reported, closed, or never authorised here)."""
 
 
 class Outcomes:
@@ -54,13 +60,29 @@ class Outcomes:
             ).first()
         return None if row is None else str(row[0])
 
-    def claim(self, audit_id: int, *, overdue_at: float | None = None) -> bool:
-        """Take the duty to finish a record; exactly one claimant (report or reaper) wins."""
-        stmt = delete(outcomes_table).where(outcomes_table.c.audit_id == str(audit_id))
+    def settle(self, audit_id: int, *, overdue_at: float | None = None) -> SideWrite:
+        """The side write of the record's ``finish``: the duty to report goes in the very
+        transaction that writes the outcome, so exactly one report or reaper wins, and a
+        failed write leaves the record owed (reported again, or reaped later), never pending
+        with nobody to close it. Raises ``NotOwed`` (rolling the outcome back) when nobody
+        owes it any more, or (``overdue_at``) it is not overdue."""
+        args: tuple[Any, ...] = (str(audit_id),)
+        sql = _SETTLE
         if overdue_at is not None:
-            stmt = stmt.where(outcomes_table.c.deadline < overdue_at)
+            sql, args = f"{_SETTLE} AND deadline < ?", (*args, overdue_at)
+
+        def write(cur: Any, st: Statements, _audit_id: int) -> None:
+            cur.execute(st.convert(sql), args)
+            if cur.rowcount != 1:
+                raise NotOwed(f"record {audit_id} awaits no report")
+
+        return write
+
+    def drop(self, audit_id: int) -> None:
+        """Forget a record that is final already (closed some other way, e.g. ``aegis audit
+        recover``), so the reaper stops finding it."""
         with self.engine.begin() as conn:
-            return conn.execute(stmt).rowcount == 1
+            conn.execute(outcomes_table.delete().where(outcomes_table.c.audit_id == str(audit_id)))
 
     def overdue(self, now: float) -> list[int]:
         with self.engine.connect() as conn:

@@ -36,7 +36,7 @@ from aegis.server.handover import ReplicaHandover
 from aegis.server.jobs import CURRENT_JOB, Job, on_wait
 from aegis.server.notify import Notifier
 from aegis.server.notify import usable as notify_usable
-from aegis.server.outcomes import Outcomes
+from aegis.server.outcomes import NotOwed, Outcomes
 from aegis.server.views import final_view
 
 log = logging.getLogger("aegis.server")
@@ -237,20 +237,29 @@ class Service(ReplicaHandover):
     # -- authorise-then-report ---------------------------------------------------------------
 
     async def report(self, audit_id: int, result: Result) -> bool:
-        """Finish an authorised record; False when nobody owes it (reported, closed, unknown)."""
-        if not await asyncio.to_thread(self.outcomes.claim, audit_id):
+        """Finish an authorised record; False when nobody owes it (reported, closed, unknown).
+
+        Raises ``AuditError`` when the outcome could not be written: the record is still owed,
+        so the caller may report it again (or the reaper closes it when it is overdue)."""
+        try:
+            await self.store.finish(audit_id, result, side_write=self.outcomes.settle(audit_id))
+        except NotOwed:
             return False
-        await self.store.finish(audit_id, result)
+        except AuditError as exc:
+            # Another replica may have closed it a moment ago (its outcome came first).
+            if await asyncio.to_thread(self.outcomes.owner, audit_id) is None:
+                return False
+            log.warning("the outcome of record %s could not be recorded now: %s", audit_id, exc)
+            raise
         return True
 
     async def reap_once(self, now: float | None = None) -> int:
         at = time.time() if now is None else now
         closed = 0
         for audit_id in await asyncio.to_thread(self.outcomes.overdue, at):
-            if not await asyncio.to_thread(self.outcomes.claim, audit_id, overdue_at=at):
-                continue  # reported, or another replica closed it, a moment ago
             record = await asyncio.to_thread(self.store.get, audit_id)
-            if record is None or record.result != "pending":
+            if record is None or record.result != "pending":  # closed some other way
+                await asyncio.to_thread(self.outcomes.drop, audit_id)
                 continue
             unreported = Result(
                 Action(record.action_type, record.target),
@@ -261,11 +270,14 @@ class Service(ReplicaHandover):
                     f"{self.outcome_timeout:g} s; whether the action ran is unknown"
                 ),
             )
+            settle = self.outcomes.settle(audit_id, overdue_at=at)
             try:
-                await self.store.finish(audit_id, unreported)
+                await self.store.finish(audit_id, unreported, side_write=settle)
                 closed += 1
-            except AuditError:
-                log.exception("could not close unreported record %s", audit_id)
+            except NotOwed:
+                continue  # reported, or another replica closed it, a moment ago
+            except AuditError as exc:  # still owed: the next sweep tries again
+                log.warning("could not close unreported record %s now: %s", audit_id, exc)
         self.forget_old_jobs(at)
         await self.beat(at)
         await self.adopt_orphans()
