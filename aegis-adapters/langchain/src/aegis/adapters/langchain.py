@@ -55,7 +55,20 @@ class LangChainExecutor(ToolboxExecutor):
     framework = "LangChain"
 
     async def run_tool(self, tool: BaseTool, action: Action) -> Result:
-        return Result(action, ResultStatus.SUCCESS, data=await tool.ainvoke(dict(action.params)))
+        data = await _raising(tool).ainvoke(dict(action.params))
+        return Result(action, ResultStatus.SUCCESS, data=data)
+
+
+def _raising(tool: BaseTool) -> BaseTool:
+    """``tool`` with its own error handling off, for running it as an action's execute stage.
+
+    A tool with ``handle_tool_error`` / ``handle_validation_error`` answers its failure as
+    text, which would be recorded as a success; here it raises, so the action is FAILED (and a
+    governed tool still tells the model why).
+    """
+    if not (tool.handle_tool_error or tool.handle_validation_error):
+        return tool
+    return tool.model_copy(update={"handle_tool_error": False, "handle_validation_error": False})
 
 
 def _tool_output(result: Result) -> Any:
@@ -159,7 +172,7 @@ class GovernedTool(_Governed):
         )
 
     def _executor(self) -> BaseExecutor:
-        wrapped = self.wrapped
+        wrapped = _raising(self.wrapped)
         return CallableExecutor(lambda action: wrapped.ainvoke(dict(action.params)))
 
 
