@@ -181,7 +181,8 @@ class AegisToolHook:
     hands the agent the tool's output, or ``Result.explain()``. So the tool runs once, inside
     the pipeline, and a hook failure leaves CrewAI's "blocked by hook" answer: fail closed.
     Tools that are already ``AegisCrewAITool`` are left to govern themselves. The action is
-    ``Action(tool_name, target, params=tool_input)``; the agent's role is the agent id and the
+    ``Action(<the tool's name>, target, params=tool_input)``, named as ``govern_tools`` names
+    it (not with the sanitized name CrewAI shows the LLM); the agent's role is the agent id and the
     crew's id the session id (the runtime's own ids win). Limits: CrewAI ignores
     ``result_as_answer`` for a call a hook blocked.
 
@@ -233,8 +234,12 @@ class AegisToolHook:
 
     def _govern(self, context: Any, tool: Any) -> Any:
         agent, crew = context.agent, context.crew
+        # CrewAI hands hooks the name it sanitized for the LLM ("Delete Contact" becomes
+        # "delete_contact"); the action is named as the tool is, as for a wrapped tool, so one
+        # policy rule holds whichever way the tool is governed.
+        name = getattr(tool, "name", None)
         action = Action(
-            context.tool_name,
+            name if isinstance(name, str) and name else context.tool_name,
             self.target,
             params=dict(context.tool_input or {}),
             agent_id=getattr(agent, "role", None),

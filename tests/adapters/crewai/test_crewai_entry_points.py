@@ -1,0 +1,133 @@
+"""Ways around Aegis tried on the CrewAI adapter, as an attacker (or a careless user) would.
+
+Real CrewAI tools and crews; what really ran is recorded by the tools, outcomes read back from
+the SQLite audit store.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+from aegis.adapters.crewai import AegisToolHook, CrewAIExecutor, govern_tools
+from crew_helpers import Calls, ScriptedLLM, make_tools
+from crewai import Agent, Crew, Task
+from crewai.tools import BaseTool
+from pydantic import Field
+
+from aegis import Action, ApprovalDecision, Policy, Runtime
+from aegis.runtime.approval.handlers import CallbackApprovalHandler
+
+
+class NativeLLM(ScriptedLLM):
+    """A scripted LLM that asks for tools by native function calling (Bedrock-style dicts)."""
+
+    script: list[Any] = Field(default_factory=list)
+
+    def supports_function_calling(self) -> bool:
+        return True
+
+
+def native(name: str, args: dict[str, Any], call_id: str) -> list[dict[str, Any]]:
+    return [{"toolUseId": call_id, "name": name, "input": args}]
+
+
+def native_script() -> list[Any]:
+    return [
+        native("lookup_contact", {"name": "Ann"}, "c1"),
+        native("delete_contact", {"contact_id": 7}, "c2"),
+        native("send_email", {"to": "ann@example.com", "body": "hi"}, "c3"),
+        "tidied",
+    ]
+
+
+def deny_all(action: Action, decision: Any) -> ApprovalDecision:
+    return ApprovalDecision.deny("legal@corp", "ask legal before mailing customers")
+
+
+def make_runtime(policy: Policy, audit_url: str) -> Runtime:
+    return Runtime(
+        executor=CrewAIExecutor([]),
+        policy=policy,
+        audit=audit_url,
+        approval_handler=CallbackApprovalHandler(deny_all),
+    )
+
+
+def crew(llm: ScriptedLLM, tools: list[BaseTool]) -> Crew:
+    agent = Agent(role="crm clerk", goal="tidy the CRM", backstory="careful", llm=llm, tools=tools)
+    task = Task(description="tidy up the CRM", expected_output="a summary", agent=agent)
+    return Crew(agents=[agent], tasks=[task])
+
+
+@pytest.mark.parametrize("way", ["govern_tools", "hook"])
+def test_native_function_calls_are_governed(
+    policy: Policy, audit_url: str, audit_rows: Any, way: str
+) -> None:
+    calls: Calls = []
+    llm = NativeLLM(model="scripted", script=native_script())
+    runtime = make_runtime(policy, audit_url)
+    if way == "govern_tools":
+        out = crew(llm, govern_tools(runtime, make_tools(calls), target="crm")).kickoff()
+    else:
+        with AegisToolHook(runtime, target="crm"):
+            out = crew(llm, make_tools(calls)).kickoff()
+    assert out.raw == "tidied"
+    assert calls == [("lookup_contact", {"name": "Ann"})]
+    assert [(r.action_type, r.result) for r in audit_rows()] == [
+        ("lookup_contact", "success"),
+        ("delete_contact", "blocked"),
+        ("send_email", "denied"),
+    ]
+
+
+def test_copies_of_a_governed_tool_are_still_governed(
+    policy: Policy, audit_url: str, audit_rows: Any
+) -> None:
+    calls: Calls = []
+    runtime = make_runtime(policy, audit_url)
+    delete = govern_tools(runtime, make_tools(calls))[1]
+    copies = [delete.model_copy(), copy.copy(delete), delete.to_structured_tool()]
+    outs = [c.run(contact_id=1) for c in copies[:2]]
+    outs.append(copies[2].invoke({"contact_id": 1}))
+    assert calls == []
+    assert all("Blocked by policy" in str(o) for o in outs)
+    assert [r.result for r in audit_rows()] == ["blocked"] * 3
+
+
+def test_the_hook_names_an_action_as_the_wrapper_does(audit_url: str, audit_rows: Any) -> None:
+    """A policy written for a tool's name must hold whichever way the tool is governed."""
+    deleted: list[int] = []
+
+    class DeleteContact(BaseTool):
+        name: str = "Delete Contact"
+        description: str = "Delete a CRM contact."
+
+        def _run(self, contact_id: int) -> str:
+            deleted.append(contact_id)
+            return "deleted"
+
+    policy = Policy.from_yaml_string(
+        """
+version: "1"
+defaults: {risk_level: low, approval: auto}
+rules:
+  - {name: no_deletes, match: {type: "Delete Contact"}, risk_level: critical, approval: block}
+"""
+    )
+    script = [
+        'Thought: delete\nAction: Delete Contact\nAction Input: {"contact_id": 7}',
+        "Thought: I am done\nFinal Answer: tidied",
+    ]
+    runtime = make_runtime(policy, audit_url)
+    crew(
+        ScriptedLLM(model="scripted", script=list(script)), govern_tools(runtime, [DeleteContact()])
+    ).kickoff()
+    with AegisToolHook(runtime, target="crewai"):
+        crew(ScriptedLLM(model="scripted", script=list(script)), [DeleteContact()]).kickoff()
+    assert deleted == []
+    assert [(r.action_type, r.result) for r in audit_rows()] == [
+        ("Delete Contact", "blocked"),
+        ("Delete Contact", "blocked"),
+    ]
