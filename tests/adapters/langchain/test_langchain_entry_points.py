@@ -135,3 +135,38 @@ async def test_sync_invoke_inside_the_running_loop_is_still_governed(
         assert delete.invoke({"contact_id": 1}).startswith("Blocked by policy")
     assert calls == [("lookup_contact", {"name": "Ann"})]
     assert [r.result for r in audit_rows()] == ["success", "blocked"]
+
+
+async def test_middleware_unknown_tools_and_bad_arguments_are_recorded_not_run(
+    policy: Policy, audit_url: str, audit_rows: Any
+) -> None:
+    from aegis.adapters.langchain import AegisMiddleware
+    from langchain.agents import create_agent
+    from langchain_core.messages import AIMessage, HumanMessage
+    from lc_helpers import ScriptedChatModel, turn
+
+    calls: list[tuple[str, dict[str, Any]]] = []
+    model = ScriptedChatModel(
+        script=[
+            turn(
+                call("lookup_nothing", {"q": "x"}, "1"),
+                call("lookup_contact", {"name": {"not": "a string"}}, "2"),
+                call("delete_contact", {"contact_id": "not a number"}, "3"),
+            ),
+            AIMessage("done"),
+        ]
+    )
+    async with Runtime(executor=LangChainExecutor([]), policy=policy, audit=audit_url) as rt:
+        agent = create_agent(model, tools=make_tools(calls), middleware=[AegisMiddleware(rt)])
+        await agent.ainvoke({"messages": [HumanMessage("go")]})
+    assert calls == []
+    assert {m.tool_call_id: m.status for m in model.tool_messages()} == {
+        "1": "error",
+        "2": "error",
+        "3": "error",
+    }
+    assert sorted((r.action_type, r.result) for r in audit_rows()) == [
+        ("delete_contact", "blocked"),
+        ("lookup_contact", "failed"),
+        ("lookup_nothing", "failed"),
+    ]
