@@ -131,3 +131,50 @@ rules:
         ("Delete Contact", "blocked"),
         ("Delete Contact", "blocked"),
     ]
+
+
+def test_a_failure_the_tool_declares_is_recorded_failed(
+    policy: Policy, audit_url: str, audit_rows: Any
+) -> None:
+    """A CrewAI tool reports failure by returning a ``ToolFailure`` (also when its usage limit
+    is spent, without running): the audit must not call that a success."""
+    from crewai.tools import ToolFailure
+
+    ran: list[int] = []
+
+    class LookupBroken(BaseTool):
+        name: str = "lookup_broken"
+        description: str = "Look up rows (the backend is down)."
+
+        def _run(self, rows: int) -> Any:
+            ran.append(rows)
+            return ToolFailure(message="backend is down")
+
+    class LookupOnce(BaseTool):
+        name: str = "lookup_once"
+        description: str = "Look up, once."
+        max_usage_count: int | None = 1
+
+        def _run(self, rows: int) -> str:
+            ran.append(rows)
+            return "found"
+
+    runtime = make_runtime(policy, audit_url)
+    broken, once = govern_tools(runtime, [LookupBroken(), LookupOnce()])
+    outs = [broken.run(rows=1), once.run(rows=2), once.run(rows=3)]
+    executor = CrewAIExecutor([LookupBroken()])
+    from aegis.adapters.base import call_sync
+
+    direct = call_sync(
+        lambda: runtime.run_one(Action("lookup_broken", "x", params={"rows": 4}), executor=executor)
+    )
+    assert ran == [1, 2, 4]
+    assert "backend is down" in str(outs[0]) and outs[1] == "found"
+    assert "usage limit" in str(outs[2])
+    assert not direct.ok
+    assert [(r.action_type, r.result) for r in audit_rows()] == [
+        ("lookup_broken", "failed"),
+        ("lookup_once", "success"),
+        ("lookup_once", "failed"),
+        ("lookup_broken", "failed"),
+    ]

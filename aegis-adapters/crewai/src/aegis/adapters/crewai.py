@@ -30,7 +30,12 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from aegis.adapters.base import BaseExecutor, CallableExecutor, ToolboxExecutor, call_sync
 from aegis.core.action import Action
-from aegis.core.result import Result
+from aegis.core.result import Result, ResultStatus
+
+try:  # newer CrewAI: a tool declares failure by returning a ToolFailure
+    from crewai.tools import ToolFailure
+except ImportError:  # older CrewAI: a tool fails only by raising
+    ToolFailure = None  # type: ignore[assignment,misc]
 
 if TYPE_CHECKING:
     from aegis.runtime.engine import Runtime
@@ -44,7 +49,7 @@ class CrewAIExecutor(ToolboxExecutor):
     framework = "CrewAI"
 
     async def run_tool(self, tool: BaseTool, action: Action) -> Result:
-        run = CallableExecutor(lambda a: tool.run(**a.params), blocking=True)
+        run = CallableExecutor(lambda a: _checked(a, tool.run(**a.params)), blocking=True)
         return await run.execute(action)
 
 
@@ -52,8 +57,20 @@ def _never_cache(_args: Any = None, _result: Any = None) -> bool:
     return False
 
 
+def _checked(action: Action, value: Any) -> Any:
+    """What a tool returned, as the action's outcome: a ``ToolFailure`` (the tool's own report,
+    or a spent usage limit, when it did not run) is FAILED, not a success."""
+    if ToolFailure is not None and isinstance(value, ToolFailure):
+        return Result(action, ResultStatus.FAILED, data=value, error=value.message)
+    return value
+
+
 def _output(result: Result) -> Any:
-    return result.data if result.ok else result.explain()
+    if result.ok:
+        return result.data
+    if ToolFailure is not None and isinstance(result.data, ToolFailure):
+        return result.data  # CrewAI's own failure handling applies, as without Aegis
+    return result.explain()
 
 
 class AegisCrewAITool(BaseTool):
@@ -124,9 +141,9 @@ class AegisCrewAITool(BaseTool):
     def _executor(self) -> BaseExecutor | None:
         fn, wrapped = self.fn, self.wrapped
         if fn is not None:
-            return CallableExecutor(lambda action: fn(**action.params), blocking=True)
+            return CallableExecutor(lambda a: _checked(a, fn(**a.params)), blocking=True)
         if wrapped is not None:
-            return CallableExecutor(lambda action: wrapped.run(**action.params), blocking=True)
+            return CallableExecutor(lambda a: _checked(a, wrapped.run(**a.params)), blocking=True)
         return None  # the runtime's own executor
 
     def _run(self, *args: Any, **kwargs: Any) -> Any:
@@ -245,7 +262,9 @@ class AegisToolHook:
             agent_id=getattr(agent, "role", None),
             session_id=str(crew.id) if getattr(crew, "id", None) is not None else None,
         )
-        executor = CallableExecutor(lambda a: _invoke(tool, dict(a.params)), blocking=True)
+        executor = CallableExecutor(
+            lambda a: _checked(a, _invoke(tool, dict(a.params))), blocking=True
+        )
         return _output(call_sync(lambda: self.runtime.run_one(action, executor=executor)))
 
     def after(self, context: Any) -> str | None:
