@@ -178,3 +178,28 @@ def test_a_failure_the_tool_declares_is_recorded_failed(
         ("lookup_once", "failed"),
         ("lookup_broken", "failed"),
     ]
+
+
+@pytest.mark.parametrize("way", ["govern_tools", "hook"])
+async def test_a_crew_kicked_off_natively_async_is_governed(
+    policy: Policy, audit_url: str, audit_rows: Any, way: str
+) -> None:
+    """``akickoff`` runs tools (and the hooks) from inside a running event loop."""
+    from crew_helpers import crm_script
+
+    calls: Calls = []
+    llm = ScriptedLLM(model="scripted", script=crm_script())
+    runtime = make_runtime(policy, audit_url)
+    if way == "govern_tools":
+        out = await crew(llm, govern_tools(runtime, make_tools(calls), target="crm")).akickoff()
+    else:
+        with AegisToolHook(runtime, target="crm"):
+            out = await crew(llm, make_tools(calls)).akickoff()
+    assert out.raw == "tidied"
+    assert calls == [("lookup_contact", {"name": "Ann"}), ("flaky_export", {"rows": 5})]
+    assert [(r.action_type, r.result) for r in audit_rows()] == [
+        ("lookup_contact", "success"),
+        ("delete_contact", "blocked"),
+        ("send_email", "denied"),
+        ("flaky_export", "failed"),
+    ]
