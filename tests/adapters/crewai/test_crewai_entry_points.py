@@ -96,7 +96,9 @@ def test_copies_of_a_governed_tool_are_still_governed(
     assert [r.result for r in audit_rows()] == ["blocked"] * 3
 
 
-def test_the_hook_names_an_action_as_the_wrapper_does(audit_url: str, audit_rows: Any) -> None:
+def test_a_rule_for_the_tools_own_name_holds_under_the_hook(
+    audit_url: str, audit_rows: Any
+) -> None:
     """A policy written for a tool's name must hold whichever way the tool is governed."""
     deleted: list[int] = []
 
@@ -131,6 +133,41 @@ rules:
         ("Delete Contact", "blocked"),
         ("Delete Contact", "blocked"),
     ]
+
+
+@pytest.mark.parametrize("rule_name", ["Delete Contact", "delete_contact"])
+def test_the_hook_blocks_under_either_name_of_the_tool(
+    rule_name: str, audit_url: str, audit_rows: Any
+) -> None:
+    """The hook named actions by CrewAI's sanitized name before it named them as the tool is:
+    a policy written against its old records ("delete_contact") must not stop matching."""
+    deleted: list[int] = []
+
+    class DeleteContact(BaseTool):
+        name: str = "Delete Contact"
+        description: str = "Delete a CRM contact."
+
+        def _run(self, contact_id: int) -> str:
+            deleted.append(contact_id)
+            return "deleted"
+
+    policy = Policy.from_yaml_string(
+        f"""
+version: "1"
+defaults: {{risk_level: low, approval: auto}}
+rules:
+  - {{name: no_deletes, match: {{type: "{rule_name}"}}, risk_level: critical, approval: block}}
+"""
+    )
+    script = [
+        'Thought: delete\nAction: Delete Contact\nAction Input: {"contact_id": 7}',
+        "Thought: I am done\nFinal Answer: tidied",
+    ]
+    runtime = make_runtime(policy, audit_url)
+    with AegisToolHook(runtime, target="crewai"):
+        crew(ScriptedLLM(model="scripted", script=list(script)), [DeleteContact()]).kickoff()
+    assert deleted == []
+    assert [(r.action_type, r.result) for r in audit_rows()] == [(rule_name, "blocked")]
 
 
 def test_a_failure_the_tool_declares_is_recorded_failed(

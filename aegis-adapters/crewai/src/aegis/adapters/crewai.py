@@ -30,6 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from aegis.adapters.base import BaseExecutor, CallableExecutor, ToolboxExecutor, call_sync
 from aegis.core.action import Action
+from aegis.core.decision import PolicyDecision
 from aegis.core.result import Result, ResultStatus
 
 try:  # newer CrewAI: a tool declares failure by returning a ToolFailure
@@ -63,6 +64,13 @@ def _checked(action: Action, value: Any) -> Any:
     if ToolFailure is not None and isinstance(value, ToolFailure):
         return Result(action, ResultStatus.FAILED, data=value, error=value.message)
     return value
+
+
+def _strictness(decision: PolicyDecision) -> int:
+    """How much a decision holds an action back: block, then approve, then neither."""
+    if not decision.is_allowed:
+        return 2
+    return 1 if decision.requires_approval else 0
 
 
 def _output(result: Result) -> Any:
@@ -198,9 +206,10 @@ class AegisToolHook:
     hands the agent the tool's output, or ``Result.explain()``. So the tool runs once, inside
     the pipeline, and a hook failure leaves CrewAI's "blocked by hook" answer: fail closed.
     Tools that are already ``AegisCrewAITool`` are left to govern themselves. The action is
-    ``Action(<the tool's name>, target, params=tool_input)``, named as ``govern_tools`` names
-    it (not with the sanitized name CrewAI shows the LLM); the agent's role is the agent id and the
-    crew's id the session id (the runtime's own ids win). Limits: CrewAI ignores
+    ``Action(tool_name, target, params=tool_input)``, ``tool_name`` being the name CrewAI
+    shows the LLM ("delete_contact"), or the tool's own ("Delete Contact", as ``govern_tools``
+    names it) when the policy is stricter for that one; the agent's role is the agent id and
+    the crew's id the session id (the runtime's own ids win). Limits: CrewAI ignores
     ``result_as_answer`` for a call a hook blocked.
 
     ``with AegisToolHook(runtime): crew.kickoff()`` or ``register()`` / ``unregister()``.
@@ -252,20 +261,34 @@ class AegisToolHook:
     def _govern(self, context: Any, tool: Any) -> Any:
         agent, crew = context.agent, context.crew
         # CrewAI hands hooks the name it sanitized for the LLM ("Delete Contact" becomes
-        # "delete_contact"); the action is named as the tool is, as for a wrapped tool, so one
-        # policy rule holds whichever way the tool is governed.
-        name = getattr(tool, "name", None)
-        action = Action(
-            name if isinstance(name, str) and name else context.tool_name,
-            self.target,
-            params=dict(context.tool_input or {}),
-            agent_id=getattr(agent, "role", None),
-            session_id=str(crew.id) if getattr(crew, "id", None) is not None else None,
-        )
+        # "delete_contact"), which this hook has always named actions by (rules and the limits'
+        # history keyed on it hold as before); a rule for the tool's own name, as a wrapped
+        # tool is named, must hold too. So the action takes the name whose decision is the
+        # stricter, the sanitized one when they decide alike.
+        own = getattr(tool, "name", None)
+        names = [n for n in (context.tool_name, own) if isinstance(n, str) and n]
+        actions = [
+            Action(
+                name,
+                self.target,
+                params=dict(context.tool_input or {}),
+                agent_id=getattr(agent, "role", None),
+                session_id=str(crew.id) if getattr(crew, "id", None) is not None else None,
+            )
+            for name in dict.fromkeys(names)
+        ]
         executor = CallableExecutor(
             lambda a: _checked(a, _invoke(tool, dict(a.params))), blocking=True
         )
-        return _output(call_sync(lambda: self.runtime.run_one(action, executor=executor)))
+
+        async def run() -> Result:
+            action = actions[0]
+            if len(actions) > 1:  # the first of the strictest (max keeps the first)
+                await self.runtime.open()  # so a stateful rule reads its history, not unknown
+                action = max(actions, key=lambda a: _strictness(self.runtime.evaluate(a)))
+            return await self.runtime.run_one(action, executor=executor)
+
+        return _output(call_sync(run))
 
     def after(self, context: Any) -> str | None:
         with self._lock:
