@@ -12,7 +12,11 @@ in its own way:
 * ``nan``: a result whose structured content holds ``NaN`` (not JSON, though Python writes it);
 * ``error``: a proper JSON-RPC error; ``bad_error``: an error whose code is not a number;
 * ``string_flag``: ``isError`` as the string ``"true"``;
-* ``twice``: a line naming ``result`` twice, the first saying the call failed.
+* ``twice``: a line naming ``result`` twice, the first saying the call failed;
+* ``announce``: sends ``notifications/tools/list_changed``, then answers.
+
+With ``BROKEN_TOOLS_FILE`` set, ``tools/list`` also lists the tool definitions in that JSON file
+(read again on every listing), so a test can change a definition and have it announced.
 
 Every call that arrives is logged to ``UPSTREAM_LOG`` like the well-behaved test upstream does.
 """
@@ -34,6 +38,7 @@ TOOLS = (
     "bad_error",
     "string_flag",
     "twice",
+    "announce",
 )
 
 
@@ -69,6 +74,10 @@ def answer(rid: Any, method: str, params: dict[str, Any]) -> None:
         )
     elif method == "tools/list":
         tools = [{"name": n, "inputSchema": {"type": "object"}} for n in TOOLS]
+        listing = os.environ.get("BROKEN_TOOLS_FILE")
+        if listing:  # more tools, as the test wrote them (read again on every listing)
+            with open(listing, encoding="utf-8") as fh:
+                tools += json.load(fh)
         send({"jsonrpc": "2.0", "id": rid, "result": {"tools": tools}})
     elif method == "tools/call":
         name = params.get("name")
@@ -98,6 +107,9 @@ def answer(rid: Any, method: str, params: dict[str, Any]) -> None:
             send({"jsonrpc": "2.0", "id": rid, "error": {"code": "x", "message": "?"}})
         elif name == "string_flag":
             send({"jsonrpc": "2.0", "id": rid, "result": {**text("went wrong"), "isError": "true"}})
+        elif name == "announce":
+            send({"jsonrpc": "2.0", "method": "notifications/tools/list_changed"})
+            send({"jsonrpc": "2.0", "id": rid, "result": text("announced")})
         elif name == "twice":
             failed = json.dumps({**text("failed"), "isError": True})
             fine = json.dumps(text("fine"))

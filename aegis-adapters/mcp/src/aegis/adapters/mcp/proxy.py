@@ -232,7 +232,10 @@ class Proxy(Passthrough):
         key = (route.server, route.tool)
         if self.status.get(key) == QUARANTINED and self.quarantine == "hide":
             return False
-        probe = tool_action(route.tool, route.server, {})
+        try:
+            probe = tool_action(route.tool, route.server, {})
+        except ValueError:  # a name no call could use (ActionError): not listed, never callable
+            return False
         decision = self.runtime.evaluate(probe)
         # Blocked outright: blocked even though no condition was left unknown by empty params.
         return decision.is_allowed or bool(decision.unknown_conditions)
