@@ -1,11 +1,13 @@
 """Tool pinning, the rug-pull defence: a tool is trusted as it was first seen, not as it is now.
 
 The first listing of a server pins every tool (name, description and input schema digested
-together) in the audit database. After that a tool whose digest changed, a tool that appears
-under a new name with a known tool's schema (a rename), or any tool the server did not have
-before (typically announced with ``notifications/tools/list_changed``) is *quarantined* until a
-human accepts it (``aegis mcp pins accept SERVER TOOL``). Going back to the pinned digest lifts
-the quarantine by itself. The proxy hides quarantined tools or makes them approve-only.
+together, with the rest of its definition a client is shown: title, annotations, output
+schema, icons, ``_meta``) in the audit database. After that a tool whose digest changed, a tool
+that appears under a new name with a known tool's schema (a rename), or any tool the server did
+not have before (typically announced with ``notifications/tools/list_changed``) is
+*quarantined* until a human accepts it (``aegis mcp pins accept SERVER TOOL``). Going back to the
+pinned digest lifts the quarantine by itself. The proxy hides quarantined tools or makes them
+approve-only.
 
 The table lives next to the audit trail (same SQLAlchemy URL), so every proxy process and the
 CLI see the same pins; every change is also written to the audit trail (``events``).
@@ -49,15 +51,21 @@ pins_table = Table(
 
 @attrs.frozen
 class ToolShape:
-    """What is pinned of a tool: exactly what the model reads and what it may send."""
+    """What is pinned of a tool: exactly what the model reads and what it may send, and
+    ``extra``, the rest of the definition the client is shown (title, annotations such as
+    ``readOnlyHint``, output schema, icons, ``_meta``): a client may act on those too."""
 
     name: str
     description: str
     input_schema: Mapping[str, Any]
+    extra: Mapping[str, Any] = attrs.field(factory=dict)
 
     @property
     def digest(self) -> str:
-        return _digest({"name": self.name, "description": self.description, "schema": self._s})
+        value = {"name": self.name, "description": self.description, "schema": self._s}
+        if self.extra:  # left out when empty, so a pin made before it was digested holds
+            value["extra"] = dict(self.extra)
+        return _digest(value)
 
     @property
     def schema_digest(self) -> str:

@@ -45,6 +45,17 @@ Quarantine = Literal["hide", "approve"]
 SEPARATOR = "__"
 
 
+def tool_shape(tool: types.Tool) -> ToolShape:
+    """What is pinned of a tool: all of the definition the proxy lists to its clients."""
+    extra = tool.model_dump(
+        by_alias=True,
+        mode="json",
+        exclude_none=True,
+        exclude={"name", "description", "input_schema"},
+    )
+    return ToolShape(tool.name, tool.description or "", tool.input_schema or {}, extra)
+
+
 @attrs.frozen
 class Route:
     server: str
@@ -154,7 +165,7 @@ class Proxy(Passthrough):
         status: dict[str, str] = {t.name: TRUSTED for t in tools}
         events: list[PinEvent] = []
         if self.pins is not None and tools:
-            shapes = [ToolShape(t.name, t.description or "", t.input_schema or {}) for t in tools]
+            shapes = [tool_shape(t) for t in tools]
             try:
                 status, events = await self._reconcile(name, shapes)
             except Exception as exc:  # unchecked (or unrecorded) is not trusted: hold back
@@ -258,9 +269,9 @@ class Proxy(Passthrough):
             route = self.routes.get(self.exposed(server, tool))
             if pin is None or route is None or pin.status != TRUSTED:
                 continue
-            definition = route.definition
-            shape = ToolShape(tool, definition.description or "", definition.input_schema or {})
-            if pin.digest == shape.digest:
+            if (route.server, route.tool) != (server, tool):  # a name two tools share
+                continue
+            if pin.digest == tool_shape(route.definition).digest:
                 self.status[(server, tool)] = TRUSTED
 
     def _quarantined(self) -> list[tuple[str, str]]:
