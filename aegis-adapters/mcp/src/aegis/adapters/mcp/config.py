@@ -94,8 +94,21 @@ def parse(data: Any, *, source: str = "<config>", text: str = "") -> list[Upstre
             raise fail(key, "server names use letters, digits, '_' or '-' (at most 64)", name)
         if not isinstance(entry, dict):
             raise fail(key, "expected an object with 'command' or 'url'", name)
+        if len(servers) > 1 and not prefixable(name):
+            raise fail(key, PREFIX_RULE, name)
         specs.append(_entry(name, entry, lambda k, m, n=name: fail(f"mcpServers.{n}.{k}", m, n)))
     return specs
+
+
+PREFIX_RULE = (
+    "with several servers, tools are named SERVER__TOOL, so a server name may not contain '__' "
+    "or end with '_' (another server's tool names could then be taken over)"
+)
+
+
+def prefixable(name: str) -> bool:
+    """Whether ``name__tool`` names one server's tool only, whatever the tool names are."""
+    return "__" not in name and not name.endswith("_")
 
 
 def _entry(name: str, entry: dict[str, Any], fail: Any) -> UpstreamSpec:

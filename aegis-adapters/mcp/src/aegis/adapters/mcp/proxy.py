@@ -26,6 +26,7 @@ from typing import Any, Literal
 import attrs
 import mcp_types as types
 from aegis.adapters.mcp import explain, tool_action
+from aegis.adapters.mcp.config import PREFIX_RULE, ConfigError, prefixable
 from aegis.adapters.mcp.executor import ProgressCallback, progress_callback
 from aegis.adapters.mcp.gate import ProxyGate
 from aegis.adapters.mcp.passthrough import Passthrough
@@ -87,6 +88,8 @@ class Proxy(Passthrough):
         self.pins = pins
         self.quarantine = quarantine
         self.prefix = len(self.upstreams) > 1 if prefix is None else prefix
+        if self.prefix and not all(prefixable(name) for name in self.upstreams):
+            raise ConfigError(PREFIX_RULE)
         self.start_timeout = start_timeout
         self.routes: dict[str, Route] = {}
         self.known: set[tuple[str, str]] = set()
