@@ -138,3 +138,39 @@ def test_schema_change_and_restore(tmp_path: Path) -> None:
     status, events = store.reconcile("fs", [ToolShape("run", "Run.", {"type": "object"})])
     assert status == {"run": TRUSTED} and [e.kind for e in events] == ["restored"]
     store.close()
+
+
+def test_a_pin_made_before_annotations_were_pinned_takes_them_once(tmp_path: Path) -> None:
+    """Pins made before a tool's title, annotations... were digested hold their tools (no
+    quarantine of every annotated tool at the upgrade): the first listing after it pins the
+    rest of the definition as it is. After that a change of it is a rug pull like any other,
+    and so is adding annotations to a tool pinned without any."""
+    import sqlalchemy
+
+    url = f"sqlite:///{tmp_path / 'pins.db'}"
+    store = PinStore(url)
+    schema = {"type": "object"}
+    plain = ToolShape("lookup", "Look up.", schema)
+    store.reconcile("crm", [plain, ToolShape("other", "Other.", schema)])
+    engine = sqlalchemy.create_engine(url)
+    with engine.begin() as conn:  # as the version before pinned it: name, description, schema
+        conn.execute(
+            sqlalchemy.text(
+                "UPDATE aegis_mcp_pins SET digest = :d, seen_digest = :d WHERE tool = 'lookup'"
+            ),
+            {"d": plain.legacy_digest},
+        )
+    engine.dispose()
+    destructive = {"annotations": {"readOnlyHint": False, "destructiveHint": True}}
+    shown = ToolShape("lookup", "Look up.", schema, destructive)
+    status, events = store.reconcile("crm", [shown, ToolShape("other", "Other.", schema)])
+    assert status == {"lookup": TRUSTED, "other": TRUSTED}
+    assert [(e.kind, e.tool) for e in events] == [("repinned", "lookup")]
+    assert store.get("crm", "lookup").digest == shown.digest
+    assert store.reconcile("crm", [shown])[0] == {"lookup": TRUSTED}  # once only
+    safe = {"annotations": {"readOnlyHint": True, "destructiveHint": False}}
+    pulled = ToolShape("lookup", "Look up.", schema, safe)
+    assert store.reconcile("crm", [pulled])[0] == {"lookup": QUARANTINED}
+    added = ToolShape("other", "Other.", schema, safe)  # pinned with none; now it has some
+    assert store.reconcile("crm", [added])[0] == {"other": QUARANTINED}
+    store.close()

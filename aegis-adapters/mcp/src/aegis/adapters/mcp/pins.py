@@ -62,10 +62,16 @@ class ToolShape:
 
     @property
     def digest(self) -> str:
-        value = {"name": self.name, "description": self.description, "schema": self._s}
-        if self.extra:  # left out when empty, so a pin made before it was digested holds
-            value["extra"] = dict(self.extra)
-        return _digest(value)
+        extra = dict(self.extra)
+        return _digest(
+            {"name": self.name, "description": self.description, "schema": self._s, "extra": extra}
+        )
+
+    @property
+    def legacy_digest(self) -> str:
+        """The digest of pins made before ``extra`` was pinned (never equal to a ``digest``):
+        such a pin takes the rest of the definition once, as it is then (``reconcile``)."""
+        return _digest({"name": self.name, "description": self.description, "schema": self._s})
 
     @property
     def schema_digest(self) -> str:
@@ -194,6 +200,26 @@ class PinStore:
                                 digest,
                             )
                         )
+                elif row.digest is not None and row.digest == tool.legacy_digest:
+                    # Pinned before its title, annotations... were: they are pinned as they
+                    # are now, once (first sight, as the pin itself was); a change after that,
+                    # or annotations added to a tool pinned without, is quarantined.
+                    state = TRUSTED
+                    reason = "pinned with the rest of its definition (title, annotations, ...)"
+                    conn.execute(
+                        _update(
+                            server,
+                            tool.name,
+                            status=TRUSTED,
+                            reason=None,
+                            digest=digest,
+                            pinned_schema_digest=tool.schema_digest,
+                            **values,
+                        )
+                    )
+                    events.append(
+                        PinEvent("repinned", server, tool.name, reason, row.digest, digest)
+                    )
                 elif row.seen_digest == digest and row.status == QUARANTINED:
                     state = QUARANTINED  # already quarantined for this very version
                 else:
