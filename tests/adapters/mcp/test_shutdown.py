@@ -62,3 +62,33 @@ async def test_sigterm_during_a_call_closes_its_record_as_cancelled(
     assert code == 0
     [row] = [r for r in records(db_url) if r.action_type == "sleep"]
     assert row.result == "failed" and "cancelled" in (row.error or ""), row
+
+
+async def test_stdin_at_dev_null_ends_the_proxy(
+    policy_file: Path, db_url: str, upstream_log: Any
+) -> None:
+    """``/dev/null`` is a character device the event loop cannot watch: the proxy read it
+    there, logged the refusal, and then waited for input for ever instead of seeing its end."""
+    import os
+    import subprocess
+
+    from mcp_testkit import AEGIS
+
+    with open(os.devnull, "rb") as null:
+        proc = await asyncio.create_subprocess_exec(
+            str(AEGIS),
+            "mcp-proxy",
+            *proxy_args(policy_file, db_url),
+            stdin=null,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env={**os.environ, **upstream_env(upstream_log)},
+        )
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), 60)
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
+        raise AssertionError("the proxy did not exit once its stdin had ended") from None
+    assert proc.returncode == 0, err.decode()
+    assert b"Traceback" not in err and out == b""

@@ -5,7 +5,8 @@ On stdio the proxy reads and writes its pipes from the event loop. The SDK's own
 ``wrap_file``); profiled, those thread hops were the largest part of the proxy's added
 latency per ``tools/call``. ``tools/call`` itself skips the SDK's server session
 (``fastpath``); every other message is parsed and answered by the SDK as before. When stdin or
-stdout is not a pipe or socket (a regular file), the SDK's transport is used for everything.
+stdout is not a pipe, socket or terminal (a regular file, ``/dev/null``), the SDK's transport
+is used for everything.
 The audit writes of a stdio proxy are made inline when the writer is idle
 (``AuditStore.inline_when``), the other thread hop the profile showed.
 
@@ -71,8 +72,10 @@ class _Out:
 
 
 def _streamable(fd: int) -> bool:
+    """Whether the event loop can watch ``fd``: a pipe, a socket or a terminal. Not every
+    character device: epoll refuses ``/dev/null``, and the loop would wait on it for ever."""
     mode = os.fstat(fd).st_mode
-    return stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode) or stat.S_ISCHR(mode)
+    return stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode) or (stat.S_ISCHR(mode) and os.isatty(fd))
 
 
 @contextlib.asynccontextmanager
