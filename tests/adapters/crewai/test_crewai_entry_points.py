@@ -96,39 +96,47 @@ def test_copies_of_a_governed_tool_are_still_governed(
     assert [r.result for r in audit_rows()] == ["blocked"] * 3
 
 
-def test_a_rule_for_the_tools_own_name_holds_under_the_hook(
-    audit_url: str, audit_rows: Any
-) -> None:
-    """A policy written for a tool's name must hold whichever way the tool is governed."""
-    deleted: list[int] = []
+class DeleteContact(BaseTool):
+    """A tool whose name CrewAI sanitizes for the LLM ("delete_contact")."""
 
-    class DeleteContact(BaseTool):
-        name: str = "Delete Contact"
-        description: str = "Delete a CRM contact."
+    name: str = "Delete Contact"
+    description: str = "Delete a CRM contact."
+    deleted: list[int] = Field(default_factory=list)
 
-        def _run(self, contact_id: int) -> str:
-            deleted.append(contact_id)
-            return "deleted"
+    def _run(self, contact_id: int) -> str:
+        self.deleted.append(contact_id)
+        return "deleted"
 
-    policy = Policy.from_yaml_string(
-        """
+
+def no_deletes(rule_name: str) -> Policy:
+    return Policy.from_yaml_string(
+        f"""
 version: "1"
-defaults: {risk_level: low, approval: auto}
+defaults: {{risk_level: low, approval: auto}}
 rules:
-  - {name: no_deletes, match: {type: "Delete Contact"}, risk_level: critical, approval: block}
+  - {{name: no_deletes, match: {{type: "{rule_name}"}}, risk_level: critical, approval: block}}
 """
     )
+
+
+def delete_once() -> ScriptedLLM:
     script = [
         'Thought: delete\nAction: Delete Contact\nAction Input: {"contact_id": 7}',
         "Thought: I am done\nFinal Answer: tidied",
     ]
-    runtime = make_runtime(policy, audit_url)
-    crew(
-        ScriptedLLM(model="scripted", script=list(script)), govern_tools(runtime, [DeleteContact()])
-    ).kickoff()
+    return ScriptedLLM(model="scripted", script=script)
+
+
+def test_a_rule_for_the_tools_own_name_holds_under_the_hook(
+    audit_url: str, audit_rows: Any
+) -> None:
+    """A policy written for a tool's name must hold whichever way the tool is governed."""
+    runtime = make_runtime(no_deletes("Delete Contact"), audit_url)
+    wrapped, hooked = DeleteContact(), DeleteContact()
+    crew(delete_once(), govern_tools(runtime, [wrapped])).kickoff()
     with AegisToolHook(runtime, target="crewai"):
-        crew(ScriptedLLM(model="scripted", script=list(script)), [DeleteContact()]).kickoff()
-    assert deleted == []
+        crew(delete_once(), [hooked]).kickoff()
+    assert wrapped.deleted == hooked.deleted == []
     assert [(r.action_type, r.result) for r in audit_rows()] == [
         ("Delete Contact", "blocked"),
         ("Delete Contact", "blocked"),
@@ -141,32 +149,11 @@ def test_the_hook_blocks_under_either_name_of_the_tool(
 ) -> None:
     """The hook named actions by CrewAI's sanitized name before it named them as the tool is:
     a policy written against its old records ("delete_contact") must not stop matching."""
-    deleted: list[int] = []
-
-    class DeleteContact(BaseTool):
-        name: str = "Delete Contact"
-        description: str = "Delete a CRM contact."
-
-        def _run(self, contact_id: int) -> str:
-            deleted.append(contact_id)
-            return "deleted"
-
-    policy = Policy.from_yaml_string(
-        f"""
-version: "1"
-defaults: {{risk_level: low, approval: auto}}
-rules:
-  - {{name: no_deletes, match: {{type: "{rule_name}"}}, risk_level: critical, approval: block}}
-"""
-    )
-    script = [
-        'Thought: delete\nAction: Delete Contact\nAction Input: {"contact_id": 7}',
-        "Thought: I am done\nFinal Answer: tidied",
-    ]
-    runtime = make_runtime(policy, audit_url)
+    runtime = make_runtime(no_deletes(rule_name), audit_url)
+    tool = DeleteContact()
     with AegisToolHook(runtime, target="crewai"):
-        crew(ScriptedLLM(model="scripted", script=list(script)), [DeleteContact()]).kickoff()
-    assert deleted == []
+        crew(delete_once(), [tool]).kickoff()
+    assert tool.deleted == []
     assert [(r.action_type, r.result) for r in audit_rows()] == [(rule_name, "blocked")]
 
 

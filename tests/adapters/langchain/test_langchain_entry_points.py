@@ -68,11 +68,8 @@ def test_a_string_input_is_refused_without_running(
     assert "keyword arguments only" in out and calls == []
 
 
-async def test_a_wrapped_tool_that_handles_its_own_error_is_recorded_failed(
-    policy: Policy, audit_url: str, audit_rows: Any
-) -> None:
-    """A tool with ``handle_tool_error`` turns its failure into text: still a failure."""
-    ran: list[int] = []
+def broken_lookup(ran: list[int]) -> Any:
+    """A tool whose backend is down and which turns that failure into text itself."""
 
     @tool
     def lookup_broken(rows: int) -> str:
@@ -81,6 +78,15 @@ async def test_a_wrapped_tool_that_handles_its_own_error_is_recorded_failed(
         raise ToolException("backend is down")
 
     lookup_broken.handle_tool_error = True
+    return lookup_broken
+
+
+async def test_a_wrapped_tool_that_handles_its_own_error_is_recorded_failed(
+    policy: Policy, audit_url: str, audit_rows: Any
+) -> None:
+    """A tool with ``handle_tool_error`` turns its failure into text: still a failure."""
+    ran: list[int] = []
+    lookup_broken = broken_lookup(ran)
     async with Runtime(executor=LangChainExecutor([]), policy=policy, audit=audit_url) as rt:
         (governed,) = govern_tools(rt, [lookup_broken])
         out = await governed.ainvoke(call("lookup_broken", {"rows": 1}, "c1"))
@@ -104,14 +110,7 @@ async def test_middleware_records_a_tool_that_handles_its_own_error_as_failed(
     from lc_helpers import ScriptedChatModel, turn
 
     ran: list[int] = []
-
-    @tool
-    def lookup_broken(rows: int) -> str:
-        """Look up rows (the backend is down)."""
-        ran.append(rows)
-        raise ToolException("backend is down")
-
-    lookup_broken.handle_tool_error = True
+    lookup_broken = broken_lookup(ran)
     model = ScriptedChatModel(
         script=[turn(call("lookup_broken", {"rows": 1}, "1")), AIMessage("ok")]
     )

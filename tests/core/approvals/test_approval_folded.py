@@ -40,6 +40,21 @@ def sql(url: str, statement: str, **params: Any) -> list[Any]:
         engine.dispose()
 
 
+def aegis(cwd: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """The ``aegis`` CLI in another process, with ``env`` added to this one's (no colours)."""
+    full = {**os.environ, **env}
+    full.pop("FORCE_COLOR", None)
+    return subprocess.run(
+        [str(AEGIS), *args],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env=full,
+        stdin=subprocess.DEVNULL,
+        cwd=cwd,
+    )
+
+
 async def test_an_auto_approval_is_kept_in_its_record_and_read_back_whole(url: str) -> None:
     action = Action("pay", "bank", params={"amount": 5000, "to": "acct-1"}, agent_id="a1")
     result = await run_auto(url, action)
@@ -185,17 +200,7 @@ def test_approvals_show_prints_a_folded_request(url: str, tmp_path: Path) -> Non
 
     result = asyncio.run(run_auto(url))
     assert result.approval is not None and result.approval.request_id is not None
-    env = {**os.environ, "AEGIS_AUDIT_URL": url}
-    env.pop("FORCE_COLOR", None)
-    shown = subprocess.run(
-        [str(AEGIS), "approvals", "show", result.approval.request_id],
-        capture_output=True,
-        text=True,
-        timeout=180,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        cwd=tmp_path,
-    )
+    shown = aegis(tmp_path, "approvals", "show", result.approval.request_id, AEGIS_AUDIT_URL=url)
     assert shown.returncode == 0, shown.stderr
     assert "approved" in shown.stdout and "auto:auto" in shown.stdout
 
@@ -220,16 +225,7 @@ async def test_a_bad_fold_setting_stops_the_runtime_before_anything_runs(
         async with runtime:
             await runtime.run_one(PAY)
     assert recorder.ran == []
-    env = {**os.environ, "AEGIS_FOLD_APPROVALS": "maybe"}
-    shown = subprocess.run(
-        [str(AEGIS), "approvals", "--db", str(tmp_path / "audit.db")],
-        capture_output=True,
-        text=True,
-        timeout=180,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        cwd=tmp_path,
-    )
+    shown = aegis(tmp_path, "approvals", "--db", str(tmp_path / "audit.db"))
     assert shown.returncode != 0 and "Traceback" not in shown.stderr
     assert shown.stderr.strip().splitlines() == [
         "aegis: error: audit store: AEGIS_FOLD_APPROVALS: expected 1 or 0 (on/off), not 'maybe'"
