@@ -203,7 +203,9 @@ class Wire:
 
 
 @contextlib.asynccontextmanager
-async def wire(args: list[str], env: dict[str, str]) -> AsyncIterator[Wire]:
+async def bare(args: list[str], env: dict[str, str]) -> AsyncIterator[Wire]:
+    """The proxy on raw pipes, no handshake done: the test writes every line. Closing stdin
+    at the end, the proxy gets 30 s to exit."""
     import os
 
     process = await asyncio.create_subprocess_exec(
@@ -214,8 +216,22 @@ async def wire(args: list[str], env: dict[str, str]) -> AsyncIterator[Wire]:
         stdout=subprocess.PIPE,
         env={**os.environ, **env},
     )
-    client = Wire(process)
     try:
+        yield Wire(process)
+    finally:
+        assert process.stdin is not None
+        process.stdin.close()
+        try:
+            await asyncio.wait_for(process.wait(), 30)
+        except TimeoutError:
+            process.kill()
+            await process.wait()
+
+
+@contextlib.asynccontextmanager
+async def wire(args: list[str], env: dict[str, str]) -> AsyncIterator[Wire]:
+    """``bare``, with the handshake done."""
+    async with bare(args, env) as client:
         client.send(
             {
                 "jsonrpc": "2.0",
@@ -232,14 +248,6 @@ async def wire(args: list[str], env: dict[str, str]) -> AsyncIterator[Wire]:
         assert init["result"]["protocolVersion"] == "2025-11-25", init
         client.send({"jsonrpc": "2.0", "method": "notifications/initialized"})
         yield client
-    finally:
-        assert process.stdin is not None
-        process.stdin.close()
-        try:
-            await asyncio.wait_for(process.wait(), 30)
-        except TimeoutError:
-            process.kill()
-            await process.wait()
 
 
 async def test_malformed_params_are_refused_audited_and_never_reach_the_upstream(

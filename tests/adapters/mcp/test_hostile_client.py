@@ -7,17 +7,13 @@ policy did not allow, and nothing may reach it without an audit record that has 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-import os
-import subprocess
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import mcp_types as types
-from mcp_testkit import AEGIS, upstream_env
-from test_fastpath import Wire, proxy_args, wire
+from mcp_testkit import upstream_env
+from test_fastpath import Wire, bare, proxy_args, wire
 from test_proxy import records
 
 
@@ -71,29 +67,6 @@ async def test_framings_the_fast_path_leaves_to_the_sdk_never_run_a_blocked_call
     _audited_every_upstream_call(db_url, calls)
 
 
-@contextlib.asynccontextmanager
-async def _bare(args: list[str], env: dict[str, str]) -> AsyncIterator[Wire]:
-    """The proxy with no handshake done: the test writes every line."""
-    process = await asyncio.create_subprocess_exec(
-        AEGIS,
-        "mcp-proxy",
-        *args,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        env={**os.environ, **env},
-    )
-    try:
-        yield Wire(process)
-    finally:
-        assert process.stdin is not None
-        process.stdin.close()
-        try:
-            await asyncio.wait_for(process.wait(), 30)
-        except TimeoutError:
-            process.kill()
-            await process.wait()
-
-
 async def test_calls_before_and_during_the_handshake_are_governed(
     policy_file: Path, db_url: str, upstream_log: Any
 ) -> None:
@@ -108,7 +81,7 @@ async def test_calls_before_and_during_the_handshake_are_governed(
             "clientInfo": {"name": "raw", "version": "0"},
         },
     }
-    async with _bare(proxy_args(policy_file, db_url), upstream_env(upstream_log)) as client:
+    async with bare(proxy_args(policy_file, db_url), upstream_env(upstream_log)) as client:
         client.send(_call(1, "delete_file", bad))
         client.send(_call(2, "echo", {"before": "initialize"}))
         first = [await client.answer(1, 60), await client.answer(2)]
@@ -138,7 +111,7 @@ async def test_a_call_the_sdk_serves_is_closed_in_the_audit_when_the_client_goes
     }
     call = _call(1, "sleep", {"seconds": 60, "tag": "sdk"})
     call["params"]["_meta"] = meta
-    async with _bare(proxy_args(policy_file, db_url), upstream_env(upstream_log)) as client:
+    async with bare(proxy_args(policy_file, db_url), upstream_env(upstream_log)) as client:
         client.send(call)
         for _ in range(600):
             if upstream_log():
