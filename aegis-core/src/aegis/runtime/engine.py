@@ -198,6 +198,21 @@ class Runtime:
         """The current policy's decision for ``action``; a policy that raises blocks."""
         return self._decide(self.bind(action))
 
+    def strictest(self, actions: Sequence[Action]) -> tuple[Action, PolicyDecision]:
+        """Of several actions one call may be named as (a hook's names for one tool), the one
+        (bound, as ``evaluate`` binds) whose decision is strictest, with that decision; the
+        first of equals. An adapter that cannot tell which name a policy uses takes this, so
+        no rule for any of the names is escaped."""
+        best: tuple[Action, PolicyDecision] | None = None
+        for candidate in actions:
+            bound = self.bind(candidate)
+            decision = self._decide(bound)
+            if best is None or decision.approval.strictness > best[1].approval.strictness:
+                best = (bound, decision)
+        if best is None:
+            raise ValueError("strictest() needs at least one action")
+        return best
+
     def _decide(self, action: Action, state: LimitState | None = None) -> PolicyDecision:
         """``state``: the write transaction's history (limit_state); without it, a stateful
         policy reads a snapshot, and the final decision is made when the record is written."""

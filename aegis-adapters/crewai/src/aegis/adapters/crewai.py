@@ -30,7 +30,6 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from aegis.adapters.base import BaseExecutor, CallableExecutor, ToolboxExecutor, call_sync
 from aegis.core.action import Action
-from aegis.core.decision import PolicyDecision
 from aegis.core.result import Result, ResultStatus
 
 try:  # newer CrewAI: a tool declares failure by returning a ToolFailure
@@ -64,13 +63,6 @@ def _checked(action: Action, value: Any) -> Any:
     if ToolFailure is not None and isinstance(value, ToolFailure):
         return Result(action, ResultStatus.FAILED, data=value, error=value.message)
     return value
-
-
-def _strictness(decision: PolicyDecision) -> int:
-    """How much a decision holds an action back: block, then approve, then neither."""
-    if not decision.is_allowed:
-        return 2
-    return 1 if decision.requires_approval else 0
 
 
 def _output(result: Result) -> Any:
@@ -283,9 +275,9 @@ class AegisToolHook:
 
         async def run() -> Result:
             action = actions[0]
-            if len(actions) > 1:  # the first of the strictest (max keeps the first)
+            if len(actions) > 1:
                 await self.runtime.open()  # so a stateful rule reads its history, not unknown
-                action = max(actions, key=lambda a: _strictness(self.runtime.evaluate(a)))
+                action = self.runtime.strictest(actions)[0]
             return await self.runtime.run_one(action, executor=executor)
 
         return _output(call_sync(run))

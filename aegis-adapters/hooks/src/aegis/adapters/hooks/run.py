@@ -59,7 +59,7 @@ async def pre_tool_use(
     (Claude Code, Cursor). Without one (Codex, whose hooks cannot ask), an approve rule that is
     not waited on is denied, since an unanswerable ``ask`` may run the call anyway."""
     await runtime.open()
-    action, decision = _strictest(runtime, [call.action, *call.candidates])
+    action, decision = runtime.strictest([call.action, *call.candidates])
     rule = decision.matched_rule or "(defaults)"
     waited = rule in wait_rules or "*" in wait_rules
     if decision.requires_approval and not waited:
@@ -233,20 +233,6 @@ async def _stop(
 
     stopped = await record_stop(runtime, action, decision, status, reason, approval=approval)
     return Answer("deny", explain(stopped))
-
-
-def _strictest(runtime: Any, actions: list[Action]) -> tuple[Action, Any]:
-    """The action (of several a call amounts to) whose decision is strictest: block, then
-    approve, then auto; the first of equals."""
-    best: tuple[int, Action, Any] | None = None
-    for candidate in actions:
-        bound = runtime.bind(candidate)
-        decision = runtime.evaluate(bound)
-        rank = 2 if not decision.is_allowed else 1 if decision.requires_approval else 0
-        if best is None or rank > best[0]:
-            best = (rank, bound, decision)
-    assert best is not None
-    return best[1], best[2]
 
 
 def explain(result: Result) -> str:
